@@ -1,0 +1,48 @@
+# Two commands from a fresh clone: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME := $(CURDIR)
+export FUSION_DATA_DIR ?= $(CURDIR)/data
+
+.PHONY: demo test install dev-install lint ui mlflow-ui bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# torch is pinned to the CPU build: an unpinned torch pulls several GB of CUDA packages.
+install: $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e .
+
+dev-install: install
+	$(BIN)/pip install --quiet -e ".[dev]"
+
+## Materialize every asset on the synthetic default cohort (data lands in ./data).
+demo: install
+	$(BIN)/fusion-assets demo
+
+## Run the whole test suite (slow end-to-end tests included).
+test: dev-install
+	$(BIN)/python -m pytest
+
+lint: dev-install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## The Dagster UI on the local instance (dagster.yaml in this folder).
+ui: install
+	$(BIN)/dagster dev -w workspace.yaml
+
+mlflow-ui: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(FUSION_DATA_DIR)/mlflow/mlflow.db
+
+bench: install
+	$(BIN)/python benchmarks/synth.py
+	$(BIN)/python benchmarks/warehouse.py
+	$(BIN)/python benchmarks/training.py
+	$(BIN)/python benchmarks/evaluation.py
+
+clean:
+	rm -rf data
