@@ -1,2 +1,93 @@
-def main() -> None:
-    raise SystemExit("fusion-assets: not wired yet")
+"""The ``fusion-assets`` command line: synthetic batches and the demo run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from resources.paths import default_path
+
+
+def _synth(args: argparse.Namespace) -> None:
+    from fusion_assets.cohorts.synthetic import synthesize_batch
+
+    batch_dir = synthesize_batch(
+        Path(args.landing),
+        n_patients=args.patients,
+        regime=args.regime,
+        missingness=args.missingness,
+        seed=args.seed,
+        batch_id=args.batch_id,
+        genomics_format=args.genomics_format,
+    )
+    print(f"Wrote landing batch {batch_dir}")
+
+
+def _land(args: argparse.Namespace) -> None:
+    """Drop a new synthetic batch with fresh patients (for the sensor demo)."""
+    from datetime import UTC, datetime
+
+    from fusion_assets.cohorts.synthetic import synthesize_batch
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    seed = args.seed if args.seed is not None else int(stamp[-6:])
+    batch_dir = synthesize_batch(
+        Path(args.landing),
+        n_patients=args.patients,
+        seed=seed,
+        batch_id=f"batch-{stamp}",
+    )
+    print(f"Landed {batch_dir} ({args.patients} patients); the landing sensor picks it up.")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from fusion_assets.demo import run_demo
+
+    run_demo(landing=Path(args.landing), patients=args.patients, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fusion-assets", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    synth = commands.add_parser("synth", help="write one synthetic landing batch")
+    synth.add_argument("--landing", default=default_path("landing"), help="landing zone folder")
+    synth.add_argument("--patients", type=int, default=5000)
+    synth.add_argument(
+        "--regime", choices=["independent", "correlated", "synergy"], default="correlated"
+    )
+    synth.add_argument(
+        "--missingness", choices=["complete", "mcar", "mar", "mnar"], default="mar"
+    )
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--batch-id", default=None, help="default: derived from the settings")
+    synth.add_argument("--genomics-format", choices=["dense", "sparse"], default="dense")
+    synth.set_defaults(func=_synth)
+
+    land = commands.add_parser("land", help="drop a new synthetic batch into the landing zone")
+    land.add_argument("--landing", default=default_path("landing"))
+    land.add_argument("--patients", type=int, default=500)
+    land.add_argument("--seed", type=int, default=None)
+    land.set_defaults(func=_land)
+
+    demo = commands.add_parser(
+        "demo", help="land the default synthetic cohort and materialize every asset"
+    )
+    demo.add_argument("--landing", default=default_path("landing"))
+    demo.add_argument("--patients", type=int, default=5000)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -45,6 +45,8 @@ class CohortSpec:
 
     name: str
     modalities: tuple[ModalitySpec, ...]
+    # Synthetic cohorts ship the Bayes-optimal probability (oracle.parquet); real ones do not.
+    has_oracle: bool = False
 
     @property
     def modality_names(self) -> list[str]:
@@ -101,4 +103,5 @@ def synthetic_spec(genomics_format: str = "dense") -> CohortSpec:
             ),
             ModalitySpec("notes", "text"),
         ),
+        has_oracle=True,
     )

@@ -1,0 +1,24 @@
+"""The code location: assets, checks, jobs, schedules, sensors and resources."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from fusion_assets.assets.align import build_align_assets
+from fusion_assets.assets.ingest import build_ingest_assets
+from fusion_assets.cohorts import load_cohort_spec
+from resources import LandingZoneResource, ModelStoreResource, TrackingResource, WarehouseResource
+
+COHORT = load_cohort_spec()
+MODALITIES: tuple[str, ...] = tuple(COHORT.modality_names)
+STRATEGIES: tuple[str, ...] = ("early", "intermediate", "late", "attention", "reference")
+
+defs = dg.Definitions(
+    assets=[build_ingest_assets(COHORT), *build_align_assets(COHORT)],
+    resources={
+        "warehouse": WarehouseResource(),
+        "landing": LandingZoneResource(),
+        "tracking": TrackingResource(),
+        "model_store": ModelStoreResource(),
+    },
+)
