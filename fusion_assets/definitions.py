@@ -7,6 +7,9 @@ import dagster as dg
 from fusion_assets.assets.align import build_align_assets
 from fusion_assets.assets.ingest import build_ingest_assets
 from fusion_assets.cohorts import load_cohort_spec
+from fusion_assets.jobs import JOBS
+from fusion_assets.schedules import SCHEDULES
+from fusion_assets.sensors import SENSORS
 from resources import LandingZoneResource, ModelStoreResource, TrackingResource, WarehouseResource
 
 COHORT = load_cohort_spec()
@@ -15,6 +18,9 @@ STRATEGIES: tuple[str, ...] = ("early", "intermediate", "late", "attention", "re
 
 defs = dg.Definitions(
     assets=[build_ingest_assets(COHORT), *build_align_assets(COHORT)],
+    jobs=JOBS,
+    schedules=SCHEDULES,
+    sensors=SENSORS,
     resources={
         "warehouse": WarehouseResource(),
         "landing": LandingZoneResource(),

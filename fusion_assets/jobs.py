@@ -1,0 +1,7 @@
+"""Jobs of the code location (filled in by the automation work)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+JOBS: list[dg.UnresolvedAssetJobDefinition] = []
