@@ -1,0 +1,340 @@
+"""The subgroup table: every strategy × subgroup of the test split, with paired CIs.
+
+Inputs (pandas DataFrames):
+
+- ``predictions``: ``strategy, patient_id, split ('validation'|'test'), prob``.
+- ``patients``: ``patient_id, label (0/1), sex, age, site, pattern`` and
+  optionally ``oracle_prob`` (Bayes-optimal probability given the modalities the
+  patient has; synthetic cohorts only).
+
+Subgroups (column ``subgroup_type`` / ``subgroup``): ``all/all``; ``pattern/<p>``
+for each availability pattern with at least ``min_pattern_size`` test patients,
+the rest pooled into ``pattern/other``; ``sex/<value>``; ``age_band/<band>``;
+``site/<value>``. Missing demographics become ``unknown``.
+
+Bootstrap: within each subgroup one label-stratified count matrix is drawn
+(seeded by the config seed and the subgroup's name) and shared by every
+strategy, so ΔAUROC intervals are paired.
+
+The best single modality is the ``single:*`` strategy with the highest AUROC on
+the *validation* split (all validation patients), so choosing it does not use
+the test set. Thresholds are chosen per strategy on the validation split too.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from fusion_assets.metrics.bootstrap import (
+    percentile_ci,
+    stratified_bootstrap_counts,
+    weighted_auroc,
+    weighted_average_precision,
+    weighted_brier,
+)
+from fusion_assets.metrics.classification import auroc, binary_metrics, choose_threshold
+from fusion_assets.metrics.config import EvaluationConfig
+
+METRIC_COLUMNS = [
+    "auroc",
+    "auroc_ci_low",
+    "auroc_ci_high",
+    "auprc",
+    "auprc_ci_low",
+    "auprc_ci_high",
+    "brier",
+    "brier_ci_low",
+    "brier_ci_high",
+    "scaled_brier",
+    "cal_intercept",
+    "cal_slope",
+    "ece",
+    "threshold",
+    "sensitivity",
+    "specificity",
+    "delta_auroc_vs_reference",
+    "delta_auroc_vs_reference_ci_low",
+    "delta_auroc_vs_reference_ci_high",
+    "delta_auroc_vs_best_single",
+    "delta_auroc_vs_best_single_ci_low",
+    "delta_auroc_vs_best_single_ci_high",
+    "oracle_auroc",
+    "delta_auroc_vs_oracle",
+    "delta_auroc_vs_oracle_ci_low",
+    "delta_auroc_vs_oracle_ci_high",
+    "lift_captured",
+]
+TABLE_COLUMNS = [
+    "subgroup_type",
+    "subgroup",
+    "strategy",
+    "n",
+    "events",
+    "prevalence",
+    *METRIC_COLUMNS,
+    "imprecise",
+    "suppressed",
+    "status",
+]
+REQUIRED_PREDICTION_COLUMNS = ("strategy", "patient_id", "split", "prob")
+REQUIRED_PATIENT_COLUMNS = ("patient_id", "label")
+
+
+@dataclass
+class SubgroupResult:
+    """The table plus what later steps (verdict, leakage, report) reuse.
+
+    ``boot_auroc[(subgroup_type, subgroup)][strategy]`` holds the B bootstrap
+    AUROCs on that subgroup's shared resamples (absent for suppressed subgroups).
+    """
+
+    table: pd.DataFrame
+    boot_auroc: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict)
+    best_single: str | None = None
+    thresholds: dict[str, float] = field(default_factory=dict)
+    strategies: list[str] = field(default_factory=list)
+
+
+def _check_columns(df: pd.DataFrame, required: tuple[str, ...], name: str) -> None:
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ValueError(f"{name} lacks column(s) {missing}; it has {list(df.columns)}.")
+
+
+def wide_probabilities(
+    predictions: pd.DataFrame, patients: pd.DataFrame, split: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """One row per patient of ``split``: patient columns + one prob column per strategy.
+
+    Patients without a prediction for a strategy get NaN there (they are left
+    out of that strategy's metrics). Raises if a (strategy, patient) pair is
+    duplicated or a predicted patient is missing from ``patients``.
+    """
+    _check_columns(predictions, REQUIRED_PREDICTION_COLUMNS, "predictions")
+    _check_columns(patients, REQUIRED_PATIENT_COLUMNS, "patients")
+    part = predictions.loc[predictions["split"] == split, ["strategy", "patient_id", "prob"]]
+    dup = part.duplicated(["strategy", "patient_id"])
+    if dup.any():
+        raise ValueError(
+            f"predictions has {int(dup.sum())} duplicated (strategy, patient_id) rows in split "
+            f"{split!r}; each strategy must predict each patient once."
+        )
+    strategies = sorted(part["strategy"].unique().tolist())
+    wide = part.pivot(index="patient_id", columns="strategy", values="prob")
+    unknown = wide.index.difference(pd.Index(patients["patient_id"]))
+    if len(unknown):
+        raise ValueError(
+            f"{len(unknown)} predicted patient(s) in split {split!r} are missing from patients."
+        )
+    merged = patients.merge(wide.reset_index(), on="patient_id", how="inner")
+    return merged.reset_index(drop=True), strategies
+
+
+def age_band_labels(age: pd.Series, edges: tuple[int, ...]) -> pd.Series:
+    """Age bands from increasing edges: (45, 65) -> '<45', '45-64', '65+'; NaN -> 'unknown'."""
+    labels = [f"<{edges[0]}"] if edges else []
+    labels += [f"{lo}-{hi - 1}" for lo, hi in zip(edges[:-1], edges[1:], strict=False)]
+    labels += [f"{edges[-1]}+"] if edges else ["all ages"]
+    values = pd.to_numeric(age, errors="coerce").to_numpy(dtype=np.float64)
+    idx = np.searchsorted(np.asarray(edges, dtype=np.float64), values, side="right")
+    out = np.array(labels, dtype=object)[np.minimum(idx, len(labels) - 1)]
+    out[np.isnan(values)] = "unknown"
+    return pd.Series(out, index=age.index)
+
+
+def subgroup_masks(
+    cohort: pd.DataFrame, config: EvaluationConfig
+) -> list[tuple[str, str, np.ndarray]]:
+    """(subgroup_type, subgroup, boolean mask over ``cohort`` rows), in report order."""
+    n = len(cohort)
+    out: list[tuple[str, str, np.ndarray]] = [("all", "all", np.ones(n, dtype=bool))]
+    if "pattern" in cohort.columns:
+        pattern = cohort["pattern"].fillna("unknown").astype(str)
+        sizes = pattern.value_counts()
+        kept = [p for p in sizes.index if sizes[p] >= config.min_pattern_size]
+        # Large patterns first (by size, then name) so tables read from common to rare.
+        kept.sort(key=lambda p: (-sizes[p], p))
+        for p in kept:
+            out.append(("pattern", p, (pattern == p).to_numpy()))
+        rest = ~pattern.isin(kept).to_numpy()
+        if rest.any():
+            out.append(("pattern", "other", rest))
+    for col, kind in (("sex", "sex"), ("site", "site")):
+        if col in cohort.columns:
+            values = cohort[col].fillna("unknown").astype(str)
+            for v in sorted(values.unique()):
+                out.append((kind, v, (values == v).to_numpy()))
+        if col == "sex" and "age" in cohort.columns:
+            bands = age_band_labels(cohort["age"], tuple(config.age_bands))
+            order = [b for b in _band_order(config.age_bands) if (bands == b).any()]
+            for b in order:
+                out.append(("age_band", b, (bands == b).to_numpy()))
+    return out
+
+
+def _band_order(edges: tuple[int, ...]) -> list[str]:
+    labels = age_band_labels(pd.Series(np.r_[np.asarray(edges) - 1, edges[-1]]), tuple(edges))
+    return [*labels.tolist(), "unknown"]
+
+
+def _seed_for(config: EvaluationConfig, kind: str, name: str) -> np.random.SeedSequence:
+    # Seed by name, not position, so adding a site does not reshuffle other subgroups.
+    return np.random.SeedSequence([config.seed, zlib.crc32(f"{kind}/{name}".encode())])
+
+
+def best_single_modality(
+    predictions: pd.DataFrame, patients: pd.DataFrame, config: EvaluationConfig
+) -> str | None:
+    """The ``single:*`` strategy with the highest validation AUROC (None if there is none)."""
+    singles = [s for s in predictions["strategy"].unique() if config.is_single(str(s))]
+    if not singles:
+        return None
+    val, _ = wide_probabilities(
+        predictions[predictions["strategy"].isin(singles)], patients, "validation"
+    )
+    if val.empty:
+        # No validation split: fall back to a fixed, documented choice (alphabetical).
+        return sorted(singles)[0]
+    y = val["label"].to_numpy()
+    scores = {}
+    for s in singles:
+        ok = val[s].notna().to_numpy()
+        scores[s] = auroc(y[ok], val[s].to_numpy()[ok])
+    finite = {s: a for s, a in scores.items() if np.isfinite(a)}
+    return max(sorted(finite), key=lambda s: finite[s]) if finite else sorted(singles)[0]
+
+
+def validation_thresholds(
+    predictions: pd.DataFrame, patients: pd.DataFrame, config: EvaluationConfig
+) -> dict[str, float]:
+    """Operating threshold per strategy, chosen on the validation split."""
+    val, strategies = wide_probabilities(predictions, patients, "validation")
+    y = val["label"].to_numpy() if not val.empty else np.array([])
+    out = {}
+    for s in strategies:
+        ok = val[s].notna().to_numpy()
+        out[s] = choose_threshold(y[ok], val[s].to_numpy()[ok], config.threshold)
+    return out
+
+
+def _nan_row() -> dict[str, float]:
+    return dict.fromkeys(METRIC_COLUMNS, float("nan"))
+
+
+def subgroup_table(
+    predictions: pd.DataFrame,
+    patients: pd.DataFrame,
+    config: EvaluationConfig | None = None,
+) -> SubgroupResult:
+    """Metrics for every strategy × subgroup of the test split (columns: ``TABLE_COLUMNS``)."""
+    config = config or EvaluationConfig()
+    test, strategies = wide_probabilities(predictions, patients, "test")
+    if test.empty:
+        raise ValueError("predictions has no rows with split == 'test'; nothing to evaluate.")
+    best_single = best_single_modality(predictions, patients, config)
+    thresholds = validation_thresholds(predictions, patients, config)
+    y_all = test["label"].to_numpy().astype(np.int8)
+    probs = {s: test[s].to_numpy(dtype=np.float64) for s in strategies}
+    oracle = (
+        test["oracle_prob"].to_numpy(dtype=np.float64) if "oracle_prob" in test.columns else None
+    )
+    level = config.ci_level
+    rows: list[dict] = []
+    boot: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    for kind, name, mask in subgroup_masks(test, config):
+        y = y_all[mask]
+        n = int(mask.sum())
+        base = {"subgroup_type": kind, "subgroup": name, "n": n}
+        if n < config.suppress_below:
+            for s in strategies:
+                rows.append(
+                    {
+                        **base,
+                        "strategy": s,
+                        # Counts below the disclosure limit are not published either.
+                        "events": np.nan,
+                        "prevalence": np.nan,
+                        **_nan_row(),
+                        "imprecise": True,
+                        "suppressed": True,
+                        "status": config.suppressed_status,
+                    }
+                )
+            continue
+        counts = stratified_bootstrap_counts(y, config.n_boot, _seed_for(config, kind, name))
+        oracle_auc, oracle_boot = float("nan"), None
+        if oracle is not None and np.isfinite(oracle[mask]).all():
+            oracle_auc = auroc(y, oracle[mask])
+            oracle_boot = weighted_auroc(y, oracle[mask], counts)
+        group_boot: dict[str, np.ndarray] = {}
+        group_point: dict[str, float] = {}
+        group_rows: dict[str, dict] = {}
+        for s in strategies:
+            p = probs[s][mask]
+            ok = np.isfinite(p)
+            # A strategy missing some patients is scored on the rest; its resample
+            # weights are zeroed there so pairing holds on the patients it has.
+            w = counts if ok.all() else counts * ok[:, None]
+            yy, pp = y[ok], np.where(ok, p, 0.0)
+            m = binary_metrics(yy, pp[ok], thresholds.get(s, float("nan")), config.ece_bins)
+            b_auc = weighted_auroc(y, pp, w)
+            b_ap = weighted_average_precision(y, pp, w)
+            b_br = weighted_brier(y, pp, w)
+            m["auroc_ci_low"], m["auroc_ci_high"] = percentile_ci(b_auc, level)
+            m["auprc_ci_low"], m["auprc_ci_high"] = percentile_ci(b_ap, level)
+            m["brier_ci_low"], m["brier_ci_high"] = percentile_ci(b_br, level)
+            m["oracle_auroc"] = oracle_auc
+            m["delta_auroc_vs_oracle"] = m["auroc"] - oracle_auc
+            m["delta_auroc_vs_oracle_ci_low"], m["delta_auroc_vs_oracle_ci_high"] = (
+                percentile_ci(b_auc - oracle_boot, level)
+                if oracle_boot is not None
+                else (float("nan"), float("nan"))
+            )
+            denom = oracle_auc - 0.5
+            m["lift_captured"] = (m["auroc"] - 0.5) / denom if denom > 0 else float("nan")
+            status = "ok"
+            reason = None if (0 < yy.sum() < yy.size) else "single class: AUROC undefined"
+            if reason:
+                status = reason
+            if not ok.all():
+                status += f" ({int((~ok).sum())} patient(s) without prediction)"
+            group_boot[s], group_point[s] = b_auc, m["auroc"]
+            n_s, ev_s = int(ok.sum()), int(yy.sum())
+            group_rows[s] = {
+                **base,
+                "n": n_s,
+                "strategy": s,
+                "events": ev_s,
+                "prevalence": ev_s / n_s if n_s else np.nan,
+                **m,
+                "imprecise": bool(min(ev_s, n_s - ev_s) < config.imprecise_below),
+                "suppressed": False,
+                "status": status,
+            }
+        for s in strategies:
+            r = group_rows[s]
+            for col, other in (
+                ("delta_auroc_vs_reference", config.reference),
+                ("delta_auroc_vs_best_single", best_single),
+            ):
+                if other is None or other not in group_boot or other == s:
+                    r[col] = r[f"{col}_ci_low"] = r[f"{col}_ci_high"] = np.nan
+                    continue
+                r[col] = group_point[s] - group_point[other]
+                r[f"{col}_ci_low"], r[f"{col}_ci_high"] = percentile_ci(
+                    group_boot[s] - group_boot[other], level
+                )
+            rows.append(r)
+        boot[(kind, name)] = group_boot
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    return SubgroupResult(
+        table=table,
+        boot_auroc=boot,
+        best_single=best_single,
+        thresholds=thresholds,
+        strategies=strategies,
+    )

@@ -1,0 +1,166 @@
+"""Subgroup table, suppression, leakage flag and stress-test masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fusion_assets.metrics.config import EvaluationConfig
+from fusion_assets.metrics.degradation import (
+    complete_case_table,
+    degradation_curves,
+    degradation_summary,
+    random_modality_masks,
+)
+from fusion_assets.metrics.leakage import describe_leaks, leakage_flags
+from fusion_assets.metrics.simulate import simulate_inputs
+from fusion_assets.metrics.subgroups import TABLE_COLUMNS, age_band_labels, subgroup_table
+
+CFG = EvaluationConfig(n_boot=200, seed=3)
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    return simulate_inputs(
+        n_test=1500, n_validation=600, seed=1, n_mask_seeds=2, rates=(0, 0.5, 0.9)
+    )
+
+
+@pytest.fixture(scope="module")
+def result(inputs):
+    return subgroup_table(inputs.predictions, inputs.patients, CFG)
+
+
+def test_table_shape_and_columns(inputs, result) -> None:
+    t = result.table
+    assert list(t.columns) == TABLE_COLUMNS
+    strategies = sorted(inputs.predictions["strategy"].unique())
+    assert sorted(t["strategy"].unique()) == strategies
+    # Every subgroup has one row per strategy.
+    assert (t.groupby(["subgroup_type", "subgroup"]).size() == len(strategies)).all()
+    assert set(t["subgroup_type"]) == {"all", "pattern", "sex", "age_band", "site"}
+    all_rows = t[t["subgroup_type"] == "all"]
+    assert (all_rows["n"] == 1500).all()
+    # Patterns partition the test set (small ones pooled into "other").
+    pat = t[(t["subgroup_type"] == "pattern") & (t["strategy"] == "late")]
+    assert pat["n"].sum() == 1500
+    assert result.best_single.startswith("single:")
+
+
+def test_metrics_are_consistent_with_point_estimates(inputs, result) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    t = result.table
+    test = inputs.patients.merge(
+        inputs.predictions[(inputs.predictions["split"] == "test")], on="patient_id"
+    )
+    for s in ("late", "early"):
+        g = test[test["strategy"] == s]
+        row = t[(t["subgroup_type"] == "all") & (t["strategy"] == s)].iloc[0]
+        assert row["auroc"] == pytest.approx(roc_auc_score(g["label"], g["prob"]))
+        assert row["auroc_ci_low"] < row["auroc"] < row["auroc_ci_high"]
+    ref = t[t["strategy"] == "reference"]
+    assert ref["delta_auroc_vs_reference"].isna().all()
+    late = t[(t["subgroup_type"] == "all") & (t["strategy"] == "late")].iloc[0]
+    r = t[(t["subgroup_type"] == "all") & (t["strategy"] == "reference")].iloc[0]
+    assert late["delta_auroc_vs_reference"] == pytest.approx(late["auroc"] - r["auroc"])
+    assert late["lift_captured"] == pytest.approx(
+        (late["auroc"] - 0.5) / (late["oracle_auroc"] - 0.5)
+    )
+
+
+def test_suppression_and_imprecise_flags(inputs) -> None:
+    patients = inputs.patients.copy()
+    test_ids = inputs.predictions.loc[inputs.predictions["split"] == "test", "patient_id"].unique()
+    # Plant a tiny site with 7 test patients.
+    patients.loc[patients["patient_id"].isin(test_ids[:7]), "site"] = "tiny_site"
+    t = subgroup_table(inputs.predictions, patients, CFG).table
+    tiny = t[(t["subgroup_type"] == "site") & (t["subgroup"] == "tiny_site")]
+    assert len(tiny) == inputs.predictions["strategy"].nunique()  # kept, not dropped
+    assert tiny["suppressed"].all()
+    assert (tiny["status"] == "suppressed (<11)").all()
+    assert tiny["auroc"].isna().all() and tiny["events"].isna().all()
+    assert (tiny["n"] == 7).all()
+    # ~300 events in 1,500 patients overall: not imprecise; a small site is.
+    all_rows = t[t["subgroup_type"] == "all"]
+    assert not all_rows["imprecise"].any()
+    assert t[(t["subgroup_type"] == "pattern") & (t["n"] < 200)]["imprecise"].all()
+
+
+def test_leakage_flag_fires_on_planted_leak_only(inputs) -> None:
+    rng = np.random.default_rng(0)
+    leak = inputs.predictions[inputs.predictions["strategy"] == "late"].copy()
+    labels = leak["patient_id"].map(inputs.patients.set_index("patient_id")["label"])
+    leak["prob"] = np.clip(labels + rng.normal(0, 0.3, len(leak)), 0, 1)
+    leak["strategy"] = "leaky"
+    honest = subgroup_table(inputs.predictions, inputs.patients, CFG).table
+    assert leakage_flags(honest).empty
+    leaky = subgroup_table(pd.concat([inputs.predictions, leak]), inputs.patients, CFG).table
+    flags = leakage_flags(leaky)
+    assert not flags.empty
+    assert set(flags["strategy"]) == {"leaky"}
+    assert "leaky on all=all" in describe_leaks(flags)
+
+
+def test_missing_predictions_and_single_class_rows(inputs) -> None:
+    preds = inputs.predictions
+    # Drop 10 test predictions of one strategy: it is scored on the rest, status says so.
+    drop = preds[(preds["strategy"] == "early") & (preds["split"] == "test")].index[:10]
+    t = subgroup_table(preds.drop(drop), inputs.patients, CFG).table
+    row = t[(t["subgroup_type"] == "all") & (t["strategy"] == "early")].iloc[0]
+    assert row["n"] == 1490 and "10 patient(s) without prediction" in row["status"]
+    # A subgroup with no events keeps its row with NaN AUROC and a reason.
+    patients = inputs.patients.copy()
+    test_ids = set(preds.loc[preds["split"] == "test", "patient_id"])
+    neg = patients[(patients["label"] == 0) & patients["patient_id"].isin(test_ids)].index[:20]
+    patients.loc[neg, "site"] = "no_events"
+    t = subgroup_table(preds, patients, CFG).table
+    ne = t[t["subgroup"] == "no_events"]
+    assert ne["auroc"].isna().all()
+    assert ne["status"].str.contains("single class").all()
+
+
+def test_age_bands() -> None:
+    bands = age_band_labels(pd.Series([20, 44, 45, 64, 65, 90, np.nan]), (45, 65))
+    assert bands.tolist() == ["<45", "<45", "45-64", "45-64", "65+", "65+", "unknown"]
+
+
+def test_random_modality_masks_rates_and_monotonicity() -> None:
+    rng = np.random.default_rng(0)
+    present = rng.random((20_000, 5)) < [0.95, 0.3, 0.5, 0.2, 0.8]
+    for rate in (0.0, 0.1, 0.5, 0.9, 1.0):
+        out = random_modality_masks(present, rate, seed=1)
+        assert not (out & ~present).any()  # never adds a modality
+        kept = out.sum() / present.sum()
+        assert kept == pytest.approx(1 - rate, abs=0.01)
+    out = random_modality_masks(present, 0.5, seed=2, modality=1)
+    assert np.array_equal(out[:, [0, 2, 3, 4]], present[:, [0, 2, 3, 4]])
+    assert out[:, 1].sum() / present[:, 1].sum() == pytest.approx(0.5, abs=0.03)
+    assert np.array_equal(
+        random_modality_masks(present, 0.5, 3), random_modality_masks(present, 0.5, 3)
+    )
+    full = random_modality_masks(present, 1.0, seed=4)
+    assert not full.any()  # zero modalities allowed by default
+    kept1 = random_modality_masks(present, 1.0, seed=4, keep_at_least_one=True)
+    assert (kept1.sum(axis=1) == present.any(axis=1)).all()
+    assert not (kept1 & ~present).any()
+
+
+def test_degradation_tables(inputs) -> None:
+    curves = degradation_curves(inputs.degradation_predictions, inputs.patients)
+    assert set(curves["scenario"]) >= {"global", "modality:ehr"}
+    g = curves[(curves["scenario"] == "global") & (curves["strategy"] == "late")]
+    assert g["rate"].tolist() == [0.0, 0.5, 0.9]
+    assert (g["n_seeds"] == 2).all()
+    assert g["auroc_mean"].iloc[0] > g["auroc_mean"].iloc[-1]
+    summary = degradation_summary(curves)
+    late = summary[(summary["strategy"] == "late") & (summary["scenario"] == "global")].iloc[0]
+    assert late["area_vs_late"] == 0.0
+    # Area is the mean AUROC over the rate range (trapezoid / span).
+    a = g["auroc_mean"].to_numpy()
+    expected = (0.5 * (a[0] + a[1]) * 0.5 + 0.5 * (a[1] + a[2]) * 0.4) / 0.9
+    assert late["area"] == pytest.approx(expected)
+    cc = complete_case_table(inputs.degradation_predictions, inputs.patients, inputs.predictions)
+    assert set(cc["scenario"]) == {"leave_one_out", "single_modality"}
+    assert cc["full_auroc"].notna().all()
