@@ -35,6 +35,9 @@ _PATIENTS_TYPES = {
     "site": "VARCHAR",
 }
 _ORACLE_TYPES = {"patient_id": "VARCHAR", "oracle_prob": "DOUBLE"}
+# An all-null payload column (arrow type "null") takes the type the raw table
+# already has for it, else DOUBLE.
+_UNTYPED = "NULL"
 
 
 @dataclass
@@ -91,6 +94,8 @@ def _column_types(check: FileCheck) -> dict[str, str]:
             types[name] = "INTEGER"
         elif name == schemas.SPARSE_VALUE_COLUMN and spec.kind == "omics":
             types[name] = "FLOAT"
+        elif pa_arrow.types.is_null(typ):
+            types[name] = _UNTYPED  # resolved against the existing table in _insert_file
         elif pa_arrow.types.is_string(typ) or pa_arrow.types.is_large_string(typ):
             types[name] = "VARCHAR"
         else:
@@ -131,6 +136,8 @@ def _insert_file(
     assert check.schema is not None and check.arrow_schema is not None
     table = check.schema.table
     types = _column_types(check)
+    existing = table_columns(con, RAW, table)
+    types = {n: (existing.get(n, "DOUBLE") if t == _UNTYPED else t) for n, t in types.items()}
     _ensure_table(con, table, types)
     exprs = ", ".join(_select_expr(n, t, check.arrow_schema) for n, t in types.items())
     where = "WHERE patient_id IN (SELECT patient_id FROM raw.patients)" if known_only else ""
@@ -138,7 +145,7 @@ def _insert_file(
         INSERT INTO {RAW}.{qident(table)} BY NAME
         SELECT * FROM (SELECT {exprs}, ?::VARCHAR AS batch_id FROM read_parquet(?)) {where}
     """
-    row = con.execute(sql, [batch_id, str(check.path)]).fetchone()
+    row = con.execute(sql, [batch_id, str(check.path)]).fetchall()[0]
     return int(row[0]) if row else 0
 
 
@@ -160,15 +167,16 @@ def _record_batch(con: duckdb.DuckDBPyConnection, result: IngestResult) -> None:
         f"CREATE TABLE IF NOT EXISTS {LEDGER} (batch_id VARCHAR, seq BIGINT, "
         "first_ingested_at TIMESTAMP, rows_json VARCHAR)"
     )
-    prev = con.execute(
+    found = con.execute(
         f"SELECT seq, first_ingested_at FROM {LEDGER} WHERE batch_id = ?", [result.batch_id]
-    ).fetchone()
-    if prev is None:
-        seq_row = con.execute(
+    ).fetchall()
+    prev = (
+        found[0]
+        if found
+        else con.execute(
             f"SELECT coalesce(max(seq), 0) + 1, now()::TIMESTAMP FROM {LEDGER}"
-        ).fetchone()
-        assert seq_row is not None
-        prev = seq_row
+        ).fetchall()[0]
+    )
     con.execute(f"DELETE FROM {LEDGER} WHERE batch_id = ?", [result.batch_id])
     con.execute(
         f"INSERT INTO {LEDGER} VALUES (?, ?, ?, ?)",

@@ -54,8 +54,10 @@ def format_errors(batch_id: str, errors: list[dict[str, Any]], where: Path | Non
     ]
     for e in errors:
         column = e["column"] or "-"
+        stem = str(e["file"]).removesuffix(".parquet")
+        where_ = e["file"] if stem in ("patients", "oracle") else f"{e['file']} (modality {stem})"
         lines.append(
-            f"  {e['file']}: column {column}: check {e['check']} failed on "
+            f"  {where_}: column {column}: check {e['check']} failed on "
             f"{e['failing_rows']} row(s); examples {e['examples'][:3]} -> {fix_for(e['check'])}"
         )
     lines.append("Fix the files and re-send the batch under the same or a new batch id.")

@@ -15,7 +15,7 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
         "SELECT count(*) FROM information_schema.tables "
         "WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ?",
         [schema, table],
-    ).fetchone()
+    ).fetchall()[0]
     return bool(row and row[0])
 
 

@@ -77,6 +77,9 @@ def _pandera_errors(file: str, frame: pd.DataFrame, schema: pa.DataFrameSchema) 
         cases = exc.failure_cases
     else:
         return []
+    # A missing column is reported under the schema name; report the column itself.
+    missing = cases["check"] == "column_in_dataframe"
+    cases.loc[missing, "column"] = cases.loc[missing, "failure_case"]
     out = []
     for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
         column = None if pd.isna(column) else str(column)
