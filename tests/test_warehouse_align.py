@@ -63,7 +63,7 @@ def test_tabular_last_non_null_before_index(aligned):
         ("P08", 6.0, 8.0, 80.0, "yes"),
         ("P09", 2.0, 9.0, 90.0, "no"),
     ]
-    assert results["labs"].rows_after_index == 2 and results["labs"].rows_used == 10
+    assert results["labs"].rows_after_index_time == 2 and results["labs"].rows_used == 10
 
 
 def test_dense_omics_image_text(aligned):

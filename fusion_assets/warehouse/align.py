@@ -50,7 +50,7 @@ class AlignResult:
     modality: str
     patients: int  # rows in aligned.<modality>
     rows_used: int  # raw rows that fed the aggregation
-    rows_after_index: int  # raw rows excluded because event_time >= index_time
+    rows_after_index_time: int  # raw rows excluded because event_time >= index_time
     seconds: float
 
     def as_metadata(self) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def _window_us(spec: ModalitySpec) -> int:
     return int(float(spec.option("window_days", DEFAULT_WINDOW_DAYS)) * _US_PER_DAY)
 
 
-def _used_rows_sql(spec: ModalitySpec) -> str:
+def used_rows_sql(spec: ModalitySpec) -> str:
     """CTEs ``latest`` and ``used``: the raw rows alignment may use.
 
     ``used`` carries every raw column plus ``index_time``.
@@ -282,7 +282,7 @@ def _write_provenance(con: duckdb.DuckDBPyConnection, spec: ModalitySpec) -> int
     con.execute(
         f"""
         INSERT INTO {PROVENANCE}
-        WITH {_used_rows_sql(spec)}
+        WITH {used_rows_sql(spec)}
         SELECT ?, patient_id, count(*), {cols}
         FROM used
         GROUP BY patient_id
@@ -295,7 +295,7 @@ def _write_provenance(con: duckdb.DuckDBPyConnection, spec: ModalitySpec) -> int
     return int(row[0]) if row else 0
 
 
-def _rows_after_index(con: duckdb.DuckDBPyConnection, spec: ModalitySpec) -> int:
+def _rows_after_index_time(con: duckdb.DuckDBPyConnection, spec: ModalitySpec) -> int:
     if not spec.timed:
         return 0
     row = con.execute(
@@ -322,7 +322,7 @@ def align_modality(con: duckdb.DuckDBPyConnection, spec: ModalitySpec) -> AlignR
     con.execute(
         f"""
         CREATE OR REPLACE TABLE {target} AS
-        WITH {_used_rows_sql(spec)}{_select_sql(con, spec)}
+        WITH {used_rows_sql(spec)}{_select_sql(con, spec)}
         ORDER BY patient_id
         """
     )
@@ -332,7 +332,7 @@ def align_modality(con: duckdb.DuckDBPyConnection, spec: ModalitySpec) -> AlignR
         modality=spec.name,
         patients=int(row[0]) if row else 0,
         rows_used=rows_used,
-        rows_after_index=_rows_after_index(con, spec),
+        rows_after_index_time=_rows_after_index_time(con, spec),
         seconds=round(time.perf_counter() - start, 3),
     )
 
