@@ -1,7 +1,5 @@
 """Group ``align``: one row per patient and modality, as of the patient's index time."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from fusion_assets.assets.metadata import table_metadata
@@ -38,10 +36,14 @@ def _build_aligned_modality(modality: ModalitySpec) -> dg.AssetsDefinition:
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         with warehouse.connect() as con:
             result = align_modality(con, modality)
-            context.log.info(f"Aligned {modality.name}: {result}")
+            context.log.info(
+                f"Aligned {modality.name}: {result.patients} patients from {result.rows_used} "
+                f"rows; {result.rows_after_index_time} rows after index time excluded"
+            )
             metadata = table_metadata(con, f"aligned.{modality.name}")
+            metadata["rows_used"] = dg.MetadataValue.int(result.rows_used)
             metadata["rows_excluded_after_index_time"] = dg.MetadataValue.int(
-                int(result.rows_after_index_time)
+                result.rows_after_index_time
             )
             return dg.MaterializeResult(metadata=metadata)
 

@@ -1,12 +1,12 @@
 """Group ``ingest``: a landing batch becomes rows in the ``raw`` schema."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from fusion_assets.assets.metadata import table_metadata
 from fusion_assets.cohorts import CohortSpec
-from fusion_assets.warehouse.ingest import BatchValidationError, ingest_batch
+from fusion_assets.warehouse.ingest import ingest_batch
+from fusion_assets.warehouse.quarantine import BatchValidationError
+from fusion_assets.warehouse.sql import table_exists
 from resources import LandingZoneResource, WarehouseResource
 
 landing_batches = dg.DynamicPartitionsDefinition(name="landing_batches")
@@ -54,12 +54,22 @@ def build_ingest_assets(spec: CohortSpec) -> dg.AssetsDefinition:
                     metadata={"quarantine": dg.MetadataValue.path(str(error.quarantine_dir))},
                     allow_retries=False,
                 ) from None
-            context.log.info(f"Ingested batch {batch_id}: {result.rows}")
+            context.log.info(
+                f"Ingested batch {batch_id} in {result.seconds:.1f} s: rows {result.rows}"
+            )
+            if result.orphan_rows:
+                context.log.warning(
+                    f"Batch {batch_id}: rows of patients missing from patients.parquet were "
+                    f"skipped: {result.orphan_rows}"
+                )
             for key in raw_asset_keys(spec):
-                table = f"raw.{key.path[-1].removeprefix('raw_')}"
-                metadata = table_metadata(con, table)
-                metadata["batch_rows"] = dg.MetadataValue.int(
-                    int(result.rows.get(key.path[-1].removeprefix("raw_"), 0))
+                table = key.path[-1].removeprefix("raw_")
+                metadata = (
+                    table_metadata(con, f"raw.{table}") if table_exists(con, "raw", table) else {}
+                )
+                metadata["batch_rows"] = dg.MetadataValue.int(int(result.rows.get(table, 0)))
+                metadata["orphan_rows_skipped"] = dg.MetadataValue.int(
+                    int(result.orphan_rows.get(table, 0))
                 )
                 yield dg.MaterializeResult(asset_key=key, metadata=metadata)
 
