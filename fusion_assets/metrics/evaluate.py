@@ -1,0 +1,133 @@
+"""One call from the evaluation asset: every table the report and the checks need.
+
+    result = evaluate(predictions, patients, degradation_predictions, recommendation, config)
+    files = render_report(result, out_dir)          # fusion_assets.metrics.report
+    leaks = result.leaks                            # non-empty -> the asset check fails
+
+Nothing here carries patient identifiers: every table is aggregated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from fusion_assets.metrics.classification import reliability_curve
+from fusion_assets.metrics.config import EvaluationConfig
+from fusion_assets.metrics.degradation import (
+    complete_case_table,
+    degradation_curves,
+    degradation_summary,
+)
+from fusion_assets.metrics.leakage import leakage_flags
+from fusion_assets.metrics.subgroups import SubgroupResult, subgroup_table, wide_probabilities
+from fusion_assets.metrics.verdict import Verdict, build_verdict
+
+
+@dataclass
+class EvaluationResult:
+    """Aggregated evaluation outputs (see each producing function for columns)."""
+
+    config: EvaluationConfig
+    subgroups: SubgroupResult
+    reliability: pd.DataFrame  # strategy, bin, mean_predicted, observed, n
+    pattern_counts: pd.DataFrame  # pattern, n, events (events NaN when n < limit)
+    curves: pd.DataFrame  # degradation_curves
+    summary: pd.DataFrame  # degradation_summary
+    complete_case: pd.DataFrame  # complete_case_table
+    verdict: Verdict
+    leaks: pd.DataFrame  # leakage_flags
+    recommendation: list[dict] = field(default_factory=list)
+    cohort: dict = field(default_factory=dict)  # n_test, events, prevalence, n_validation
+
+    @property
+    def table(self) -> pd.DataFrame:
+        return self.subgroups.table
+
+
+def reliability_table(
+    predictions: pd.DataFrame, patients: pd.DataFrame, config: EvaluationConfig
+) -> pd.DataFrame:
+    """Equal-mass reliability bins per strategy on the test split.
+
+    Bins with fewer patients than the disclosure limit are dropped.
+    """
+    test, strategies = wide_probabilities(predictions, patients, "test")
+    rows = []
+    y_all = test["label"].to_numpy()
+    for s in strategies:
+        p = test[s].to_numpy(dtype=np.float64)
+        ok = np.isfinite(p)
+        mean_p, obs, size = reliability_curve(y_all[ok], p[ok], config.ece_bins)
+        for b, (mp, ob, n) in enumerate(zip(mean_p, obs, size, strict=True)):
+            if n >= config.suppress_below:
+                rows.append((s, b, float(mp), float(ob), int(n)))
+    return pd.DataFrame(rows, columns=["strategy", "bin", "mean_predicted", "observed", "n"])
+
+
+def pattern_counts(
+    predictions: pd.DataFrame, patients: pd.DataFrame, config: EvaluationConfig
+) -> pd.DataFrame:
+    """Test patients per availability pattern (all patterns, before pooling)."""
+    ids = predictions.loc[predictions["split"] == "test", "patient_id"].unique()
+    test = patients[patients["patient_id"].isin(ids)]
+    if "pattern" not in test.columns:
+        return pd.DataFrame(columns=["pattern", "n", "events"])
+    g = test.groupby(test["pattern"].fillna("unknown").astype(str))["label"]
+    out = pd.DataFrame({"n": g.size(), "events": g.sum()}).reset_index()
+    out["events"] = out["events"].astype(float)
+    out.loc[out["n"] < config.suppress_below, "events"] = np.nan
+    return out.sort_values("n", ascending=False, ignore_index=True)
+
+
+def evaluate(
+    predictions: pd.DataFrame,
+    patients: pd.DataFrame,
+    degradation_predictions: pd.DataFrame | None = None,
+    recommendation: list[dict] | None = None,
+    config: EvaluationConfig | None = None,
+    modalities: list[str] | None = None,
+    early: str = "early",
+    late: str = "late",
+) -> EvaluationResult:
+    """Subgroup table, degradation tables, verdict and leakage flags in one call.
+
+    ``modalities`` (spec order) identifies the complete-case pattern; if omitted
+    it is inferred from the pattern strings.
+    """
+    config = config or EvaluationConfig()
+    res = subgroup_table(predictions, patients, config)
+    if degradation_predictions is not None and len(degradation_predictions):
+        curves = degradation_curves(degradation_predictions, patients)
+        summary = degradation_summary(curves, late=late)
+        cc = complete_case_table(degradation_predictions, patients, predictions)
+    else:
+        curves = pd.DataFrame(
+            columns=["strategy", "scenario", "rate", "auroc_mean", "auroc_sd", "n_seeds", "n"]
+        )
+        summary = pd.DataFrame(columns=["strategy", "scenario", "area", "drop"])
+        cc = pd.DataFrame(columns=["strategy", "scenario", "modality", "n", "auroc"])
+    verdict = build_verdict(res, recommendation, summary, config, early, late, modalities)
+    all_row = res.table[res.table["subgroup_type"] == "all"].iloc[0]
+    n_val = int((predictions["split"] == "validation").sum() / max(1, len(res.strategies)))
+    cohort = {
+        "n_test": int(all_row["n"]),
+        "events": int(all_row["events"]),
+        "prevalence": float(all_row["prevalence"]),
+        "n_validation": n_val,
+    }
+    return EvaluationResult(
+        config=config,
+        subgroups=res,
+        reliability=reliability_table(predictions, patients, config),
+        pattern_counts=pattern_counts(predictions, patients, config),
+        curves=curves,
+        summary=summary,
+        complete_case=cc,
+        verdict=verdict,
+        leaks=leakage_flags(res.table),
+        recommendation=list(recommendation or []),
+        cohort=cohort,
+    )

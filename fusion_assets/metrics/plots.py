@@ -1,0 +1,123 @@
+"""Report figures as PNG files (matplotlib, Agg backend; no display, no network).
+
+Every function takes an aggregated table (never patient-level rows) and a path,
+writes one PNG and returns the path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: the pipeline runs on servers without a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+DPI = 90
+
+
+def _colours(strategies: list[str]) -> dict[str, tuple]:
+    cmap = plt.get_cmap("tab10")
+    return {s: cmap(i % 10) for i, s in enumerate(strategies)}
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def forest_plot(table: pd.DataFrame, strategies: list[str], path: Path) -> Path:
+    """AUROC with CI per subgroup (rows) × strategy (colour); suppressed rows omitted."""
+    t = table[table["strategy"].isin(strategies) & ~table["suppressed"] & table["auroc"].notna()]
+    groups = list(dict.fromkeys(zip(t["subgroup_type"], t["subgroup"], strict=True)))
+    colours = _colours(strategies)
+    height = max(2.5, 0.22 * len(groups) * max(1, len(strategies)) ** 0.5 + 1.2)
+    fig, ax = plt.subplots(figsize=(8, height))
+    step = 0.8 / max(1, len(strategies))
+    for j, s in enumerate(strategies):
+        rows = t[t["strategy"] == s].set_index(["subgroup_type", "subgroup"])
+        ys, xs, lo, hi = [], [], [], []
+        for i, key in enumerate(groups):
+            if key in rows.index:
+                r = rows.loc[key]
+                ys.append(i + (j - (len(strategies) - 1) / 2) * step)
+                xs.append(r["auroc"])
+                lo.append(r["auroc"] - r["auroc_ci_low"])
+                hi.append(r["auroc_ci_high"] - r["auroc"])
+        ax.errorbar(xs, ys, xerr=[lo, hi], fmt="o", ms=3, lw=1, color=colours[s], label=s)
+    ax.set_yticks(range(len(groups)))
+    ax.set_yticklabels([f"{k}: {n}" if k != "all" else "all patients" for k, n in groups])
+    ax.invert_yaxis()
+    ax.axvline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("AUROC (95% paired bootstrap CI)")
+    ax.legend(fontsize=7, loc="lower left", ncol=2)
+    ax.set_title("AUROC by subgroup")
+    return _save(fig, path)
+
+
+def degradation_plot(curves: pd.DataFrame, strategies: list[str], path: Path) -> Path:
+    """Mean AUROC (± seed SD band) against the missingness rate, one panel per scenario."""
+    scenarios = sorted(curves["scenario"].unique(), key=lambda s: (s != "global", s))
+    n = max(1, len(scenarios))
+    cols = min(3, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    colours = _colours(strategies)
+    for ax, sc in zip(axes.ravel(), scenarios, strict=False):
+        for s in strategies:
+            g = curves[(curves["scenario"] == sc) & (curves["strategy"] == s)].sort_values("rate")
+            if g.empty:
+                continue
+            sd = g["auroc_sd"].fillna(0.0)
+            ax.plot(g["rate"], g["auroc_mean"], marker="o", ms=3, color=colours[s], label=s)
+            ax.fill_between(
+                g["rate"], g["auroc_mean"] - sd, g["auroc_mean"] + sd, color=colours[s], alpha=0.15
+            )
+        ax.set_title(sc, fontsize=9)
+        ax.set_xlabel("rate of modalities removed")
+        ax.set_ylabel("AUROC")
+    for ax in axes.ravel()[len(scenarios) :]:
+        ax.axis("off")
+    axes.ravel()[0].legend(fontsize=7)
+    fig.suptitle("Degradation as modalities go missing (mean over mask seeds ± SD)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def calibration_plot(reliability: pd.DataFrame, strategies: list[str], path: Path) -> Path:
+    """Reliability diagram: observed event rate against mean predicted probability."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    colours = _colours(strategies)
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":", label="ideal")
+    for s in strategies:
+        g = reliability[reliability["strategy"] == s]
+        if not g.empty:
+            ax.plot(g["mean_predicted"], g["observed"], marker="o", ms=3, color=colours[s], label=s)
+    ax.set_xlabel("mean predicted probability (equal-mass bins)")
+    ax.set_ylabel("observed event rate")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    ax.set_title("Calibration on the test split")
+    return _save(fig, path)
+
+
+def pattern_counts_plot(counts: pd.DataFrame, path: Path, suppress_below: int = 11) -> Path:
+    """Test patients per availability pattern; cells under the limit drawn as '<limit'."""
+    c = counts.sort_values("n", ascending=True)
+    fig, ax = plt.subplots(figsize=(7, max(2.0, 0.28 * len(c) + 1)))
+    shown = np.where(c["n"] < suppress_below, 0, c["n"])
+    ax.barh(c["pattern"], shown, color="#4c72b0")
+    for i, (n, v) in enumerate(zip(c["n"], shown, strict=True)):
+        ax.text(
+            v, i, f" <{suppress_below}" if n < suppress_below else f" {n}", va="center", fontsize=7
+        )
+    ax.set_xlabel("test patients")
+    ax.set_title("Modality availability patterns")
+    return _save(fig, path)

@@ -1,0 +1,579 @@
+"""The subgroup report as Markdown and as one self-contained HTML file.
+
+``render_report(result, out_dir)`` writes ``report.md``, ``report.html`` (plots
+embedded as base64 PNG, inline CSS, no external resources) and the PNGs under
+``out_dir/plots/``. It only reads aggregated tables from
+:class:`~fusion_assets.metrics.evaluate.EvaluationResult`, so no patient
+identifier can reach the report; cells under the disclosure limit are printed
+as ``suppressed (<11)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fusion_assets.metrics import plots
+from fusion_assets.metrics.evaluate import EvaluationResult
+
+HEADLINE_COLUMNS = [
+    "strategy",
+    "n",
+    "auroc",
+    "auroc_ci_low",
+    "auroc_ci_high",
+    "delta_auroc_vs_reference",
+    "delta_auroc_vs_reference_ci_low",
+    "delta_auroc_vs_reference_ci_high",
+    "brier",
+    "cal_slope",
+    "lift_captured",
+]
+# Below these the report warns that intervals are wide.
+SMALL_TEST_SET = 1000
+WIDE_INTERVAL = 0.10
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;
+color:#222;line-height:1.45;padding:0 1em}
+h1{border-bottom:2px solid #4c72b0;padding-bottom:.2em}h2{margin-top:1.8em;color:#2b4a7a}
+table{border-collapse:collapse;font-size:12px;margin:.6em 0}
+th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#eef2f8}
+td:first-child,th:first-child,td.txt{text-align:left}
+.warn{background:#fff4e0;border-left:4px solid #e0a030;padding:.5em 1em}
+.ok{background:#eaf6ea;border-left:4px solid #4a4;padding:.5em 1em}
+.bad{background:#fdeaea;border-left:4px solid #c33;padding:.5em 1em}
+img{max-width:100%;border:1px solid #eee}
+.card{border:1px solid #ddd;border-radius:6px;padding:.4em 1em;margin:.8em 0}
+"""
+
+
+@dataclass
+class ReportFiles:
+    markdown_path: Path
+    html_path: Path
+    plot_paths: dict[str, Path] = field(default_factory=dict)
+    headline: pd.DataFrame = field(default_factory=pd.DataFrame)
+    metadata_plot: Path | None = None  # the one PNG to attach to Dagster metadata
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def _num(x, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)) or pd.isna(x):
+        return "–"
+    return f"{x:.{digits}f}"
+
+
+def _ci(est, lo, hi, signed: bool = False) -> str:
+    if pd.isna(est):
+        return "–"
+    f = "{:+.3f}" if signed else "{:.3f}"
+    if pd.isna(lo) or pd.isna(hi):
+        return f.format(est)
+    return f"{f.format(est)} [{f.format(lo)}, {f.format(hi)}]"
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "_(none)_\n"
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    sep = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(str(v).replace("|", "/") for v in row) + " |" for row in df.values]
+    return "\n".join([head, sep, *body]) + "\n"
+
+
+def _html_table(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "<p><em>(none)</em></p>"
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+        for row in df.values
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+@dataclass
+class _Section:
+    title: str
+    parts: list = field(default_factory=list)  # ("p"|"table"|"img"|"note", payload[, css])
+
+    def p(self, text: str) -> _Section:
+        self.parts.append(("p", text))
+        return self
+
+    def note(self, text: str, kind: str = "warn") -> _Section:
+        self.parts.append(("note", text, kind))
+        return self
+
+    def table(self, df: pd.DataFrame) -> _Section:
+        self.parts.append(("table", df))
+        return self
+
+    def img(self, path: Path, alt: str) -> _Section:
+        self.parts.append(("img", path, alt))
+        return self
+
+    def bullets(self, items: list[str]) -> _Section:
+        self.parts.append(("ul", items))
+        return self
+
+    def markdown(self, level: int = 2) -> str:
+        out = [f"{'#' * level} {self.title}\n"]
+        for part in self.parts:
+            kind = part[0]
+            if kind == "p":
+                out.append(part[1] + "\n")
+            elif kind == "note":
+                out.append(f"> **{'Note' if part[2] != 'bad' else 'Warning'}:** {part[1]}\n")
+            elif kind == "table":
+                out.append(_md_table(part[1]))
+            elif kind == "img":
+                out.append(f"![{part[2]}](plots/{Path(part[1]).name})\n")
+            elif kind == "ul":
+                out.append("\n".join(f"- {i}" for i in part[1]) + "\n")
+        return "\n".join(out)
+
+    def html(self, level: int = 2) -> str:
+        out = [f"<h{level}>{html.escape(self.title)}</h{level}>"]
+        for part in self.parts:
+            kind = part[0]
+            if kind == "p":
+                out.append(f"<p>{html.escape(part[1])}</p>")
+            elif kind == "note":
+                out.append(f'<div class="{part[2]}">{html.escape(part[1])}</div>')
+            elif kind == "table":
+                out.append(_html_table(part[1]))
+            elif kind == "img":
+                data = base64.b64encode(Path(part[1]).read_bytes()).decode("ascii")
+                out.append(f'<img alt="{html.escape(part[2])}" src="data:image/png;base64,{data}">')
+            elif kind == "ul":
+                out.append(
+                    "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in part[1]) + "</ul>"
+                )
+        return "\n".join(out)
+
+
+# ---------------------------------------------------------------- content
+
+
+def headline_table(result: EvaluationResult) -> pd.DataFrame:
+    """All-patients row per strategy (numeric; ``HEADLINE_COLUMNS``), best AUROC first."""
+    t = result.table
+    h = t[t["subgroup_type"] == "all"][HEADLINE_COLUMNS]
+    return h.sort_values("auroc", ascending=False, ignore_index=True)
+
+
+def _headline_display(h: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "strategy": h["strategy"],
+            "n": h["n"],
+            "AUROC [95% CI]": [
+                _ci(a, lo, hi) for a, lo, hi in h[["auroc", "auroc_ci_low", "auroc_ci_high"]].values
+            ],
+            "ΔAUROC vs reference [CI]": [
+                _ci(a, lo, hi, signed=True)
+                for a, lo, hi in h[
+                    [
+                        "delta_auroc_vs_reference",
+                        "delta_auroc_vs_reference_ci_low",
+                        "delta_auroc_vs_reference_ci_high",
+                    ]
+                ].values
+            ],
+            "Brier": h["brier"].map(_num),
+            "cal. slope": h["cal_slope"].map(lambda x: _num(x, 2)),
+            "lift captured": h["lift_captured"].map(lambda x: _num(x, 2)),
+        }
+    )
+
+
+def _subgroup_display(t: pd.DataFrame, status_suppressed: str) -> pd.DataFrame:
+    rows = []
+    for r in t.itertuples():
+        if r.suppressed:
+            rows.append(
+                [r.subgroup, r.strategy, r.n, "–", status_suppressed]
+                + ["–"] * 7
+                + [status_suppressed]
+            )
+            continue
+        flags = []
+        if r.imprecise:
+            flags.append("imprecise")
+        if r.status != "ok":
+            flags.append(r.status)
+        rows.append(
+            [
+                r.subgroup,
+                r.strategy,
+                r.n,
+                int(r.events),
+                _ci(r.auroc, r.auroc_ci_low, r.auroc_ci_high),
+                _ci(
+                    r.delta_auroc_vs_reference,
+                    r.delta_auroc_vs_reference_ci_low,
+                    r.delta_auroc_vs_reference_ci_high,
+                    signed=True,
+                ),
+                _num(r.auprc),
+                _num(r.brier),
+                _num(r.cal_slope, 2),
+                _num(r.cal_intercept, 2),
+                _num(r.sensitivity, 2),
+                _num(r.specificity, 2),
+                "; ".join(flags) or "ok",
+            ]
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "subgroup",
+            "strategy",
+            "n",
+            "events",
+            "AUROC [CI]",
+            "ΔAUROC vs ref [CI]",
+            "AUPRC",
+            "Brier",
+            "slope",
+            "intercept",
+            "sens",
+            "spec",
+            "flags",
+        ],
+    )
+
+
+def _cohort_notes(result: EvaluationResult) -> list[tuple[str, str]]:
+    c, cfg = result.cohort, result.config
+    notes = []
+    t = result.table
+    ref = t[(t["subgroup_type"] == "all") & (t["strategy"] == cfg.reference)]
+    width = float((ref["auroc_ci_high"] - ref["auroc_ci_low"]).iloc[0]) if len(ref) else np.nan
+    if c["n_test"] < SMALL_TEST_SET or c["events"] < cfg.imprecise_below:
+        notes.append(
+            (
+                f"The test set is small ({c['n_test']} patients, {c['events']} events): "
+                f"intervals are wide and subgroup differences are mostly noise.",
+                "warn",
+            )
+        )
+    if np.isfinite(width) and width > WIDE_INTERVAL:
+        notes.append(
+            (
+                f"The all-patients AUROC interval of {cfg.reference} is {width:.3f} wide; "
+                "differences smaller than that are not established.",
+                "warn",
+            )
+        )
+    n_imp = int(t.loc[~t["suppressed"], "imprecise"].sum())
+    n_sup = int(t.groupby(["subgroup_type", "subgroup"])["suppressed"].first().sum())
+    if n_imp:
+        notes.append(
+            (
+                f"{n_imp} strategy × subgroup rows have fewer than {cfg.imprecise_below} events "
+                "or non-events and are flagged imprecise.",
+                "warn",
+            )
+        )
+    if n_sup:
+        notes.append(
+            (
+                f"{n_sup} subgroup(s) have fewer than {cfg.suppress_below} patients; their metrics "
+                f"are shown as {cfg.suppressed_status}.",
+                "warn",
+            )
+        )
+    return notes
+
+
+def _calibration_phrase(slope: float, intercept: float) -> str:
+    parts = []
+    if np.isfinite(slope):
+        if slope < 0.8:
+            parts.append(f"predictions are too extreme (slope {slope:.2f})")
+        elif slope > 1.25:
+            parts.append(f"predictions are too timid (slope {slope:.2f})")
+        else:
+            parts.append(f"calibration slope {slope:.2f} is acceptable")
+    if np.isfinite(intercept) and abs(intercept) > 0.2:
+        parts.append(
+            f"risk is {'under' if intercept > 0 else 'over'}-estimated on average "
+            f"(intercept {intercept:+.2f})"
+        )
+    return "; ".join(parts) or "calibration could not be estimated"
+
+
+def _model_card(result: EvaluationResult, strategy: str) -> _Section:
+    cfg, t = result.config, result.table
+    mine = t[(t["strategy"] == strategy) & ~t["suppressed"]]
+    allr = mine[mine["subgroup_type"] == "all"].iloc[0]
+    sub = mine[(mine["subgroup_type"] != "all") & mine["auroc"].notna()]
+    sec = _Section(f"Model card: {strategy}")
+    thr = result.subgroups.thresholds.get(strategy, float("nan"))
+    sec.p(
+        "Intended use: ranking patients by risk of the outcome at the index time, for "
+        f"cohorts whose modality mix resembles this one. At the threshold {_num(thr)} "
+        f"(chosen on validation by {cfg.threshold.method}) it flags "
+        f"{_num(allr['sensitivity'], 2)} of events (sensitivity) and clears "
+        f"{_num(allr['specificity'], 2)} of non-events (specificity) on test."
+    )
+    pc = result.pattern_counts
+    top = ", ".join(
+        f"{p} {n / max(1, pc['n'].sum()):.0%}" for p, n in pc.head(3)[["pattern", "n"]].values
+    )
+    sec.p(
+        f"Data: {result.cohort['n_test']} test patients, {result.cohort['events']} events "
+        f"(prevalence {result.cohort['prevalence']:.1%}); most common availability patterns: {top}."
+    )
+    bullets = [
+        f"All patients: AUROC {_ci(allr['auroc'], allr['auroc_ci_low'], allr['auroc_ci_high'])}, "
+        f"Brier {_num(allr['brier'])}; {_calibration_phrase(allr['cal_slope'], allr['cal_intercept'])}."
+    ]
+    if len(sub):
+        lo, hi = sub.loc[sub["auroc"].idxmin()], sub.loc[sub["auroc"].idxmax()]
+        bullets.append(
+            f"Subgroups: AUROC ranges from {lo['auroc']:.3f} ({lo['subgroup_type']}={lo['subgroup']}) "
+            f"to {hi['auroc']:.3f} ({hi['subgroup_type']}={hi['subgroup']})."
+        )
+        worse = sub[sub["delta_auroc_vs_reference_ci_high"] < 0]
+        if len(worse):
+            names = ", ".join(
+                f"{k}={s}" for k, s in worse[["subgroup_type", "subgroup"]].values[:5]
+            )
+            bullets.append(f"Clearly worse than {cfg.reference} on: {names}.")
+        better = sub[sub["delta_auroc_vs_reference_ci_low"] > 0]
+        if len(better):
+            names = ", ".join(
+                f"{k}={s}" for k, s in better[["subgroup_type", "subgroup"]].values[:5]
+            )
+            bullets.append(f"Clearly better than {cfg.reference} on: {names}.")
+    limits = []
+    if np.isfinite(allr["lift_captured"]):
+        limits.append(
+            f"captures {allr['lift_captured']:.0%} of the discrimination available "
+            f"(oracle AUROC {allr['oracle_auroc']:.3f})"
+        )
+    s = result.summary
+    g = s[(s["strategy"] == strategy) & (s["scenario"] == "global")] if len(s) else s
+    if len(g) and np.isfinite(g["drop"].iloc[0]):
+        limits.append(
+            f"loses {g['drop'].iloc[0]:.3f} AUROC on average when modalities go missing at random "
+            f"({g['area_vs_late'].iloc[0]:+.3f} area vs late fusion)"
+            if "area_vs_late" in g
+            else f"loses {g['drop'].iloc[0]:.3f} AUROC on average when modalities go missing"
+        )
+    cc = result.complete_case
+    loo = cc[(cc["strategy"] == strategy) & (cc["scenario"] == "leave_one_out")] if len(cc) else cc
+    if len(loo) and loo["delta_vs_full"].notna().any():
+        w = loo.loc[loo["delta_vs_full"].idxmin()]
+        limits.append(
+            f"depends most on {w['modality']} (complete cases lose {-w['delta_vs_full']:.3f} "
+            "AUROC without it)"
+        )
+    n_imp = int(sub["imprecise"].sum()) if len(sub) else 0
+    if n_imp:
+        limits.append(f"{n_imp} subgroup estimates are imprecise (<{cfg.imprecise_below} events)")
+    if strategy in set(result.leaks["strategy"]) if len(result.leaks) else False:
+        limits.append("FLAGGED: exceeds the oracle AUROC; suspect leakage")
+    bullets.append("Limitations: " + ("; ".join(limits) if limits else "none measured") + ".")
+    return sec.bullets(bullets)
+
+
+def _methods() -> list[str]:
+    return [
+        "AUROC: rank-based, ties count one half. AUPRC: average precision (step-wise, as scikit-learn).",
+        "Brier: mean squared error of the probability; scaled Brier = 1 − Brier / (prevalence × (1 − prevalence)).",
+        "Calibration slope: b in logit P(y) = a + b·logit p; calibration intercept: a with logit p as offset "
+        "(slope fixed at 1). Ideal: slope 1, intercept 0. ECE over equal-mass bins.",
+        "Intervals: percentile intervals of a label-stratified patient bootstrap; the same resamples are "
+        "used for every strategy within a subgroup, so ΔAUROC intervals are paired.",
+        "Thresholds are chosen on the validation split and applied unchanged on test.",
+        "Best single modality: the single-modality baseline with the highest validation AUROC.",
+        "Lift captured = (AUROC − 0.5) / (oracle AUROC − 0.5), where the oracle is the Bayes-optimal "
+        "probability given the modalities each patient has (synthetic cohorts only).",
+        "Degradation area: trapezoid of mean AUROC over the missingness rate, divided by the rate span "
+        "(the AUROC averaged over rates); drop = AUROC at rate 0 − area.",
+    ]
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def render_report(
+    result: EvaluationResult, out_dir: str | Path, title: str = "Fusion strategy evaluation"
+) -> ReportFiles:
+    """Write report.md, report.html and plots/*.png under ``out_dir``."""
+    out = Path(out_dir)
+    plot_dir = out / "plots"
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    cfg, t = result.config, result.table
+    fusion = [s for s in result.subgroups.strategies if not cfg.is_single(s)]
+    best_single = result.subgroups.best_single
+    shown = fusion + ([best_single] if best_single else [])
+
+    plot_paths = {
+        "forest": plots.forest_plot(t, shown, plot_dir / "forest_auroc.png"),
+        "calibration": plots.calibration_plot(
+            result.reliability, shown, plot_dir / "calibration.png"
+        ),
+        "patterns": plots.pattern_counts_plot(
+            result.pattern_counts, plot_dir / "patterns.png", cfg.suppress_below
+        ),
+    }
+    if len(result.curves):
+        plot_paths["degradation"] = plots.degradation_plot(
+            result.curves, fusion, plot_dir / "degradation.png"
+        )
+
+    sections: list[_Section] = []
+    c = result.cohort
+    intro = _Section("Cohort").p(
+        f"{c['n_test']} test patients ({c['events']} events, prevalence {c['prevalence']:.1%}); "
+        f"{c['n_validation']} validation patients used for thresholds and for choosing the best "
+        f"single modality ({best_single or 'none'}). {cfg.n_boot} paired bootstrap resamples, "
+        f"{cfg.ci_level:.0%} percentile intervals."
+    )
+    for text, kind in _cohort_notes(result):
+        intro.note(text, kind)
+    sections.append(intro)
+
+    headline = headline_table(result)
+    sections.append(_Section("Headline: all test patients").table(_headline_display(headline)))
+
+    v = result.verdict
+    vs = _Section("Verdict")
+    ranked = ", ".join(r.get("strategy", "?") for r in result.recommendation) or "none given"
+    vs.p(f"Profile recommendation (ranked): {ranked}.")
+    dis = v.disagreements
+    vs.p(
+        "Where measurement and recommendation disagree:"
+        if dis
+        else "The measurements do not clearly contradict the recommendation in any subgroup."
+    )
+    if dis:
+        vs.bullets(dis)
+    if v.stress_sentence not in dis:
+        vs.p(v.stress_sentence)
+    n_clear = int(v.winners["clear"].sum())
+    vs.p(
+        f"{len(v.winners)} subgroups were compared; at {cfg.ci_level:.0%} intervals about one "
+        f"comparison in {round(1 / (1 - cfg.ci_level))} looks clear by chance alone, so "
+        f"{n_clear} clear result(s) should be read against that."
+    )
+    win = v.winners[["subgroup_type", "subgroup", "n", "recommended", "winner"]].copy()
+    win["compared with"] = v.winners["compared_with"].fillna("–")
+    win["Δ winner − compared [CI]"] = [
+        _ci(d, lo, hi, signed=True)
+        for d, lo, hi in v.winners[["delta", "delta_ci_low", "delta_ci_high"]].values
+    ]
+    win["clear winner"] = v.winners["clear"].map({True: "yes", False: "no clear winner"})
+    win.loc[v.winners["winner"] == v.winners["recommended"], "clear winner"] += (
+        " (recommended is best)"
+    )
+    vs.table(win)
+    vs.p("Seed claims on this cohort:")
+    vs.bullets([f"“{cl.claim}”: {cl.status}. {cl.evidence}" for cl in v.claims])
+    sections.append(vs)
+
+    sections.append(_Section("AUROC by subgroup").img(plot_paths["forest"], "forest plot of AUROC"))
+    labels = {
+        "pattern": "availability pattern",
+        "sex": "sex",
+        "age_band": "age band",
+        "site": "site",
+    }
+    for kind, label in labels.items():
+        part = t[t["subgroup_type"] == kind]
+        if len(part):
+            sections.append(
+                _Section(f"Subgroups by {label}").table(
+                    _subgroup_display(part, cfg.suppressed_status)
+                )
+            )
+    sections.append(_Section("Calibration").img(plot_paths["calibration"], "reliability diagram"))
+    deg = _Section("Degradation under missing modalities")
+    if "degradation" in plot_paths:
+        deg.img(plot_paths["degradation"], "degradation curves")
+        s = result.summary
+        gl = s[s["scenario"] == "global"].sort_values("area", ascending=False)
+        deg.table(
+            pd.DataFrame(
+                {
+                    "strategy": gl["strategy"],
+                    "AUROC at rate 0": gl["auroc_at_0"].map(_num),
+                    "area (mean AUROC over rates)": gl["area"].map(_num),
+                    "drop": gl["drop"].map(_num),
+                    "retained": gl["retained"].map(lambda x: _num(x, 2)),
+                    "area vs late": gl["area_vs_late"].map(
+                        lambda x: f"{x:+.3f}" if pd.notna(x) else "–"
+                    ),
+                }
+            )
+        )
+        cc = result.complete_case
+        if len(cc):
+            n_cc = int(cc["n"].max())
+            deg.p(
+                f"Complete-case subset (n={n_cc}): AUROC with one modality left out / only one kept."
+            )
+            if n_cc < cfg.suppress_below:
+                deg.note(
+                    f"Complete-case subset under {cfg.suppress_below} patients: {cfg.suppressed_status}."
+                )
+            else:
+                piv = cc.pivot_table(
+                    index=["scenario", "modality"], columns="strategy", values="auroc"
+                ).round(3)
+                deg.table(piv.reset_index())
+    else:
+        deg.p("No stress-test predictions were given.")
+    sections.append(deg)
+    sections.append(
+        _Section("Availability patterns").img(plot_paths["patterns"], "availability pattern counts")
+    )
+    cards = [_model_card(result, s) for s in fusion]
+    leak = _Section("Leakage check")
+    if result.leaks.empty:
+        leak.note("No strategy exceeds the oracle AUROC beyond its interval.", "ok")
+    else:
+        leak.note(
+            f"{len(result.leaks)} strategy × subgroup row(s) exceed the oracle AUROC: suspect leakage.",
+            "bad",
+        )
+        leak.table(result.leaks.round(3))
+    methods = _Section("Definitions").bullets(_methods())
+
+    md = [f"# {title}\n"] + [s.markdown() for s in sections]
+    md += ["## Model cards\n"] + [cd.markdown(3) for cd in cards]
+    md += [leak.markdown(), methods.markdown()]
+    md_path = out / "report.md"
+    md_path.write_text("\n".join(md), encoding="utf-8")
+
+    body = [f"<h1>{html.escape(title)}</h1>"] + [s.html() for s in sections]
+    body += ["<h2>Model cards</h2>"] + [f'<div class="card">{cd.html(3)}</div>' for cd in cards]
+    body += [leak.html(), methods.html()]
+    doc = (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
+        + "\n".join(body)
+        + "</body></html>"
+    )
+    html_path = out / "report.html"
+    html_path.write_text(doc, encoding="utf-8")
+    return ReportFiles(
+        markdown_path=md_path,
+        html_path=html_path,
+        plot_paths=plot_paths,
+        headline=headline,
+        metadata_plot=plot_paths["forest"],
+    )

@@ -1,0 +1,279 @@
+"""The recommendation beside what was measured, and whether the seed claims hold.
+
+- Per (non-suppressed) subgroup: the measured winner is the fusion candidate
+  (every strategy except the ``single:*`` baselines) with the highest AUROC.
+  The paired bootstrap interval of ΔAUROC(winner − recommended) decides
+  whether the difference is clear (lower bound > 0) or "no clear winner".
+- Stress tests: the winner is the candidate with the largest normalised area
+  under the ``global`` degradation curve.
+- Seed claims, each answered ``holds`` / ``does not hold`` / ``inconclusive`` /
+  ``not testable``:
+  * "early fusion ahead on complete data": on the complete-case pattern
+    subgroup, early has the highest AUROC with a paired CI vs the runner-up
+    excluding 0 (holds); another strategy beats early with a CI excluding 0
+    (does not hold); otherwise inconclusive.
+  * "late fusion degrades least as modalities go missing": late has the
+    smallest ``drop`` (AUROC at rate 0 minus the normalised area) in the
+    ``global`` scenario (holds); another strategy's drop is smaller by more
+    than ``tolerance`` (does not hold); otherwise inconclusive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from fusion_assets.metrics.bootstrap import percentile_ci
+from fusion_assets.metrics.config import EvaluationConfig
+from fusion_assets.metrics.subgroups import SubgroupResult
+
+WINNER_COLUMNS = [
+    "subgroup_type",
+    "subgroup",
+    "n",
+    "recommended",
+    "recommended_auroc",
+    "winner",
+    "winner_auroc",
+    "compared_with",
+    "delta",
+    "delta_ci_low",
+    "delta_ci_high",
+    "clear",
+    "agrees",
+    "sentence",
+]
+
+
+@dataclass
+class ClaimCheck:
+    claim: str
+    status: str  # holds | does not hold | inconclusive | not testable
+    evidence: str
+
+
+@dataclass
+class Verdict:
+    recommended: str | None
+    winners: pd.DataFrame
+    stress_winner: str | None
+    stress_sentence: str
+    claims: list[ClaimCheck] = field(default_factory=list)
+
+    @property
+    def disagreements(self) -> list[str]:
+        """One plain sentence per place where measurement and recommendation disagree."""
+        out = [s for s in self.winners.loc[~self.winners["agrees"], "sentence"]]
+        if self.stress_winner and self.recommended and self.stress_winner != self.recommended:
+            out.append(self.stress_sentence)
+        return out
+
+
+def _fmt(x: float) -> str:
+    return f"{x:+.3f}" if np.isfinite(x) else "n/a"
+
+
+def _delta(res: SubgroupResult, key: tuple[str, str], a: str, b: str, level: float):
+    boot = res.boot_auroc.get(key, {})
+    if a not in boot or b not in boot:
+        return float("nan"), float("nan")
+    return percentile_ci(boot[a] - boot[b], level)
+
+
+def subgroup_winners(
+    res: SubgroupResult, recommended: str | None, config: EvaluationConfig
+) -> pd.DataFrame:
+    """Measured winner per subgroup beside the recommended strategy (``WINNER_COLUMNS``)."""
+    t = res.table
+    t = t[~t["suppressed"] & ~t["strategy"].map(config.is_single) & t["auroc"].notna()]
+    rows = []
+    for (kind, name), g in t.groupby(["subgroup_type", "subgroup"], sort=False):
+        g = g.sort_values(["auroc", "strategy"], ascending=[False, True])
+        win = g.iloc[0]
+        rec = g[g["strategy"] == recommended]
+        rec_auc = float(rec["auroc"].iloc[0]) if len(rec) else float("nan")
+        where = f"On {kind}={name} (n={int(win['n'])})"
+        compared = recommended
+        if recommended is None or not len(rec):
+            lo, hi, delta = float("nan"), float("nan"), float("nan")
+            agrees, clear = True, False
+            sentence = f"{where} the measured winner is {win['strategy']}."
+        elif win["strategy"] == recommended:
+            runner = g.iloc[1] if len(g) > 1 else None
+            compared = runner["strategy"] if runner is not None else None
+            lo, hi = (
+                _delta(res, (kind, name), recommended, runner["strategy"], config.ci_level)
+                if runner is not None
+                else (float("nan"), float("nan"))
+            )
+            delta = win["auroc"] - runner["auroc"] if runner is not None else float("nan")
+            agrees, clear = True, bool(lo > 0)
+            sentence = f"{where} the recommended {recommended} also measured best" + (
+                "." if clear else " but is not clearly ahead of the runner-up."
+            )
+        else:
+            lo, hi = _delta(res, (kind, name), win["strategy"], recommended, config.ci_level)
+            delta = float(win["auroc"] - rec_auc)
+            clear = bool(lo > 0)
+            agrees = not clear
+            sentence = (
+                f"{where} {win['strategy']} beat the recommended {recommended} "
+                f"(AUROC {win['auroc']:.3f} vs {rec_auc:.3f}, Δ {_fmt(delta)} "
+                f"[{_fmt(lo)}, {_fmt(hi)}])"
+                + ("." if clear else "; the interval includes 0, so there is no clear winner.")
+            )
+        rows.append(
+            (
+                kind,
+                name,
+                int(win["n"]),
+                recommended,
+                rec_auc,
+                win["strategy"],
+                float(win["auroc"]),
+                compared,
+                delta,
+                lo,
+                hi,
+                clear,
+                agrees,
+                sentence,
+            )
+        )
+    return pd.DataFrame(rows, columns=WINNER_COLUMNS)
+
+
+def complete_pattern(patterns: list[str], modalities: list[str] | None = None) -> str | None:
+    """The pattern string in which every modality is present, if it is among ``patterns``."""
+    real = [p for p in patterns if p not in ("other", "none", "unknown")]
+    names = set(modalities) if modalities else {m for p in real for m in p.split("+")}
+    for p in real:
+        if set(p.split("+")) == names:
+            return p
+    return None
+
+
+def check_early_on_complete(
+    res: SubgroupResult,
+    config: EvaluationConfig,
+    early: str = "early",
+    modalities: list[str] | None = None,
+) -> ClaimCheck:
+    claim = "early fusion ahead on complete data"
+    t = res.table
+    pats = t.loc[t["subgroup_type"] == "pattern", "subgroup"].unique().tolist()
+    complete = complete_pattern(pats, modalities)
+    if complete is None:
+        return ClaimCheck(
+            claim,
+            "not testable",
+            "No complete-case pattern subgroup of its own (too few complete-case test "
+            f"patients; patterns under {config.min_pattern_size} are pooled into 'other').",
+        )
+    g = t[(t["subgroup_type"] == "pattern") & (t["subgroup"] == complete)]
+    g = g[~g["strategy"].map(config.is_single) & g["auroc"].notna()]
+    if g.empty or early not in set(g["strategy"]):
+        return ClaimCheck(claim, "not testable", f"No {early} AUROC on pattern {complete}.")
+    g = g.sort_values("auroc", ascending=False)
+    key = ("pattern", complete)
+    n = int(g["n"].iloc[0])
+    if g["strategy"].iloc[0] == early:
+        other = g["strategy"].iloc[1]
+        lo, hi = _delta(res, key, early, other, config.ci_level)
+        d = g["auroc"].iloc[0] - g["auroc"].iloc[1]
+        status = "holds" if lo > 0 else "inconclusive"
+        ev = (
+            f"On the complete-case pattern {complete} (n={n}) {early} has the highest AUROC, "
+            f"{_fmt(d)} [{_fmt(lo)}, {_fmt(hi)}] vs the runner-up {other}."
+        )
+    else:
+        best = g["strategy"].iloc[0]
+        lo, hi = _delta(res, key, best, early, config.ci_level)
+        d = g["auroc"].iloc[0] - float(g.loc[g["strategy"] == early, "auroc"].iloc[0])
+        status = "does not hold" if lo > 0 else "inconclusive"
+        ev = (
+            f"On the complete-case pattern {complete} (n={n}) {best} leads {early} by "
+            f"{_fmt(d)} [{_fmt(lo)}, {_fmt(hi)}] AUROC."
+        )
+    return ClaimCheck(claim, status, ev)
+
+
+def check_late_degrades_least(
+    summary: pd.DataFrame | None,
+    config: EvaluationConfig,
+    late: str = "late",
+    tolerance: float = 0.005,
+) -> ClaimCheck:
+    claim = "late fusion degrades least as modalities go missing"
+    if summary is None or summary.empty:
+        return ClaimCheck(claim, "not testable", "No stress-test predictions were given.")
+    g = summary[(summary["scenario"] == "global") & ~summary["strategy"].map(config.is_single)]
+    g = g[g["drop"].notna()]
+    if late not in set(g["strategy"]):
+        return ClaimCheck(claim, "not testable", f"No global stress test for {late}.")
+    g = g.sort_values("drop")
+    late_drop = float(g.loc[g["strategy"] == late, "drop"].iloc[0])
+    best = g.iloc[0]
+    if best["strategy"] == late:
+        return ClaimCheck(
+            claim,
+            "holds",
+            f"{late} loses {late_drop:.3f} AUROC on average over the missingness rates, "
+            "the least of all fusion strategies.",
+        )
+    gap = late_drop - float(best["drop"])
+    status = "does not hold" if gap > tolerance else "inconclusive"
+    return ClaimCheck(
+        claim,
+        status,
+        f"{best['strategy']} loses {best['drop']:.3f} AUROC on average over the missingness "
+        f"rates, {late} loses {late_drop:.3f} (difference {gap:.3f}; tolerance {tolerance}).",
+    )
+
+
+def stress_winner(summary: pd.DataFrame | None, config: EvaluationConfig) -> str | None:
+    """Candidate with the largest normalised area under the global degradation curve."""
+    if summary is None or summary.empty:
+        return None
+    g = summary[(summary["scenario"] == "global") & ~summary["strategy"].map(config.is_single)]
+    g = g[g["area"].notna()]
+    if g.empty:
+        return None
+    return str(g.sort_values(["area", "strategy"], ascending=[False, True])["strategy"].iloc[0])
+
+
+def build_verdict(
+    res: SubgroupResult,
+    recommendation: list[dict] | None,
+    summary: pd.DataFrame | None,
+    config: EvaluationConfig,
+    early: str = "early",
+    late: str = "late",
+    modalities: list[str] | None = None,
+) -> Verdict:
+    """Everything the report's verdict section says, as data."""
+    ranked = [r["strategy"] for r in (recommendation or []) if r.get("strategy")]
+    recommended = next((s for s in ranked if s in res.strategies), None)
+    winners = subgroup_winners(res, recommended, config)
+    sw = stress_winner(summary, config)
+    if sw is None:
+        stress_sentence = "No stress tests were run."
+    elif sw == recommended:
+        stress_sentence = (
+            f"Under random loss of modalities the recommended {sw} kept the most AUROC."
+        )
+    else:
+        area = summary[(summary["scenario"] == "global")].set_index("strategy")["area"]
+        rec_area = area.get(recommended, float("nan")) if recommended else float("nan")
+        stress_sentence = (
+            f"Under random loss of modalities {sw} kept the most AUROC "
+            f"(mean AUROC over rates {area[sw]:.3f}"
+            + (f" vs {rec_area:.3f} for the recommended {recommended})." if recommended else ").")
+        )
+    claims = [
+        check_early_on_complete(res, config, early, modalities),
+        check_late_degrades_least(summary, config, late),
+    ]
+    return Verdict(recommended, winners, sw, stress_sentence, claims)
