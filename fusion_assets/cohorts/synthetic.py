@@ -1,0 +1,663 @@
+"""Synthetic multimodal cohort with an exact Bayes oracle (pure numpy, no dagster).
+
+Generative model (parameters in ``synthetic_params``; the oracle maths in
+``synthetic_oracle``):
+
+* ``y ~ Bernoulli(prevalence)``; sex, age, site and index time independent of y.
+* A latent ``g | y ~ N(mu_y, Sigma_y)`` with one block per continuous modality.
+  Regimes: ``independent`` (Sigma = I for both classes: blocks conditionally
+  independent given y, so late fusion is optimal), ``correlated`` (a y-free
+  shared nuisance loads on EHR's main signal dimension and on a signal-free
+  dimension of each other block: joint models can cancel it), ``synergy``
+  (one EHR and one imaging dimension, no marginal signal, correlated +rho
+  under y=1 and -rho under y=0: only a joint model sees it).
+* ehr: the last encounter before index time has all ``lab_NN`` columns,
+  ``lab = mean + sd * (lab_load @ g_ehr + noise)``, and ``smoking`` /
+  ``diabetes`` drawn from P(level | y). Earlier encounters are partial and
+  drawn independently of y and g, so "last value per feature" keeps everything.
+* genomics (dense): 2,000 genes, 50 of which load on ``g_genomics``; all genes
+  get unit Gaussian noise. (sparse): long format over 10^6 variants; 300
+  causal variants have carrier frequency P(carrier | y), everything else is
+  y-free background.
+* imaging: one 32x32 image, three Gaussian blobs at fixed places whose
+  intensities are ``g_imaging``, plus pixel noise.
+* wearables: irregular samples over the 28 days before index time (count and
+  times independent of y); each channel is baseline + a level and a trend over
+  the window, both linear in ``g_wearables``, plus noise.
+* notes: 1-4 notes of 30-60 words; one topic c per patient with P(c | y);
+  words iid from P(word | c).
+* missingness: presence is independent of y (``complete``/``mcar``/``mar``) or
+  depends on y only (``mnar``), independently across modalities.
+* leakage bait: for ``bait_rate`` of patients, rows time-stamped after the
+  index time that reveal y. The oracle ignores them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from fusion_assets.cohorts import synthetic_params as P
+from fusion_assets.cohorts.spec import (
+    SYNTH_GENOMICS_DENSE_FEATURES,
+    SYNTH_GENOMICS_SPARSE_FEATURES,
+    SYNTH_IMAGE_SIZE,
+    SYNTH_WEARABLE_CHANNELS,
+    SYNTH_WEARABLE_WINDOW_DAYS,
+)
+from fusion_assets.cohorts.synthetic_oracle import (
+    OracleState,
+    carrier_llr,
+    categorical_llr,
+    notes_llr,
+)
+from fusion_assets.cohorts.synthetic_params import MODALITIES, ModelParams
+
+DAY = 86_400  # seconds
+WINDOW = SYNTH_WEARABLE_WINDOW_DAYS * DAY
+MISSINGNESS: tuple[str, ...] = ("complete", "mcar", "mar", "mnar")
+DEFAULT_AVAILABILITY: dict[str, float] = {
+    "ehr": 1.0,
+    "notes": 0.8,
+    "imaging": 0.5,
+    "wearables": 0.4,
+    "genomics": 0.3,
+}
+BAIT_NOTE = {
+    0: "post index addendum outcome excluded no event occurred",
+    1: "post index addendum outcome confirmed event occurred",
+}
+_STREAMS = (
+    "patients",
+    "presence",
+    "latent",
+    "bait",
+    "ehr",
+    "genomics",
+    "imaging",
+    "wearables",
+    "notes",
+)
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What to generate. ``seed`` drives sampling only; the model is fixed per regime."""
+
+    n_patients: int = 5000
+    regime: str = "correlated"
+    missingness: str = "mar"
+    seed: int = 0
+    genomics_format: str = "dense"
+    availability: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_AVAILABILITY))
+    id_prefix: str = ""  # ids are P<prefix or s<seed>>-<counter>; distinct prefixes never collide
+    prevalence: float = 0.3
+    bait_rate: float = 0.15
+    start: str = "2022-01-01"
+    end: str = "2025-01-01"
+
+    def validate(self) -> None:
+        if self.regime not in P.REGIMES:
+            raise ValueError(f"regime must be one of {P.REGIMES}, got {self.regime!r}")
+        if self.missingness not in MISSINGNESS:
+            raise ValueError(f"missingness must be one of {MISSINGNESS}, got {self.missingness!r}")
+        if self.genomics_format not in ("dense", "sparse"):
+            raise ValueError(
+                f"genomics_format must be dense or sparse, got {self.genomics_format!r}"
+            )
+        if set(self.availability) != set(MODALITIES):
+            raise ValueError(f"availability needs exactly the keys {MODALITIES}")
+        if self.n_patients < 1 or not 0 < self.prevalence < 1:
+            raise ValueError("need n_patients >= 1 and 0 < prevalence < 1")
+
+
+@dataclass
+class SyntheticCohort:
+    """A generated cohort: landing-format frames plus the oracle.
+
+    ``present`` has ``patient_id`` and one bool column per modality (spec order).
+    """
+
+    config: SynthConfig
+    patients: pd.DataFrame
+    modalities: dict[str, pd.DataFrame]
+    oracle: pd.DataFrame
+    present: pd.DataFrame
+    state: OracleState = field(repr=False)
+
+    @property
+    def modality_names(self) -> tuple[str, ...]:
+        return MODALITIES
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.patients["label"].to_numpy()
+
+    def present_matrix(self) -> np.ndarray:
+        """(n_patients, n_modalities) bool, columns in ``modality_names`` order."""
+        return self.present[list(MODALITIES)].to_numpy(dtype=bool)
+
+    def oracle_prob_given(self, present: np.ndarray) -> np.ndarray:
+        """Bayes P(y=1) if each patient had exactly the modalities ``present[i]``."""
+        return _sigmoid(self.state.log_odds(present))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _chol_noise(rng: np.random.Generator, n: int, cov: np.ndarray) -> np.ndarray:
+    return rng.standard_normal((n, cov.shape[0])) @ np.linalg.cholesky(cov).T
+
+
+def _categorical(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
+    """One draw per row of ``probs`` (n, K) -> int codes."""
+    u = rng.random(probs.shape[0])
+    return np.minimum((u[:, None] > np.cumsum(probs, axis=1)).sum(axis=1), probs.shape[1] - 1)
+
+
+_STR = pd.StringDtype("pyarrow", na_value=np.nan)
+
+
+def _take(values: pa.Array, rows: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """Rows of an arrow string array as a pandas string array (no Python objects)."""
+    return pd.array(values.take(pa.array(rows)), dtype=_STR)
+
+
+def _timestamps(seconds: np.ndarray) -> np.ndarray:
+    return seconds.astype("datetime64[s]").astype("datetime64[us]")
+
+
+def _list_column(flat: np.ndarray, width: int) -> pd.Series:
+    """A list<float> column of rows of ``width`` values, without per-row Python objects."""
+    n = flat.size // width if width else 0
+    offsets = pa.array(np.arange(n + 1, dtype=np.int64) * width)
+    arr = pa.LargeListArray.from_arrays(offsets, pa.array(flat.astype(np.float32).ravel()))
+    return pd.Series(pd.arrays.ArrowExtensionArray(arr.cast(pa.list_(pa.float32()))))
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def _sample_patients(rng: np.random.Generator, cfg: SynthConfig) -> tuple[pd.DataFrame, np.ndarray]:
+    n = cfg.n_patients
+    y = (rng.random(n) < cfg.prevalence).astype(np.int64)
+    start = np.datetime64(cfg.start, "s").astype(np.int64)
+    end = np.datetime64(cfg.end, "s").astype(np.int64)
+    index_s = rng.integers(start, end, n)
+    tag = cfg.id_prefix or f"s{cfg.seed}"
+    ids = np.array([f"P{tag}-{i:07d}" for i in range(n)], dtype=object)
+    patients = pd.DataFrame(
+        {
+            "patient_id": ids,
+            "index_time": _timestamps(index_s),
+            "label": y,
+            "sex": np.where(rng.random(n) < 0.5, "F", "M").astype(object),
+            "age": np.clip(np.round(rng.normal(55, 15, n)), 18, 90).astype(np.int64),
+            "site": np.array(P.SITES, dtype=object)[
+                _categorical(rng, np.tile(P.SITE_PROBS, (n, 1)))
+            ],
+        }
+    )
+    return patients, y
+
+
+def _solve_intercept(offsets: np.ndarray, rate: float) -> float:
+    """Intercept b with mean(sigmoid(b + offsets)) == rate (bisection; monotone in b)."""
+    lo, hi = -30.0, 30.0
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if _sigmoid(mid + offsets).mean() < rate else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def _mnar_probs(rate: float, prevalence: float) -> tuple[float, float]:
+    """(P(present|y=0), P(present|y=1)) with odds ratio MNAR_ODDS_RATIO and mean ``rate``."""
+    if rate <= 0 or rate >= 1:
+        return rate, rate
+    log_or = np.log(P.MNAR_ODDS_RATIO)
+    lo, hi = -30.0, 30.0
+    for _ in range(80):  # mean over classes, weighted by prevalence
+        b = 0.5 * (lo + hi)
+        mean = (1 - prevalence) * _sigmoid(b) + prevalence * _sigmoid(b + log_or)
+        lo, hi = (b, hi) if mean < rate else (lo, b)
+    return float(_sigmoid(b)), float(_sigmoid(b + log_or))
+
+
+def _sample_presence(
+    rng: np.random.Generator, cfg: SynthConfig, patients: pd.DataFrame, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    n = len(y)
+    rates = np.array([cfg.availability[m] for m in MODALITIES], dtype=float)
+    u = rng.random((n, len(MODALITIES)))
+    if cfg.missingness == "complete":
+        return np.ones((n, len(MODALITIES)), dtype=bool), None
+    if cfg.missingness == "mcar":
+        return u < rates, None
+    if cfg.missingness == "mar":
+        site = patients["site"].map({s: i for i, s in enumerate(P.SITES)}).to_numpy()
+        age = (patients["age"].to_numpy() - 55.0) / 15.0
+        probs = np.empty((n, len(MODALITIES)))
+        for j, rate in enumerate(rates):
+            offsets = P.MAR_SITE_EFFECT[site, j] + P.MAR_AGE_EFFECT[j] * age
+            if rate <= 0 or rate >= 1:
+                probs[:, j] = rate
+            else:
+                probs[:, j] = _sigmoid(_solve_intercept(offsets, rate) + offsets)
+        return u < probs, None
+    by_class = np.array([_mnar_probs(r, cfg.prevalence) for r in rates]).T  # (2, M)
+    return u < by_class[y], by_class
+
+
+def _sample_latent(rng: np.random.Generator, y: np.ndarray, params: ModelParams) -> np.ndarray:
+    z = rng.standard_normal((len(y), P.LATENT_DIM))
+    g = np.empty_like(z)
+    for c in (0, 1):
+        sel = y == c
+        g[sel] = params.mu[c] + z[sel] @ np.linalg.cholesky(params.sigma[c]).T
+    return g
+
+
+# --------------------------------------------------------------------------- modalities
+
+
+def _ehr(rng, params, ids, index_s, y, g, bait, has):
+    """Encounters: partial y-free history, one complete signal-carrying last encounter, bait."""
+    n = len(y)
+    g_ehr = g[:, P.BLOCKS["ehr"]]
+    z = g_ehr @ params.lab_load.T + P.LAB_NOISE * rng.standard_normal((n, P.N_LABS))
+    last_labs = params.lab_mean + params.lab_sd * z
+    ghat = ((last_labs - params.lab_mean) / params.lab_sd) @ params.proj["ehr"].T
+    smoking = _categorical(rng, P.SMOKING_GIVEN_Y[y])
+    diabetes = _categorical(rng, P.DIABETES_GIVEN_Y[y])
+    cat_llr = categorical_llr(smoking, P.SMOKING_GIVEN_Y) + categorical_llr(
+        diabetes, P.DIABETES_GIVEN_Y
+    )
+
+    n_prev = np.minimum(rng.poisson(1.5, n), 4)
+    prev_pid = np.repeat(np.arange(n), n_prev)
+    m = prev_pid.size
+    prev_labs = params.lab_mean + params.lab_sd * rng.standard_normal((m, P.N_LABS))
+    prev_labs[rng.random((m, P.N_LABS)) < 0.5] = np.nan  # earlier encounters are partial
+
+    def marginal(table):  # y-free: the class mixture
+        probs = (1 - params.prevalence) * table[0] + params.prevalence * table[1]
+        codes = _categorical(rng, np.tile(probs, (m, 1)))
+        return np.where(rng.random(m) < 0.6, -1, codes)
+
+    bait_pid = np.flatnonzero(bait)
+    bait_labs = np.full((bait_pid.size, P.N_LABS), np.nan)
+    bait_labs[:, 0] = params.lab_mean[0] + params.lab_sd[0] * (
+        5.0 * y[bait_pid] + 0.3 * rng.standard_normal(bait_pid.size)
+    )
+    pid = np.concatenate([prev_pid, np.arange(n), bait_pid])
+    t = np.concatenate(
+        [
+            index_s[prev_pid] - rng.integers(31 * DAY, 400 * DAY, m),
+            index_s - rng.integers(DAY, 30 * DAY, n),
+            index_s[bait_pid] + rng.integers(DAY, 30 * DAY, bait_pid.size),
+        ]
+    )
+    labs = np.concatenate([prev_labs, last_labs, bait_labs])
+    smoke = np.concatenate([marginal(P.SMOKING_GIVEN_Y), smoking, np.full(bait_pid.size, -1)])
+    diab = np.concatenate([marginal(P.DIABETES_GIVEN_Y), diabetes, np.full(bait_pid.size, -1)])
+    keep = has[pid]
+    order = np.lexsort((t[keep], pid[keep]))
+    rows = np.flatnonzero(keep)[order]
+    df = pd.DataFrame({"patient_id": _take(ids, pid[rows]), "event_time": _timestamps(t[rows])})
+    for j in range(P.N_LABS):
+        df[f"lab_{j:02d}"] = labs[rows, j]
+    df["smoking"] = np.array([*P.SMOKING_LEVELS, None], dtype=object)[smoke[rows]]
+    df["diabetes"] = np.array([*P.DIABETES_LEVELS, None], dtype=object)[diab[rows]]
+    return df, ghat, cat_llr
+
+
+def _genomics_dense(rng, params, ids, g, has):
+    n = g.shape[0]
+    g_gen = g[:, P.BLOCKS["genomics"]]
+    idx = np.flatnonzero(has)
+    x = rng.standard_normal((idx.size, SYNTH_GENOMICS_DENSE_FEATURES), dtype=np.float32)
+    x *= np.float32(P.GENE_NOISE)
+    x += params.gene_offset.astype(np.float32)
+    x[:, params.gene_ids] += (g_gen[idx] @ params.gene_load.T).astype(np.float32)
+    ghat = g_gen + _chol_noise(rng, n, params.noise_cov["genomics"])  # exact law, for absent
+    signal = x[:, params.gene_ids].astype(np.float64) - params.gene_offset[params.gene_ids]
+    ghat[idx] = signal @ params.proj["genomics"].T  # from the written values, for present
+    df = pd.DataFrame({"patient_id": _take(ids, idx)})
+    df["expression"] = _list_column(x, SYNTH_GENOMICS_DENSE_FEATURES)
+    return df, ghat
+
+
+def _genomics_sparse(rng, params, ids, y, has):
+    """Long format; causal carriers depend on y, the ~1,000 background variants do not."""
+    n = len(y)
+    carrier = rng.random((n, P.N_CAUSAL_VARIANTS), dtype=np.float32) < params.carrier_freq[y]
+    llr = carrier_llr(carrier, params.carrier_freq)
+    idx = np.flatnonzero(has)
+    c_pid, c_var = np.nonzero(carrier[idx])
+    causal_keys = (
+        idx[c_pid].astype(np.int64) * SYNTH_GENOMICS_SPARSE_FEATURES + params.causal_ids[c_var]
+    )
+    counts = 400 + rng.poisson(600, idx.size)
+    b_pid = np.repeat(idx, counts).astype(np.int64)
+    # Uniform over the non-causal ids: draw r in [0, n - n_causal) and skip
+    # past every causal id <= the result (causal_ids is sorted).
+    r = rng.integers(0, SYNTH_GENOMICS_SPARSE_FEATURES - P.N_CAUSAL_VARIANTS, b_pid.size)
+    skips = params.causal_ids - np.arange(P.N_CAUSAL_VARIANTS)
+    b_var = r + np.searchsorted(skips, r, side="right")
+    # Duplicate draws are merged: the background stays y-free, which is all the oracle needs.
+    keys = np.concatenate([causal_keys, b_pid * SYNTH_GENOMICS_SPARSE_FEATURES + b_var])
+    keys.sort()
+    keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
+    pid, var = np.divmod(keys, SYNTH_GENOMICS_SPARSE_FEATURES)
+    dosage = np.where(rng.random(keys.size) < 0.85, 1.0, 2.0).astype(np.float32)
+    df = pd.DataFrame(
+        {"patient_id": _take(ids, pid), "variant_id": var.astype(np.int32), "dosage": dosage}
+    )
+    return df, llr
+
+
+def _imaging(rng, params, ids, index_s, y, g, bait, has):
+    n = len(y)
+    g_img = g[:, P.BLOCKS["imaging"]]
+    idx = np.flatnonzero(has)
+    n_px = SYNTH_IMAGE_SIZE * SYNTH_IMAGE_SIZE
+    img = rng.standard_normal((idx.size, n_px), dtype=np.float32) * np.float32(P.PIXEL_NOISE)
+    img += (g_img[idx] @ params.blobs.T).astype(np.float32)
+    ghat = g_img + _chol_noise(rng, n, params.noise_cov["imaging"])
+    ghat[idx] = img.astype(np.float64) @ params.proj["imaging"].T
+    b_idx = np.flatnonzero(bait & has)
+    bait_img = rng.standard_normal((b_idx.size, n_px), dtype=np.float32)
+    bait_img += np.float32(4.0) * y[b_idx, None].astype(np.float32)
+    pid = np.concatenate([idx, b_idx])
+    t = np.concatenate(
+        [
+            index_s[idx] - rng.integers(DAY, 90 * DAY, idx.size),
+            index_s[b_idx] + rng.integers(DAY, 30 * DAY, b_idx.size),
+        ]
+    )
+    order = np.lexsort((t, pid))
+    df = pd.DataFrame({"patient_id": _take(ids, pid[order]), "event_time": _timestamps(t[order])})
+    df["pixels"] = _list_column(np.concatenate([img, bait_img])[order], n_px)
+    return df, ghat
+
+
+def _wearables(rng, params, ids, index_s, y, g, bait, has):
+    """Irregular samples; per-patient GLS estimate of g_wearables and its covariance."""
+    n = len(y)
+    g_w = g[:, P.BLOCKS["wearables"]]
+    counts = 15 + rng.poisson(45, n)
+    pid = np.repeat(np.arange(n), counts)
+    before = rng.integers(1, WINDOW + 1, pid.size)  # seconds before index time
+    tau = 0.5 - before / WINDOW  # centred position in the window
+    level, trend = g_w @ P.WEARABLE_LEVEL.T, g_w @ P.WEARABLE_TREND.T
+    z = level[pid] + tau[:, None] * trend[pid]
+    z += P.WEARABLE_NOISE * rng.standard_normal(z.shape)
+    values = P.WEARABLE_BASE + P.WEARABLE_SCALE * z
+    # Sufficient statistics from the written values: per patient, channel c
+    # contributes rows (L_c + tau T_c) to the design M; M'M and M'w need only
+    # the sums of 1, tau, tau^2, w and tau*w.
+    zs = (values - P.WEARABLE_BASE) / P.WEARABLE_SCALE
+    s1 = np.bincount(pid, tau, n)
+    s2 = np.bincount(pid, tau**2, n)
+    sw = np.stack([np.bincount(pid, zs[:, c], n) for c in range(3)], axis=1)
+    stw = np.stack([np.bincount(pid, tau * zs[:, c], n) for c in range(3)], axis=1)
+    lvl, trd = P.WEARABLE_LEVEL, P.WEARABLE_TREND
+    gram = (
+        counts[:, None, None] * (lvl.T @ lvl)
+        + s1[:, None, None] * (lvl.T @ trd + trd.T @ lvl)
+        + s2[:, None, None] * (trd.T @ trd)
+    )
+    rhs = sw @ lvl + stw @ trd
+    ghat = np.linalg.solve(gram, rhs[..., None])[..., 0]
+    cov = P.WEARABLE_NOISE**2 * np.linalg.inv(gram)
+
+    b_idx = np.flatnonzero(bait & has)
+    b_counts = rng.integers(1, 9, b_idx.size)
+    b_pid = np.repeat(b_idx, b_counts)
+    b_vals = P.WEARABLE_BASE + P.WEARABLE_SCALE * rng.standard_normal((b_pid.size, 3))
+    b_vals[:, 0] += 5.0 * P.WEARABLE_SCALE[0] * y[b_pid]
+    keep = has[pid]
+    all_pid = np.concatenate([pid[keep], b_pid])
+    t = np.concatenate(
+        [index_s[pid[keep]] - before[keep], index_s[b_pid] + rng.integers(600, 7 * DAY, b_pid.size)]
+    )
+    vals = np.concatenate([values[keep], b_vals])
+    order = np.lexsort((t, all_pid))
+    df = pd.DataFrame(
+        {"patient_id": _take(ids, all_pid[order]), "event_time": _timestamps(t[order])}
+    )
+    for c, name in enumerate(SYNTH_WEARABLE_CHANNELS):
+        df[name] = vals[order, c]
+    return df, ghat, cov
+
+
+def _notes(rng, params, ids, index_s, y, bait, has):
+    """Words iid given the patient's topic; exact LLR by log-sum-exp over topics."""
+    n = len(y)
+    topic = _categorical(rng, P.TOPIC_GIVEN_Y[y])
+    n_notes = rng.integers(1, 5, n)
+    note_pid = np.repeat(np.arange(n), n_notes)
+    lengths = rng.integers(30, 61, note_pid.size)
+    tok_pid = np.repeat(note_pid, lengths)
+    u = rng.random(tok_pid.size)
+    words = np.empty(tok_pid.size, dtype=np.int64)
+    tok_topic = topic[tok_pid]
+    n_words = params.word_probs.shape[1]
+    loglik = np.empty((n, P.N_TOPICS))
+    for k in range(P.N_TOPICS):
+        sel = tok_topic == k
+        cdf = np.cumsum(params.word_probs[k])
+        words[sel] = np.minimum(np.searchsorted(cdf, u[sel], side="right"), n_words - 1)
+    log_probs = np.log(params.word_probs)
+    for k in range(P.N_TOPICS):
+        loglik[:, k] = np.bincount(tok_pid, log_probs[k, words], n)
+    llr = notes_llr(loglik, P.TOPIC_GIVEN_Y)
+
+    keep_note = has[note_pid]
+    keep_tok = has[tok_pid]
+    offsets = np.concatenate([[0], np.cumsum(lengths[keep_note])])
+    vocab = pa.array(P.vocabulary(), pa.string())
+    tokens = pa.ListArray.from_arrays(
+        pa.array(offsets, pa.int32()), vocab.take(pa.array(words[keep_tok]))
+    )
+    text = pc.binary_join(tokens, " ")
+    kept_pid = note_pid[keep_note]
+    b_idx = np.flatnonzero(bait & has)
+    pid = np.concatenate([kept_pid, b_idx])
+    t = np.concatenate(
+        [
+            index_s[kept_pid] - rng.integers(DAY, 365 * DAY, kept_pid.size),
+            index_s[b_idx] + rng.integers(DAY, 30 * DAY, b_idx.size),
+        ]
+    )
+    bait_text = pa.array([BAIT_NOTE[int(v)] for v in y[b_idx]], pa.string())
+    text = pa.concat_arrays([text.cast(pa.string()), bait_text])
+    order = np.lexsort((t, pid))
+    df = pd.DataFrame(
+        {
+            "patient_id": _take(ids, pid[order]),
+            "event_time": _timestamps(t[order]),
+            "text": _take(text, order),
+        }
+    )
+    return df, llr
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def generate_cohort(config: SynthConfig) -> SyntheticCohort:
+    """Sample a cohort from the model described in the module docstring."""
+    config.validate()
+    params = P.model_params(config.regime, config.prevalence)
+    seeds = np.random.SeedSequence(config.seed).spawn(len(_STREAMS))
+    rng = {name: np.random.default_rng(s) for name, s in zip(_STREAMS, seeds, strict=True)}
+    patients, y = _sample_patients(rng["patients"], config)
+    present, presence_probs = _sample_presence(rng["presence"], config, patients, y)
+    has = {m: present[:, j] for j, m in enumerate(MODALITIES)}
+    g = _sample_latent(rng["latent"], y, params)
+    bait = rng["bait"].random(len(y)) < config.bait_rate
+    ids = pa.array(patients["patient_id"].to_numpy(dtype=object), pa.string())
+    index_s = patients["index_time"].to_numpy().astype("datetime64[s]").astype(np.int64)
+
+    ghat = np.empty_like(g)
+    frames: dict[str, pd.DataFrame] = {}
+    frames["ehr"], ghat[:, P.BLOCKS["ehr"]], cat_llr = _ehr(
+        rng["ehr"], params, ids, index_s, y, g, bait, has["ehr"]
+    )
+    sparse_llr = None
+    if config.genomics_format == "dense":
+        frames["genomics"], ghat[:, P.BLOCKS["genomics"]] = _genomics_dense(
+            rng["genomics"], params, ids, g, has["genomics"]
+        )
+    else:
+        frames["genomics"], sparse_llr = _genomics_sparse(
+            rng["genomics"], params, ids, y, has["genomics"]
+        )
+        ghat[:, P.BLOCKS["genomics"]] = 0.0  # unused: sparse genomics replaces the dense block
+    frames["imaging"], ghat[:, P.BLOCKS["imaging"]] = _imaging(
+        rng["imaging"], params, ids, index_s, y, g, bait, has["imaging"]
+    )
+    frames["wearables"], ghat[:, P.BLOCKS["wearables"]], wear_cov = _wearables(
+        rng["wearables"], params, ids, index_s, y, g, bait, has["wearables"]
+    )
+    frames["notes"], note_llr = _notes(rng["notes"], params, ids, index_s, y, bait, has["notes"])
+
+    state = OracleState(
+        params=params,
+        ghat=ghat,
+        wearable_cov=wear_cov,
+        categorical_llr=cat_llr,
+        notes_llr=note_llr,
+        sparse_llr=sparse_llr,
+        presence_probs=presence_probs,
+    )
+    pids = patients["patient_id"]
+    oracle = pd.DataFrame({"patient_id": pids, "oracle_prob": _sigmoid(state.log_odds(present))})
+    present_df = pd.DataFrame({"patient_id": pids, **has})
+    return SyntheticCohort(config, patients, frames, oracle, present_df, state)
+
+
+_TIMESTAMP = pa.timestamp("us")
+
+
+def _arrow_table(df: pd.DataFrame) -> pa.Table:
+    """Arrow table with the contract's types (string, timestamp[us], list<float>...)."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    fields = []
+    for f in table.schema:
+        t = f.type
+        if pa.types.is_large_string(t) or pa.types.is_string(t) or pa.types.is_null(t):
+            t = pa.string()
+        elif pa.types.is_timestamp(t):
+            t = _TIMESTAMP
+        fields.append(pa.field(f.name, t))
+    return table.cast(pa.schema(fields))
+
+
+def write_batch(cohort: SyntheticCohort, landing_dir: Path, batch_id: str) -> Path:
+    """Write the landing batch (contract section 1); ``_READY`` is written last."""
+    folder = Path(landing_dir) / batch_id
+    folder.mkdir(parents=True, exist_ok=True)
+    ready = folder / "_READY"
+    ready.unlink(missing_ok=True)
+    files = {"patients": cohort.patients, "oracle": cohort.oracle, **cohort.modalities}
+    for name, df in files.items():
+        tmp = folder / f".{name}.parquet.tmp"
+        pq.write_table(_arrow_table(df), tmp)
+        os.replace(tmp, folder / f"{name}.parquet")
+    ready.touch()
+    return folder
+
+
+def batch_id_prefix(batch_id: str) -> str:
+    """Pseudonymous, stable id prefix for a batch (8 hex digits of its hash)."""
+    return hashlib.blake2b(batch_id.encode(), digest_size=4).hexdigest()
+
+
+def synthesize_batch(
+    landing_dir: Path | str,
+    n_patients: int = 5000,
+    regime: str = "correlated",
+    missingness: str = "mar",
+    seed: int = 0,
+    batch_id: str | None = None,
+    genomics_format: str = "dense",
+) -> Path:
+    """Generate a cohort and write it as one landing batch; returns the batch folder."""
+    if batch_id is None:
+        batch_id = f"synth-{regime}-{missingness}-s{seed}-n{n_patients}"
+        if genomics_format != "dense":
+            batch_id += f"-{genomics_format}"
+    config = SynthConfig(
+        n_patients=n_patients,
+        regime=regime,
+        missingness=missingness,
+        seed=seed,
+        genomics_format=genomics_format,
+        id_prefix=batch_id_prefix(f"{batch_id}/{seed}"),
+    )
+    return write_batch(generate_cohort(config), Path(landing_dir), batch_id)
+
+
+# --------------------------------------------------------------------------- difficulty
+
+
+def auroc(y: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney, ties counted half)."""
+    y = np.asarray(y).astype(bool)
+    order = np.argsort(score, kind="mergesort")
+    s = np.asarray(score)[order]
+    ranks = np.empty(len(s))
+    # average ranks over ties
+    boundaries = np.flatnonzero(np.diff(s) != 0) + 1
+    starts = np.concatenate([[0], boundaries])
+    ends = np.concatenate([boundaries, [len(s)]])
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    n_pos, n_neg = y.sum(), (~y).sum()
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def difficulty_report(cohort: SyntheticCohort) -> dict:
+    """Oracle AUROCs: actual modalities, each modality alone, all of them, and late fusion.
+
+    ``late_fusion_all`` adds the single-modality log-likelihood ratios, i.e. the
+    best a late-fusion model can do with every modality; its gap to ``all``
+    is what joint (early/intermediate) models can gain.
+    """
+    y = cohort.labels
+    n, k = len(y), len(MODALITIES)
+    none = cohort.state.log_odds(np.zeros((n, k), dtype=bool))
+    single, late = {}, none.copy()
+    for j, m in enumerate(MODALITIES):
+        mask = np.zeros((n, k), dtype=bool)
+        mask[:, j] = True
+        lo = cohort.state.log_odds(mask)
+        single[m] = auroc(y, lo)
+        late += lo - none
+    all_auc = auroc(y, cohort.state.log_odds(np.ones((n, k), dtype=bool)))
+    lift = all_auc - 0.5
+    return {
+        "n_patients": n,
+        "regime": cohort.config.regime,
+        "missingness": cohort.config.missingness,
+        "prevalence_observed": float(y.mean()),
+        "oracle_auroc_actual": auroc(y, cohort.oracle["oracle_prob"].to_numpy()),
+        "oracle_auroc_all": all_auc,
+        "oracle_auroc_late_fusion_all": auroc(y, late),
+        "oracle_auroc_single": single,
+        "lift_fraction_single": {m: (a - 0.5) / lift for m, a in single.items()},
+        "max_single_lift_fraction": max((a - 0.5) / lift for a in single.values()),
+        "availability_observed": dict(
+            zip(MODALITIES, cohort.present_matrix().mean(axis=0).round(4).tolist(), strict=True)
+        ),
+    }
