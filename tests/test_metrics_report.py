@@ -21,7 +21,7 @@ def inputs():
 
 @pytest.fixture(scope="module")
 def result(inputs):
-    cfg = EvaluationConfig(n_boot=150, seed=1, min_pattern_size=25)
+    cfg = EvaluationConfig(n_boot=100, seed=1, min_pattern_size=25)
     return evaluate(
         inputs.predictions,
         inputs.patients,
@@ -109,7 +109,7 @@ def test_suppressed_cells_are_printed_not_dropped(inputs, tmp_path) -> None:
         patients,
         None,
         inputs.recommendation,
-        EvaluationConfig(n_boot=50),
+        EvaluationConfig(n_boot=30),
     )
     f = render_report(r, tmp_path)
     md = f.markdown_path.read_text(encoding="utf-8")
