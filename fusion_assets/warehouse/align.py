@@ -104,7 +104,7 @@ def used_rows_sql(spec: ModalitySpec) -> str:
             GROUP BY r.patient_id
         ),
         used AS (  -- rows before the patient's index time, from that batch
-            SELECT r.*, p.index_time
+            SELECT r.*, r.rowid AS raw_rowid, p.index_time
             FROM {raw} r
             JOIN raw.batches b USING (batch_id)
             JOIN latest l ON l.patient_id = r.patient_id AND l.seq = b.seq
@@ -146,13 +146,28 @@ def _tabular_sql(con: duckdb.DuckDBPyConnection, spec: ModalitySpec) -> str:
         GROUP BY patient_id"""
 
 
+def _pick_one_sql(spec: ModalitySpec, column: str, out: str, with_days: bool) -> str:
+    """The latest used row per patient (any one if untimed), then its list payload.
+
+    The row is chosen on small columns and the list fetched by ``rowid``
+    afterwards, so DuckDB never carries 10^3-element lists through a GROUP BY.
+    """
+    pick = "arg_max(raw_rowid, event_time)" if spec.timed else "min(raw_rowid)"
+    days = f"{_days_since_last(spec)}," if with_days else ""
+    return f""",
+        picked AS (
+            SELECT patient_id, {days} {pick} AS raw_rowid
+            FROM used
+            GROUP BY patient_id
+        )
+        SELECT k.patient_id,{" k.days_since_last," if with_days else ""}
+               CAST(r.{qident(column)} AS FLOAT[]) AS {out}
+        FROM picked k
+        JOIN raw.{qident(spec.name)} r ON r.rowid = k.raw_rowid"""
+
+
 def _dense_sql(spec: ModalitySpec) -> str:
-    col = qident(schemas.list_column(spec))
-    pick = f"arg_max({col}, event_time)" if spec.timed else f"first({col})"
-    return f"""
-        SELECT patient_id, CAST({pick} AS FLOAT[]) AS "values"
-        FROM used
-        GROUP BY patient_id"""
+    return _pick_one_sql(spec, schemas.list_column(spec), '"values"', with_days=False)
 
 
 def _sparse_sql(spec: ModalitySpec) -> str:
@@ -172,14 +187,7 @@ def _sparse_sql(spec: ModalitySpec) -> str:
 
 
 def _image_sql(spec: ModalitySpec) -> str:
-    col = qident(schemas.list_column(spec))
-    pick = f"arg_max({col}, event_time)" if spec.timed else f"first({col})"
-    return f"""
-        SELECT patient_id,
-               {_days_since_last(spec)},
-               CAST({pick} AS FLOAT[]) AS pixels
-        FROM used
-        GROUP BY patient_id"""
+    return _pick_one_sql(spec, schemas.list_column(spec), "pixels", with_days=True)
 
 
 def _timeseries_sql(con: duckdb.DuckDBPyConnection, spec: ModalitySpec) -> str:
@@ -323,7 +331,6 @@ def align_modality(con: duckdb.DuckDBPyConnection, spec: ModalitySpec) -> AlignR
         f"""
         CREATE OR REPLACE TABLE {target} AS
         WITH {used_rows_sql(spec)}{_select_sql(con, spec)}
-        ORDER BY patient_id
         """
     )
     rows_used = _write_provenance(con, spec)
