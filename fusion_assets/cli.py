@@ -57,9 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument(
         "--regime", choices=["independent", "correlated", "synergy"], default="correlated"
     )
-    synth.add_argument(
-        "--missingness", choices=["complete", "mcar", "mar", "mnar"], default="mar"
-    )
+    synth.add_argument("--missingness", choices=["complete", "mcar", "mar", "mnar"], default="mar")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--batch-id", default=None, help="default: derived from the settings")
     synth.add_argument("--genomics-format", choices=["dense", "sparse"], default="dense")

@@ -1,11 +1,14 @@
 """The code location: assets, checks, jobs, schedules, sensors and resources."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from fusion_assets.assets.align import build_align_assets
+from fusion_assets.assets.encoders import build_encoder_asset
+from fusion_assets.assets.evaluation import build_evaluation_assets
+from fusion_assets.assets.fusion import STRATEGIES, build_fusion_asset
 from fusion_assets.assets.ingest import build_ingest_assets
+from fusion_assets.assets.profile import build_profile_assets
+from fusion_assets.checks import build_profile_checks, no_strategy_beats_oracle
 from fusion_assets.cohorts import load_cohort_spec
 from fusion_assets.jobs import JOBS
 from fusion_assets.schedules import SCHEDULES
@@ -14,10 +17,20 @@ from resources import LandingZoneResource, ModelStoreResource, TrackingResource,
 
 COHORT = load_cohort_spec()
 MODALITIES: tuple[str, ...] = tuple(COHORT.modality_names)
-STRATEGIES: tuple[str, ...] = ("early", "intermediate", "late", "attention", "reference")
+__all__ = ["COHORT", "MODALITIES", "STRATEGIES", "defs"]
+
+_encoder = build_encoder_asset(COHORT)
 
 defs = dg.Definitions(
-    assets=[build_ingest_assets(COHORT), *build_align_assets(COHORT)],
+    assets=[
+        build_ingest_assets(COHORT),
+        *build_align_assets(COHORT),
+        *build_profile_assets(COHORT),
+        _encoder,
+        build_fusion_asset(COHORT, _encoder),
+        *build_evaluation_assets(COHORT),
+    ],
+    asset_checks=[*build_profile_checks(COHORT), no_strategy_beats_oracle],
     jobs=JOBS,
     schedules=SCHEDULES,
     sensors=SENSORS,

@@ -20,7 +20,9 @@ from fusion_assets.assets.ingest import landing_batches
 def _instance() -> dg.DagsterInstance:
     if os.environ.get("DAGSTER_HOME"):
         return dg.DagsterInstance.get()
-    print("DAGSTER_HOME is not set: runs go to a temporary instance (set it to see them in the UI).")
+    print(
+        "DAGSTER_HOME is not set: runs go to a temporary instance (set it to see them in the UI)."
+    )
     return dg.DagsterInstance.ephemeral()
 
 
@@ -28,10 +30,7 @@ def _stages(defs: dg.Definitions) -> list[tuple[str, str, list[str | None]]]:
     """(title, group, partition keys) in dependency order, for the groups that exist."""
     from fusion_assets.definitions import MODALITIES, STRATEGIES
 
-    groups = {
-        spec.group_name
-        for spec in defs.resolve_all_asset_specs()
-    }
+    groups = {spec.group_name for spec in defs.resolve_all_asset_specs()}
     ordered = [
         ("align the modalities as of index time", "align", [None]),
         ("profile availability, recommend, split", "profile", [None]),

@@ -43,7 +43,5 @@ class LandingZoneResource(dg.ConfigurableResource):
         return sorted(
             entry.name
             for entry in self.root.iterdir()
-            if entry.is_dir()
-            and not entry.name.startswith("_")
-            and (entry / READY_MARKER).exists()
+            if entry.is_dir() and not entry.name.startswith("_") and (entry / READY_MARKER).exists()
         )

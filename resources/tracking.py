@@ -46,13 +46,42 @@ class TrackingResource(dg.ConfigurableResource):
         )
 
     @contextmanager
-    def run(self, name: str, tags: dict[str, str] | None = None) -> Iterator[Any]:
-        """Start an MLflow run (imported lazily: sensors must not pay for mlflow)."""
+    def run(
+        self, name: str, dagster_run_id: str | None = None, tags: dict[str, str] | None = None
+    ) -> Iterator[Any]:
+        """Start an MLflow run, nested under one parent run per Dagster run.
+
+        mlflow is imported lazily: sensors and light processes must not pay for it.
+        """
         import mlflow
 
         experiment_id = self._experiment_id()
+        tags = dict(tags or {})
+        if dagster_run_id:
+            tags["dagster.run_id"] = dagster_run_id
+            tags["mlflow.parentRunId"] = self._parent_run(experiment_id, dagster_run_id)
         with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=tags) as active:
             yield active
+
+    def _parent_run(self, experiment_id: str, dagster_run_id: str) -> str:
+        """The run grouping every fit of one Dagster run (created on first use)."""
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(self.tracking_uri)
+        found = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`dagster.parent_of` = '{dagster_run_id}'",
+            max_results=1,
+        )
+        if found:
+            return found[0].info.run_id
+        parent = client.create_run(
+            experiment_id,
+            run_name=f"dagster-{dagster_run_id[:8]}",
+            tags={"dagster.parent_of": dagster_run_id, "dagster.run_id": dagster_run_id},
+        )
+        client.set_terminated(parent.info.run_id)
+        return parent.info.run_id
 
     def run_url(self, run: Any) -> str:
         return f"{self.ui_url}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"

@@ -1,0 +1,70 @@
+"""Group ``encoders``: one fitted encoder + unimodal head per modality (static partitions)."""
+
+import dagster as dg
+
+from fusion_assets.assets.frames import load_cohort, load_frames, split_ids
+from fusion_assets.assets.training_run import TrainingConfig, fit_save_track
+from fusion_assets.cohorts import CohortSpec
+from fusion_assets.pyfunc_io import rows_to_json
+from resources import ModelStoreResource, TrackingResource, WarehouseResource
+
+ENCODER_STORE = "encoders"
+
+
+def build_encoder_asset(spec: CohortSpec) -> dg.AssetsDefinition:
+    partitions = dg.StaticPartitionsDefinition(spec.modality_names)
+
+    @dg.asset(
+        group_name="encoders",
+        partitions_def=partitions,
+        deps=["splits", *(f"aligned_{m}" for m in spec.modality_names)],
+        kinds={"pytorch", "mlflow"},
+        description=(
+            "Per modality: preprocessing fitted on the training split, a torch encoder to the "
+            "shared embedding size and a unimodal head, trained on the patients that have the "
+            "modality. The head is the single-modality baseline and late fusion's component."
+        ),
+    )
+    def modality_encoder(
+        context: dg.AssetExecutionContext,
+        config: TrainingConfig,
+        warehouse: WarehouseResource,
+        model_store: ModelStoreResource,
+        tracking: TrackingResource,
+    ) -> dg.MaterializeResult:
+        from fusion_assets.models.training import train_unimodal
+
+        modality = context.partition_key
+        with warehouse.connect() as con:
+            frames = load_frames(con, spec, [modality])
+            cohort = load_cohort(con)
+        if modality not in frames or frames[modality].empty:
+            raise dg.Failure(
+                f"Modality {modality!r} has no aligned rows (aligned.{modality} is empty or "
+                "missing): ingest a batch that contains it, or drop it from the cohort spec."
+            )
+        labels = cohort.set_index("patient_id")["label"]
+        train_ids, val_ids = split_ids(cohort, "train"), split_ids(cohort, "validation")
+        encoder_config = config.encoder_config()
+        context.log.info(
+            f"Fitting the {spec.modality(modality).kind} encoder for {modality!r}: "
+            f"{len(frames[modality])} patients have it; splits {len(train_ids)} train / "
+            f"{len(val_ids)} validation"
+        )
+        example_ids = [p for p in val_ids if p in set(frames[modality]["patient_id"])][:2]
+        example = rows_to_json(frames, example_ids)
+        example["patient_id"] = [f"example-{i}" for i in range(len(example))]
+        return fit_save_track(
+            context,
+            tracking=tracking,
+            model_store=model_store,
+            store_kind=ENCODER_STORE,
+            name=f"single:{modality}",
+            params={"modality": modality, "kind": spec.modality(modality).kind},
+            fit=lambda on_epoch: train_unimodal(
+                spec, modality, frames, labels, train_ids, val_ids, encoder_config, on_epoch
+            ),
+            example=example,
+        )
+
+    return modality_encoder

@@ -1,0 +1,223 @@
+"""Group ``evaluation``: predictions and stress tests, then the subgroup report."""
+
+import json
+import time
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from fusion_assets.assets.encoders import ENCODER_STORE
+from fusion_assets.assets.frames import load_cohort, load_frames
+from fusion_assets.assets.fusion import FUSION_STORE, STRATEGIES
+from fusion_assets.assets.metadata import png_markdown, table_metadata
+from fusion_assets.cohorts import CohortSpec
+from fusion_assets.warehouse.sql import table_exists
+from resources import ModelStoreResource, TrackingResource, WarehouseResource
+from resources.paths import default_path
+
+
+def load_strategy_models(model_store: ModelStoreResource, spec: CohortSpec) -> dict:
+    """Every fitted fusion strategy and single-modality baseline in the model store."""
+    from fusion_assets.models.api import load_model
+
+    wanted = [(FUSION_STORE, s) for s in STRATEGIES] + [
+        (ENCODER_STORE, f"single:{m}") for m in spec.modality_names
+    ]
+    missing = [name for kind, name in wanted if not model_store.exists(kind, name)]
+    if missing:
+        raise dg.Failure(
+            f"No fitted model for {missing} in {model_store.path}: materialize "
+            "modality_encoder and fused_model (all partitions) first."
+        )
+    return {name: load_model(model_store.model_dir(kind, name)) for kind, name in wanted}
+
+
+class StressTestConfig(dg.Config):
+    rates: list[float] = Field(
+        default=[0.0, 0.1, 0.3, 0.5, 0.7, 0.9],
+        description="Fractions of present modalities removed at random",
+    )
+    mask_seeds: int = Field(default=5, description="Random masks per rate")
+
+
+def build_evaluation_assets(spec: CohortSpec) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        group_name="evaluation",
+        deps=[
+            dg.AssetDep("fused_model", partition_mapping=dg.AllPartitionMapping()),
+            dg.AssetDep("modality_encoder", partition_mapping=dg.AllPartitionMapping()),
+        ],
+        kinds={"duckdb", "pytorch"},
+        pool="duckdb_writer",
+        description=(
+            "eval.predictions (every strategy and single-modality baseline on every validation "
+            "and test patient) and eval.stress_predictions (test patients with whole modalities "
+            "removed at random, leave-one-modality-out and single-modality on complete cases)."
+        ),
+    )
+    def predictions(
+        context: dg.AssetExecutionContext,
+        config: StressTestConfig,
+        warehouse: WarehouseResource,
+        model_store: ModelStoreResource,
+    ) -> dg.MaterializeResult:
+        from fusion_assets.scoring import score, stress_test
+
+        models = load_strategy_models(model_store, spec)
+        with warehouse.connect() as con:
+            frames = load_frames(con, spec)
+            cohort = load_cohort(con)
+        scored = cohort[cohort["split"].isin(["validation", "test"])]
+        t0 = time.perf_counter()
+        preds = score(models, frames, scored)
+        context.log.info(
+            f"Scored {len(scored)} validation/test patients with {len(models)} models "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
+        test_ids = scored.loc[scored["split"] == "test", "patient_id"].tolist()
+        fused = {s: models[s] for s in STRATEGIES}
+        t0 = time.perf_counter()
+        stress = stress_test(fused, frames, test_ids, config.rates, config.mask_seeds)
+        context.log.info(
+            f"Stress tests: {len(stress):,} predictions in {time.perf_counter() - t0:.1f} s"
+        )
+        with warehouse.connect() as con:
+            con.execute("CREATE SCHEMA IF NOT EXISTS eval")
+            con.register("preds_df", preds)
+            con.register("stress_df", stress)
+            con.execute("CREATE OR REPLACE TABLE eval.predictions AS SELECT * FROM preds_df")
+            con.execute(
+                "CREATE OR REPLACE TABLE eval.stress_predictions AS SELECT * FROM stress_df"
+            )
+            metadata = table_metadata(con, "eval.predictions")
+            metadata["stress_rows"] = dg.MetadataValue.int(len(stress))
+        metadata["strategies"] = dg.MetadataValue.text(", ".join(models))
+        return dg.MaterializeResult(metadata=metadata)
+
+    return [predictions, build_report_asset(spec)]
+
+
+class ReportConfig(dg.Config):
+    n_boot: int = Field(default=1000, description="Paired stratified bootstrap resamples")
+    min_pattern_size: int = Field(
+        default=30, description="Availability patterns with fewer test patients pool into 'other'"
+    )
+    suppress_below: int = Field(
+        default=11, description="Cells under this many patients are suppressed"
+    )
+    report_dir: str = Field(
+        default_factory=lambda: default_path("reports"), description="Where report files go"
+    )
+
+
+def _recommendation(con) -> list[dict]:
+    if not table_exists(con, "profile", "recommendation"):
+        return []
+    frame = con.sql("SELECT * FROM profile.recommendation ORDER BY rank").df()
+    return frame.to_dict("records")
+
+
+def build_report_asset(spec: CohortSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        group_name="evaluation",
+        deps=["predictions", "fusion_recommendation"],
+        kinds={"duckdb", "mlflow"},
+        pool="duckdb_writer",
+        description=(
+            "Per strategy × subgroup (availability pattern, sex, age band, site, all): n, events, "
+            "AUROC, AUPRC, Brier, calibration, ECE, sensitivity/specificity, with paired bootstrap "
+            "CIs; degradation curves; the verdict. Markdown + HTML report with plots."
+        ),
+    )
+    def subgroup_report(
+        context: dg.AssetExecutionContext,
+        config: ReportConfig,
+        warehouse: WarehouseResource,
+        tracking: TrackingResource,
+        model_store: ModelStoreResource,
+    ) -> dg.MaterializeResult:
+        from fusion_assets.metrics.config import EvaluationConfig
+        from fusion_assets.metrics.evaluate import evaluate
+        from fusion_assets.metrics.report import render_report
+
+        with warehouse.connect() as con:
+            predictions = con.sql("SELECT * FROM eval.predictions").df()
+            stress = con.sql("SELECT * FROM eval.stress_predictions").df()
+            patients = load_cohort(con)
+            recommendation = _recommendation(con)
+        eval_config = EvaluationConfig(
+            n_boot=config.n_boot,
+            min_pattern_size=config.min_pattern_size,
+            suppress_below=config.suppress_below,
+        )
+        t0 = time.perf_counter()
+        result = evaluate(
+            predictions, patients, stress, recommendation, eval_config, spec.modality_names
+        )
+        out_dir = Path(config.report_dir) / "latest"
+        files = render_report(result, out_dir, title=f"Fusion strategy evaluation: {spec.name}")
+        seconds = time.perf_counter() - t0
+        context.log.info(f"Evaluation and report in {seconds:.1f} s: {files.html_path}")
+
+        with warehouse.connect() as con:
+            for table, frame in {
+                "subgroup_metrics": result.table,
+                "degradation": result.curves,
+                "degradation_summary": result.summary,
+                "complete_case": result.complete_case,
+            }.items():
+                con.register("frame_df", frame)
+                con.execute(f"CREATE OR REPLACE TABLE eval.{table} AS SELECT * FROM frame_df")
+                con.unregister("frame_df")
+            metadata = table_metadata(con, "eval.subgroup_metrics")
+
+        run_id = _log_report(context, tracking, model_store, files, result)
+        metadata.update(
+            {
+                "report_html": dg.MetadataValue.path(str(files.html_path)),
+                "report_markdown": dg.MetadataValue.path(str(files.markdown_path)),
+                "headline": dg.MetadataValue.md(files.headline.round(3).to_markdown(index=False)),
+                "verdict": dg.MetadataValue.md(_verdict_md(result.verdict)),
+                "leaks_flagged": dg.MetadataValue.int(len(result.leaks)),
+                "evaluation_seconds": dg.MetadataValue.float(round(seconds, 2)),
+                "mlflow_run_id": dg.MetadataValue.text(run_id),
+            }
+        )
+        if files.metadata_plot is not None:
+            metadata["forest_plot"] = png_markdown(files.metadata_plot.read_bytes(), "forest plot")
+        return dg.MaterializeResult(metadata=metadata)
+
+    return subgroup_report
+
+
+def _log_report(context, tracking: TrackingResource, model_store, files, result) -> str:
+    """The report and headline metrics in an evaluation run, and on each strategy's fit run."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    headline = files.headline.set_index("strategy")
+    with tracking.run("subgroup_report", dagster_run_id=context.run_id) as run:
+        mlflow.log_artifacts(str(files.markdown_path.parent), artifact_path="report")
+        for strategy, row in headline.iterrows():
+            key = strategy.replace(":", "_")
+            mlflow.log_metric(f"test_auroc_{key}", float(row["auroc"]))
+        run_id = run.info.run_id
+    client = MlflowClient(tracking.tracking_uri)
+    for strategy in STRATEGIES:
+        record = model_store.model_dir(FUSION_STORE, strategy) / "mlflow_run.json"
+        if not record.exists() or strategy not in headline.index:
+            continue
+        fit_run = json.loads(record.read_text())["run_id"]
+        client.log_artifacts(fit_run, str(files.markdown_path.parent), artifact_path="evaluation")
+        client.log_metric(fit_run, "test_auroc", float(headline.loc[strategy, "auroc"]))
+    return run_id
+
+
+def _verdict_md(verdict) -> str:
+    lines = [
+        f"- recommended: **{verdict.recommended}**; stress-test winner: **{verdict.stress_winner}**"
+    ]
+    lines += [f"- {sentence}" for sentence in verdict.disagreements]
+    lines += [f"- claim '{c.claim}': {c.status} ({c.evidence})" for c in verdict.claims]
+    return "\n".join(lines)

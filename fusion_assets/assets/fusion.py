@@ -1,0 +1,96 @@
+"""Group ``fusion``: one fused model per strategy (static partitions), plus the reference."""
+
+import dagster as dg
+
+from fusion_assets.assets.encoders import ENCODER_STORE
+from fusion_assets.assets.frames import load_cohort, load_frames, split_ids
+from fusion_assets.assets.training_run import TrainingConfig, fit_save_track
+from fusion_assets.cohorts import CohortSpec
+from fusion_assets.pyfunc_io import rows_to_json
+from resources import ModelStoreResource, TrackingResource, WarehouseResource
+
+FUSION_STORE = "fusion"
+# The partitions of fused_model; equal to models.training.STRATEGY_NAMES (a test checks),
+# spelled out here so that loading the code location does not import torch.
+STRATEGIES: tuple[str, ...] = ("early", "intermediate", "late", "attention", "reference")
+
+
+def load_encoders(model_store: ModelStoreResource, spec: CohortSpec) -> dict:
+    """The fitted unimodal models, by modality; a missing one is a clear error."""
+    from fusion_assets.models.api import load_model
+
+    missing = [
+        m for m in spec.modality_names if not model_store.exists(ENCODER_STORE, f"single:{m}")
+    ]
+    if missing:
+        raise dg.Failure(
+            f"No fitted encoder for modalities {missing} in {model_store.path}: "
+            "materialize modality_encoder for those partitions first."
+        )
+    return {
+        m: load_model(model_store.model_dir(ENCODER_STORE, f"single:{m}"))
+        for m in spec.modality_names
+    }
+
+
+def build_fusion_asset(spec: CohortSpec, encoder_asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        group_name="fusion",
+        partitions_def=dg.StaticPartitionsDefinition(list(STRATEGIES)),
+        deps=[
+            dg.AssetDep(encoder_asset, partition_mapping=dg.AllPartitionMapping()),
+            "splits",
+        ],
+        kinds={"pytorch", "mlflow"},
+        description=(
+            "A fused model per strategy: early (zero-filled concatenation), intermediate (merged "
+            "encoder embeddings with learned missing-embeddings), late (stacked unimodal heads "
+            "over the modalities a patient has), attention (modality and time-step tokens with "
+            "key-padding masks) and reference (gradient boosting with native missing values)."
+        ),
+    )
+    def fused_model(
+        context: dg.AssetExecutionContext,
+        config: TrainingConfig,
+        warehouse: WarehouseResource,
+        model_store: ModelStoreResource,
+        tracking: TrackingResource,
+    ) -> dg.MaterializeResult:
+        from fusion_assets.models.training import train_fusion
+
+        strategy = context.partition_key
+        encoders = load_encoders(model_store, spec)
+        with warehouse.connect() as con:
+            frames = load_frames(con, spec)
+            cohort = load_cohort(con)
+        labels = cohort.set_index("patient_id")["label"]
+        train_ids, val_ids = split_ids(cohort, "train"), split_ids(cohort, "validation")
+        fusion_config = config.fusion_config()
+        context.log.info(
+            f"Training {strategy} fusion on {len(train_ids)} train / {len(val_ids)} validation "
+            f"patients, modality dropout {fusion_config.modality_dropout}"
+        )
+        example = rows_to_json(frames, val_ids[:2])
+        example["patient_id"] = [f"example-{i}" for i in range(len(example))]
+        return fit_save_track(
+            context,
+            tracking=tracking,
+            model_store=model_store,
+            store_kind=FUSION_STORE,
+            name=strategy,
+            params={"strategy": strategy, "modalities": ",".join(spec.modality_names)},
+            fit=lambda on_epoch: train_fusion(
+                strategy,
+                spec,
+                frames,
+                labels,
+                train_ids,
+                val_ids,
+                encoders,
+                fusion_config,
+                on_epoch,
+            ),
+            example=example,
+        )
+
+    return fused_model

@@ -1,0 +1,166 @@
+"""Group ``profile``: availability profile, fusion recommendation and patient splits."""
+
+import json
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from fusion_assets.assets.metadata import table_metadata
+from fusion_assets.cohorts import CohortSpec
+from fusion_assets.warehouse.profile import (
+    build_availability,
+    pattern_chart_png,
+    png_markdown,
+    summarize_profile,
+)
+from fusion_assets.warehouse.recommend import (
+    RecommendationThresholds,
+    recommend_strategies,
+    write_recommendation,
+)
+from fusion_assets.warehouse.splits import assign_splits
+from resources import WarehouseResource
+
+_DEFAULTS = RecommendationThresholds()
+
+
+class RecommendationConfig(dg.Config):
+    """The decision matrix's thresholds (defaults documented in warehouse/recommend.py)."""
+
+    min_availability: float = _DEFAULTS.min_availability
+    min_complete_case: float = _DEFAULTS.min_complete_case
+    dim_ratio: float = _DEFAULTS.dim_ratio
+    temporal_min_availability: float = _DEFAULTS.temporal_min_availability
+    irregular_gap_cv: float = _DEFAULTS.irregular_gap_cv
+    small_cohort: int = _DEFAULTS.small_cohort
+    early_min_complete_case: float = _DEFAULTS.early_min_complete_case
+    controlled_max_sites: int = _DEFAULTS.controlled_max_sites
+
+
+class SplitConfig(dg.Config):
+    seed: int = 0
+    train: float = Field(default=0.6, description="Share of each label x pattern stratum")
+    validation: float = 0.2
+    test: float = 0.2
+
+
+def _summary_tables(summary: dict) -> str:
+    availability = pd.DataFrame(
+        {
+            "modality": list(summary["availability"]),
+            "kind": [summary["modalities"][m] for m in summary["availability"]],
+            "availability": [round(v, 3) for v in summary["availability"].values()],
+            "dimensionality": [summary["dimensionality"][m] for m in summary["availability"]],
+        }
+    )
+    patterns = pd.DataFrame(summary["patterns"]).round(3)
+    return (
+        "### Modalities\n\n"
+        + availability.to_markdown(index=False)
+        + "\n\n### Availability patterns\n\n"
+        + patterns.to_markdown(index=False)
+    )
+
+
+def build_profile_assets(spec: CohortSpec) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        group_name="profile",
+        deps=["aligned_patients", *(f"aligned_{m}" for m in spec.modality_names)],
+        kinds={"duckdb"},
+        pool="duckdb_writer",
+        description=(
+            "profile.availability: a presence flag per modality and the availability pattern per "
+            "patient; metadata: the cohort summary (rates, patterns, dimensionality, cadence)."
+        ),
+    )
+    def availability_profile(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        with warehouse.connect() as con:
+            build_availability(con, spec)
+            summary = summarize_profile(con, spec)
+            metadata = table_metadata(con, "profile.availability")
+        context.log.info(
+            f"{summary['n_patients']} patients, {len(summary['patterns'])} availability patterns, "
+            f"complete-case fraction {summary['complete_case_fraction']:.2f}"
+        )
+        metadata.update(
+            {
+                "n_patients": dg.MetadataValue.int(summary["n_patients"]),
+                "label_prevalence": dg.MetadataValue.float(summary["label_prevalence"] or 0.0),
+                "complete_case_fraction": dg.MetadataValue.float(summary["complete_case_fraction"]),
+                "availability": dg.MetadataValue.json(summary["availability"]),
+                "dimensionality": dg.MetadataValue.json(summary["dimensionality"]),
+                "cadence": dg.MetadataValue.json(summary["cadence"]),
+                "summary": dg.MetadataValue.md(_summary_tables(summary)),
+                "pattern_counts": dg.MetadataValue.md(
+                    png_markdown(pattern_chart_png(summary), "availability patterns")
+                ),
+            }
+        )
+        return dg.MaterializeResult(metadata=metadata)
+
+    @dg.asset(
+        group_name="profile",
+        deps=[availability_profile],
+        kinds={"duckdb"},
+        pool="duckdb_writer",
+        description=(
+            "profile.recommendation: the decision matrix (availability, dimensionality balance, "
+            "temporal dynamics, cohort size) applied to the profile: strategies ranked, each with "
+            "its measured reasons."
+        ),
+    )
+    def fusion_recommendation(
+        context: dg.AssetExecutionContext,
+        config: RecommendationConfig,
+        warehouse: WarehouseResource,
+    ) -> dg.MaterializeResult:
+        thresholds = RecommendationThresholds(**config.model_dump())
+        with warehouse.connect() as con:
+            summary = summarize_profile(con, spec)
+            ranked = recommend_strategies(summary, thresholds)
+            write_recommendation(con, ranked, thresholds)
+        lines = []
+        for r in ranked:
+            lines.append(f"{r['rank']}. **{r['strategy']}** (score {r['score']:.1f})")
+            lines += [f"   - {reason}" for reason in r["reasons"]]
+        context.log.info(f"Recommended: {[r['strategy'] for r in ranked]}")
+        return dg.MaterializeResult(
+            metadata={
+                "recommended": dg.MetadataValue.text(ranked[0]["strategy"]),
+                "ranking": dg.MetadataValue.md("\n".join(lines)),
+                "thresholds": dg.MetadataValue.json(json.loads(json.dumps(config.model_dump()))),
+            }
+        )
+
+    @dg.asset(
+        group_name="profile",
+        deps=[availability_profile],
+        kinds={"duckdb"},
+        pool="duckdb_writer",
+        description=(
+            "profile.splits: patient-level train/validation/test, stratified by label x "
+            "availability pattern, seeded; a patient keeps its split when the cohort grows."
+        ),
+    )
+    def splits(
+        context: dg.AssetExecutionContext, config: SplitConfig, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        with warehouse.connect() as con:
+            counts = assign_splits(
+                con, seed=config.seed, fractions=(config.train, config.validation, config.test)
+            )
+            metadata = table_metadata(con, "profile.splits")
+            by_split = con.sql(
+                "SELECT split, count(*) AS patients, round(avg(a.label), 3) AS prevalence "
+                "FROM profile.splits s JOIN profile.availability a USING (patient_id) "
+                "GROUP BY split ORDER BY split"
+            ).df()
+        context.log.info(f"Splits: {counts}")
+        metadata["by_split"] = dg.MetadataValue.md(by_split.to_markdown(index=False))
+        metadata["assignment"] = dg.MetadataValue.json(json.loads(json.dumps(counts, default=str)))
+        return dg.MaterializeResult(metadata=metadata)
+
+    return [availability_profile, fusion_recommendation, splits]

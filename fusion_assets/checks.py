@@ -1,0 +1,105 @@
+"""Asset checks: data quality of the aligned cohort and leakage of the evaluation.
+
+The rules live in pure code (pandera schemas in ``warehouse/checks.py``, the
+oracle comparison in ``metrics/leakage.py``); these wrappers only run them
+against the warehouse and report their metadata.
+"""
+
+import dagster as dg
+
+from fusion_assets.cohorts import CohortSpec
+from fusion_assets.warehouse import checks as rules
+from resources import WarehouseResource
+
+
+class AvailabilityFloorConfig(dg.Config):
+    floor: float = 0.05
+
+
+def _result(outcome: tuple[bool, dict], description: str) -> dg.AssetCheckResult:
+    passed, metadata = outcome
+    return dg.AssetCheckResult(
+        passed=bool(passed),
+        metadata={
+            k: dg.MetadataValue.json(v) if isinstance(v, dict | list) else v
+            for k, v in metadata.items()
+        },
+        description=description,
+    )
+
+
+def build_profile_checks(spec: CohortSpec) -> list[dg.AssetChecksDefinition]:
+    @dg.asset_check(asset="availability_profile", pool="duckdb_writer", blocking=True)
+    def unique_patient_ids(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        """Every patient appears once in aligned.patients."""
+        with warehouse.connect() as con:
+            return _result(rules.check_unique_patient_ids(con), "patient_id is unique")
+
+    @dg.asset_check(asset="availability_profile", pool="duckdb_writer", blocking=True)
+    def labels_and_index_times(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        """Every patient has a 0/1 label and an index time."""
+        with warehouse.connect() as con:
+            return _result(
+                rules.check_labels_and_index_times(con), "label in {0,1} and index_time set"
+            )
+
+    @dg.asset_check(asset="availability_profile", pool="duckdb_writer")
+    def availability_above_floor(
+        config: AvailabilityFloorConfig, warehouse: WarehouseResource
+    ) -> dg.AssetCheckResult:
+        """Each modality is present for at least `floor` of patients."""
+        with warehouse.connect() as con:
+            return _result(
+                rules.check_availability_floor(con, spec, config.floor),
+                f"every modality available for >= {config.floor:.0%} of patients",
+            )
+
+    @dg.asset_check(asset="availability_profile", pool="duckdb_writer")
+    def label_prevalence_not_degenerate(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        """No availability pattern with >= 100 patients is (almost) all one class."""
+        with warehouse.connect() as con:
+            return _result(
+                rules.check_label_prevalence(con), "prevalence within [1%, 99%] per large pattern"
+            )
+
+    @dg.asset_check(asset="availability_profile", pool="duckdb_writer", blocking=True)
+    def no_rows_after_index_time(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        """No aligned row comes from at or after the patient's index time (leakage)."""
+        with warehouse.connect() as con:
+            return _result(
+                rules.check_no_future_rows(con, spec), "no aligned row from after index time"
+            )
+
+    return [
+        unique_patient_ids,
+        labels_and_index_times,
+        availability_above_floor,
+        label_prevalence_not_degenerate,
+        no_rows_after_index_time,
+    ]
+
+
+@dg.asset_check(asset="subgroup_report", pool="duckdb_writer")
+def no_strategy_beats_oracle(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Fails when a strategy's AUROC beats the Bayes oracle beyond its CI: leakage."""
+    from fusion_assets.metrics.leakage import describe_leaks, leakage_flags
+
+    with warehouse.connect() as con:
+        table = con.sql("SELECT * FROM eval.subgroup_metrics").df()
+    if table["oracle_auroc"].isna().all():
+        return dg.AssetCheckResult(
+            passed=True,
+            description="No oracle for this cohort (real data): the check does not apply.",
+            metadata={"applicable": False},
+        )
+    flags = leakage_flags(table)
+    return dg.AssetCheckResult(
+        passed=flags.empty,
+        description=describe_leaks(flags),
+        metadata={
+            "rows_flagged": len(flags),
+            "flagged": dg.MetadataValue.md(flags.round(3).to_markdown(index=False))
+            if len(flags)
+            else "none",
+        },
+    )

@@ -1,0 +1,112 @@
+"""Scoring fitted models on patients, and the stress tests, through the one prediction API.
+
+Pure code (no dagster): the predictions asset and the batch re-evaluation call it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from fusion_assets.metrics.degradation import random_modality_masks
+from fusion_assets.models.api import FittedModel
+
+STRESS_RATES: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9)
+STRESS_SEEDS: int = 5
+
+
+def score(
+    models: Mapping[str, FittedModel],
+    frames: Mapping[str, pd.DataFrame],
+    patients: pd.DataFrame,
+) -> pd.DataFrame:
+    """``strategy, patient_id, split, prob`` for every model and every row of ``patients``.
+
+    ``patients`` needs ``patient_id`` and ``split``; absent modalities are simply missing.
+    """
+    ids = patients["patient_id"].tolist()
+    parts = []
+    for strategy, model in models.items():
+        prob = model.predict_proba(model.prepare(dict(frames), ids))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "strategy": strategy,
+                    "patient_id": ids,
+                    "split": patients["split"].to_numpy(),
+                    "prob": prob,
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def _rows(strategy, scenario, rate, dropped, seed, ids, prob) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "strategy": strategy,
+            "scenario": scenario,
+            "rate": rate,
+            "dropped": dropped,
+            "mask_seed": seed,
+            "patient_id": ids,
+            "prob": prob,
+        }
+    )
+
+
+def stress_scenarios(
+    present: np.ndarray,
+    modalities: Sequence[str],
+    rates: Iterable[float] = STRESS_RATES,
+    n_seeds: int = STRESS_SEEDS,
+) -> Iterable[tuple[str, float, str, int, np.ndarray]]:
+    """(scenario, rate, dropped, mask_seed, keep mask) for every stress test.
+
+    Masks depend only on presence, rates and seeds, so every strategy meets the
+    very same missing modalities (a paired comparison).
+    """
+    rates = tuple(rates)
+    for seed in range(n_seeds):
+        for rate in rates:
+            yield "global", rate, "", seed, random_modality_masks(present, rate, seed)
+            for j, name in enumerate(modalities):
+                mask = random_modality_masks(present, rate, [seed, j], modality=j)
+                yield f"modality:{name}", rate, name, seed, mask
+    complete = present.all(axis=1)
+    for j, name in enumerate(modalities):
+        leave_out = complete[:, None] & (np.arange(len(modalities)) != j)[None, :]
+        yield "leave_one_out", np.nan, name, 0, leave_out
+        only = complete[:, None] & (np.arange(len(modalities)) == j)[None, :]
+        yield "single_modality", np.nan, name, 0, only
+
+
+def stress_test(
+    models: Mapping[str, FittedModel],
+    frames: Mapping[str, pd.DataFrame],
+    patient_ids: Sequence[str],
+    rates: Iterable[float] = STRESS_RATES,
+    n_seeds: int = STRESS_SEEDS,
+) -> pd.DataFrame:
+    """Predictions with whole modalities removed (see ``metrics.degradation`` for the scenarios).
+
+    Leave-one-out and single-modality rows cover only the complete-case patients.
+    """
+    ids = list(patient_ids)
+    parts = []
+    for strategy, model in models.items():
+        prepared = model.prepare(dict(frames), ids)
+        present = prepared.present
+        modalities = list(prepared.modality_names)
+        complete = present.all(axis=1)
+        for scenario, rate, dropped, seed, keep in stress_scenarios(
+            present, modalities, rates, n_seeds
+        ):
+            prob = model.predict_proba(prepared, keep)
+            rows = complete if scenario in ("leave_one_out", "single_modality") else slice(None)
+            parts.append(
+                _rows(strategy, scenario, rate, dropped, seed, np.asarray(ids)[rows], prob[rows])
+            )
+    return pd.concat(parts, ignore_index=True)
