@@ -87,15 +87,15 @@ WEARABLE_SCALE = np.array([6.0, 12.0, 0.6])
 # Row c: how g_wearables moves channel c's level (L) and its trend over the window (T).
 WEARABLE_LEVEL = np.array([[1.0, 0.0], [0.6, 0.8], [-0.5, 0.4]])
 WEARABLE_TREND = np.array([[0.0, 1.0], [0.8, 0.0], [0.0, -0.7]])
-WEARABLE_NOISE = 3.0  # per sample, in channel-scale units
+WEARABLE_NOISE = 2.0  # per sample, in channel-scale units
 
 LAB_NOISE = 1.0
 GENE_NOISE = 1.0
-PIXEL_NOISE = 2.5
+PIXEL_NOISE = 1.0
 BLOB_CENTERS = ((8.0, 9.0), (22.0, 11.0), (15.0, 24.0))
-BLOB_WIDTH = 3.5
+BLOB_WIDTH = 4.0
 
-NOTE_TOPIC_WEIGHT = 0.12  # share of a note's words drawn from its topic
+NOTE_TOPIC_WEIGHT = 0.3  # share of a note's words drawn from its topic
 TOPIC_GIVEN_Y = np.array([[0.40, 0.30, 0.20, 0.10], [0.15, 0.25, 0.28, 0.32]])
 
 _ROOTS = (
@@ -211,7 +211,7 @@ def model_params(regime: str, prevalence: float) -> ModelParams:
     lab_mean = np.round(rng.uniform(1.0, 150.0, N_LABS), 1)
     lab_sd = lab_mean * rng.uniform(0.05, 0.2, N_LABS)
     gene_ids = np.sort(rng.choice(SYNTH_GENOMICS_DENSE_FEATURES, N_SIGNAL_GENES, replace=False))
-    gene_load = rng.normal(0.0, 0.35, (N_SIGNAL_GENES, 2))
+    gene_load = rng.normal(0.0, 1.2, (N_SIGNAL_GENES, 2))
     gene_offset = rng.normal(6.0, 1.5, SYNTH_GENOMICS_DENSE_FEATURES)
     blobs = _blob_images()
     word_probs = _word_probs(rng, len(vocabulary()))
