@@ -1,0 +1,228 @@
+"""The one prediction API: ``FittedModel.prepare`` / ``predict_proba``, ``save_model`` / ``load_model``.
+
+The same interface serves unimodal models (``single:<modality>``), the four
+neural fusion strategies and the gradient-boosting reference, so prediction,
+stress tests and batch re-evaluation never special-case a strategy.
+
+On disk a model is a folder: ``model.json`` (strategy, spec, config, fitted
+preprocessing with arrays referenced by key), ``preprocessing.npz`` (those
+arrays) and either ``weights.pt`` (a torch ``state_dict``) or, for the
+reference, ``reference.pkl`` (a pickled scikit-learn estimator; load only
+models you trust).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from fusion_assets.cohorts.spec import CohortSpec, ModalitySpec
+from fusion_assets.models.base import PatientModel
+from fusion_assets.models.batch import make_batch
+from fusion_assets.models.config import (
+    EncoderConfig,
+    FusionConfig,
+    config_from_dict,
+    config_to_dict,
+)
+from fusion_assets.models.fusion import STRATEGIES
+from fusion_assets.models.inputs import PreparedInputs, State, prepare
+from fusion_assets.models.reference import ReferenceModel
+from fusion_assets.models.unimodal import UnimodalModel
+
+FORMAT_VERSION = 1
+UNIMODAL_PREFIX = "single:"
+
+
+@dataclass
+class FittedModel:
+    """A trained model with everything needed to score new patients."""
+
+    strategy: str  # "single:<modality>", "early", "intermediate", "late", "attention", "reference"
+    spec: CohortSpec
+    preprocessing: dict[str, State]
+    predictor: PatientModel | ReferenceModel
+    config: EncoderConfig | FusionConfig
+
+    @property
+    def modalities(self) -> list[str]:
+        """The modalities this model reads, in spec order."""
+        return [m for m in self.spec.modality_names if m in self.preprocessing]
+
+    def prepare(
+        self, frames: dict[str, pd.DataFrame], patient_ids: Sequence[str]
+    ) -> PreparedInputs:
+        """Apply the fitted preprocessing once to the aligned frames of ``patient_ids``."""
+        return prepare(self.spec, self.preprocessing, frames, patient_ids)
+
+    def predict_proba(self, prepared: PreparedInputs, keep: np.ndarray | None = None) -> np.ndarray:
+        """P(label = 1) per patient, float64 [n].
+
+        ``keep`` (bool [n, n_modalities], spec order) is AND-ed with actual presence:
+        a removed modality is treated exactly like an absent one. A patient with no
+        usable modality gets the model's prior.
+        """
+        present = effective_presence(prepared, keep)
+        missing = [m for m in self.modalities if m not in prepared.arrays]
+        if missing:
+            raise ValueError(
+                f"Prepared inputs lack modalities {missing} that model {self.strategy!r} reads; "
+                "prepare them with this model's prepare()."
+            )
+        if isinstance(self.predictor, ReferenceModel):
+            return self.predictor.predict_proba(prepared, present)
+        logits = predict_logits(self.predictor, prepared, present)
+        return 1.0 / (1.0 + np.exp(-logits))
+
+
+def effective_presence(prepared: PreparedInputs, keep: np.ndarray | None) -> np.ndarray:
+    """Actual presence AND ``keep`` (validated), bool [n, n_modalities]."""
+    if keep is None:
+        return prepared.present.copy()
+    keep = np.asarray(keep, dtype=bool)
+    if keep.shape != prepared.present.shape:
+        raise ValueError(
+            f"keep must be bool [n_patients, n_modalities] = {prepared.present.shape} "
+            f"(modalities {prepared.modality_names}), got shape {keep.shape}."
+        )
+    return prepared.present & keep
+
+
+@torch.no_grad()
+def predict_logits(
+    model: PatientModel, prepared: PreparedInputs, present: np.ndarray, batch_size: int = 1024
+) -> np.ndarray:
+    """Calibrated logits [n] of a torch model, in eval mode, batch by batch."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(prepared), batch_size):
+        idx = np.arange(start, min(start + batch_size, len(prepared)))
+        out.append(model(make_batch(prepared, idx, present)).double().numpy())
+    model.train(was_training)
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def build_predictor(
+    strategy: str,
+    spec: CohortSpec,
+    preprocessing: dict[str, State],
+    config: EncoderConfig | FusionConfig,
+) -> PatientModel:
+    """An untrained torch model with the architecture a strategy / config / preprocessing implies."""
+    if strategy.startswith(UNIMODAL_PREFIX):
+        modality = strategy[len(UNIMODAL_PREFIX) :]
+        return UnimodalModel(spec, modality, preprocessing[modality], config)
+    if strategy not in STRATEGIES:
+        raise ValueError(
+            f"Unknown strategy {strategy!r}; expected 'single:<modality>', 'reference' "
+            f"or one of {sorted(STRATEGIES)}."
+        )
+    return STRATEGIES[strategy](spec, preprocessing, config)
+
+
+# --------------------------------------------------------------------------- persistence
+
+
+def spec_to_dict(spec: CohortSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "modalities": [
+            {"name": m.name, "kind": m.kind, "timed": m.timed, "options": m.options}
+            for m in spec.modalities
+        ],
+    }
+
+
+def spec_from_dict(data: dict[str, Any]) -> CohortSpec:
+    return CohortSpec(
+        name=data["name"],
+        modalities=tuple(ModalitySpec(**m) for m in data["modalities"]),
+    )
+
+
+def _split_arrays(obj: Any, arrays: dict[str, np.ndarray], path: str) -> Any:
+    """Replace numpy arrays in a nested structure by references into ``arrays``."""
+    if isinstance(obj, np.ndarray):
+        arrays[path] = obj
+        return {"__array__": path}
+    if isinstance(obj, dict):
+        return {k: _split_arrays(v, arrays, f"{path}/{k}") for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_split_arrays(v, arrays, f"{path}/{i}") for i, v in enumerate(obj)]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _join_arrays(obj: Any, arrays: Any) -> Any:
+    if isinstance(obj, dict):
+        if set(obj) == {"__array__"}:
+            return arrays[obj["__array__"]]
+        return {k: _join_arrays(v, arrays) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_join_arrays(v, arrays) for v in obj]
+    return obj
+
+
+def save_model(fitted: FittedModel, directory: Path) -> Path:
+    """Write a fitted model to ``directory`` (created if needed); returns the directory."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {}
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "strategy": fitted.strategy,
+        "spec": spec_to_dict(fitted.spec),
+        "config_class": type(fitted.config).__name__,
+        "config": config_to_dict(fitted.config),
+        "preprocessing": _split_arrays(fitted.preprocessing, arrays, "p"),
+    }
+    np.savez(directory / "preprocessing.npz", **arrays)
+    if isinstance(fitted.predictor, ReferenceModel):
+        with open(directory / "reference.pkl", "wb") as f:
+            pickle.dump(fitted.predictor, f)
+    else:
+        torch.save(fitted.predictor.state_dict(), directory / "weights.pt")
+    (directory / "model.json").write_text(json.dumps(meta, indent=1))
+    return directory
+
+
+def load_model(directory: Path) -> FittedModel:
+    """Read a model written by ``save_model``."""
+    directory = Path(directory)
+    meta_path = directory / "model.json"
+    if not meta_path.exists():
+        raise FileNotFoundError(
+            f"No model.json in {directory}: not a folder written by save_model."
+        )
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{meta_path}: format_version {meta.get('format_version')} is not the supported "
+            f"{FORMAT_VERSION}; re-train or re-save the model."
+        )
+    spec = spec_from_dict(meta["spec"])
+    config_cls = {"EncoderConfig": EncoderConfig, "FusionConfig": FusionConfig}[
+        meta["config_class"]
+    ]
+    config = config_from_dict(config_cls, meta["config"])
+    with np.load(directory / "preprocessing.npz", allow_pickle=False) as npz:
+        preprocessing = _join_arrays(meta["preprocessing"], {k: npz[k] for k in npz.files})
+    strategy = meta["strategy"]
+    if strategy == "reference":
+        with open(directory / "reference.pkl", "rb") as f:
+            predictor: PatientModel | ReferenceModel = pickle.load(f)
+    else:
+        predictor = build_predictor(strategy, spec, preprocessing, config)
+        predictor.load_state_dict(torch.load(directory / "weights.pt", weights_only=True))
+        predictor.eval()
+    return FittedModel(strategy, spec, preprocessing, predictor, config)

@@ -1,0 +1,303 @@
+"""The four neural fusion strategies, each a ``PatientModel`` built as ``cls(spec, preprocessing, config)``.
+
+- ``EarlyFusion``: minimally encoded inputs concatenated → one MLP; absent = zeros.
+- ``IntermediateFusion``: per-modality encoders → embeddings (absent → a learned
+  missing embedding) + presence mask → head.
+- ``LateFusion``: unimodal logits stacked over the modalities a patient has.
+- ``AttentionFusion``: modality tokens + time-step tokens + CLS through a masked
+  transformer encoder.
+
+The non-neural reference lives in ``reference.py``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fusion_assets.cohorts.spec import CohortSpec
+from fusion_assets.models.base import PatientModel
+from fusion_assets.models.batch import Batch
+from fusion_assets.models.config import FusionConfig
+from fusion_assets.models.encoders import build_encoder
+from fusion_assets.models.inputs import PAD_TOKEN, State, text_vocab_size
+from fusion_assets.models.unimodal import UnimodalModel
+
+
+def _used(spec: CohortSpec, preprocessing: dict[str, State]) -> list[str]:
+    """The modalities with fitted preprocessing, in spec order."""
+    return [m for m in spec.modality_names if m in preprocessing]
+
+
+def _head(in_dim: int, hidden: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, 1)
+    )
+
+
+# --------------------------------------------------------------------------- early
+
+
+def flat_width(spec: CohortSpec, name: str, state: State) -> int:
+    """Width of a modality's minimally encoded (flattened) dense features; 0 for sparse omics."""
+    kind = state["kind"]
+    modality = spec.modality(name)
+    if kind == "tabular":
+        return 2 * len(state["numeric"]) + sum(len(c) for c in state["categories"].values())
+    if kind == "omics_dense":
+        return state["n_features"]
+    if kind == "image":
+        return (
+            int(modality.option("channels", 1))
+            * int(modality.option("height"))
+            * int(modality.option("width"))
+        )
+    if kind == "timeseries":
+        return 2 * int(modality.option("n_bins")) * len(modality.option("channels"))
+    if kind == "text":
+        return text_vocab_size(state)
+    return 0
+
+
+def flat_features(kind: str, inputs: dict[str, torch.Tensor], width: int) -> torch.Tensor:
+    """A modality's minimally encoded features [b, width] (text: term frequencies)."""
+    if kind == "timeseries":
+        return torch.cat([inputs["values"].flatten(1), inputs["mask"].flatten(1)], dim=1)
+    if kind == "text":
+        tokens = inputs["tokens"]
+        counts = torch.zeros(tokens.shape[0], width).scatter_add_(
+            1, tokens, torch.ones_like(tokens, dtype=torch.float32)
+        )
+        counts[:, PAD_TOKEN] = 0.0
+        return counts / counts.sum(1, keepdim=True).clamp(min=1.0)
+    return inputs["x"].flatten(1)
+
+
+class EarlyFusion(PatientModel):
+    """Concatenated minimally encoded inputs → one MLP.
+
+    An absent modality is zero-filled, which the model cannot tell from a present
+    all-zero one: early fusion's documented failure mode under missingness.
+    ``availability_indicators`` appends the presence bits to the concatenation.
+    Sparse omics enter through an ``EmbeddingBag(mode="sum")``, which equals a
+    linear layer applied to the (never built) dense variant vector.
+    """
+
+    uses_modality_dropout = True
+
+    def __init__(
+        self, spec: CohortSpec, preprocessing: dict[str, State], config: FusionConfig
+    ) -> None:
+        super().__init__(spec, _used(spec, preprocessing))
+        self.kinds = [preprocessing[m]["kind"] for m in self.modalities]
+        self.widths = [flat_width(spec, m, preprocessing[m]) for m in self.modalities]
+        self.indicators = config.availability_indicators
+        width = sum(self.widths) + (len(self.modalities) if self.indicators else 0)
+        first = config.early_first_layer
+        self.dense = nn.Linear(max(width, 1), first)
+        self.sparse = nn.ModuleDict(
+            {
+                str(j): nn.EmbeddingBag(preprocessing[m]["vocab_size"], first, mode="sum")
+                for j, m in enumerate(self.modalities)
+                if self.kinds[j] == "omics_sparse"
+            }
+        )
+        for bag in self.sparse.values():
+            nn.init.normal_(bag.weight, std=0.01)
+        dropout = config.encoder.dropout
+        self.head = nn.Sequential(
+            nn.GELU(), nn.Dropout(dropout), _head(first, config.head_hidden, dropout)
+        )
+
+    def logits(self, batch: Batch) -> torch.Tensor:
+        present = self.present(batch).float()
+        blocks, hidden = [], 0.0
+        for j, m in enumerate(self.modalities):
+            on = present[:, j : j + 1]
+            if self.kinds[j] == "omics_sparse":
+                x = batch.inputs[m]
+                bag = self.sparse[str(j)](x["index"], x["offsets"], per_sample_weights=x["weight"])
+                hidden = hidden + bag * on  # zero-filled: an absent bag contributes nothing
+            else:
+                blocks.append(flat_features(self.kinds[j], batch.inputs[m], self.widths[j]) * on)
+        if self.indicators:
+            blocks.append(present)
+        if not blocks:
+            blocks.append(torch.zeros(present.shape[0], 1))
+        return self.head(self.dense(torch.cat(blocks, dim=1)) + hidden).squeeze(-1)
+
+
+# --------------------------------------------------------------------------- intermediate
+
+
+class _Encoders(nn.Module):
+    """Per-modality encoders keyed by position (modality names may be any string)."""
+
+    def __init__(
+        self,
+        spec: CohortSpec,
+        modalities: list[str],
+        preprocessing: dict[str, State],
+        config: FusionConfig,
+    ) -> None:
+        super().__init__()
+        self.encoders = nn.ModuleList(
+            build_encoder(spec.modality(m), preprocessing[m], config.encoder) for m in modalities
+        )
+
+    def embed(self, modalities: list[str], batch: Batch) -> torch.Tensor:
+        """[b, M, d] embeddings of every used modality (computed even when absent)."""
+        return torch.stack(
+            [enc(batch.inputs[m]) for enc, m in zip(self.encoders, modalities, strict=True)], dim=1
+        )
+
+
+def init_encoders_from_unimodal(
+    encoders: _Encoders, modalities: list[str], unimodal: dict[str, UnimodalModel]
+) -> None:
+    """Copy fitted unimodal encoder weights (where given) into a joint model's encoders."""
+    for enc, m in zip(encoders.encoders, modalities, strict=True):
+        if m in unimodal:
+            enc.load_state_dict(unimodal[m].encoder.state_dict())
+
+
+class IntermediateFusion(PatientModel):
+    """Per-modality embeddings, a learned embedding for absent ones, presence bits → head."""
+
+    uses_modality_dropout = True
+
+    def __init__(
+        self, spec: CohortSpec, preprocessing: dict[str, State], config: FusionConfig
+    ) -> None:
+        super().__init__(spec, _used(spec, preprocessing))
+        d, n = config.encoder.embedding_dim, len(self.modalities)
+        self.encoders = _Encoders(spec, self.modalities, preprocessing, config)
+        self.missing = nn.Parameter(torch.zeros(n, d))
+        self.head = _head(n * d + n, config.head_hidden, config.encoder.dropout)
+
+    def init_from_unimodal(self, unimodal: dict[str, UnimodalModel]) -> None:
+        init_encoders_from_unimodal(self.encoders, self.modalities, unimodal)
+
+    def logits(self, batch: Batch) -> torch.Tensor:
+        present = self.present(batch)
+        embedded = self.encoders.embed(self.modalities, batch)
+        embedded = torch.where(present.unsqueeze(-1), embedded, self.missing.expand_as(embedded))
+        return self.head(torch.cat([embedded.flatten(1), present.float()], dim=1)).squeeze(-1)
+
+
+# --------------------------------------------------------------------------- late
+
+
+class LateFusion(PatientModel):
+    """p = sigmoid(b + Σ_{m present} (w_m · logit_m + c_m)) over the unimodal models.
+
+    The stacking parameters are buffers fitted on the validation split (see
+    ``training.fit_late_stacking``); no imputation, and a patient with no
+    modality gets sigmoid(b).
+    """
+
+    def __init__(
+        self, spec: CohortSpec, preprocessing: dict[str, State], config: FusionConfig
+    ) -> None:
+        super().__init__(spec, _used(spec, preprocessing))
+        self.unimodal = nn.ModuleList(
+            UnimodalModel(spec, m, preprocessing[m], config.encoder) for m in self.modalities
+        )
+        n = len(self.modalities)
+        self.register_buffer("stack_weight", torch.ones(n))
+        self.register_buffer("stack_shift", torch.zeros(n))
+        self.register_buffer("stack_bias", torch.zeros(()))
+
+    def unimodal_logits(self, batch: Batch) -> torch.Tensor:
+        """[b, M] calibrated logits of each unimodal model (its prior where absent)."""
+        return torch.stack([u(batch) for u in self.unimodal], dim=1)
+
+    def combine(self, unimodal_logits: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        terms = (self.stack_weight * unimodal_logits + self.stack_shift) * present.float()
+        return self.stack_bias + terms.sum(1)
+
+    def logits(self, batch: Batch) -> torch.Tensor:
+        return self.combine(self.unimodal_logits(batch), self.present(batch))
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.logits(batch)  # stacking is fitted unweighted: already calibrated
+
+
+# --------------------------------------------------------------------------- attention
+
+
+class AttentionFusion(PatientModel):
+    """A CLS token, one token per modality and one per time step, through a masked transformer.
+
+    Modality tokens come from the per-modality encoders; time-series modalities
+    also contribute a token per bin (projected [values, mask] + a positional
+    embedding). ``src_key_padding_mask`` hides the tokens of absent modalities
+    and unobserved bins, so attention weights are spread only over what exists.
+    """
+
+    uses_modality_dropout = True
+
+    def __init__(
+        self, spec: CohortSpec, preprocessing: dict[str, State], config: FusionConfig
+    ) -> None:
+        super().__init__(spec, _used(spec, preprocessing))
+        d = config.encoder.embedding_dim
+        self.encoders = _Encoders(spec, self.modalities, preprocessing, config)
+        self.series = [
+            j for j, m in enumerate(self.modalities) if preprocessing[m]["kind"] == "timeseries"
+        ]
+        self.step_proj = nn.ModuleList(
+            nn.Linear(2 * len(spec.modality(self.modalities[j]).option("channels")), d)
+            for j in self.series
+        )
+        self.step_pos = nn.ModuleList(
+            nn.Embedding(int(spec.modality(self.modalities[j]).option("n_bins")), d)
+            for j in self.series
+        )
+        # token types: one per modality, one per time-series modality's steps
+        self.type_embedding = nn.Embedding(len(self.modalities) + len(self.series), d)
+        self.cls = nn.Parameter(torch.zeros(1, 1, d))
+        layer = nn.TransformerEncoderLayer(
+            d,
+            config.attention_heads,
+            dim_feedforward=2 * d,
+            dropout=config.encoder.dropout,
+            batch_first=True,
+            norm_first=True,
+        )
+        self.transformer = nn.TransformerEncoder(
+            layer, config.attention_layers, enable_nested_tensor=False
+        )
+        self.norm = nn.LayerNorm(d)
+        self.head = _head(d, config.head_hidden, config.encoder.dropout)
+
+    def init_from_unimodal(self, unimodal: dict[str, UnimodalModel]) -> None:
+        init_encoders_from_unimodal(self.encoders, self.modalities, unimodal)
+
+    def logits(self, batch: Batch) -> torch.Tensor:
+        present = self.present(batch)
+        b, n = present.shape
+        types = self.type_embedding.weight
+        tokens = [
+            self.cls.expand(b, -1, -1),
+            self.encoders.embed(self.modalities, batch) + types[:n],
+        ]
+        hide = [torch.zeros(b, 1, dtype=torch.bool), ~present]
+        for k, j in enumerate(self.series):
+            x = batch.inputs[self.modalities[j]]
+            steps = self.step_proj[k](torch.cat([x["values"], x["mask"]], dim=-1))
+            tokens.append(steps + self.step_pos[k].weight + types[n + k])
+            observed = x["mask"].sum(-1) > 0
+            hide.append(~(observed & present[:, j : j + 1]))
+        out = self.transformer(
+            torch.cat(tokens, dim=1), src_key_padding_mask=torch.cat(hide, dim=1)
+        )
+        return self.head(self.norm(out[:, 0])).squeeze(-1)
+
+
+STRATEGIES: dict[str, type[PatientModel]] = {
+    "early": EarlyFusion,
+    "intermediate": IntermediateFusion,
+    "late": LateFusion,
+    "attention": AttentionFusion,
+}

@@ -1,0 +1,314 @@
+"""Model code on a tiny planted-signal cohort: every encoder kind, every strategy, the one API."""
+
+from __future__ import annotations
+
+import itertools
+import tracemalloc
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from fusion_assets.models.api import FittedModel, load_model, save_model
+from fusion_assets.models.config import EncoderConfig, FusionConfig
+from fusion_assets.models.inputs import OOV_TOKEN, fit_preprocessing, prepare
+from fusion_assets.models.toy import ToyCohort, toy_cohort
+from fusion_assets.models.training import (
+    STRATEGY_NAMES,
+    TrainResult,
+    modality_dropout_mask,
+    train_fusion,
+    train_unimodal,
+)
+
+
+@pytest.fixture(scope="module")
+def cohort() -> ToyCohort:
+    return toy_cohort(n=200, seed=1)
+
+
+@pytest.fixture(scope="module")
+def unimodal(cohort: ToyCohort) -> dict[str, tuple[FittedModel, TrainResult]]:
+    return {
+        m: train_unimodal(
+            cohort.spec,
+            m,
+            cohort.frames,
+            cohort.labels,
+            cohort.train_ids,
+            cohort.val_ids,
+            EncoderConfig.tiny(),
+        )
+        for m in cohort.spec.modality_names
+    }
+
+
+@pytest.fixture(scope="module")
+def fused(cohort, unimodal) -> dict[str, tuple[FittedModel, TrainResult]]:
+    models = {m: f for m, (f, _) in unimodal.items()}
+    return {
+        s: train_fusion(
+            s,
+            cohort.spec,
+            cohort.frames,
+            cohort.labels,
+            cohort.train_ids,
+            cohort.val_ids,
+            models,
+            FusionConfig.tiny(),
+        )
+        for s in STRATEGY_NAMES
+    }
+
+
+def _all_models(unimodal, fused) -> dict[str, FittedModel]:
+    return {f.strategy: f for f, _ in [*unimodal.values(), *fused.values()]}
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+
+def test_tabular_preprocessing_is_fitted_on_train_only(cohort):
+    name = "vitals panel"
+    train = cohort.frames[name][cohort.frames[name].patient_id.isin(cohort.train_ids)]
+    state = fit_preprocessing(
+        cohort.spec, cohort.frames, cohort.train_ids, EncoderConfig(), [name]
+    )[name]
+    assert state["mean"][state["numeric"].index("crp")] == pytest.approx(
+        train["crp"].mean(), rel=1e-4
+    )
+
+    odd = pd.DataFrame(
+        {
+            "patient_id": ["a", "b"],
+            "days_since_last": [1.0, np.nan],
+            "crp": [np.nan, 2.0],
+            "lab_b": [0.0, 1.0],
+            "smoker": ["never heard of", None],
+        }
+    )
+    arrays = prepare(cohort.spec, {name: state}, {name: odd}, ["b", "zz", "a"]).arrays[name]
+    n_num = len(state["numeric"])
+    x = arrays["x"]
+    assert x.shape[0] == 3
+    crp = state["numeric"].index("crp")
+    assert x[2, crp] == 0.0 and x[2, n_num + crp] == 1.0  # NaN → 0 + indicator
+    assert x[0, n_num + crp] == 0.0
+    assert np.all(x[:, 2 * n_num :] == 0)  # unknown / missing category → all zeros
+    assert np.all(x[1] == 0)  # "zz" has no row: absent, zeros
+
+
+def test_prepare_handles_extra_and_missing_patients(cohort):
+    model = toy_cohort(n=60, seed=3)
+    prep = fit_preprocessing(model.spec, model.frames, model.train_ids, EncoderConfig.tiny())
+    ids = ["nobody", *model.test_ids]
+    prepared = prepare(model.spec, prep, model.frames, ids)
+    assert prepared.present.shape == (len(ids), len(model.spec.modalities))
+    assert not prepared.present[0].any()
+    for name in model.spec.modality_names:
+        expected = np.isin(ids, model.frames[name].patient_id)
+        np.testing.assert_array_equal(
+            prepared.present[:, prepared.modality_names.index(name)], expected
+        )
+
+
+def test_text_vocabulary_comes_from_train_only(cohort):
+    frames = dict(cohort.frames)
+    text = frames["letters"].copy()
+    val_row = text.patient_id.isin(cohort.val_ids)
+    text.loc[val_row, "text"] = "zebraword " * 3
+    frames["letters"] = text
+    state = fit_preprocessing(
+        cohort.spec, frames, cohort.train_ids, EncoderConfig.tiny(), ["letters"]
+    )
+    assert "zebraword" not in state["letters"]["vocab"]
+    ids = text.patient_id[val_row].tolist()[:3]
+    tokens = prepare(cohort.spec, state, frames, ids).arrays["letters"]["tokens"]
+    assert np.all(tokens[:, :3] == OOV_TOKEN)
+
+
+def test_sparse_omics_never_densify():
+    """10^6 variant columns: nothing of size n × 10^6 (or even 10^6) is ever allocated."""
+
+    def run(small: ToyCohort) -> tuple[FittedModel, dict[str, np.ndarray]]:
+        name = "snp.calls"
+        fitted, _ = train_unimodal(
+            small.spec,
+            name,
+            small.frames,
+            small.labels,
+            small.train_ids,
+            small.val_ids,
+            EncoderConfig.tiny(),
+        )
+        ref, _ = train_fusion(
+            "reference",
+            small.spec,
+            {name: small.frames[name]},
+            small.labels,
+            small.train_ids,
+            small.val_ids,
+            {name: fitted},
+            FusionConfig.tiny(),
+        )
+        prepared = fitted.prepare(small.frames, small.all_ids)
+        fitted.predict_proba(prepared)
+        ref.predict_proba(ref.prepare(small.frames, small.all_ids))
+        return fitted, prepared.arrays[name]
+
+    # warm up first: torch and sklearn import submodules lazily on first use
+    run(toy_cohort(n=80, seed=2, sparse_features=1_000))
+    small = toy_cohort(n=80, seed=2, sparse_features=1_000_000)
+    tracemalloc.start()
+    fitted, arrays = run(small)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    dense_bytes = len(small.all_ids) * 1_000_000 * 4
+    assert peak < dense_bytes / 20, f"peak {peak / 1e6:.1f} MB suggests a dense variant matrix"
+    assert all(p.numel() < 1_000_000 for p in fitted.predictor.parameters())
+    assert all(a.size < 1_000_000 for a in arrays.values())
+
+
+# --------------------------------------------------------------------------- training pieces
+
+
+def test_modality_dropout_mask_drops_but_keeps_one():
+    gen = torch.Generator().manual_seed(0)
+    present = torch.rand(4000, 5, generator=gen) < 0.7
+    present[:10] = False
+    kept = modality_dropout_mask(present, 0.3, gen)
+    assert not (kept & ~present).any()  # never invents a modality
+    assert not kept[:10].any()  # nobody stays nobody
+    has_any = present.any(1)
+    assert kept[has_any].any(1).all()  # at least one kept
+    dropped = (present & ~kept).sum() / present.sum()
+    assert 0.2 < float(dropped) < 0.35
+    assert torch.equal(modality_dropout_mask(present, 0.0, gen), present)
+
+
+def test_every_unimodal_encoder_learns(unimodal):
+    for name, (_, result) in unimodal.items():
+        assert result.val_auroc > 0.6, (name, result.history)
+        assert result.n_parameters > 0 and result.best_epoch >= 1
+        assert len(result.history) >= result.best_epoch
+
+
+def test_every_strategy_learns(fused):
+    for strategy, (_, result) in fused.items():
+        assert result.val_auroc > 0.6, (strategy, result)
+        assert result.train_seconds > 0
+
+
+def test_on_epoch_callback_sees_every_epoch(cohort):
+    seen = []
+    _, result = train_unimodal(
+        cohort.spec,
+        "xray",
+        cohort.frames,
+        cohort.labels,
+        cohort.train_ids,
+        cohort.val_ids,
+        EncoderConfig.tiny(),
+        on_epoch=lambda *args: seen.append(args),
+    )
+    assert [s[0] for s in seen] == [h["epoch"] for h in result.history]
+    assert all(np.isfinite(s[1]) and np.isfinite(s[2]) for s in seen)
+
+
+# --------------------------------------------------------------------------- the API
+
+
+def test_save_load_round_trip_is_identical(cohort, unimodal, fused, tmp_path):
+    for name, fitted in _all_models(unimodal, fused).items():
+        before = fitted.predict_proba(fitted.prepare(cohort.frames, cohort.test_ids))
+        loaded = load_model(save_model(fitted, tmp_path / name.replace(":", "_")))
+        after = loaded.predict_proba(loaded.prepare(cohort.frames, cohort.test_ids))
+        np.testing.assert_array_equal(before, after, err_msg=name)
+
+
+def test_every_modality_subset_scores(cohort, unimodal, fused):
+    """All 2^m keep masks at once: each test patient repeated once per subset."""
+    subsets = np.array(list(itertools.product([False, True], repeat=len(cohort.spec.modalities))))
+    ids = cohort.test_ids[:20]
+    keep = np.repeat(subsets, len(ids), axis=0)
+    for name, fitted in _all_models(unimodal, fused).items():
+        p = fitted.predict_proba(fitted.prepare(cohort.frames, ids * len(subsets)), keep)
+        assert p.shape == (len(keep),)
+        assert np.all(np.isfinite(p)) and np.all((p >= 0) & (p <= 1)), name
+        # nothing usable (the first subset): every patient gets the same prior
+        assert np.ptp(p[: len(ids)]) < 1e-6, (name, p[:5])
+
+
+def test_unimodal_gives_prior_without_its_modality(cohort, unimodal):
+    fitted, _ = unimodal["rna"]
+    prepared = fitted.prepare(cohort.frames, cohort.test_ids)
+    keep = np.ones_like(prepared.present)
+    keep[:, cohort.spec.modality_names.index("rna")] = False
+    p = fitted.predict_proba(prepared, keep)
+    prevalence = cohort.labels[cohort.train_ids].mean()
+    np.testing.assert_allclose(p, prevalence, rtol=1e-4)
+
+
+def test_early_fusion_zero_fills_absent_modalities(cohort, fused, unimodal):
+    early, _ = fused["early"]
+    assert not early.config.availability_indicators
+    prepared = early.prepare(cohort.frames, cohort.test_ids)
+    j = cohort.spec.modality_names.index("xray")
+    keep = np.ones_like(prepared.present)
+    keep[:, j] = False
+    removed = early.predict_proba(prepared, keep)
+    # a present modality whose features are all zero is indistinguishable from an absent one
+    prepared.arrays["xray"]["x"][:] = 0.0
+    prepared.present[:, j] = True
+    np.testing.assert_allclose(removed, early.predict_proba(prepared), rtol=1e-5)
+
+    # with availability indicators the model can tell them apart
+    config = FusionConfig.tiny()
+    config.availability_indicators = True
+    models = {m: f for m, (f, _) in unimodal.items()}
+    flagged, _ = train_fusion(
+        "early",
+        cohort.spec,
+        cohort.frames,
+        cohort.labels,
+        cohort.train_ids,
+        cohort.val_ids,
+        models,
+        config,
+    )
+    prepared = flagged.prepare(cohort.frames, cohort.test_ids)
+    removed = flagged.predict_proba(prepared, keep)
+    prepared.arrays["xray"]["x"][:] = 0.0
+    prepared.present[:, j] = True
+    assert not np.allclose(removed, flagged.predict_proba(prepared))
+
+
+def test_late_fusion_with_one_modality_is_its_calibrated_head(cohort, unimodal, fused):
+    late, _ = fused["late"]
+    model = late.predictor
+    for j, name in enumerate(model.modalities):
+        single, _ = unimodal[name]
+        column = cohort.spec.modality_names.index(name)
+        prepared = late.prepare(cohort.frames, cohort.test_ids)
+        keep = np.zeros_like(prepared.present)
+        keep[:, column] = True
+        has = prepared.present[:, column]
+        p_single = single.predict_proba(single.prepare(cohort.frames, cohort.test_ids))
+        logit = np.log(p_single / (1 - p_single))
+        w, c, b = (
+            float(model.stack_weight[j]),
+            float(model.stack_shift[j]),
+            float(model.stack_bias),
+        )
+        expected = np.where(has, 1 / (1 + np.exp(-(b + w * logit + c))), 1 / (1 + np.exp(-b)))
+        np.testing.assert_allclose(
+            late.predict_proba(prepared, keep), expected, rtol=1e-4, atol=1e-6
+        )
+
+
+def test_keep_mask_shape_is_checked(cohort, unimodal):
+    fitted, _ = unimodal["watch"]
+    prepared = fitted.prepare(cohort.frames, cohort.test_ids)
+    with pytest.raises(ValueError, match="keep must be bool"):
+        fitted.predict_proba(prepared, np.ones((len(prepared), 2), dtype=bool))
