@@ -273,3 +273,19 @@ def test_bad_config_rejected() -> None:
         generate_cohort(SynthConfig(regime="nope"))
     with pytest.raises(ValueError, match="missingness"):
         generate_cohort(SynthConfig(missingness="nope"))
+
+
+@pytest.mark.parametrize("fmt", ["dense", "sparse"])
+def test_tiny_cohort_with_absent_modalities(tmp_path: Path, fmt: str) -> None:
+    availability = DEFAULT_AVAILABILITY | {"genomics": 0.0, "imaging": 0.0}
+    cohort = generate_cohort(
+        SynthConfig(
+            n_patients=3, availability=availability, genomics_format=fmt, missingness="mcar"
+        )
+    )
+    folder = write_batch(cohort, tmp_path, "tiny")
+    for name in ("genomics", "imaging"):
+        assert len(cohort.modalities[name]) == 0
+        schema = pq.read_schema(folder / f"{name}.parquet")
+        assert {f.name: f.type for f in schema} == expected_schema(name, fmt)
+    assert np.isfinite(cohort.oracle["oracle_prob"]).all()

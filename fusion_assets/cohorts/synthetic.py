@@ -356,7 +356,7 @@ def _genomics_sparse(rng, params, ids, y, has):
     # Duplicate draws are merged: the background stays y-free, which is all the oracle needs.
     keys = np.concatenate([causal_keys, b_pid * SYNTH_GENOMICS_SPARSE_FEATURES + b_var])
     keys.sort()
-    keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
+    keys = keys[np.concatenate([keys[:1] == keys[:1], keys[1:] != keys[:-1]])]
     pid, var = np.divmod(keys, SYNTH_GENOMICS_SPARSE_FEATURES)
     dosage = np.where(rng.random(keys.size) < 0.85, 1.0, 2.0).astype(np.float32)
     df = pd.DataFrame(
