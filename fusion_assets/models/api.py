@@ -36,6 +36,7 @@ from fusion_assets.models.config import (
 from fusion_assets.models.fusion import STRATEGIES
 from fusion_assets.models.inputs import PreparedInputs, State, prepare
 from fusion_assets.models.reference import ReferenceModel
+from fusion_assets.models.threads import limit_threads
 from fusion_assets.models.unimodal import UnimodalModel
 
 FORMAT_VERSION = 1
@@ -63,12 +64,15 @@ class FittedModel:
         """Apply the fitted preprocessing once to the aligned frames of ``patient_ids``."""
         return prepare(self.spec, self.preprocessing, frames, patient_ids)
 
-    def predict_proba(self, prepared: PreparedInputs, keep: np.ndarray | None = None) -> np.ndarray:
+    def predict_proba(
+        self, prepared: PreparedInputs, keep: np.ndarray | None = None, num_threads: int = 1
+    ) -> np.ndarray:
         """P(label = 1) per patient, float64 [n].
 
         ``keep`` (bool [n, n_modalities], spec order) is AND-ed with actual presence:
         a removed modality is treated exactly like an absent one. A patient with no
-        usable modality gets the model's prior.
+        usable modality gets the model's prior. ``num_threads`` bounds torch / OpenMP
+        threads while scoring.
         """
         present = effective_presence(prepared, keep)
         missing = [m for m in self.modalities if m not in prepared.arrays]
@@ -77,9 +81,10 @@ class FittedModel:
                 f"Prepared inputs lack modalities {missing} that model {self.strategy!r} reads; "
                 "prepare them with this model's prepare()."
             )
-        if isinstance(self.predictor, ReferenceModel):
-            return self.predictor.predict_proba(prepared, present)
-        logits = predict_logits(self.predictor, prepared, present)
+        with limit_threads(num_threads):
+            if isinstance(self.predictor, ReferenceModel):
+                return self.predictor.predict_proba(prepared, present)
+            logits = predict_logits(self.predictor, prepared, present)
         return 1.0 / (1.0 + np.exp(-logits))
 
 

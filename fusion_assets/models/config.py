@@ -22,7 +22,8 @@ class TrainConfig:
     patience: int = 4  # epochs without validation-loss improvement before stopping
     balance_classes: bool = True  # pos_weight = n_neg / n_pos from the training split
     seed: int = 0
-    num_threads: int = 2  # torch intra-op threads while training / predicting
+    # torch / OpenMP threads while training; 1 is fastest for these small models on 2 shared cores
+    num_threads: int = 1
 
 
 @dataclass

@@ -11,8 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -29,6 +28,7 @@ from fusion_assets.models.config import EncoderConfig, FusionConfig, TrainConfig
 from fusion_assets.models.fusion import LateFusion
 from fusion_assets.models.inputs import PreparedInputs, State, fit_modality, prepare
 from fusion_assets.models.reference import ReferenceModel
+from fusion_assets.models.threads import limit_threads
 from fusion_assets.models.unimodal import UnimodalModel
 
 EpochCallback = Callable[[int, float, float, float], None]
@@ -50,17 +50,6 @@ class TrainResult:
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run with ``n`` intra-op threads, restoring the caller's setting afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(max(int(n), 1))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def label_vector(labels: Mapping[str, int] | pd.Series, patient_ids: Sequence[str]) -> np.ndarray:
@@ -162,7 +151,7 @@ def fit_module(
         n_parameters=count_parameters(model), n_train=len(train_rows), n_val=len(val_rows)
     )
     best_state, best_loss, stale = None, math.inf, 0
-    with torch_threads(config.num_threads):
+    with limit_threads(config.num_threads):
         for epoch in range(1, config.max_epochs + 1):
             model.train()
             order = rng.permutation(train_rows)
@@ -251,7 +240,7 @@ def train_unimodal(
     train = prepare(spec, preprocessing, dict(frames), train_ids)
     val = prepare(spec, preprocessing, dict(frames), val_ids)
     column = spec.modality_names.index(modality)
-    with torch_threads(config.train.num_threads):
+    with limit_threads(config.train.num_threads):
         _seed(config.train.seed)
         model = UnimodalModel(spec, modality, state, config)
     result = fit_module(
@@ -303,7 +292,7 @@ def fit_late_stacking(
     model: LateFusion, val: PreparedInputs, y_val: np.ndarray, l2: float, num_threads: int = 2
 ) -> None:
     """Fit b, w_m, c_m of late fusion on the validation split (LBFGS, ridge-penalized)."""
-    with torch_threads(num_threads), torch.no_grad():
+    with limit_threads(num_threads), torch.no_grad():
         model.eval()
         batch = make_batch(val, np.arange(len(val)), val.present)
         unimodal = model.unimodal_logits(batch).double()
@@ -366,8 +355,10 @@ def train_fusion(
     y_train, y_val = label_vector(labels, train_ids), label_vector(labels, val_ids)
 
     if strategy == "reference":
-        reference = ReferenceModel(spec, preprocessing, config).fit(train, y_train, train.present)
-        val_p = reference.predict_proba(val, val.present)
+        with limit_threads(config.train.num_threads):
+            reference = ReferenceModel(spec, preprocessing, config)
+            reference.fit(train, y_train, train.present)
+            val_p = reference.predict_proba(val, val.present)
         result = TrainResult(
             val_auroc=auroc(y_val, val_p),
             val_loss=log_loss(y_val, np.log(val_p / (1 - val_p))),
@@ -378,7 +369,7 @@ def train_fusion(
         result.train_seconds = time.perf_counter() - start
         return FittedModel(strategy, spec, preprocessing, reference, config), result
 
-    with torch_threads(config.train.num_threads):
+    with limit_threads(config.train.num_threads):
         _seed(config.train.seed)
         model = build_predictor(strategy, spec, preprocessing, config)
     modules = {
