@@ -60,7 +60,12 @@ def run_case(case: dict) -> dict:
     if status != 0:
         raise RuntimeError(f"case {case['name']} failed with status {status}")
     # ru_maxrss is KiB on Linux
-    return case | json.loads(out) | {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024}
+    cpu = usage.ru_utime + usage.ru_stime
+    return (
+        case
+        | json.loads(out)
+        | {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": usage.ru_maxrss / 1024}
+    )
 
 
 def difficulty() -> list[dict]:
@@ -77,16 +82,18 @@ def markdown(report: dict) -> str:
     lines = [
         "# Synthetic cohort benchmark",
         "",
-        f"{report['date']}, {report['cpu_count']} cores ({report['machine']}), python {report['python']}.",
+        f"{report['date']}, {report['cpu_count']} cores ({report['machine']}), python {report['python']},",
+        f"load average {report['load_avg_1_5_15']} at the end (shared machine: wall times are pessimistic).",
         "Generation + write of one landing batch (correlated regime, MAR), each case in a fresh",
-        "process; wall time includes interpreter start and imports.",
+        "process; wall time includes interpreter start and imports; CPU = user + system time of",
+        "the child (what the case costs without contention from other jobs).",
         "",
-        "| case | patients | genomics | wall s | generate s | write s | peak RSS MiB | batch MiB |",
-        "|---|---:|---|---:|---:|---:|---:|---:|",
+        "| case | patients | genomics | wall s | CPU s | generate s | write s | peak RSS MiB | batch MiB |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["cases"]:
         lines.append(
-            f"| {r['name']} | {r['n_patients']:,} | {r['genomics_format']} | {r['wall_s']:.1f} "
+            f"| {r['name']} | {r['n_patients']:,} | {r['genomics_format']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} "
             f"| {r['generate_s']:.1f} | {r['write_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['batch_mb']:.0f} |"
         )
     lines += ["", "Target: 100k default patients in < 30 s and < 4 GiB peak RSS on 2 cores.", ""]
@@ -122,7 +129,8 @@ def main() -> None:
         r = run_case(case)
         results.append(r)
         print(
-            f"{r['name']:>12}  wall {r['wall_s']:6.1f} s  generate {r['generate_s']:5.1f} s  "
+            f"{r['name']:>12}  wall {r['wall_s']:6.1f} s  cpu {r['cpu_s']:6.1f} s  "
+            f"generate {r['generate_s']:5.1f} s  "
             f"write {r['write_s']:5.1f} s  peak RSS {r['peak_rss_mb']:7.0f} MiB",
             flush=True,
         )
@@ -132,6 +140,7 @@ def main() -> None:
         "affinity_cores": len(os.sched_getaffinity(0)),
         "machine": platform.machine(),
         "python": platform.python_version(),
+        "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()],  # the machine is shared
         "cases": results,
         "difficulty": difficulty(),
     }

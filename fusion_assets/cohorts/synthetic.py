@@ -176,12 +176,17 @@ def _timestamps(seconds: np.ndarray) -> np.ndarray:
     return seconds.astype("datetime64[s]").astype("datetime64[us]")
 
 
-def _list_column(flat: np.ndarray, width: int) -> pd.Series:
-    """A list<float> column of rows of ``width`` values, without per-row Python objects."""
-    n = flat.size // width if width else 0
-    offsets = pa.array(np.arange(n + 1, dtype=np.int64) * width)
-    arr = pa.LargeListArray.from_arrays(offsets, pa.array(flat.astype(np.float32).ravel()))
-    return pd.Series(pd.arrays.ArrowExtensionArray(arr.cast(pa.list_(pa.float32()))))
+def _list_array(rows: np.ndarray) -> pa.ListArray:
+    """list<float> array of the rows of a 2-D array, zero-copy for float32 input."""
+    flat = np.ascontiguousarray(rows, dtype=np.float32).ravel()
+    if flat.size >= 2**31:
+        raise ValueError("too many values for a list<float> column; write fewer patients per batch")
+    offsets = np.arange(rows.shape[0] + 1, dtype=np.int32) * np.int32(rows.shape[1])
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat))
+
+
+def _list_column(array: pa.Array | pa.ChunkedArray) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowExtensionArray(array))
 
 
 # --------------------------------------------------------------------------- sampling
@@ -312,11 +317,16 @@ def _ehr(rng, params, ids, index_s, y, g, bait, has):
     keep = has[pid]
     order = np.lexsort((t[keep], pid[keep]))
     rows = np.flatnonzero(keep)[order]
-    df = pd.DataFrame({"patient_id": _take(ids, pid[rows]), "event_time": _timestamps(t[rows])})
-    for j in range(P.N_LABS):
-        df[f"lab_{j:02d}"] = labs[rows, j]
-    df["smoking"] = np.array([*P.SMOKING_LEVELS, None], dtype=object)[smoke[rows]]
-    df["diabetes"] = np.array([*P.DIABETES_LEVELS, None], dtype=object)[diab[rows]]
+    labs = labs[rows]
+    df = pd.DataFrame(
+        {
+            "patient_id": _take(ids, pid[rows]),
+            "event_time": _timestamps(t[rows]),
+            **{f"lab_{j:02d}": labs[:, j] for j in range(P.N_LABS)},
+            "smoking": np.array([*P.SMOKING_LEVELS, None], dtype=object)[smoke[rows]],
+            "diabetes": np.array([*P.DIABETES_LEVELS, None], dtype=object)[diab[rows]],
+        }
+    )
     return df, ghat, cat_llr
 
 
@@ -332,7 +342,7 @@ def _genomics_dense(rng, params, ids, g, has):
     signal = x[:, params.gene_ids].astype(np.float64) - params.gene_offset[params.gene_ids]
     ghat[idx] = signal @ params.proj["genomics"].T  # from the written values, for present
     df = pd.DataFrame({"patient_id": _take(ids, idx)})
-    df["expression"] = _list_column(x, SYNTH_GENOMICS_DENSE_FEATURES)
+    df["expression"] = _list_column(_list_array(x))
     return df, ghat
 
 
@@ -370,10 +380,14 @@ def _imaging(rng, params, ids, index_s, y, g, bait, has):
     g_img = g[:, P.BLOCKS["imaging"]]
     idx = np.flatnonzero(has)
     n_px = SYNTH_IMAGE_SIZE * SYNTH_IMAGE_SIZE
-    img = rng.standard_normal((idx.size, n_px), dtype=np.float32) * np.float32(P.PIXEL_NOISE)
-    img += (g_img[idx] @ params.blobs.T).astype(np.float32)
+    img = rng.standard_normal((idx.size, n_px), dtype=np.float32)
+    img *= np.float32(P.PIXEL_NOISE)
+    img += g_img[idx].astype(np.float32) @ params.blobs.T.astype(np.float32)
     ghat = g_img + _chol_noise(rng, n, params.noise_cov["imaging"])
-    ghat[idx] = img.astype(np.float64) @ params.proj["imaging"].T
+    proj = params.proj["imaging"].T
+    for start in range(0, idx.size, 8192):  # float64 projection, in chunks to bound memory
+        chunk = slice(start, start + 8192)
+        ghat[idx[chunk]] = img[chunk].astype(np.float64) @ proj
     b_idx = np.flatnonzero(bait & has)
     bait_img = rng.standard_normal((b_idx.size, n_px), dtype=np.float32)
     bait_img += np.float32(4.0) * y[b_idx, None].astype(np.float32)
@@ -386,7 +400,14 @@ def _imaging(rng, params, ids, index_s, y, g, bait, has):
     )
     order = np.lexsort((t, pid))
     df = pd.DataFrame({"patient_id": _take(ids, pid[order]), "event_time": _timestamps(t[order])})
-    df["pixels"] = _list_column(np.concatenate([img, bait_img])[order], n_px)
+    # Scatter whole rows into sorted position (much cheaper than an arrow take on lists).
+    where = np.empty_like(order)
+    where[order] = np.arange(order.size)
+    pixels = np.empty((order.size, n_px), dtype=np.float32)
+    pixels[where[: idx.size]] = img
+    pixels[where[idx.size :]] = bait_img
+    del img
+    df["pixels"] = _list_column(_list_array(pixels))
     return df, ghat
 
 
@@ -398,27 +419,31 @@ def _wearables(rng, params, ids, index_s, y, g, bait, has):
     pid = np.repeat(np.arange(n), counts)
     before = rng.integers(1, WINDOW + 1, pid.size)  # seconds before index time
     tau = 0.5 - before / WINDOW  # centred position in the window
-    level, trend = g_w @ P.WEARABLE_LEVEL.T, g_w @ P.WEARABLE_TREND.T
-    z = level[pid] + tau[:, None] * trend[pid]
-    z += P.WEARABLE_NOISE * rng.standard_normal(z.shape)
-    values = P.WEARABLE_BASE + P.WEARABLE_SCALE * z
-    # Sufficient statistics from the written values: per patient, channel c
-    # contributes rows (L_c + tau T_c) to the design M; M'M and M'w need only
-    # the sums of 1, tau, tau^2, w and tau*w.
-    zs = (values - P.WEARABLE_BASE) / P.WEARABLE_SCALE
+    # Per patient, channel c contributes design rows (L_c + tau T_c) to M, so
+    # M'M needs only the sums of 1, tau and tau^2 (and M'w those of w, tau*w).
+    lvl, trd = P.WEARABLE_LEVEL, P.WEARABLE_TREND
     s1 = np.bincount(pid, tau, n)
     s2 = np.bincount(pid, tau**2, n)
-    sw = np.stack([np.bincount(pid, zs[:, c], n) for c in range(3)], axis=1)
-    stw = np.stack([np.bincount(pid, tau * zs[:, c], n) for c in range(3)], axis=1)
-    lvl, trd = P.WEARABLE_LEVEL, P.WEARABLE_TREND
     gram = (
         counts[:, None, None] * (lvl.T @ lvl)
         + s1[:, None, None] * (lvl.T @ trd + trd.T @ lvl)
         + s2[:, None, None] * (trd.T @ trd)
     )
-    rhs = sw @ lvl + stw @ trd
-    ghat = np.linalg.solve(gram, rhs[..., None])[..., 0]
     cov = P.WEARABLE_NOISE**2 * np.linalg.inv(gram)
+    # Values only for patients with the modality; the others get ghat from its
+    # exact law N(g, cov) (their times are drawn above, so cov is theirs).
+    keep = has[pid]
+    kp, kt = pid[keep], tau[keep]
+    z = (g_w @ lvl.T)[kp] + kt[:, None] * (g_w @ trd.T)[kp]
+    z += P.WEARABLE_NOISE * rng.standard_normal(z.shape)
+    values = P.WEARABLE_BASE + P.WEARABLE_SCALE * z
+    zs = (values - P.WEARABLE_BASE) / P.WEARABLE_SCALE  # from the written values
+    sw = np.stack([np.bincount(kp, zs[:, c], n) for c in range(3)], axis=1)
+    stw = np.stack([np.bincount(kp, kt * zs[:, c], n) for c in range(3)], axis=1)
+    ghat = g_w + np.einsum("nij,nj->ni", np.linalg.cholesky(cov), rng.standard_normal((n, 2)))
+    rows = np.flatnonzero(has)
+    rhs = (sw @ lvl + stw @ trd)[rows]
+    ghat[rows] = np.linalg.solve(gram[rows], rhs[..., None])[..., 0]
 
     b_idx = np.flatnonzero(bait & has)
     b_counts = rng.integers(1, 9, b_idx.size)
@@ -426,17 +451,17 @@ def _wearables(rng, params, ids, index_s, y, g, bait, has):
     b_vals = P.WEARABLE_BASE + P.WEARABLE_SCALE * rng.standard_normal((b_pid.size, 3))
     b_vals[:, 0] += 5.0 * P.WEARABLE_SCALE[0] * y[b_pid]
     keep = has[pid]
-    all_pid = np.concatenate([pid[keep], b_pid])
+    all_pid = np.concatenate([kp, b_pid])
     t = np.concatenate(
-        [index_s[pid[keep]] - before[keep], index_s[b_pid] + rng.integers(600, 7 * DAY, b_pid.size)]
+        [index_s[kp] - before[keep], index_s[b_pid] + rng.integers(600, 7 * DAY, b_pid.size)]
     )
-    vals = np.concatenate([values[keep], b_vals])
+    vals = np.concatenate([values, b_vals])
     order = np.lexsort((t, all_pid))
+    vals = vals[order]
+    columns = {name: vals[:, c] for c, name in enumerate(SYNTH_WEARABLE_CHANNELS)}
     df = pd.DataFrame(
-        {"patient_id": _take(ids, all_pid[order]), "event_time": _timestamps(t[order])}
+        {"patient_id": _take(ids, all_pid[order]), "event_time": _timestamps(t[order]), **columns}
     )
-    for c, name in enumerate(SYNTH_WEARABLE_CHANNELS):
-        df[name] = vals[order, c]
     return df, ghat, cov
 
 
