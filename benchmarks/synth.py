@@ -101,18 +101,20 @@ def markdown(report: dict) -> str:
     lines += [
         "## Oracle difficulty (5,000 patients, MAR, seed 0)",
         "",
-        "`actual`: each patient with the modalities it has; `all`: everyone given every",
-        "modality; `late`: sum of single-modality LLRs (the best late fusion can do);",
+        "`actual`: each patient with the modalities it has (`late actual`: the best late",
+        "fusion can do on them); `all`: everyone given every modality (`late all`: sum of the",
+        "single-modality LLRs, the best late fusion can do);",
         "single-modality columns: everyone given only that modality; `max frac`: the",
         "largest single-modality share of the all-modality lift over 0.5.",
         "",
-        "| regime | actual | all | late | " + " | ".join(mods) + " | max frac |",
-        "|---|" + "---:|" * (len(mods) + 4),
+        "| regime | actual | late actual | all | late all | " + " | ".join(mods) + " | max frac |",
+        "|---|" + "---:|" * (len(mods) + 5),
     ]
     for d in report["difficulty"]:
         single = " | ".join(f"{d['oracle_auroc_single'][m]:.3f}" for m in mods)
         lines.append(
-            f"| {d['regime']} | {d['oracle_auroc_actual']:.3f} | {d['oracle_auroc_all']:.3f} "
+            f"| {d['regime']} | {d['oracle_auroc_actual']:.3f} "
+            f"| {d['oracle_auroc_late_fusion_actual']:.3f} | {d['oracle_auroc_all']:.3f} "
             f"| {d['oracle_auroc_late_fusion_all']:.3f} | {single} | {d['max_single_lift_fraction']:.2f} |"
         )
     lines.append("")
