@@ -5,12 +5,14 @@ Generative model (parameters in ``synthetic_params``; the oracle maths in
 
 * ``y ~ Bernoulli(prevalence)``; sex, age, site and index time independent of y.
 * A latent ``g | y ~ N(mu_y, Sigma_y)`` with one block per continuous modality.
-  Regimes: ``independent`` (Sigma = I for both classes: blocks conditionally
-  independent given y, so late fusion is optimal), ``correlated`` (a y-free
-  shared nuisance loads on EHR's main signal dimension and on a signal-free
-  dimension of each other block: joint models can cancel it), ``synergy``
-  (one EHR and one imaging dimension, no marginal signal, correlated +rho
-  under y=1 and -rho under y=0: only a joint model sees it).
+  Regimes: ``independent`` (Sigma diagonal, the same for both classes:
+  blocks conditionally independent given y, so late fusion is optimal),
+  ``correlated`` (a y-free shared nuisance loads on EHR's main signal
+  dimension and on a signal-free dimension of each other block: joint models
+  can cancel it, late fusion cannot), ``synergy`` (as independent, plus one
+  EHR and one imaging dimension with no marginal signal, correlated +rho under
+  y=1 and -rho under y=0: only a joint model sees it). Every regime has the
+  same per-modality marginals, so single-modality AUROCs match across them.
 * ehr: the last encounter before index time has all ``lab_NN`` columns,
   ``lab = mean + sd * (lab_load @ g_ehr + noise)``, and ``smoking`` /
   ``diabetes`` drawn from P(level | y). Earlier encounters are partial and
@@ -25,11 +27,17 @@ Generative model (parameters in ``synthetic_params``; the oracle maths in
   times independent of y); each channel is baseline + a level and a trend over
   the window, both linear in ``g_wearables``, plus noise.
 * notes: 1-4 notes of 30-60 words; one topic c per patient with P(c | y);
-  words iid from P(word | c).
+  words iid from P(word | c). Notes (like smoking/diabetes and the sparse
+  causal variants) are conditionally independent of g given y in every
+  regime, which keeps their LLR a separate exact term.
 * missingness: presence is independent of y (``complete``/``mcar``/``mar``) or
   depends on y only (``mnar``), independently across modalities.
 * leakage bait: for ``bait_rate`` of patients, rows time-stamped after the
   index time that reveal y. The oracle ignores them.
+
+Measurement noise is kept small relative to the latent spread, so the oracle's
+uncertainty lives in the latent and the data-to-signal maps are easy to learn
+(low-dimensional, linear) from a few thousand patients.
 """
 
 from __future__ import annotations
@@ -97,6 +105,7 @@ class SynthConfig:
     missingness: str = "mar"
     seed: int = 0
     genomics_format: str = "dense"
+    # Missing keys take DEFAULT_AVAILABILITY's rate; ignored when missingness="complete".
     availability: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_AVAILABILITY))
     id_prefix: str = ""  # ids are P<prefix or s<seed>>-<counter>; distinct prefixes never collide
     prevalence: float = 0.3
@@ -113,8 +122,10 @@ class SynthConfig:
             raise ValueError(
                 f"genomics_format must be dense or sparse, got {self.genomics_format!r}"
             )
-        if set(self.availability) != set(MODALITIES):
-            raise ValueError(f"availability needs exactly the keys {MODALITIES}")
+        if not set(self.availability) <= set(MODALITIES):
+            raise ValueError(f"availability keys must be among {MODALITIES}")
+        if not all(0.0 <= r <= 1.0 for r in self.availability.values()):
+            raise ValueError("availability rates must lie in [0, 1]")
         if self.n_patients < 1 or not 0 < self.prevalence < 1:
             raise ValueError("need n_patients >= 1 and 0 < prevalence < 1")
 
@@ -241,7 +252,7 @@ def _sample_presence(
     rng: np.random.Generator, cfg: SynthConfig, patients: pd.DataFrame, y: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray | None]:
     n = len(y)
-    rates = np.array([cfg.availability[m] for m in MODALITIES], dtype=float)
+    rates = np.array([(DEFAULT_AVAILABILITY | cfg.availability)[m] for m in MODALITIES])
     u = rng.random((n, len(MODALITIES)))
     if cfg.missingness == "complete":
         return np.ones((n, len(MODALITIES)), dtype=bool), None
