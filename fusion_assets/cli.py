@@ -44,7 +44,7 @@ def _land(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> None:
     from fusion_assets.demo import run_demo
 
-    run_demo(landing=Path(args.landing), patients=args.patients, seed=args.seed)
+    run_demo(landing=Path(args.landing), patients=args.patients, seed=args.seed, fast=args.fast)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--landing", default=default_path("landing"))
     demo.add_argument("--patients", type=int, default=5000)
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--fast", action="store_true", help="tiny networks and fewer resamples: a smoke run"
+    )
     demo.set_defaults(func=_demo)
     return parser
 

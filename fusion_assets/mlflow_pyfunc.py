@@ -1,7 +1,11 @@
-"""A fitted fusion model as an MLflow pyfunc model (input format: ``pyfunc_io``)."""
+"""A fitted fusion model as an MLflow pyfunc model (input format: ``pyfunc_io``).
+
+Logged as "model from code": MLflow stores this file, not a pickle of the object.
+"""
 
 from pathlib import Path
 
+import mlflow.models
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
@@ -20,3 +24,6 @@ class FusionPyfuncModel(mlflow.pyfunc.PythonModel):
         frames = json_to_frames(model_input, self.model.modalities)
         prepared = self.model.prepare(frames, model_input["patient_id"].astype(str).tolist())
         return self.model.predict_proba(prepared)
+
+
+mlflow.models.set_model(FusionPyfuncModel())

@@ -130,11 +130,11 @@ def fit_save_track(
 def _log_pyfunc(directory, example: pd.DataFrame | None) -> None:
     import mlflow.pyfunc
 
-    from fusion_assets.mlflow_pyfunc import FusionPyfuncModel
+    from fusion_assets import mlflow_pyfunc
 
     mlflow.pyfunc.log_model(
         name="model",
-        python_model=FusionPyfuncModel(),
+        python_model=mlflow_pyfunc.__file__,
         artifacts={"model_dir": str(directory)},
         input_example=example,
         # Explicit requirements: inferring them re-imports the world and takes seconds.

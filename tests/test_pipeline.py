@@ -1,0 +1,116 @@
+"""The whole asset graph materialized on a tiny synthetic cohort (real parts throughout)."""
+
+from __future__ import annotations
+
+import base64
+
+import dagster as dg
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from fusion_assets.assets.fusion import STRATEGIES
+from fusion_assets.definitions import MODALITIES, defs
+from tests.pipeline_fixtures import PipelineRun, run_tiny_pipeline
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> PipelineRun:
+    return run_tiny_pipeline(tmp_path_factory.mktemp("pipeline"))
+
+
+def test_every_asset_is_materialized(run: PipelineRun) -> None:
+    assert all(r.success for r in run.results)
+    for spec in defs.resolve_all_asset_specs():
+        if spec.key.to_user_string() == "batch_evaluation":
+            continue  # driven by the landing sensor; see tests/test_sensors.py
+        event = run.instance.get_latest_materialization_event(spec.key)
+        assert event is not None, f"{spec.key.to_user_string()} was never materialized"
+
+
+def test_asset_checks_pass(run: PipelineRun) -> None:
+    evaluations = [e for r in run.results for e in r.get_asset_check_evaluations()]
+    names = {e.check_name for e in evaluations}
+    assert {
+        "unique_patient_ids",
+        "labels_and_index_times",
+        "availability_above_floor",
+        "label_prevalence_not_degenerate",
+        "no_rows_after_index_time",
+        "no_strategy_beats_oracle",
+    } <= names
+    failed = [(e.check_name, e.description) for e in evaluations if not e.passed]
+    assert not failed
+
+
+def test_predictions_cover_every_strategy_and_patient(run: PipelineRun) -> None:
+    with run.warehouse.connect() as con:
+        per_strategy = dict(
+            con.sql("SELECT strategy, count(*) FROM eval.predictions GROUP BY 1").fetchall()
+        )
+        n_scored = con.sql(
+            "SELECT count(*) FROM profile.splits WHERE split IN ('validation', 'test')"
+        ).fetchone()[0]
+        stress = con.sql("SELECT DISTINCT scenario FROM eval.stress_predictions").fetchall()
+        probs = con.sql("SELECT min(prob), max(prob) FROM eval.predictions").fetchone()
+    expected = set(STRATEGIES) | {f"single:{m}" for m in MODALITIES}
+    assert set(per_strategy) == expected
+    assert set(per_strategy.values()) == {n_scored}
+    assert 0.0 < probs[0] <= probs[1] < 1.0
+    scenarios = {s for (s,) in stress}
+    assert {"global", "leave_one_out", "single_modality"} <= scenarios
+    assert {f"modality:{m}" for m in MODALITIES} <= scenarios
+
+
+def test_report_tables_and_files(run: PipelineRun) -> None:
+    with run.warehouse.connect() as con:
+        table = con.sql("SELECT * FROM eval.subgroup_metrics").df()
+        degradation = con.sql("SELECT count(*) FROM eval.degradation").fetchone()[0]
+    assert {"all", "pattern", "sex", "age_band", "site"} <= set(table["subgroup_type"])
+    overall = table[table["subgroup_type"] == "all"].set_index("strategy")
+    assert overall.loc["late", "auroc_ci_low"] <= overall.loc["late", "auroc"]
+    assert overall["oracle_auroc"].notna().all()
+    assert degradation > 0
+    html = (run.report_dir / "report.html").read_text()
+    markdown = (run.report_dir / "report.md").read_text()
+    images = html.count("data:image/png;base64,")
+    assert images >= 4
+    first = html.split("data:image/png;base64,")[1].split('"')[0]
+    assert base64.b64decode(first)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Headline" in markdown and "Verdict" in markdown
+    # No patient identifier leaves the warehouse.
+    with run.warehouse.connect() as con:
+        some_id = con.sql("SELECT patient_id FROM aligned.patients LIMIT 1").fetchone()[0]
+    assert some_id not in html and some_id not in markdown
+
+
+def test_every_fit_is_an_mlflow_run_with_a_loadable_model(run: PipelineRun) -> None:
+    tracking = run.resources["tracking"]
+    client = MlflowClient(tracking.tracking_uri)
+    experiment = client.get_experiment_by_name(tracking.experiment)
+    runs = client.search_runs([experiment.experiment_id], max_results=200)
+    fits = {r.info.run_name: r for r in runs if "fusion.kind" in r.data.tags}
+    expected = set(STRATEGIES) | {f"single:{m}" for m in MODALITIES}
+    assert set(fits) == expected
+    for fit in fits.values():
+        assert "mlflow.parentRunId" in fit.data.tags
+        assert "final_val_auroc" in fit.data.metrics
+    late = fits["late"]
+    assert "test_auroc" in late.data.metrics  # the report attached its numbers
+    # The logged model scores the input example it was logged with.
+    mlflow.set_tracking_uri(tracking.tracking_uri)
+    model = mlflow.pyfunc.load_model(f"runs:/{late.info.run_id}/model")
+    example = model.input_example
+    prob = model.predict(example)
+    assert len(prob) == len(example) and ((prob > 0) & (prob < 1)).all()
+
+
+def test_fit_metadata_links_mlflow(run: PipelineRun) -> None:
+    event = run.instance.get_latest_materialization_event(
+        dg.AssetKey("fused_model")
+    )  # any partition
+    metadata = event.asset_materialization.metadata
+    for key in ("mlflow_run_id", "mlflow_run_url", "val_auroc", "n_parameters", "train_seconds"):
+        assert key in metadata
