@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)
 export FUSION_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: demo test install dev-install lint ui mlflow-ui bench clean
+.PHONY: demo demo-fast test install dev-install lint ui mlflow-ui bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ dev-install: install
 ## Materialize every asset on the synthetic default cohort (data lands in ./data).
 demo: install
 	$(BIN)/fusion-assets demo
+
+## The same with tiny networks and fewer resamples: a smoke run of about a minute.
+demo-fast: install
+	$(BIN)/fusion-assets demo --fast
 
 ## Run the whole test suite (slow end-to-end tests included).
 test: dev-install
