@@ -2,6 +2,12 @@
 
 import dagster as dg
 
+from fusion_assets.assets.crossval_run import (
+    add_metadata,
+    evaluation_mode,
+    fold_root,
+    train_fold_models,
+)
 from fusion_assets.assets.frames import load_cohort, load_frames, split_ids
 from fusion_assets.assets.training_run import TrainingConfig, fit_save_track
 from fusion_assets.cohorts import CohortSpec
@@ -22,7 +28,9 @@ def build_encoder_asset(spec: CohortSpec) -> dg.AssetsDefinition:
         description=(
             "Per modality: preprocessing fitted on the training split, a torch encoder to the "
             "shared embedding size and a unimodal head, trained on the patients that have the "
-            "modality. The head is the single-modality baseline and late fusion's component."
+            "modality. The head is the single-modality baseline and late fusion's component. "
+            "Small cohorts (cross-validation mode): also one model per repeat x fold, trained "
+            "without that fold, with its out-of-fold predictions."
         ),
     )
     def modality_encoder(
@@ -54,7 +62,7 @@ def build_encoder_asset(spec: CohortSpec) -> dg.AssetsDefinition:
         example_ids = [p for p in val_ids if p in set(frames[modality]["patient_id"])][:2]
         example = rows_to_json(frames, example_ids)
         example["patient_id"] = [f"example-{i}" for i in range(len(example))]
-        return fit_save_track(
+        result = fit_save_track(
             context,
             tracking=tracking,
             model_store=model_store,
@@ -66,5 +74,21 @@ def build_encoder_asset(spec: CohortSpec) -> dg.AssetsDefinition:
             ),
             example=example,
         )
+        mode = evaluation_mode(warehouse)
+        if not mode.is_cv:
+            return result
+        name = f"single:{modality}"
+        extra = train_fold_models(
+            context,
+            mode,
+            fold_root(model_store, ENCODER_STORE, name),
+            name,
+            lambda _repeat, _fold, train, val: train_unimodal(
+                spec, modality, frames, labels, train, val, encoder_config
+            ),
+            frames,
+            labels,
+        )
+        return add_metadata(result, extra)
 
     return modality_encoder

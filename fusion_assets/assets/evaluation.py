@@ -5,8 +5,10 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 from pydantic import Field
 
+from fusion_assets.assets.crossval_run import evaluation_mode, fold_root
 from fusion_assets.assets.encoders import ENCODER_STORE
 from fusion_assets.assets.frames import load_cohort, load_frames
 from fusion_assets.assets.fusion import FUSION_STORE, STRATEGIES
@@ -33,6 +35,53 @@ def load_strategy_models(model_store: ModelStoreResource, spec: CohortSpec) -> d
     return {name: load_model(model_store.model_dir(kind, name)) for kind, name in wanted}
 
 
+def _strategy_stores(spec: CohortSpec) -> list[tuple[str, str]]:
+    return [(FUSION_STORE, s) for s in STRATEGIES] + [
+        (ENCODER_STORE, f"single:{m}") for m in spec.modality_names
+    ]
+
+
+def cross_validated_predictions(
+    spec: CohortSpec, model_store: ModelStoreResource, mode, frames: dict, stress_kwargs: dict
+) -> tuple:
+    """Cross-validation mode: (eval.predictions, eval.oof_predictions, eval.stress_predictions).
+
+    Predictions come from the fold models' out-of-fold files (see crossval_training);
+    stress tests run on the first repeat's fold models, each patient scored by the
+    model that never saw it.
+    """
+    from fusion_assets.crossval import fold_keys
+    from fusion_assets.crossval_training import (
+        StaleFoldModels,
+        average_repeats,
+        load_fold_models,
+        load_oof,
+        stress_by_fold,
+    )
+    from fusion_assets.scoring import stress_test
+
+    try:
+        oof = pd.concat(
+            [
+                load_oof(fold_root(model_store, kind, name), mode.plan_id, name).assign(
+                    strategy=name
+                )
+                for kind, name in _strategy_stores(spec)
+            ],
+            ignore_index=True,
+        )
+        first = [k for k in fold_keys(mode.plan) if k[0] == 0]
+        fused = {
+            s: load_fold_models(fold_root(model_store, FUSION_STORE, s), mode.plan_id, s, first)
+            for s in STRATEGIES
+        }
+    except StaleFoldModels as exc:
+        raise dg.Failure(str(exc)) from exc
+    oof = oof[["strategy", "repeat", "fold", "patient_id", "role", "prob"]]
+    stress = stress_by_fold(fused, frames, mode.plan, 0, stress_test, **stress_kwargs)
+    return average_repeats(oof), oof, stress
+
+
 class StressTestConfig(dg.Config):
     rates: list[float] = Field(
         default=[0.0, 0.1, 0.3, 0.5, 0.7, 0.9],
@@ -53,7 +102,10 @@ def build_evaluation_assets(spec: CohortSpec) -> list[dg.AssetsDefinition]:
         description=(
             "eval.predictions (every strategy and single-modality baseline on every validation "
             "and test patient) and eval.stress_predictions (test patients with whole modalities "
-            "removed at random, leave-one-modality-out and single-modality on complete cases)."
+            "removed at random, leave-one-modality-out and single-modality on complete cases). "
+            "Cross-validation mode (small cohorts): test rows are every patient's out-of-fold "
+            "predictions averaged over repeats, validation rows the fold models' inner "
+            "validation predictions; per-fold rows in eval.oof_predictions."
         ),
     )
     def predictions(
@@ -64,24 +116,38 @@ def build_evaluation_assets(spec: CohortSpec) -> list[dg.AssetsDefinition]:
     ) -> dg.MaterializeResult:
         from fusion_assets.scoring import score, stress_test
 
-        models = load_strategy_models(model_store, spec)
+        mode = evaluation_mode(warehouse)
         with warehouse.connect() as con:
             frames = load_frames(con, spec)
             cohort = load_cohort(con)
-        scored = cohort[cohort["split"].isin(["validation", "test"])]
         t0 = time.perf_counter()
-        preds = score(models, frames, scored)
-        context.log.info(
-            f"Scored {len(scored)} validation/test patients with {len(models)} models "
-            f"in {time.perf_counter() - t0:.1f} s"
-        )
-        test_ids = scored.loc[scored["split"] == "test", "patient_id"].tolist()
-        fused = {s: models[s] for s in STRATEGIES}
-        t0 = time.perf_counter()
-        stress = stress_test(fused, frames, test_ids, config.rates, config.mask_seeds)
-        context.log.info(
-            f"Stress tests: {len(stress):,} predictions in {time.perf_counter() - t0:.1f} s"
-        )
+        oof = None
+        if mode.is_cv:
+            stress_kwargs = {"rates": config.rates, "n_seeds": config.mask_seeds}
+            preds, oof, stress = cross_validated_predictions(
+                spec, model_store, mode, frames, stress_kwargs
+            )
+            names = list(preds["strategy"].unique())
+            context.log.info(
+                f"Cross-validation: {len(oof):,} out-of-fold rows from {len(names)} models; "
+                f"stress tests on the first repeat's fold models in {time.perf_counter() - t0:.1f} s"
+            )
+        else:
+            models = load_strategy_models(model_store, spec)
+            names = list(models)
+            scored = cohort[cohort["split"].isin(["validation", "test"])]
+            preds = score(models, frames, scored)
+            context.log.info(
+                f"Scored {len(scored)} validation/test patients with {len(models)} models "
+                f"in {time.perf_counter() - t0:.1f} s"
+            )
+            test_ids = scored.loc[scored["split"] == "test", "patient_id"].tolist()
+            fused = {s: models[s] for s in STRATEGIES}
+            t0 = time.perf_counter()
+            stress = stress_test(fused, frames, test_ids, config.rates, config.mask_seeds)
+            context.log.info(
+                f"Stress tests: {len(stress):,} predictions in {time.perf_counter() - t0:.1f} s"
+            )
         with warehouse.connect() as con:
             con.execute("CREATE SCHEMA IF NOT EXISTS eval")
             con.register("preds_df", preds)
@@ -90,9 +156,17 @@ def build_evaluation_assets(spec: CohortSpec) -> list[dg.AssetsDefinition]:
             con.execute(
                 "CREATE OR REPLACE TABLE eval.stress_predictions AS SELECT * FROM stress_df"
             )
+            if oof is not None:
+                con.register("oof_df", oof)
+                con.execute("CREATE OR REPLACE TABLE eval.oof_predictions AS SELECT * FROM oof_df")
+            else:
+                # A stale table from an earlier cross-validated run must not be mistaken
+                # for this run's predictions.
+                con.execute("DROP TABLE IF EXISTS eval.oof_predictions")
             metadata = table_metadata(con, "eval.predictions")
             metadata["stress_rows"] = dg.MetadataValue.int(len(stress))
-        metadata["strategies"] = dg.MetadataValue.text(", ".join(models))
+        metadata["evaluation_mode"] = dg.MetadataValue.text(mode.mode)
+        metadata["strategies"] = dg.MetadataValue.text(", ".join(names))
         return dg.MaterializeResult(metadata=metadata)
 
     return [predictions, build_report_asset(spec)]

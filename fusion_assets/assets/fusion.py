@@ -2,6 +2,12 @@
 
 import dagster as dg
 
+from fusion_assets.assets.crossval_run import (
+    add_metadata,
+    evaluation_mode,
+    fold_root,
+    train_fold_models,
+)
 from fusion_assets.assets.encoders import ENCODER_STORE
 from fusion_assets.assets.frames import load_cohort, load_frames, split_ids
 from fusion_assets.assets.training_run import TrainingConfig, fit_save_track
@@ -33,6 +39,24 @@ def load_encoders(model_store: ModelStoreResource, spec: CohortSpec) -> dict:
     }
 
 
+def load_fold_encoders(model_store: ModelStoreResource, spec: CohortSpec, mode) -> dict:
+    """(repeat, fold) -> {modality: fold encoder}; refuses encoders of another fold plan."""
+    from fusion_assets.crossval import fold_keys
+    from fusion_assets.crossval_training import StaleFoldModels, load_fold_models
+
+    keys = fold_keys(mode.plan)
+    try:
+        by_modality = {
+            m: load_fold_models(
+                fold_root(model_store, ENCODER_STORE, f"single:{m}"), mode.plan_id, m, keys
+            )
+            for m in spec.modality_names
+        }
+    except StaleFoldModels as exc:
+        raise dg.Failure(f"{exc} (modality_encoder partition)") from exc
+    return {key: {m: models[key] for m, models in by_modality.items()} for key in keys}
+
+
 def build_fusion_asset(spec: CohortSpec, encoder_asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         group_name="fusion",
@@ -46,7 +70,9 @@ def build_fusion_asset(spec: CohortSpec, encoder_asset: dg.AssetsDefinition) -> 
             "A fused model per strategy: early (zero-filled concatenation), intermediate (merged "
             "encoder embeddings with learned missing-embeddings), late (stacked unimodal heads "
             "over the modalities a patient has), attention (modality and time-step tokens with "
-            "key-padding masks) and reference (gradient boosting with native missing values)."
+            "key-padding masks) and reference (gradient boosting with native missing values). "
+            "Small cohorts (cross-validation mode): also one model per repeat x fold, built on "
+            "that fold's encoders, with its out-of-fold predictions."
         ),
     )
     def fused_model(
@@ -72,7 +98,7 @@ def build_fusion_asset(spec: CohortSpec, encoder_asset: dg.AssetsDefinition) -> 
         )
         example = rows_to_json(frames, val_ids[:2])
         example["patient_id"] = [f"example-{i}" for i in range(len(example))]
-        return fit_save_track(
+        result = fit_save_track(
             context,
             tracking=tracking,
             model_store=model_store,
@@ -92,5 +118,28 @@ def build_fusion_asset(spec: CohortSpec, encoder_asset: dg.AssetsDefinition) -> 
             ),
             example=example,
         )
+        mode = evaluation_mode(warehouse)
+        if not mode.is_cv:
+            return result
+        fold_encoders = load_fold_encoders(model_store, spec, mode)
+        extra = train_fold_models(
+            context,
+            mode,
+            fold_root(model_store, FUSION_STORE, strategy),
+            strategy,
+            lambda repeat, fold, train, val: train_fusion(
+                strategy,
+                spec,
+                frames,
+                labels,
+                train,
+                val,
+                fold_encoders[(repeat, fold)],
+                fusion_config,
+            ),
+            frames,
+            labels,
+        )
+        return add_metadata(result, extra)
 
     return fused_model

@@ -8,6 +8,8 @@ from pydantic import Field
 
 from fusion_assets.assets.metadata import table_metadata
 from fusion_assets.cohorts import CohortSpec
+from fusion_assets.crossval import CV, CrossValSettings, fold_summary
+from fusion_assets.warehouse.folds import write_evaluation_plan
 from fusion_assets.warehouse.profile import (
     build_availability,
     pattern_chart_png,
@@ -19,7 +21,6 @@ from fusion_assets.warehouse.recommend import (
     recommend_strategies,
     write_recommendation,
 )
-from fusion_assets.warehouse.splits import assign_splits
 from resources import WarehouseResource
 
 _DEFAULTS = RecommendationThresholds()
@@ -38,11 +39,35 @@ class RecommendationConfig(dg.Config):
     controlled_max_sites: int = _DEFAULTS.controlled_max_sites
 
 
+_CV = CrossValSettings()
+
+
 class SplitConfig(dg.Config):
     seed: int = 0
     train: float = Field(default=0.6, description="Share of each label x pattern stratum")
     validation: float = 0.2
     test: float = 0.2
+    small_cohort_size: int = Field(
+        default=_CV.small_cohort_size,
+        description="Cohorts with fewer patients are evaluated by repeated stratified k-fold "
+        "(0: always a held-out split)",
+    )
+    folds: int = Field(default=_CV.folds, description="k of the repeated k-fold (small cohorts)")
+    repeats: int = Field(default=_CV.repeats, description="Repeats of the k-fold (small cohorts)")
+    inner_validation: float = Field(
+        default=_CV.inner_validation,
+        description="Small cohorts: share of each fold model's training folds (and of the final "
+        "model's patients) kept for early stopping, stacking and thresholds",
+    )
+
+    def cross_validation(self) -> CrossValSettings:
+        return CrossValSettings(
+            small_cohort_size=self.small_cohort_size,
+            folds=self.folds,
+            repeats=self.repeats,
+            seed=self.seed,
+            inner_validation=self.inner_validation,
+        )
 
 
 def _summary_tables(summary: dict) -> str:
@@ -142,23 +167,46 @@ def build_profile_assets(spec: CohortSpec) -> list[dg.AssetsDefinition]:
         pool="duckdb_writer",
         description=(
             "profile.splits: patient-level train/validation/test, stratified by label x "
-            "availability pattern, seeded; a patient keeps its split when the cohort grows."
+            "availability pattern, seeded; a patient keeps its split when the cohort grows. "
+            "Cohorts under small_cohort_size patients are evaluated by repeated stratified "
+            "k-fold instead: profile.folds holds the fold plan, profile.splits the final "
+            "model's train/validation, profile.evaluation_mode the mode."
         ),
     )
     def splits(
         context: dg.AssetExecutionContext, config: SplitConfig, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
         with warehouse.connect() as con:
-            counts = assign_splits(
-                con, seed=config.seed, fractions=(config.train, config.validation, config.test)
-            )
+            try:
+                settings = config.cross_validation()
+                counts = write_evaluation_plan(
+                    con,
+                    settings,
+                    (config.train, config.validation, config.test),
+                    split_seed=config.seed,
+                )
+            except ValueError as exc:
+                raise dg.Failure(f"Cannot split the cohort: {exc}") from exc
             metadata = table_metadata(con, "profile.splits")
             by_split = con.sql(
                 "SELECT split, count(*) AS patients, round(avg(a.label), 3) AS prevalence "
                 "FROM profile.splits s JOIN profile.availability a USING (patient_id) "
                 "GROUP BY split ORDER BY split"
             ).df()
-        context.log.info(f"Splits: {counts}")
+            if counts["mode"] == CV:
+                plan = con.sql("SELECT * FROM profile.folds").df()
+                cohort = con.sql("SELECT patient_id, label FROM profile.availability").df()
+                metadata["folds"] = dg.MetadataValue.md(
+                    fold_summary(plan, cohort).to_markdown(index=False)
+                )
+        mode = counts["mode"]
+        described = settings.describe() if mode == CV else "a held-out test split"
+        context.log.info(
+            f"{counts['n_patients']} patients (small_cohort_size {settings.small_cohort_size}): "
+            f"evaluation by {described}. Splits: {counts['splits']}"
+        )
+        metadata["evaluation_mode"] = dg.MetadataValue.text(mode)
+        metadata["evaluation"] = dg.MetadataValue.text(described)
         metadata["by_split"] = dg.MetadataValue.md(by_split.to_markdown(index=False))
         metadata["assignment"] = dg.MetadataValue.json(json.loads(json.dumps(counts, default=str)))
         return dg.MaterializeResult(metadata=metadata)
