@@ -27,7 +27,6 @@ demo: install
 demo-fast: install
 	$(BIN)/fusion-assets demo --fast
 
-## Run the whole test suite (slow end-to-end tests included).
 # The UI test drives Debian's chromium through the playwright package (dev extra).
 # Never `playwright install`: it downloads a browser build, which fails here.
 # CI runs as root; elsewhere a failed install only makes the UI test skip.
@@ -35,6 +34,7 @@ browser:
 	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium) \
 		|| echo "chromium not installed: tests/test_ui_browser.py will be skipped"
 
+## Run the whole test suite (slow end-to-end tests included).
 test: dev-install browser
 	$(BIN)/python -m pytest
 
