@@ -34,6 +34,10 @@ class ModalitySpec:
     kind: ModalityKind
     timed: bool = True
     options: dict[str, Any] = field(default_factory=dict)
+    # Where a user's cohort keeps this modality (set by a spec file, read by the
+    # importer; see fusion_assets.cohorts.spec_file). None for the synthetic cohort,
+    # whose batches are already in the landing format.
+    source: dict[str, Any] | None = None
 
     def option(self, key: str, default: Any = None) -> Any:
         return self.options.get(key, default)
@@ -47,6 +51,8 @@ class CohortSpec:
     modalities: tuple[ModalitySpec, ...]
     # Synthetic cohorts ship the Bayes-optimal probability (oracle.parquet); real ones do not.
     has_oracle: bool = False
+    # The user's patients table (spec files only); see ModalitySpec.source.
+    patients_source: dict[str, Any] | None = None
 
     @property
     def modality_names(self) -> list[str]:
