@@ -1,4 +1,4 @@
-"""The ``fusion-assets`` command line: synthetic batches and the demo run."""
+"""The ``fusion-assets`` command line: synthetic batches, the demo run, your own cohort."""
 
 from __future__ import annotations
 
@@ -47,6 +47,38 @@ def _demo(args: argparse.Namespace) -> None:
     run_demo(landing=Path(args.landing), patients=args.patients, seed=args.seed, fast=args.fast)
 
 
+def _user_error(exc: Exception) -> None:
+    """A user's spec or data problem: the message, no traceback."""
+    print(str(exc), file=sys.stderr)
+    sys.exit(2)
+
+
+def _import(args: argparse.Namespace) -> None:
+    from fusion_assets.cohorts.importer import CohortImportError
+    from fusion_assets.cohorts.spec_file import SpecError
+    from fusion_assets.own_cohort import import_spec
+
+    try:
+        import_spec(Path(args.spec), Path(args.landing), args.batch_id)
+    except (SpecError, CohortImportError) as exc:
+        _user_error(exc)
+
+
+def _run(args: argparse.Namespace) -> None:
+    import dagster as dg
+
+    from fusion_assets.cohorts.importer import CohortImportError
+    from fusion_assets.cohorts.spec_file import SpecError
+    from fusion_assets.own_cohort import run_spec
+
+    try:
+        run_spec(Path(args.spec), Path(args.landing), args.batch_id, fast=args.fast)
+    except (SpecError, CohortImportError) as exc:
+        _user_error(exc)
+    except dg.Failure as exc:  # e.g. the batch failed validation and was quarantined
+        _user_error(RuntimeError(exc.description or str(exc)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fusion-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +111,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--fast", action="store_true", help="tiny networks and fewer resamples: a smoke run"
     )
     demo.set_defaults(func=_demo)
+
+    imp = commands.add_parser(
+        "import", help="import your own cohort (a spec file) as a landing batch"
+    )
+    imp.add_argument("--spec", required=True, help="cohort spec YAML (see docs/own-data.md)")
+    imp.add_argument("--landing", default=default_path("landing"), help="landing zone folder")
+    imp.add_argument("--batch-id", default=None, help="default: the cohort name")
+    imp.set_defaults(func=_import)
+
+    run = commands.add_parser(
+        "run", help="import your own cohort and materialize every asset on it"
+    )
+    run.add_argument("--spec", required=True, help="cohort spec YAML (see docs/own-data.md)")
+    run.add_argument("--landing", default=default_path("landing"), help="landing zone folder")
+    run.add_argument("--batch-id", default=None, help="default: the cohort name")
+    run.add_argument(
+        "--fast", action="store_true", help="tiny networks and fewer resamples: a smoke run"
+    )
+    run.set_defaults(func=_run)
     return parser
 
 

@@ -9,35 +9,45 @@ from fusion_assets.assets.fusion import STRATEGIES, build_fusion_asset
 from fusion_assets.assets.ingest import build_ingest_assets
 from fusion_assets.assets.profile import build_profile_assets
 from fusion_assets.checks import build_profile_checks, no_strategy_beats_oracle
-from fusion_assets.cohorts import load_cohort_spec
+from fusion_assets.cohorts import CohortSpec, load_cohort_spec
 from fusion_assets.jobs import JOBS
 from fusion_assets.schedules import SCHEDULES
 from fusion_assets.sensors import SENSORS
 from resources import LandingZoneResource, ModelStoreResource, TrackingResource, WarehouseResource
 
+__all__ = ["COHORT", "MODALITIES", "STRATEGIES", "build_definitions", "defs"]
+
+
+def build_definitions(cohort: CohortSpec) -> dg.Definitions:
+    """Every asset, check, job, schedule, sensor and resource for ``cohort``.
+
+    Modality partitions and per-modality assets come from the spec, so a spec
+    file (``FUSION_COHORT_SPEC``) or a test can build the code location for any
+    cohort in-process.
+    """
+    encoder = build_encoder_asset(cohort)
+    return dg.Definitions(
+        assets=[
+            build_ingest_assets(cohort),
+            *build_align_assets(cohort),
+            *build_profile_assets(cohort),
+            encoder,
+            build_fusion_asset(cohort, encoder),
+            *build_evaluation_assets(cohort),
+        ],
+        asset_checks=[*build_profile_checks(cohort), no_strategy_beats_oracle],
+        jobs=JOBS,
+        schedules=SCHEDULES,
+        sensors=SENSORS,
+        resources={
+            "warehouse": WarehouseResource(),
+            "landing": LandingZoneResource(),
+            "tracking": TrackingResource(),
+            "model_store": ModelStoreResource(),
+        },
+    )
+
+
 COHORT = load_cohort_spec()
 MODALITIES: tuple[str, ...] = tuple(COHORT.modality_names)
-__all__ = ["COHORT", "MODALITIES", "STRATEGIES", "defs"]
-
-_encoder = build_encoder_asset(COHORT)
-
-defs = dg.Definitions(
-    assets=[
-        build_ingest_assets(COHORT),
-        *build_align_assets(COHORT),
-        *build_profile_assets(COHORT),
-        _encoder,
-        build_fusion_asset(COHORT, _encoder),
-        *build_evaluation_assets(COHORT),
-    ],
-    asset_checks=[*build_profile_checks(COHORT), no_strategy_beats_oracle],
-    jobs=JOBS,
-    schedules=SCHEDULES,
-    sensors=SENSORS,
-    resources={
-        "warehouse": WarehouseResource(),
-        "landing": LandingZoneResource(),
-        "tracking": TrackingResource(),
-        "model_store": ModelStoreResource(),
-    },
-)
+defs = build_definitions(COHORT)

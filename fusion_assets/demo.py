@@ -62,16 +62,22 @@ def materialize_pipeline(
     run_config: Mapping[str, Any] | None = None,
     log: Callable[[str], None] = print,
 ) -> list[dg.ExecuteInProcessResult]:
-    """Ingest ``batches`` then run every stage; stops at the first failed run (raises)."""
-    from fusion_assets.definitions import MODALITIES, STRATEGIES
+    """Ingest ``batches`` then run every stage; stops at the first failed run (raises).
 
+    Modalities and strategies are read from ``defs`` (the static partitions of
+    the encoder and fusion assets), so any cohort's definitions can be run.
+    """
     assets = list(defs.assets or []) + list(defs.asset_checks or [])
     known = set(instance.get_dynamic_partitions(landing_batches.name))
     instance.add_dynamic_partitions(landing_batches.name, [b for b in batches if b not in known])
     # Batch evaluation is driven by the landing sensor, not by this sequence.
     groups = {spec.group_name for spec in defs.resolve_all_asset_specs()}
     stages = [Stage(f"ingest batch {b}", "ingest", (b,)) for b in batches] + [
-        s for s in pipeline_stages(list(MODALITIES), list(STRATEGIES)) if s.group in groups
+        s
+        for s in pipeline_stages(
+            _static_partition_keys(assets, "encoders"), _static_partition_keys(assets, "fusion")
+        )
+        if s.group in groups
     ]
     results = []
     for stage in stages:
@@ -102,6 +108,20 @@ def _materialize(stage, key, selection, assets, resources, instance, run_config,
     )
     log(f"[pipeline] {label} done in {time.perf_counter() - started:.1f} s (run {result.run_id})")
     return result
+
+
+def _static_partition_keys(assets: list, group: str) -> list[str]:
+    """Keys of the static partitions of the assets in ``group``, in definition order."""
+    keys: dict[str, None] = {}
+    for asset in assets:
+        if not isinstance(asset, dg.AssetsDefinition) or not asset.keys:
+            continue
+        partitions = asset.partitions_def
+        if group in asset.group_names_by_key.values() and isinstance(
+            partitions, dg.StaticPartitionsDefinition
+        ):
+            keys.update(dict.fromkeys(partitions.get_partition_keys()))
+    return list(keys)
 
 
 def _op_names(group: str, assets: list) -> set[str]:
