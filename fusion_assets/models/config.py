@@ -85,10 +85,11 @@ class FusionConfig:
     late_l2: float = 1.0  # ridge penalty on the stacking weights
     reference_max_iter: int = 200
     reference_learning_rate: float = 0.1
-    # sparse omics variants (by train frequency) and vocabulary entries (as term
-    # frequencies) given to the reference
-    reference_sparse_top_k: int = 500
-    reference_text_top_k: int = 300
+    # features given to the reference: sparse omics variants (by train frequency) and
+    # vocabulary entries (as term frequencies); every feature costs binning time
+    reference_sparse_top_k: int = 200
+    reference_text_top_k: int = 100
+    reference_dense_top_k: int = 100  # dense omics columns, by |correlation| with the train label
     train: TrainConfig = field(default_factory=TrainConfig)
 
     @classmethod
@@ -101,6 +102,7 @@ class FusionConfig:
             reference_max_iter=30,
             reference_sparse_top_k=50,
             reference_text_top_k=50,
+            reference_dense_top_k=20,
             train=TrainConfig(max_epochs=6, batch_size=16, learning_rate=1e-2, patience=3),
         )
 

@@ -54,14 +54,28 @@ def _text_tf(tokens: np.ndarray, k: int) -> np.ndarray:
     return out / n_tokens
 
 
+def top_correlated(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` columns most correlated (in absolute value) with the labels."""
+    if len(labels) < 2 or x.shape[1] <= k:
+        return np.arange(min(k, x.shape[1]))
+    xc = x - x.mean(0)
+    yc = labels - labels.mean()
+    score = np.abs(yc @ xc) / (np.sqrt((xc**2).sum(0)) + 1e-8)
+    return np.sort(np.argsort(-score, kind="stable")[:k])
+
+
 def reference_features(
-    kind: str, state: State, arrays: dict[str, np.ndarray], config: FusionConfig
+    kind: str,
+    state: State,
+    arrays: dict[str, np.ndarray],
+    config: FusionConfig,
+    dense_columns: np.ndarray | None = None,
 ) -> np.ndarray:
     """One modality's minimally encoded features for gradient boosting, [n, F]."""
     if kind == "tabular":
         return arrays["x_nan"]
     if kind == "omics_dense":
-        return arrays["x"]
+        return arrays["x"] if dense_columns is None else arrays["x"][:, dense_columns]
     if kind == "omics_sparse":
         return _sparse_top(arrays, min(config.reference_sparse_top_k, state["vocab_size"] - 1))
     if kind == "image":
@@ -86,6 +100,9 @@ class ReferenceModel:
         self.preprocessing = preprocessing
         self.config = config
         self.logit_offset = 0.0
+        # dense omics columns kept (fitted on train): the weighted quantile binning that
+        # class_weight triggers in scikit-learn costs ~20 ms per feature
+        self.dense_columns: dict[str, np.ndarray] = {}
         self.estimator = HistGradientBoostingClassifier(
             learning_rate=config.reference_learning_rate,
             max_iter=config.reference_max_iter,
@@ -99,7 +116,11 @@ class ReferenceModel:
         blocks = []
         for m, col in zip(self.modalities, self.columns, strict=True):
             x = reference_features(
-                self.kinds[m], self.preprocessing[m], prepared.arrays[m], self.config
+                self.kinds[m],
+                self.preprocessing[m],
+                prepared.arrays[m],
+                self.config,
+                self.dense_columns.get(m),
             )
             x = x.astype(np.float32, copy=True)
             x[~present[:, col]] = np.nan
@@ -110,6 +131,13 @@ class ReferenceModel:
         self, prepared: PreparedInputs, labels: np.ndarray, present: np.ndarray
     ) -> ReferenceModel:
         """Fit on training patients; class_weight="balanced" is undone at prediction time."""
+        labels = np.asarray(labels).astype(np.int64)
+        for m, col in zip(self.modalities, self.columns, strict=True):
+            if self.kinds[m] == "omics_dense":
+                rows = present[:, col]
+                x = prepared.arrays[m]["x"][rows]
+                k = self.config.reference_dense_top_k
+                self.dense_columns[m] = top_correlated(x, labels[rows].astype(float), k)
         self.estimator.fit(self.features(prepared, present), labels)
         n_pos = max(int(labels.sum()), 1)
         n_neg = max(len(labels) - n_pos, 1)
