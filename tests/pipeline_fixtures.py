@@ -54,6 +54,9 @@ def run_tiny_pipeline(root: Path, n_patients: int = 400, seed: int = 3) -> Pipel
     config = {
         **FAST_RUN_CONFIG,
         "subgroup_report": {"config": {"n_boot": 200, "report_dir": str(root / "reports")}},
+        # 400 patients is under the cross-validation threshold: this run tests the held-out
+        # path (tests/test_crossval.py covers cross-validation).
+        "splits": {"config": {"small_cohort_size": 0}},
     }
     run.results = materialize_pipeline(
         defs, resources, run.instance, ["batch-1"], config, log=lambda _: None

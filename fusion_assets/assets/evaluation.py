@@ -215,11 +215,13 @@ def build_report_asset(spec: CohortSpec) -> dg.AssetsDefinition:
         from fusion_assets.metrics.evaluate import evaluate
         from fusion_assets.metrics.report import render_report
 
+        mode = evaluation_mode(warehouse)
         with warehouse.connect() as con:
             predictions = con.sql("SELECT * FROM eval.predictions").df()
             stress = con.sql("SELECT * FROM eval.stress_predictions").df()
             patients = load_cohort(con)
             recommendation = _recommendation(con)
+            oof = con.sql("SELECT * FROM eval.oof_predictions").df() if mode.is_cv else None
         eval_config = EvaluationConfig(
             n_boot=config.n_boot,
             min_pattern_size=config.min_pattern_size,
@@ -229,6 +231,18 @@ def build_report_asset(spec: CohortSpec) -> dg.AssetsDefinition:
         result = evaluate(
             predictions, patients, stress, recommendation, eval_config, spec.modality_names
         )
+        tables = {}
+        if oof is not None:
+            from fusion_assets.metrics.crossval import repeat_aurocs
+
+            # The report names the design and shows the per-repeat spread (metrics/crossval.py).
+            tables["cv_repeat_metrics"] = repeat_aurocs(oof, patients)
+            result.cohort["evaluation"] = {
+                **mode.settings,
+                "mode": mode.mode,
+                "n_patients": mode.n_patients,
+            }
+            result.cohort["cv_repeats"] = tables["cv_repeat_metrics"]
         out_dir = Path(config.report_dir) / "latest"
         files = render_report(result, out_dir, title=f"Fusion strategy evaluation: {spec.name}")
         seconds = time.perf_counter() - t0
@@ -240,10 +254,13 @@ def build_report_asset(spec: CohortSpec) -> dg.AssetsDefinition:
                 "degradation": result.curves,
                 "degradation_summary": result.summary,
                 "complete_case": result.complete_case,
+                **tables,
             }.items():
                 con.register("frame_df", frame)
                 con.execute(f"CREATE OR REPLACE TABLE eval.{table} AS SELECT * FROM frame_df")
                 con.unregister("frame_df")
+            if oof is None:
+                con.execute("DROP TABLE IF EXISTS eval.cv_repeat_metrics")
             metadata = table_metadata(con, "eval.subgroup_metrics")
 
         run_id = _log_report(context, tracking, model_store, files, result)
@@ -255,6 +272,7 @@ def build_report_asset(spec: CohortSpec) -> dg.AssetsDefinition:
                 "verdict": dg.MetadataValue.md(_verdict_md(result.verdict)),
                 "leaks_flagged": dg.MetadataValue.int(len(result.leaks)),
                 "evaluation_seconds": dg.MetadataValue.float(round(seconds, 2)),
+                "evaluation_mode": dg.MetadataValue.text(mode.mode),
                 "mlflow_run_id": dg.MetadataValue.text(run_id),
             }
         )

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from fusion_assets.metrics import plots
+from fusion_assets.metrics.crossval import cv_methods, describe_cv, repeat_display
 from fusion_assets.metrics.evaluate import EvaluationResult
 
 HEADLINE_COLUMNS = [
@@ -259,7 +260,18 @@ def _cohort_notes(result: EvaluationResult) -> list[tuple[str, str]]:
     t = result.table
     ref = t[(t["subgroup_type"] == "all") & (t["strategy"] == cfg.reference)]
     width = float((ref["auroc_ci_high"] - ref["auroc_ci_low"]).iloc[0]) if len(ref) else np.nan
-    if c["n_test"] < SMALL_TEST_SET or c["events"] < cfg.imprecise_below:
+    cv = c.get("evaluation", {}).get("mode") == "cv"
+    if cv:
+        # Out-of-fold predictions use every patient, but the patients are still few.
+        notes.append(
+            (
+                f"Small cohort ({c['n_test']} patients, {c['events']} events), so every patient "
+                "is evaluated out of fold; intervals are still wide for a cohort this size and "
+                "subgroup differences are mostly noise.",
+                "warn",
+            )
+        )
+    elif c["n_test"] < SMALL_TEST_SET or c["events"] < cfg.imprecise_below:
         notes.append(
             (
                 f"The test set is small ({c['n_test']} patients, {c['events']} events): "
@@ -389,8 +401,9 @@ def _model_card(result: EvaluationResult, strategy: str) -> _Section:
     return sec.bullets(bullets)
 
 
-def _methods() -> list[str]:
-    return [
+def _methods(cohort: dict | None = None) -> list[str]:
+    extra = cv_methods() if (cohort or {}).get("evaluation", {}).get("mode") == "cv" else []
+    return extra + [
         "AUROC: rank-based, ties count one half. AUPRC: average precision (step-wise, as scikit-learn).",
         "Brier: mean squared error of the probability; scaled Brier = 1 − Brier / (prevalence × (1 − prevalence)).",
         "Calibration slope: b in logit P(y) = a + b·logit p; calibration intercept: a with logit p as offset "
@@ -443,9 +456,21 @@ def render_report(
         f"single modality ({best_single or 'none'}). {cfg.n_boot} paired bootstrap resamples, "
         f"{cfg.ci_level:.0%} percentile intervals."
     )
+    evaluation = c.get("evaluation", {})
+    if evaluation.get("mode") == "cv":
+        intro.p(describe_cv(evaluation))
     for text, kind in _cohort_notes(result):
         intro.note(text, kind)
     sections.append(intro)
+    if evaluation.get("mode") == "cv" and len(c.get("cv_repeats", [])):
+        sections.append(
+            _Section("Cross-validation: AUROC per repeat")
+            .p(
+                "All-patients AUROC of each repeat's out-of-fold predictions: how much the "
+                "estimate moves with the fold assignment alone (the headline averages them)."
+            )
+            .table(repeat_display(c["cv_repeats"]))
+        )
 
     headline = headline_table(result)
     sections.append(_Section("Headline: all test patients").table(_headline_display(headline)))
@@ -551,7 +576,7 @@ def render_report(
             "bad",
         )
         leak.table(result.leaks.round(3))
-    methods = _Section("Definitions").bullets(_methods())
+    methods = _Section("Definitions").bullets(_methods(result.cohort))
 
     md = [f"# {title}\n"] + [s.markdown() for s in sections]
     md += ["## Model cards\n"] + [cd.markdown(3) for cd in cards]

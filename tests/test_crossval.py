@@ -1,0 +1,257 @@
+"""Small cohorts: repeated stratified k-fold plans, and the pipeline end to end in cv mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from fusion_assets.crossval import (
+    CV,
+    HOLDOUT,
+    CrossValSettings,
+    assign_folds,
+    fold_ids,
+    fold_keys,
+    plan_id,
+)
+from fusion_assets.crossval_training import StaleFoldModels, average_repeats, check_fold_root
+from fusion_assets.metrics.crossval import repeat_aurocs
+from fusion_assets.warehouse.folds import read_evaluation_mode, write_evaluation_plan
+
+
+def _cohort(n: int = 203, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    patterns = rng.choice(["ehr", "ehr+notes", "ehr+notes+imaging", "notes", "ehr+genomics"], n)
+    return pd.DataFrame(
+        {
+            "patient_id": [f"p{i:04d}" for i in range(n)],
+            "label": (rng.random(n) < 0.3).astype(int),
+            "pattern": patterns,
+        }
+    )
+
+
+def test_every_patient_is_tested_exactly_once_per_repeat() -> None:
+    cohort = _cohort()
+    plan = assign_folds(cohort, folds=5, repeats=3, seed=1)
+    test = plan[plan["role"] == "test"]
+    per_repeat = test.groupby("repeat")["patient_id"]
+    assert (per_repeat.nunique() == len(cohort)).all()
+    assert (per_repeat.size() == len(cohort)).all()
+    assert fold_keys(plan) == [(r, f) for r in range(3) for f in range(5)]
+    # Within a fold model every patient has exactly one role, and every patient has one.
+    for key in fold_keys(plan):
+        ids = fold_ids(plan, *key)
+        roles = [set(v) for v in ids.values()]
+        assert sum(len(r) for r in roles) == len(cohort)
+        assert set.union(*roles) == set(cohort["patient_id"])
+
+
+def test_folds_are_stratified_by_label_and_pattern() -> None:
+    cohort = _cohort()
+    plan = assign_folds(cohort, folds=5, repeats=2, seed=0)
+    test = plan[plan["role"] == "test"].merge(cohort, on="patient_id")
+    sizes = test.groupby(["repeat", "fold"]).size()
+    assert sizes.max() - sizes.min() <= 1
+    per_stratum = test.groupby(["repeat", "label", "pattern", "fold"]).size().unstack(fill_value=0)
+    assert (per_stratum.max(axis=1) - per_stratum.min(axis=1) <= 1).all()
+    # The inner validation carve-out is stratified by label too, at about its share.
+    inner = plan[plan["role"] != "test"].merge(cohort, on="patient_id")
+    share = inner.groupby(["repeat", "fold", "label"])["role"].apply(
+        lambda r: (r == "validation").mean()
+    )
+    assert share.between(0.15, 0.25).all()
+
+
+def test_plan_is_seeded_and_independent_of_row_order() -> None:
+    cohort = _cohort()
+    a = assign_folds(cohort, folds=4, repeats=2, seed=7)
+    b = assign_folds(cohort.sample(frac=1.0, random_state=3), folds=4, repeats=2, seed=7)
+    c = assign_folds(cohort, folds=4, repeats=2, seed=8)
+    assert plan_id(a) == plan_id(b)
+    assert plan_id(a) != plan_id(c)
+    # Repeats differ from one another (otherwise repeating would add nothing).
+    t = a[a["role"] == "test"].pivot(index="patient_id", columns="repeat", values="fold")
+    assert (t[0] != t[1]).any()
+
+
+def test_small_strata_and_too_few_events() -> None:
+    cohort = _cohort(40)
+    cohort.loc[0, "pattern"] = "rare"  # a stratum of one
+    plan = assign_folds(cohort, folds=3, repeats=1)
+    assert plan.loc[plan["role"] == "test", "patient_id"].is_unique
+    few = cohort.assign(label=[1, 1] + [0] * 38)
+    with pytest.raises(ValueError, match="at least 3 patients of each label"):
+        assign_folds(few, folds=3, repeats=1)
+
+
+def test_mode_follows_the_cohort_size() -> None:
+    settings = CrossValSettings(small_cohort_size=1000)
+    assert settings.mode(198) == CV
+    assert settings.mode(1000) == HOLDOUT
+    assert CrossValSettings(small_cohort_size=0).mode(10) == HOLDOUT
+    with pytest.raises(ValueError, match="folds"):
+        CrossValSettings(folds=1)
+
+
+def _warehouse(cohort: pd.DataFrame) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA profile")
+    con.register("c", cohort)
+    con.execute("CREATE TABLE profile.availability AS SELECT * FROM c")
+    return con
+
+
+def test_warehouse_plan_and_mode_switch() -> None:
+    con = _warehouse(_cohort(120))
+    settings = CrossValSettings(folds=3, repeats=2)
+    out = write_evaluation_plan(con, settings, (0.6, 0.2, 0.2))
+    mode = read_evaluation_mode(con)
+    assert out["mode"] == mode.mode == CV and mode.is_cv
+    assert mode.plan_id == plan_id(mode.plan) and len(mode.plan) == 2 * 3 * 120
+    splits = dict(con.sql("SELECT split, count(*) FROM profile.splits GROUP BY 1").fetchall())
+    assert set(splits) == {"train", "validation"}  # the final model sees every patient
+    # The cohort crosses the threshold: a held-out split, started afresh, and no plan.
+    write_evaluation_plan(con, CrossValSettings(small_cohort_size=100), (0.6, 0.2, 0.2))
+    mode = read_evaluation_mode(con)
+    assert mode.mode == HOLDOUT and mode.plan.empty
+    splits = dict(con.sql("SELECT split, count(*) FROM profile.splits GROUP BY 1").fetchall())
+    assert splits["test"] >= 20
+    assert con.sql("SELECT count(*) FROM profile.folds").fetchone()[0] == 0
+
+
+def test_failed_plan_changes_nothing() -> None:
+    con = _warehouse(_cohort(60))
+    write_evaluation_plan(con, CrossValSettings(folds=3, repeats=1), (0.6, 0.2, 0.2))
+    before = con.sql("SELECT * FROM profile.folds ORDER BY ALL").df()
+    with pytest.raises(ValueError, match="patients of each label"):
+        write_evaluation_plan(con, CrossValSettings(folds=50, repeats=1), (0.6, 0.2, 0.2))
+    pd.testing.assert_frame_equal(before, con.sql("SELECT * FROM profile.folds ORDER BY ALL").df())
+
+
+def test_stale_fold_roots_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(StaleFoldModels, match="No finished fold models"):
+        check_fold_root(tmp_path, "abc", "late")
+    (tmp_path / "folds.json").write_text('{"plan_id": "old"}')
+    with pytest.raises(StaleFoldModels, match="fold plan old"):
+        check_fold_root(tmp_path, "new", "late")
+    check_fold_root(tmp_path, "old", "late")
+
+
+def test_average_repeats_and_per_repeat_aurocs() -> None:
+    oof = pd.DataFrame(
+        {
+            "strategy": "late",
+            "repeat": [0, 0, 1, 1, 0],
+            "fold": [0, 1, 1, 0, 1],
+            "patient_id": ["a", "b", "a", "b", "a"],
+            "role": ["test", "test", "test", "test", "validation"],
+            "prob": [0.2, 0.6, 0.4, 0.8, 0.5],
+        }
+    )
+    preds = average_repeats(oof).set_index(["patient_id", "split"])
+    assert preds.loc[("a", "test"), "prob"] == pytest.approx(0.3)
+    assert preds.loc[("b", "test"), "n_models"] == 2
+    assert preds.loc[("a", "validation"), "prob"] == pytest.approx(0.5)
+    table = repeat_aurocs(oof, pd.DataFrame({"patient_id": ["a", "b"], "label": [0, 1]}))
+    assert table.loc[0, "repeats"] == 2 and table.loc[0, "auroc_mean"] == 1.0
+
+
+# --------------------------------------------------------------------------- end to end
+
+FOLDS, REPEATS, N_PATIENTS = 3, 2, 180
+
+
+@pytest.fixture(scope="module")
+def cv_run(tmp_path_factory):
+    from fusion_assets.cohorts.synthetic import synthesize_batch
+    from fusion_assets.definitions import defs
+    from fusion_assets.demo import FAST_RUN_CONFIG, materialize_pipeline
+    from tests.pipeline_fixtures import temp_resources
+
+    root = tmp_path_factory.mktemp("crossval")
+    resources = temp_resources(root)
+    synthesize_batch(root / "landing", n_patients=N_PATIENTS, seed=5, batch_id="small")
+    config = {
+        **FAST_RUN_CONFIG,
+        "splits": {"config": {"folds": FOLDS, "repeats": REPEATS}},
+        "predictions": {"config": {"mask_seeds": 1, "rates": [0.0, 0.5]}},
+        "subgroup_report": {"config": {"n_boot": 100, "report_dir": str(root / "reports")}},
+    }
+    instance = dg.DagsterInstance.ephemeral()
+    results = materialize_pipeline(defs, resources, instance, ["small"], config, log=lambda _: None)
+    return {"root": root, "resources": resources, "results": results, "instance": instance}
+
+
+@pytest.mark.slow
+def test_cv_every_patient_has_an_oof_prediction_from_every_strategy(cv_run) -> None:
+    from fusion_assets.assets.fusion import STRATEGIES
+    from fusion_assets.definitions import MODALITIES
+
+    assert all(r.success for r in cv_run["results"])
+    with cv_run["resources"]["warehouse"].connect() as con:
+        mode = read_evaluation_mode(con)
+        n = con.sql("SELECT count(*) FROM profile.availability").fetchone()[0]
+        test = con.sql(
+            "SELECT strategy, count(*), count(DISTINCT patient_id), min(n_models) "
+            "FROM eval.predictions WHERE split = 'test' GROUP BY 1"
+        ).fetchall()
+        oof = con.sql(
+            "SELECT strategy, repeat, count(DISTINCT patient_id) FROM eval.oof_predictions "
+            "WHERE role = 'test' GROUP BY ALL"
+        ).fetchall()
+        has_validation = con.sql(
+            "SELECT count(DISTINCT strategy) FROM eval.predictions WHERE split = 'validation'"
+        ).fetchone()[0]
+    assert mode.mode == CV and n == N_PATIENTS
+    expected = set(STRATEGIES) | {f"single:{m}" for m in MODALITIES}
+    assert {row[0] for row in test} == expected
+    assert all(row[1:] == (n, n, REPEATS) for row in test)
+    assert len(oof) == len(expected) * REPEATS and all(row[2] == n for row in oof)
+    assert has_validation == len(expected)
+
+
+@pytest.mark.slow
+def test_cv_no_fold_model_predicts_a_patient_it_was_trained_on(cv_run) -> None:
+    with cv_run["resources"]["warehouse"].connect() as con:
+        leaked = con.sql(
+            """SELECT count(*) FROM eval.oof_predictions o JOIN profile.folds f
+               USING (repeat, fold, patient_id) WHERE o.role = 'test' AND f.role <> 'test'"""
+        ).fetchone()[0]
+        misplaced = con.sql(
+            """SELECT count(*) FROM eval.oof_predictions o LEFT JOIN profile.folds f
+               USING (repeat, fold, patient_id)
+               WHERE f.role IS NULL OR f.role <> o.role"""
+        ).fetchone()[0]
+        stress_folds = con.sql(
+            """SELECT count(*) FROM eval.stress_predictions s JOIN profile.folds f
+               ON f.repeat = 0 AND f.fold = s.fold AND f.patient_id = s.patient_id
+               WHERE f.role <> 'test'"""
+        ).fetchone()[0]
+    assert leaked == 0 and misplaced == 0 and stress_folds == 0
+    # Each fold model recorded the plan it was trained on; the predictions asset checked it.
+    root = Path(cv_run["resources"]["model_store"].path)
+    markers = sorted(p.parent.name for p in root.glob("*_folds/*/folds.json"))
+    assert len(markers) == 10 and len(list(root.glob("fusion_folds/late/r*_f*"))) == 6
+
+
+@pytest.mark.slow
+def test_cv_report_says_cross_validation(cv_run) -> None:
+    report = cv_run["root"] / "reports" / "latest" / "report.md"
+    text = report.read_text()
+    assert f"{FOLDS}-fold cross-validation ({FOLDS} folds x {REPEATS} repeats" in text
+    assert "out-of-fold" in text and "intervals are still wide" in text
+    assert "Cross-validation: AUROC per repeat" in text
+    with cv_run["resources"]["warehouse"].connect() as con:
+        overall = con.sql(
+            "SELECT strategy, auroc_ci_low, auroc, auroc_ci_high FROM eval.subgroup_metrics "
+            "WHERE subgroup_type = 'all'"
+        ).fetchall()
+        repeats = con.sql("SELECT min(repeats) FROM eval.cv_repeat_metrics").fetchone()[0]
+    assert repeats == REPEATS
+    assert all(lo <= auc <= hi for _, lo, auc, hi in overall)
