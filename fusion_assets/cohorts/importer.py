@@ -63,7 +63,8 @@ class CohortImportError(ValueError):
         self.problems = problems
         lines = [
             f"Cohort {cohort!r} was not imported ({len(problems)} problem(s)); "
-            "nothing was written to the landing zone or the warehouse:"
+            "nothing was written to the landing zone or the warehouse "
+            "(data rows count from 1, after the header):"
         ]
         lines += [f"  - {p}" for p in problems]
         super().__init__("\n".join(lines))
@@ -417,6 +418,19 @@ class _Importer:
             return None
         return names
 
+    def infinite_values(self, where: str, src: SourceTable, names: list[str]) -> None:
+        """Numeric columns holding +/-inf, by column, with the data rows."""
+        for c in names:
+            if src.columns[c] not in ("FLOAT", "DOUBLE", "REAL"):
+                continue  # only floating-point columns can hold infinities
+            n, rows, values = self.bad_rows(src, f"isinf({qid(c)})", qid(c))
+            if n:
+                self.problem(
+                    where,
+                    f"column {c!r}: {n} value(s) are infinite ({values[:2]}; data rows {rows})",
+                    "replace them by an empty cell (missing) or a real value",
+                )
+
     def empty_columns(self, where: str, src: SourceTable, names: list[str], key: str) -> None:
         counts = self.con.execute(
             "SELECT " + ", ".join(f"count({qid(c)})" for c in names) + f" FROM {qid(src.table)}"
@@ -456,6 +470,7 @@ class _Importer:
                 )
                 return None
             self.empty_columns(where, src, names, f"{key}.features")
+            self.infinite_values(where, src, names)
             out = {}
             for c in names:
                 typ = src.columns[c]
@@ -480,7 +495,12 @@ class _Importer:
         if m.kind == "omics":
             if desc.get("list_column"):
                 return self.list_payload(
-                    where, src, desc["list_column"], f"{key}.list_column", "expression"
+                    where,
+                    src,
+                    desc["list_column"],
+                    f"{key}.list_column",
+                    "expression",
+                    m.option("n_features"),
                 )
             names = self.features(where, m, src, keys, same_as_patients)
             if names is None or not self.numeric_only(where, src, names, "omics features"):
@@ -493,6 +513,7 @@ class _Importer:
                     "make them agree (or drop `n_features`)",
                 )
             self.empty_columns(where, src, names, f"{key}.features")
+            self.infinite_values(where, src, names)
             any_null = " OR ".join(f"{qid(c)} IS NULL" for c in names)
             n, rows, _ = self.bad_rows(src, any_null, "NULL")
             if n:
@@ -503,8 +524,9 @@ class _Importer:
                 )
             return {"expression": "CAST([" + ", ".join(qid(c) for c in names) + "] AS FLOAT[])"}
         if m.kind == "image":
+            size = m.option("height") * m.option("width") * m.option("channels", 1)
             return self.list_payload(
-                where, src, desc["pixels_column"], f"{key}.pixels_column", "pixels"
+                where, src, desc["pixels_column"], f"{key}.pixels_column", "pixels", size
             )
         if m.kind == "timeseries":
             channels = list(m.option("channels") or [])
@@ -513,6 +535,7 @@ class _Importer:
             if not self.numeric_only(where, src, channels, "timeseries channels"):
                 return None
             self.empty_columns(where, src, channels, f"{key}.channels")
+            self.infinite_values(where, src, channels)
             return {c: f"CAST({qid(c)} AS DOUBLE)" for c in channels}
         if m.kind == "text":
             if not self.need(where, src, f"{key}.text_column", desc["text_column"]):
@@ -521,7 +544,7 @@ class _Importer:
         raise ValueError(f"unknown modality kind {m.kind!r}")
 
     def list_payload(
-        self, where: str, src: SourceTable, column: str, key: str, out: str
+        self, where: str, src: SourceTable, column: str, key: str, out: str, length: int | None
     ) -> dict | None:
         if not self.need(where, src, key, column):
             return None
@@ -533,6 +556,19 @@ class _Importer:
                 "store one list of numbers per row (parquet list column)",
             )
             return None
+        if length:
+            n, rows, lengths = self.bad_rows(
+                src,
+                f"{qid(column)} IS NOT NULL AND len({qid(column)}) <> {length}",
+                f"len({qid(column)})",
+            )
+            if n:
+                self.problem(
+                    where,
+                    f"column {column!r}: {n} of {src.n_rows} lists do not have {length} values "
+                    f"(lengths {lengths}, data rows {rows})",
+                    "resize those images (height x width x channels) or fix the spec's size",
+                )
         return {out: f"CAST({qid(column)} AS FLOAT[])"}
 
     def coverage(self, where: str, m: ModalitySpec, src: SourceTable, id_expr: str) -> None:
