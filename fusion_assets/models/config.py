@@ -38,7 +38,12 @@ class EncoderConfig:
     omics_bottleneck: int = 16
     omics_input_dropout: float = 0.2
     omics_l1: float = 1e-4
-    sparse_max_vocab: int = 20_000  # most frequent training variants kept; the rest share a bucket
+    # sparse omics: variants carried by at least max(min_count, min_frequency × train
+    # patients) get an embedding row (most frequent first, at most max_vocab); the rest
+    # share one OOV bucket fed with their mean dosage
+    sparse_max_vocab: int = 20_000
+    sparse_min_count: int = 2
+    sparse_min_frequency: float = 0.01
     # image
     image_channels: tuple[int, ...] = (8, 16, 32)
     # timeseries

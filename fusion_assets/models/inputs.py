@@ -13,6 +13,7 @@ per-patient offsets, the input format of ``nn.EmbeddingBag``.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -229,6 +230,11 @@ def _fit_omics_sparse(modality: ModalitySpec, rows: pd.DataFrame, config: Encode
     else:
         indices, weights = np.zeros(0, np.int64), np.zeros(0, np.float32)
     variant, frequency = np.unique(indices, return_counts=True)
+    # only recurrent variants get their own embedding row: private variants seen in one
+    # or two patients carry no learnable signal, only noise and parameters
+    min_count = max(config.sparse_min_count, math.ceil(config.sparse_min_frequency * len(rows)))
+    recurrent = frequency >= min_count
+    variant, frequency = variant[recurrent], frequency[recurrent]
     # most frequent first; ties by variant id so the vocabulary is deterministic
     order = np.lexsort((variant, -frequency))[: config.sparse_max_vocab]
     kept = variant[order]  # rank r ↔ embedding row r + 1 (row 0 is the OOV bucket)
@@ -269,6 +275,12 @@ def _transform_omics_sparse(
     known = (kept[pos] == raw) if len(kept) else np.zeros(len(raw), dtype=bool)
     index = np.where(known, state["kept_rank"][pos] + 1, SPARSE_OOV) if len(kept) else raw * 0
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    # the OOV bucket gets the *mean* dosage of a patient's rare variants, not the sum:
+    # hundreds of private variants would otherwise swamp the bag with their count
+    owner = np.repeat(np.arange(n), counts)
+    rare = index == SPARSE_OOV
+    n_rare = np.bincount(owner[rare], minlength=n)
+    weight = np.where(rare, weight / np.maximum(n_rare[owner], 1), weight)
     return {
         "index": index.astype(np.int64),
         "weight": (weight / state["scale"]).astype(np.float32),
