@@ -238,7 +238,7 @@ class _Importer:
             ).fetchone()
             if dupes[0]:
                 examples = ", ".join(
-                    f"{i!r} at rows {r}" for i, r in zip(dupes[2], dupes[3], strict=False)
+                    f"{i!r} at data rows {r}" for i, r in zip(dupes[2], dupes[3], strict=False)
                 )
                 self.problem(
                     where,
