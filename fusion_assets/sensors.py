@@ -174,12 +174,18 @@ def reevaluation_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult 
     for record in records:
         if record.partition_key:  # unpartitioned materializations are not landing batches
             latest[record.partition_key] = record.storage_id
+    # Without batch_evaluation in the code location the job is the align refresh alone,
+    # which is unpartitioned: the batch then goes in a tag only.
+    repo = context.repository_def
+    partitioned = repo is None or repo.get_job(reevaluate_batch_job.name).partitions_def is not None
     return dg.SensorResult(
         run_requests=[
             # The storage id in the key: re-ingesting a batch (a new materialization)
             # re-evaluates it once more, a restarted daemon does not.
             dg.RunRequest(
-                run_key=f"{batch}:{storage_id}", partition_key=batch, tags={BATCH_TAG: batch}
+                run_key=f"{batch}:{storage_id}",
+                partition_key=batch if partitioned else None,
+                tags={BATCH_TAG: batch},
             )
             for batch, storage_id in sorted(latest.items(), key=lambda item: item[1])
         ],

@@ -102,7 +102,8 @@ def _done(instance: dg.DagsterInstance, job: str, batches) -> dict[str, dg.Dagst
     """The finished run per batch, once every batch has one; raises on a failed run."""
     finished = {}
     for run in _runs(instance, job):
-        partition = run.tags.get("dagster/partition")
+        # The batch tag: the re-evaluation run is unpartitioned while batch_evaluation is absent.
+        partition = run.tags.get("dagster/partition") or run.tags.get("fusion_assets/batch")
         if run.status == dg.DagsterRunStatus.FAILURE:
             raise AssertionError(f"{job} run {run.run_id} for {partition} failed")
         if run.status == dg.DagsterRunStatus.SUCCESS:
