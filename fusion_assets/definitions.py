@@ -3,10 +3,11 @@
 import dagster as dg
 
 from fusion_assets.assets.align import build_align_assets
+from fusion_assets.assets.batch_evaluation import build_batch_evaluation
 from fusion_assets.assets.encoders import build_encoder_asset
 from fusion_assets.assets.evaluation import build_evaluation_assets
 from fusion_assets.assets.fusion import STRATEGIES, build_fusion_asset
-from fusion_assets.assets.ingest import build_ingest_assets
+from fusion_assets.assets.ingest import build_ingest_assets, landing_batches
 from fusion_assets.assets.profile import build_profile_assets
 from fusion_assets.checks import build_profile_checks, no_strategy_beats_oracle
 from fusion_assets.cohorts import CohortSpec, load_cohort_spec
@@ -34,6 +35,7 @@ def build_definitions(cohort: CohortSpec) -> dg.Definitions:
             encoder,
             build_fusion_asset(cohort, encoder),
             *build_evaluation_assets(cohort),
+            build_batch_evaluation(cohort, landing_batches),
         ],
         asset_checks=[*build_profile_checks(cohort), no_strategy_beats_oracle],
         jobs=JOBS,
