@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)
 export FUSION_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: demo demo-fast test install dev-install browser lint ui mlflow-ui bench clean
+.PHONY: demo demo-fast example test install dev-install browser lint ui mlflow-ui bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +27,19 @@ demo: install
 demo-fast: install
 	$(BIN)/fusion-assets demo --fast
 
+## The pipeline on a real cohort: scikit-survival's breast cancer data (198 patients, shipped in
+## examples/breast_cancer), with its own data folder and Dagster instance under data/breast_cancer.
+EXAMPLE_DATA := $(CURDIR)/data/breast_cancer
+example: install
+	mkdir -p $(EXAMPLE_DATA)/dagster
+	FUSION_DATA_DIR=$(EXAMPLE_DATA) DAGSTER_HOME=$(EXAMPLE_DATA)/dagster \
+		$(BIN)/fusion-assets run --spec examples/breast_cancer/cohort.yaml
+
 # The UI test drives Debian's chromium through the playwright package (dev extra).
 # Never `playwright install`: it downloads a browser build, which fails here.
 # CI runs as root; elsewhere a failed install only makes the UI test skip.
 browser:
-	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium) \
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 		|| echo "chromium not installed: tests/test_ui_browser.py will be skipped"
 
 ## Run the whole test suite (slow end-to-end tests included).
