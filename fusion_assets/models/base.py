@@ -46,6 +46,10 @@ class PatientModel(nn.Module):
     def forward(self, batch: Batch) -> torch.Tensor:
         return self.logits(batch) + self.logit_offset
 
+    def param_groups(self, learning_rate: float) -> list[dict]:
+        """Optimizer parameter groups; joint models slow down pretrained encoders."""
+        return [{"params": list(self.parameters()), "lr": learning_rate}]
+
     def penalty(self) -> torch.Tensor:
         """Extra regularization added to the training loss."""
         # every encoder counted once, however deeply it is nested

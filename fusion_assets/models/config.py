@@ -84,6 +84,9 @@ class FusionConfig:
     # modality is dropped independently per sample, keeping at least one
     modality_dropout: float = 0.3
     availability_indicators: bool = False  # early fusion: append presence bits
+    # intermediate / attention: learning-rate multiplier of the encoders, which start
+    # from the fitted unimodal weights
+    encoder_lr_scale: float = 0.3
     early_first_layer: int = 64  # width of early fusion's first (linear-on-concat) layer
     attention_layers: int = 1
     attention_heads: int = 2

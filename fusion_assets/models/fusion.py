@@ -130,6 +130,16 @@ class EarlyFusion(PatientModel):
 # --------------------------------------------------------------------------- intermediate
 
 
+def _split_groups(model: PatientModel, encoders: nn.Module, lr: float, scale: float) -> list[dict]:
+    """Encoders at ``lr × scale`` (they start from fitted unimodal weights), the rest at ``lr``."""
+    inner = {id(p) for p in encoders.parameters()}
+    rest = [p for p in model.parameters() if id(p) not in inner]
+    return [
+        {"params": list(encoders.parameters()), "lr": lr * scale},
+        {"params": rest, "lr": lr},
+    ]
+
+
 class _Encoders(nn.Module):
     """Per-modality encoders keyed by position (modality names may be any string)."""
 
@@ -172,11 +182,15 @@ class IntermediateFusion(PatientModel):
         super().__init__(spec, _used(spec, preprocessing))
         d, n = config.encoder.embedding_dim, len(self.modalities)
         self.encoders = _Encoders(spec, self.modalities, preprocessing, config)
+        self.encoder_lr_scale = config.encoder_lr_scale
         self.missing = nn.Parameter(torch.zeros(n, d))
         self.head = _head(n * d + n, config.head_hidden, config.encoder.dropout)
 
     def init_from_unimodal(self, unimodal: dict[str, UnimodalModel]) -> None:
         init_encoders_from_unimodal(self.encoders, self.modalities, unimodal)
+
+    def param_groups(self, learning_rate: float) -> list[dict]:
+        return _split_groups(self, self.encoders, learning_rate, self.encoder_lr_scale)
 
     def logits(self, batch: Batch) -> torch.Tensor:
         present = self.present(batch)
@@ -243,6 +257,7 @@ class AttentionFusion(PatientModel):
         super().__init__(spec, _used(spec, preprocessing))
         d = config.encoder.embedding_dim
         self.encoders = _Encoders(spec, self.modalities, preprocessing, config)
+        self.encoder_lr_scale = config.encoder_lr_scale
         self.series = [
             j for j, m in enumerate(self.modalities) if preprocessing[m]["kind"] == "timeseries"
         ]
@@ -273,6 +288,9 @@ class AttentionFusion(PatientModel):
 
     def init_from_unimodal(self, unimodal: dict[str, UnimodalModel]) -> None:
         init_encoders_from_unimodal(self.encoders, self.modalities, unimodal)
+
+    def param_groups(self, learning_rate: float) -> list[dict]:
+        return _split_groups(self, self.encoders, learning_rate, self.encoder_lr_scale)
 
     def logits(self, batch: Batch) -> torch.Tensor:
         present = self.present(batch)

@@ -143,7 +143,7 @@ def fit_module(
     model.set_calibration(pos_weight, float(y_train.mean()) if len(y_train) else 0.5)
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight))
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        model.param_groups(config.learning_rate), weight_decay=config.weight_decay
     )
     val_prepared = _subset(val, val_rows)
     y_val_rows = y_val[val_rows]
