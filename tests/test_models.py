@@ -312,3 +312,77 @@ def test_keep_mask_shape_is_checked(cohort, unimodal):
     prepared = fitted.prepare(cohort.frames, cohort.test_ids)
     with pytest.raises(ValueError, match="keep must be bool"):
         fitted.predict_proba(prepared, np.ones((len(prepared), 2), dtype=bool))
+
+
+def test_a_removed_modality_has_no_influence(cohort, unimodal, fused):
+    """Whatever a masked-out modality's arrays hold, predictions do not change."""
+    rng = np.random.default_rng(0)
+    for name, fitted in _all_models(unimodal, fused).items():
+        for j, modality in enumerate(cohort.spec.modality_names):
+            if modality not in fitted.modalities:
+                continue
+            prepared = fitted.prepare(cohort.frames, cohort.test_ids)
+            keep = np.ones_like(prepared.present)
+            keep[:, j] = False
+            before = fitted.predict_proba(prepared, keep)
+            for array in prepared.arrays[modality].values():
+                if array.dtype.kind == "f":
+                    array[:] = rng.normal(size=array.shape) * 5
+            after = fitted.predict_proba(prepared, keep)
+            np.testing.assert_allclose(
+                before, after, rtol=1e-5, atol=1e-7, err_msg=f"{name}/{modality}"
+            )
+
+
+def test_joint_models_start_from_the_unimodal_encoders(cohort, unimodal):
+    from fusion_assets.models.api import build_predictor
+
+    models = {m: f for m, (f, _) in unimodal.items()}
+    preprocessing = {m: f.preprocessing[m] for m, f in models.items()}
+    config = FusionConfig.tiny()
+    for strategy in ("intermediate", "attention"):
+        model = build_predictor(strategy, cohort.spec, preprocessing, config)
+        model.init_from_unimodal({m: f.predictor for m, f in models.items()})
+        for enc, m in zip(model.encoders.encoders, model.modalities, strict=True):
+            for a, b in zip(
+                enc.parameters(), models[m].predictor.encoder.parameters(), strict=True
+            ):
+                assert torch.equal(a, b)
+
+
+def test_fusion_without_unimodal_models_and_clear_errors(cohort):
+    fitted, result = train_fusion(
+        "intermediate",
+        cohort.spec,
+        cohort.frames,
+        cohort.labels,
+        cohort.train_ids,
+        cohort.val_ids,
+        None,
+        FusionConfig.tiny(),
+    )
+    assert np.isfinite(result.val_auroc) and fitted.modalities == cohort.spec.modality_names
+    with pytest.raises(ValueError, match="Late fusion stacks unimodal models"):
+        train_fusion("late", cohort.spec, cohort.frames, cohort.labels, cohort.train_ids, [])
+    with pytest.raises(ValueError, match="Unknown fusion strategy"):
+        train_fusion("stacked", cohort.spec, cohort.frames, cohort.labels, cohort.train_ids, [])
+    with pytest.raises(ValueError, match="have no label"):
+        train_unimodal(cohort.spec, "rna", cohort.frames, cohort.labels[:5], cohort.train_ids, [])
+
+
+def test_config_round_trip():
+    from fusion_assets.models.config import config_from_dict, config_to_dict
+
+    for config in (EncoderConfig(), EncoderConfig.tiny(), FusionConfig(), FusionConfig.tiny()):
+        assert config_from_dict(type(config), config_to_dict(config)) == config
+
+
+def test_model_code_imports_neither_dagster_nor_mlflow():
+    from pathlib import Path
+
+    import fusion_assets.models as package
+
+    for path in Path(package.__file__).parent.glob("*.py"):
+        source = path.read_text()
+        assert "import dagster" not in source and "from dagster" not in source, path
+        assert "mlflow" not in source, path

@@ -138,7 +138,12 @@ class ReferenceModel:
                 x = prepared.arrays[m]["x"][rows]
                 k = self.config.reference_dense_top_k
                 self.dense_columns[m] = top_correlated(x, labels[rows].astype(float), k)
-        self.estimator.fit(self.features(prepared, present), labels)
+        features = self.features(prepared, present)
+        # A column with no observed value in training (e.g. days_since_last of an untimed
+        # tabular modality, or a lab never measured in a small fold) carries nothing and
+        # breaks scikit-learn's binning: drop it, here and at prediction.
+        self.observed_columns = np.isfinite(features).any(axis=0)
+        self.estimator.fit(features[:, self.observed_columns], labels)
         n_pos = max(int(labels.sum()), 1)
         n_neg = max(len(labels) - n_pos, 1)
         # balanced weights scale the odds by n_neg / n_pos; shift them back for calibration
@@ -146,7 +151,11 @@ class ReferenceModel:
         return self
 
     def predict_proba(self, prepared: PreparedInputs, present: np.ndarray) -> np.ndarray:
-        p = self.estimator.predict_proba(self.features(prepared, present))[:, 1]
+        features = self.features(prepared, present)
+        observed = getattr(self, "observed_columns", None)  # None: pickled before it existed
+        if observed is not None:
+            features = features[:, observed]
+        p = self.estimator.predict_proba(features)[:, 1]
         p = np.clip(p, 1e-7, 1 - 1e-7)
         logit = np.log(p / (1 - p)) + self.logit_offset
         return 1.0 / (1.0 + np.exp(-logit))
