@@ -386,3 +386,24 @@ def test_model_code_imports_neither_dagster_nor_mlflow():
         source = path.read_text()
         assert "import dagster" not in source and "from dagster" not in source, path
         assert "mlflow" not in source, path
+
+
+def test_a_modality_no_training_patient_has_is_left_out(cohort):
+    frames = dict(cohort.frames)
+    xray = frames["xray"]
+    frames["xray"] = xray[~xray.patient_id.isin(cohort.train_ids)]
+    with pytest.raises(ValueError, match="none of the .* training patients"):
+        train_unimodal(cohort.spec, "xray", frames, cohort.labels, cohort.train_ids, [])
+    fitted, _ = train_fusion(
+        "early",
+        cohort.spec,
+        frames,
+        cohort.labels,
+        cohort.train_ids,
+        cohort.val_ids,
+        None,
+        FusionConfig.tiny(),
+    )
+    assert "xray" not in fitted.modalities
+    p = fitted.predict_proba(fitted.prepare(cohort.frames, cohort.test_ids))
+    assert np.all(np.isfinite(p))

@@ -26,7 +26,7 @@ from fusion_assets.models.base import PatientModel
 from fusion_assets.models.batch import make_batch
 from fusion_assets.models.config import EncoderConfig, FusionConfig, TrainConfig
 from fusion_assets.models.fusion import LateFusion
-from fusion_assets.models.inputs import PreparedInputs, State, fit_modality, prepare
+from fusion_assets.models.inputs import PreparedInputs, State, fit_modality, prepare, presence
 from fusion_assets.models.reference import ReferenceModel
 from fusion_assets.models.threads import limit_threads
 from fusion_assets.models.unimodal import UnimodalModel
@@ -37,7 +37,12 @@ STRATEGY_NAMES = ("early", "intermediate", "late", "attention", "reference")
 
 @dataclass
 class TrainResult:
-    """What a fit did: per-epoch history, the restored best epoch and its validation scores."""
+    """What a fit did: per-epoch history, the restored best epoch and its validation scores.
+
+    ``late`` and ``reference`` have no epochs (empty history, best_epoch 0). Late
+    fusion's stacking weights are fitted on the validation split, so its
+    ``val_auroc`` is in-sample: compare strategies on the test split.
+    """
 
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
@@ -268,8 +273,19 @@ def _shared_preprocessing(
     unimodal: Mapping[str, FittedModel],
     config: FusionConfig,
 ) -> tuple[dict[str, State], FusionConfig]:
-    """Reuse the unimodal models' preprocessing (and encoder config) where available."""
-    encoder_configs = {type(u.config).__name__ + repr(u.config) for u in unimodal.values()}
+    """Reuse the unimodal models' preprocessing (and encoder config) where available.
+
+    A modality without a unimodal model gets preprocessing fitted here; one that no
+    training patient has is left out (nothing could be learned from it).
+    """
+    for name, u in unimodal.items():
+        if not isinstance(u.config, EncoderConfig) or name not in u.preprocessing:
+            raise ValueError(
+                f"unimodal[{name!r}] is a {u.strategy!r} model; pass train_unimodal's "
+                f"model for modality {name!r}."
+            )
+    # only the architecture must agree; how each was trained may differ
+    encoder_configs = {repr(replace(u.config, train=TrainConfig())) for u in unimodal.values()}
     if len(encoder_configs) > 1:
         raise ValueError(
             "The unimodal models were trained with different EncoderConfigs; fusion needs one "
@@ -281,7 +297,7 @@ def _shared_preprocessing(
     for name in spec.modality_names:
         if name in unimodal:
             preprocessing[name] = unimodal[name].preprocessing[name]
-        elif frames.get(name) is not None:
+        elif presence(spec, {name: frames.get(name)}, train_ids).any():
             preprocessing[name] = fit_modality(
                 spec.modality(name), frames[name], train_ids, config.encoder
             )
