@@ -1,11 +1,12 @@
 """A small cohort laid out unlike the synthetic batches, written as a user would have it.
 
 Patients in a CSV with their own column names (``pid``, ``outcome``,
-``admitted`` ...), and three modalities under their own names: ``labs``
+``admitted`` ...), and four modalities under their own names: ``labs``
 (tabular CSV, time-stamped, with rows after the index time that reveal the
-label), ``rna`` (omics, a wide parquet file of ``gene_*`` columns, untimed) and
-``discharge`` (text CSV, untimed).  The label depends on a lab value, a gene and
-a word in the note, so every modality carries signal.
+label), ``rna`` (omics, a wide parquet file of ``gene_*`` columns, untimed),
+``history`` and ``discharge`` (text CSV, untimed).  The label depends on a lab value, a gene and
+a word in the note, so those modalities carry signal; ``history`` (untimed
+tabular, read from the patients' own CSV) carries none.
 """
 
 from __future__ import annotations
@@ -89,6 +90,13 @@ def cohort_spec(index_time: bool = True) -> dict:
                 "source": "rna.parquet",
                 "id_column": "sample_of",
                 "features": "gene_*",
+            },
+            # untimed tabular, read from the patients table's own file
+            "history": {
+                "kind": "tabular",
+                "source": "patients.csv",
+                "id_column": "pid",
+                "features": ["age_years"],
             },
             "discharge": {
                 "kind": "text",

@@ -1,0 +1,127 @@
+"""Bring your own cohort: a spec unlike the synthetic batches runs end to end.
+
+The cohort (tests/own_cohort_fixtures.py) has its own column names, four
+modalities under its own names (``labs`` tabular CSV with a time column, ``rna``
+omics parquet without one, ``history`` tabular from the patients CSV and
+``discharge`` text CSV without one), CSV and parquet mixed.  The fast tests check the spec, the import and alignment without
+Dagster; the slow one builds the code location for the spec in-process and
+materializes every asset.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from fusion_assets.cohorts.importer import PLACEHOLDER_INDEX_TIME, import_cohort
+from fusion_assets.cohorts.spec_file import read_spec_file
+from fusion_assets.warehouse.align import align_all
+from fusion_assets.warehouse.ingest import ingest_batch
+from tests.own_cohort_fixtures import N_GENES, cohort_spec, write_cohort
+from tests.pipeline_fixtures import temp_resources
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "breast_cancer" / "cohort.yaml"
+
+
+def test_spec_reads_names_kinds_and_timing(tmp_path: Path) -> None:
+    spec = read_spec_file(write_cohort(tmp_path / "files"))
+    assert spec.name == "own_cohort" and not spec.has_oracle
+    assert [(m.name, m.kind, m.timed) for m in spec.modalities] == [
+        ("labs", "tabular", True),
+        ("rna", "omics", False),
+        ("history", "tabular", False),
+        ("discharge", "text", False),
+    ]
+    assert spec.modality("labs").option("features") == ["crp", "sodium"]
+    assert spec.patients_source["label_column"] == "outcome"
+
+
+def test_the_example_cohort_spec_is_valid() -> None:
+    spec = read_spec_file(EXAMPLE)
+    assert spec.name == "breast_cancer"
+    assert spec.modality_names == ["clinical", "expression"]
+    assert not any(m.timed for m in spec.modalities)  # index_time: none
+
+
+def test_without_index_time_alignment_takes_all_rows(tmp_path: Path) -> None:
+    """``index_time: none``: a placeholder index time, every modality untimed."""
+    spec = read_spec_file(write_cohort(tmp_path / "files", spec=cohort_spec(index_time=False)))
+    assert not any(m.timed for m in spec.modalities)
+    batch = import_cohort(spec, tmp_path / "landing")
+    patients = pd.read_parquet(batch / "patients.parquet")
+    assert (patients["index_time"] == pd.Timestamp(PLACEHOLDER_INDEX_TIME)).all()
+    labs = pd.read_parquet(batch / "labs.parquet")
+    assert "event_time" not in labs.columns  # the time column is not used without index times
+    with duckdb.connect() as con:
+        ingest_batch(con, batch, spec)
+        results = align_all(con, spec.modalities)
+        n_labs_rows = con.execute("SELECT count(*) FROM raw.labs").fetchone()[0]
+    assert results["labs"].rows_used == n_labs_rows  # all rows, none cut at an index time
+    assert results["rna"].patients == len(pd.read_parquet(batch / "rna.parquet"))
+
+
+def test_import_renames_to_the_landing_format(tmp_path: Path) -> None:
+    spec = read_spec_file(write_cohort(tmp_path / "files"))
+    batch = import_cohort(spec, tmp_path / "landing", "b1")
+    assert batch == tmp_path / "landing" / "b1" and (batch / "_READY").exists()
+    patients = pd.read_parquet(batch / "patients.parquet")
+    assert list(patients.columns) == ["patient_id", "index_time", "label", "sex", "age", "site"]
+    assert set(patients["sex"]) == {"F", "M"}  # female/male recoded
+    assert list(pd.read_parquet(batch / "labs.parquet").columns) == [
+        "patient_id",
+        "event_time",
+        "crp",
+        "sodium",
+    ]
+    rna = pd.read_parquet(batch / "rna.parquet")
+    assert list(rna.columns) == ["patient_id", "expression"]
+    assert {len(v) for v in rna["expression"]} == {N_GENES}
+    assert list(pd.read_parquet(batch / "discharge.parquet").columns) == ["patient_id", "text"]
+
+
+@pytest.mark.slow
+def test_own_cohort_runs_end_to_end(tmp_path: Path) -> None:
+    from fusion_assets.definitions import build_definitions
+    from fusion_assets.demo import FAST_RUN_CONFIG, materialize_pipeline
+
+    spec = read_spec_file(write_cohort(tmp_path / "files", n=80))
+    resources = temp_resources(tmp_path)
+    batch = import_cohort(spec, tmp_path / "landing")
+    defs = build_definitions(spec)
+    instance = dg.DagsterInstance.ephemeral()
+    config = {
+        **FAST_RUN_CONFIG,
+        # Three folds once: the small-cohort path, kept light for the test.
+        "splits": {"config": {"folds": 3, "repeats": 1}},
+        "subgroup_report": {"config": {"n_boot": 100, "report_dir": str(tmp_path / "reports")}},
+    }
+    results = materialize_pipeline(
+        defs, resources, instance, [batch.name], config, log=lambda _: None
+    )
+    assert all(r.success for r in results)
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {"raw_labs", "raw_rna", "raw_discharge", "aligned_labs", "aligned_rna"} <= keys
+    assert not {k for k in keys if k.endswith(("_ehr", "_genomics", "_oracle"))}
+
+    with resources["warehouse"].connect() as con:
+        strategies = {
+            r[0] for r in con.sql("SELECT DISTINCT strategy FROM eval.predictions").fetchall()
+        }
+        max_crp = con.sql("SELECT max(crp) FROM aligned.labs").fetchone()[0]
+        n_rna, n_patients = con.sql(
+            "SELECT (SELECT count(*) FROM aligned.rna), (SELECT count(*) FROM aligned.patients)"
+        ).fetchone()
+        some_id = con.sql("SELECT patient_id FROM aligned.patients LIMIT 1").fetchone()[0]
+    assert {"single:labs", "single:rna", "single:discharge", "late"} <= strategies
+    assert max_crp < 50  # the leakage bait (crp = 100 after the index time) never aligned
+    assert 0 < n_rna < n_patients == 80  # rna is missing for some patients
+
+    checks = {e.check_name: e for r in results for e in r.get_asset_check_evaluations()}
+    assert checks["no_strategy_beats_oracle"].passed  # no oracle: the check does not apply
+    markdown = (tmp_path / "reports" / "latest" / "report.md").read_text()
+    assert "own_cohort" in markdown and "Headline" in markdown
+    assert some_id not in markdown
