@@ -125,3 +125,20 @@ def test_own_cohort_runs_end_to_end(tmp_path: Path) -> None:
     markdown = (tmp_path / "reports" / "latest" / "report.md").read_text()
     assert "own_cohort" in markdown and "Headline" in markdown
     assert some_id not in markdown
+
+
+def test_query_and_glob_sources(tmp_path: Path) -> None:
+    """A DuckDB query (paths relative to the spec) and a glob over several CSVs."""
+    spec_dict = cohort_spec()
+    spec_dict["modalities"]["rna"]["source"] = {
+        "query": "SELECT * FROM 'rna.parquet' WHERE gene_1 > 0"
+    }
+    spec_dict["modalities"]["labs"]["source"] = "labs_part*.csv"
+    path = write_cohort(tmp_path / "files", spec=spec_dict)
+    labs = pd.read_csv(path.parent / "labs.csv")
+    labs.iloc[:50].to_csv(path.parent / "labs_part1.csv", index=False)
+    labs.iloc[50:].to_csv(path.parent / "labs_part2.csv", index=False)
+    batch = import_cohort(read_spec_file(path), tmp_path / "landing")
+    rna = pd.read_parquet(path.parent / "rna.parquet")
+    assert len(pd.read_parquet(batch / "rna.parquet")) == (rna["gene_1"] > 0).sum()
+    assert len(pd.read_parquet(batch / "labs.parquet")) == len(labs)
