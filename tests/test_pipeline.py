@@ -114,3 +114,24 @@ def test_fit_metadata_links_mlflow(run: PipelineRun) -> None:
     metadata = event.asset_materialization.metadata
     for key in ("mlflow_run_id", "mlflow_run_url", "val_auroc", "n_parameters", "train_seconds"):
         assert key in metadata
+
+
+def test_data_versions_track_content(run: PipelineRun) -> None:
+    """Re-aligning unchanged data keeps the data version; every fit records one."""
+    key = dg.AssetKey("aligned_ehr")
+
+    def version() -> str:
+        record = run.instance.get_latest_data_version_record(key)
+        return record.asset_materialization.tags["dagster/data_version"]
+
+    before = version()
+    result = dg.materialize(
+        list(defs.assets or []),
+        selection=dg.AssetSelection.assets(key),
+        resources=run.resources,
+        instance=run.instance,
+    )
+    assert result.success
+    assert version() == before
+    fused = run.instance.get_latest_data_version_record(dg.AssetKey("fused_model"))
+    assert fused is not None and fused.asset_materialization.tags.get("dagster/data_version")

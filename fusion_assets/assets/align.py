@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from fusion_assets.assets.metadata import table_metadata
+from fusion_assets.assets.metadata import table_metadata, table_version
 from fusion_assets.cohorts import CohortSpec, ModalitySpec
 from fusion_assets.warehouse.align import align_modality, align_patients
 from resources import WarehouseResource
@@ -18,7 +18,10 @@ from resources import WarehouseResource
 def aligned_patients(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     with warehouse.connect() as con:
         align_patients(con)
-        return dg.MaterializeResult(metadata=table_metadata(con, "aligned.patients"))
+        return dg.MaterializeResult(
+            metadata=table_metadata(con, "aligned.patients"),
+            data_version=table_version(con, "aligned.patients"),
+        )
 
 
 def _build_aligned_modality(modality: ModalitySpec) -> dg.AssetsDefinition:
@@ -45,7 +48,8 @@ def _build_aligned_modality(modality: ModalitySpec) -> dg.AssetsDefinition:
             metadata["rows_excluded_after_index_time"] = dg.MetadataValue.int(
                 result.rows_after_index_time
             )
-            return dg.MaterializeResult(metadata=metadata)
+            version = table_version(con, f'aligned."{modality.name}"')
+            return dg.MaterializeResult(metadata=metadata, data_version=version)
 
     return _asset
 

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from fusion_assets.assets.metadata import table_metadata
+from fusion_assets.assets.metadata import table_metadata, table_version
 from fusion_assets.cohorts import CohortSpec
 from fusion_assets.warehouse.ingest import ingest_batch
 from fusion_assets.warehouse.quarantine import BatchValidationError
@@ -71,6 +71,11 @@ def build_ingest_assets(spec: CohortSpec) -> dg.AssetsDefinition:
                 metadata["orphan_rows_skipped"] = dg.MetadataValue.int(
                     int(result.orphan_rows.get(table, 0))
                 )
-                yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+                version = (
+                    table_version(con, f"raw.{table}", "WHERE batch_id = ?", [batch_id])
+                    if table_exists(con, "raw", table)
+                    else None
+                )
+                yield dg.MaterializeResult(asset_key=key, metadata=metadata, data_version=version)
 
     return raw_tables

@@ -31,6 +31,21 @@ def table_metadata(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, Any]
     }
 
 
+def table_version(
+    con: duckdb.DuckDBPyConnection, table: str, where: str = "", params: list | None = None
+) -> dg.DataVersion:
+    """A content fingerprint of a table (row count + XOR of row hashes), for Dagster lineage.
+
+    Cheap (one scan, milliseconds for 10^5 rows) and order-independent, so a
+    re-materialization that changes nothing keeps its data version and downstream
+    assets are not marked stale.
+    """
+    n_rows, digest = con.execute(
+        f"SELECT count(*), coalesce(bit_xor(hash(t)), 0) FROM {table} t {where}", params or []
+    ).fetchone()
+    return dg.DataVersion(f"{n_rows}-{digest:016x}")
+
+
 def _short(value: Any) -> Any:
     text = str(value)
     return text if len(text) <= _LIST_PREVIEW_CHARS else text[:_LIST_PREVIEW_CHARS] + "…"

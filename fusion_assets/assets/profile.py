@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from fusion_assets.assets.metadata import table_metadata
+from fusion_assets.assets.metadata import table_metadata, table_version
 from fusion_assets.cohorts import CohortSpec
 from fusion_assets.crossval import CV, CrossValSettings, fold_summary
 from fusion_assets.warehouse.folds import write_evaluation_plan
@@ -106,6 +106,7 @@ def build_profile_assets(spec: CohortSpec) -> list[dg.AssetsDefinition]:
             build_availability(con, spec)
             summary = summarize_profile(con, spec)
             metadata = table_metadata(con, "profile.availability")
+            version = table_version(con, "profile.availability")
         context.log.info(
             f"{summary['n_patients']} patients, {len(summary['patterns'])} availability patterns, "
             f"complete-case fraction {summary['complete_case_fraction']:.2f}"
@@ -124,7 +125,7 @@ def build_profile_assets(spec: CohortSpec) -> list[dg.AssetsDefinition]:
                 ),
             }
         )
-        return dg.MaterializeResult(metadata=metadata)
+        return dg.MaterializeResult(metadata=metadata, data_version=version)
 
     @dg.asset(
         group_name="profile",
@@ -188,6 +189,7 @@ def build_profile_assets(spec: CohortSpec) -> list[dg.AssetsDefinition]:
             except ValueError as exc:
                 raise dg.Failure(f"Cannot split the cohort: {exc}") from exc
             metadata = table_metadata(con, "profile.splits")
+            version = table_version(con, "profile.splits")
             by_split = con.sql(
                 "SELECT split, count(*) AS patients, round(avg(a.label), 3) AS prevalence "
                 "FROM profile.splits s JOIN profile.availability a USING (patient_id) "
@@ -209,6 +211,6 @@ def build_profile_assets(spec: CohortSpec) -> list[dg.AssetsDefinition]:
         metadata["evaluation"] = dg.MetadataValue.text(described)
         metadata["by_split"] = dg.MetadataValue.md(by_split.to_markdown(index=False))
         metadata["assignment"] = dg.MetadataValue.json(json.loads(json.dumps(counts, default=str)))
-        return dg.MaterializeResult(metadata=metadata)
+        return dg.MaterializeResult(metadata=metadata, data_version=version)
 
     return [availability_profile, fusion_recommendation, splits]

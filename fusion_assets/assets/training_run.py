@@ -1,5 +1,6 @@
 """Shared by the encoder and fusion assets: fit, save, track in MLflow, describe in Dagster."""
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -110,6 +111,7 @@ def fit_save_track(
         f"{result.n_parameters:,} parameters, {result.train_seconds:.1f} s; MLflow run {run_id}"
     )
     return dg.MaterializeResult(
+        data_version=_directory_version(directory),
         metadata={
             "val_auroc": dg.MetadataValue.float(float(result.val_auroc)),
             "val_loss": dg.MetadataValue.float(float(result.val_loss)),
@@ -123,7 +125,7 @@ def fit_save_track(
             "model_dir": dg.MetadataValue.path(str(directory)),
             "history": dg.MetadataValue.md(_history_md(result)),
             "wall_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 2)),
-        }
+        },
     )
 
 
@@ -140,6 +142,16 @@ def _log_pyfunc(directory, example: pd.DataFrame | None) -> None:
         # Explicit requirements: inferring them re-imports the world and takes seconds.
         pip_requirements=["fusion_assets", "torch==2.13.0", "pandas", "scikit-learn"],
     )
+
+
+def _directory_version(directory) -> dg.DataVersion:
+    """The saved model's content hash: a refit that changes weights changes the version."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and path.name != "mlflow_run.json":
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return dg.DataVersion(digest.hexdigest()[:16])
 
 
 def _flatten(params: dict, prefix: str = "") -> dict[str, str]:
