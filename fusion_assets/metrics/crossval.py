@@ -63,7 +63,9 @@ def cv_methods() -> list[str]:
         "is averaged over the repeats first, then the same label-stratified paired patient "
         "bootstrap runs on those averages, so every patient counts once and the intervals "
         "reflect the cohort's size, not the number of repeats. Averaging over repeats removes "
-        "most of the noise of one fold assignment; the per-repeat AUROC range shows what is left.",
+        "most of the noise of one fold assignment (the per-repeat AUROC range shows what is "
+        "left) but averages several fold models per patient, so the headline can be slightly "
+        "optimistic for a single refitted model; the per-repeat mean AUROC is not.",
         "Cross-validation thresholds and the best single modality come from the inner "
         "validation predictions: each fold model keeps part of its training folds aside "
         "(stratified) for early stopping and late-fusion stacking, and its predictions on those "
