@@ -377,6 +377,29 @@ def test_config_round_trip():
         assert config_from_dict(type(config), config_to_dict(config)) == config
 
 
+def test_config_saved_before_linear_path_rebuilds_without_it():
+    """A model saved before ``linear_path`` existed has no such weights: load it without."""
+    from fusion_assets.models.config import config_from_dict, config_to_dict
+
+    old = config_to_dict(FusionConfig())
+    del old["encoder"]["linear_path"]
+    assert config_from_dict(FusionConfig, old).encoder.linear_path is False
+    assert config_from_dict(FusionConfig, config_to_dict(FusionConfig())).encoder.linear_path
+
+
+def test_series_summary_recovers_level_and_trend():
+    from fusion_assets.models.encoders import series_summary
+
+    t = torch.linspace(-1.0, 1.0, 10)
+    values = torch.stack([2.0 + 0.0 * t, 3.0 * t], dim=1).unsqueeze(0)  # [1, 10, 2]
+    mask = torch.ones_like(values)
+    mask[0, ::2, 1] = 0.0  # every other bin of channel 1 unobserved
+    summary = series_summary(values * mask, mask)[0]
+    assert torch.allclose(summary[:2], torch.tensor([2.0, 3.0 * t[1::2].mean()]), atol=1e-5)
+    assert torch.allclose(summary[2:4], torch.tensor([0.0, 3.0]), atol=1e-4)
+    assert torch.allclose(summary[4:], torch.tensor([1.0, 0.5]))
+
+
 def test_model_code_imports_neither_dagster_nor_mlflow():
     from pathlib import Path
 

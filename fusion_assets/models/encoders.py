@@ -15,6 +15,8 @@ from fusion_assets.cohorts.spec import ModalitySpec
 from fusion_assets.models.config import EncoderConfig
 from fusion_assets.models.inputs import PAD_TOKEN, State, text_vocab_size
 
+IMAGE_GRID = 8  # the image linear path block-averages to 8 × 8
+
 
 class Encoder(nn.Module):
     """Base class: ``forward(inputs) -> [b, d]`` and an optional regularization penalty."""
@@ -98,9 +100,21 @@ class ImageEncoder(Encoder):
             channels = width
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(config.dropout)]
         self.net = nn.Sequential(*layers, nn.Linear(channels, config.embedding_dim))
+        # global average pooling forgets *where* intensity is; a linear map of the
+        # block-averaged grid keeps it (and averages pixel noise down)
+        self.linear = (
+            nn.Sequential(
+                nn.AdaptiveAvgPool2d(IMAGE_GRID),
+                nn.Flatten(),
+                nn.Linear(in_channels * IMAGE_GRID * IMAGE_GRID, config.embedding_dim),
+            )
+            if config.linear_path
+            else None
+        )
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.net(inputs["x"])
+        out = self.net(inputs["x"])
+        return out if self.linear is None else out + self.linear(inputs["x"])
 
 
 class TimeseriesEncoder(Encoder):
@@ -114,13 +128,33 @@ class TimeseriesEncoder(Encoder):
         self.out = nn.Sequential(
             nn.Dropout(config.dropout), nn.Linear(2 * hidden, config.embedding_dim)
         )
+        self.linear = (
+            nn.Linear(3 * n_channels, config.embedding_dim) if config.linear_path else None
+        )
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         values, mask = inputs["values"], inputs["mask"]
         states, last = self.gru(torch.cat([values, mask], dim=-1))
         observed = (mask.sum(-1, keepdim=True) > 0).float()  # [b, T, 1]
         pooled = (states * observed).sum(1) / observed.sum(1).clamp(min=1.0)
-        return self.out(torch.cat([last[-1], pooled], dim=-1))
+        out = self.out(torch.cat([last[-1], pooled], dim=-1))
+        return out if self.linear is None else out + self.linear(series_summary(values, mask))
+
+
+def series_summary(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per channel: masked mean, masked least-squares trend over the bins, coverage; [b, 3C].
+
+    A channel's level and trend are what the data carry; their least-squares
+    estimates over the observed bins are linear in the values.
+    """
+    n_bins = values.shape[1]
+    t = torch.linspace(-1.0, 1.0, n_bins).view(1, -1, 1)
+    count = mask.sum(1)  # [b, C]
+    mean = (values * mask).sum(1) / count.clamp(min=1.0)
+    t_mean = (t * mask).sum(1) / count.clamp(min=1.0)
+    tc = (t - t_mean.unsqueeze(1)) * mask
+    trend = (tc * values).sum(1) / (tc * tc).sum(1).clamp(min=1e-2)
+    return torch.cat([mean, trend, count / n_bins], dim=1)
 
 
 class TextEncoder(Encoder):
@@ -138,9 +172,21 @@ class TextEncoder(Encoder):
         self.out = nn.Sequential(
             nn.Dropout(config.dropout), nn.Linear(config.text_embedding_dim, config.embedding_dim)
         )
+        # the mean forgets how many words there are; evidence adds up per word, so a
+        # linear map of the term counts (a sum-mode bag) sits beside it
+        self.counts = (
+            nn.EmbeddingBag(vocab_size, config.embedding_dim, mode="sum", padding_idx=PAD_TOKEN)
+            if config.linear_path
+            else None
+        )
+        if self.counts is not None:
+            nn.init.normal_(self.counts.weight, std=0.01)
+            with torch.no_grad():
+                self.counts.weight[PAD_TOKEN].zero_()
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.out(self.bag(inputs["tokens"]))
+        out = self.out(self.bag(inputs["tokens"]))
+        return out if self.counts is None else out + self.counts(inputs["tokens"])
 
 
 def build_encoder(modality: ModalitySpec, state: State, config: EncoderConfig) -> Encoder:
