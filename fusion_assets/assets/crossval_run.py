@@ -75,4 +75,9 @@ def train_fold_models(
 def add_metadata(
     result: dg.MaterializeResult, extra: Mapping[str, dg.MetadataValue]
 ) -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata={**(result.metadata or {}), **extra})
+    """The final model's result with the fold models' metadata and data version added."""
+    version = result.data_version
+    if version is not None and "cv_plan_id" in extra:
+        # Fold models (and so the evaluation) change with the plan even if the final model does not.
+        version = dg.DataVersion(f"{version.value}-cv{extra['cv_plan_id'].value}")
+    return dg.MaterializeResult(metadata={**(result.metadata or {}), **extra}, data_version=version)

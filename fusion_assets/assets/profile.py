@@ -189,7 +189,11 @@ def build_profile_assets(spec: CohortSpec) -> list[dg.AssetsDefinition]:
             except ValueError as exc:
                 raise dg.Failure(f"Cannot split the cohort: {exc}") from exc
             metadata = table_metadata(con, "profile.splits")
-            version = table_version(con, "profile.splits")
+            # The fold plan is part of what downstream fits depend on (empty in holdout mode).
+            version = dg.DataVersion(
+                f"{table_version(con, 'profile.splits').value}"
+                f"/{table_version(con, 'profile.folds').value}"
+            )
             by_split = con.sql(
                 "SELECT split, count(*) AS patients, round(avg(a.label), 3) AS prevalence "
                 "FROM profile.splits s JOIN profile.availability a USING (patient_id) "
