@@ -30,6 +30,17 @@ def rows_to_json(frames: dict[str, pd.DataFrame], patient_ids: list[str]) -> pd.
     return out
 
 
+def input_example(frames: dict[str, pd.DataFrame], patient_ids: list[str]) -> pd.DataFrame:
+    """The MLflow input example: real rows of ``patient_ids`` under placeholder ids.
+
+    The example is stored with the model, and no patient identifier may leave
+    the warehouse.
+    """
+    example = rows_to_json(frames, patient_ids)
+    example["patient_id"] = [f"example-{i}" for i in range(len(example))]
+    return example
+
+
 def json_to_frames(model_input: pd.DataFrame, modalities: list[str]) -> dict[str, pd.DataFrame]:
     frames = {}
     for name in modalities:

@@ -11,7 +11,7 @@ from fusion_assets.assets.crossval_run import (
 from fusion_assets.assets.frames import load_cohort, load_frames, split_ids
 from fusion_assets.assets.training_run import TrainingConfig, fit_save_track
 from fusion_assets.cohorts import CohortSpec
-from fusion_assets.pyfunc_io import rows_to_json
+from fusion_assets.pyfunc_io import input_example
 from resources import ModelStoreResource, TrackingResource, WarehouseResource
 
 ENCODER_STORE = "encoders"
@@ -60,8 +60,7 @@ def build_encoder_asset(spec: CohortSpec) -> dg.AssetsDefinition:
             f"{len(val_ids)} validation"
         )
         example_ids = [p for p in val_ids if p in set(frames[modality]["patient_id"])][:2]
-        example = rows_to_json(frames, example_ids)
-        example["patient_id"] = [f"example-{i}" for i in range(len(example))]
+        example = input_example(frames, example_ids)
         result = fit_save_track(
             context,
             tracking=tracking,

@@ -12,7 +12,7 @@ from fusion_assets.assets.encoders import ENCODER_STORE
 from fusion_assets.assets.frames import load_cohort, load_frames, split_ids
 from fusion_assets.assets.training_run import TrainingConfig, fit_save_track
 from fusion_assets.cohorts import CohortSpec
-from fusion_assets.pyfunc_io import rows_to_json
+from fusion_assets.pyfunc_io import input_example
 from resources import ModelStoreResource, TrackingResource, WarehouseResource
 
 FUSION_STORE = "fusion"
@@ -96,8 +96,7 @@ def build_fusion_asset(spec: CohortSpec, encoder_asset: dg.AssetsDefinition) -> 
             f"Training {strategy} fusion on {len(train_ids)} train / {len(val_ids)} validation "
             f"patients, modality dropout {fusion_config.modality_dropout}"
         )
-        example = rows_to_json(frames, val_ids[:2])
-        example["patient_id"] = [f"example-{i}" for i in range(len(example))]
+        example = input_example(frames, val_ids[:2])
         result = fit_save_track(
             context,
             tracking=tracking,
