@@ -348,6 +348,22 @@ def test_joint_models_start_from_the_unimodal_encoders(cohort, unimodal):
                 enc.parameters(), models[m].predictor.encoder.parameters(), strict=True
             ):
                 assert torch.equal(a, b)
+        # with the late-fusion residual and a zeroed joint head, it starts as the sum of
+        # the present modalities' unimodal logits
+        from fusion_assets.models.batch import make_batch
+
+        prepared = next(iter(models.values())).prepare(cohort.frames, cohort.test_ids)
+        prepared.arrays = {
+            m: f.prepare(cohort.frames, cohort.test_ids).arrays[m] for m, f in models.items()
+        }
+        batch = make_batch(prepared, np.arange(len(prepared)), prepared.present)
+        model.eval()
+        with torch.no_grad():
+            expected = sum(
+                models[m].predictor.logits(batch) * model.present(batch)[:, j]
+                for j, m in enumerate(model.modalities)
+            )
+            torch.testing.assert_close(model.logits(batch), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_fusion_without_unimodal_models_and_clear_errors(cohort):
@@ -378,12 +394,13 @@ def test_config_round_trip():
 
 
 def test_config_saved_before_linear_path_rebuilds_without_it():
-    """A model saved before ``linear_path`` existed has no such weights: load it without."""
+    """Models saved before ``linear_path`` / ``unimodal_residual`` have no such weights."""
     from fusion_assets.models.config import config_from_dict, config_to_dict
 
     old = config_to_dict(FusionConfig())
-    del old["encoder"]["linear_path"]
+    del old["encoder"]["linear_path"], old["unimodal_residual"]
     assert config_from_dict(FusionConfig, old).encoder.linear_path is False
+    assert config_from_dict(FusionConfig, old).unimodal_residual is False
     assert config_from_dict(FusionConfig, config_to_dict(FusionConfig())).encoder.linear_path
 
 

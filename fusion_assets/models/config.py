@@ -95,6 +95,10 @@ class FusionConfig:
     early_first_layer: int = 64  # width of early fusion's first (linear-on-concat) layer
     attention_layers: int = 1
     attention_heads: int = 2
+    # intermediate / attention: the logit is late fusion's Σ_present (w_m · head_m(e_m) + c_m)
+    # over the (fine-tuned) unimodal heads plus the joint head, which starts at zero: the
+    # joint model starts from late fusion and learns what the modalities say together
+    unimodal_residual: bool = True
     late_l2: float = 1.0  # ridge penalty on the stacking weights
     reference_max_iter: int = 200
     reference_learning_rate: float = 0.1
@@ -129,7 +133,10 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 # Architecture fields added after models were first saved: a saved config without the
 # field was trained without the feature, so it gets this value rather than the default.
-LEGACY_VALUES: dict[str, dict[str, Any]] = {"EncoderConfig": {"linear_path": False}}
+LEGACY_VALUES: dict[str, dict[str, Any]] = {
+    "EncoderConfig": {"linear_path": False},
+    "FusionConfig": {"unimodal_residual": False},
+}
 
 
 def config_from_dict(cls: type, data: dict[str, Any]) -> Any:

@@ -131,7 +131,11 @@ class EarlyFusion(PatientModel):
 
 
 def _split_groups(model: PatientModel, encoders: nn.Module, lr: float, scale: float) -> list[dict]:
-    """Encoders at ``lr × scale`` (they start from fitted unimodal weights), the rest at ``lr``."""
+    """Encoders (and unimodal heads) at ``lr × scale`` (they start from fitted unimodal
+    weights), the rest at ``lr``."""
+    residual = getattr(model, "residual", None)
+    if residual is not None:
+        encoders = nn.ModuleList([encoders, residual.heads])
     inner = {id(p) for p in encoders.parameters()}
     rest = [p for p in model.parameters() if id(p) not in inner]
     return [
@@ -171,6 +175,43 @@ def init_encoders_from_unimodal(
             enc.load_state_dict(unimodal[m].encoder.state_dict())
 
 
+class UnimodalResidual(nn.Module):
+    """Late fusion inside a joint model: Σ_{m present} (w_m · head_m(e_m) + c_m).
+
+    ``head_m`` has the unimodal head's architecture and starts from its fitted
+    weights, so a joint model whose own head starts at zero starts as late fusion.
+    """
+
+    def __init__(self, n_modalities: int, config: FusionConfig) -> None:
+        super().__init__()
+        d, dropout = config.encoder.embedding_dim, config.encoder.dropout
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.GELU(), nn.Dropout(dropout), nn.Linear(d, 1))
+            for _ in range(n_modalities)
+        )
+        self.weight = nn.Parameter(torch.ones(n_modalities))
+        self.shift = nn.Parameter(torch.zeros(n_modalities))
+
+    def init_from_unimodal(self, modalities: list[str], unimodal: dict[str, UnimodalModel]) -> None:
+        for head, m in zip(self.heads, modalities, strict=True):
+            if m in unimodal:
+                head.load_state_dict(unimodal[m].head.state_dict())
+
+    def forward(self, embedded: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        logits = torch.cat([h(embedded[:, j]) for j, h in enumerate(self.heads)], dim=1)
+        return ((self.weight * logits + self.shift) * present.float()).sum(1)
+
+
+def _residual(n_modalities: int, config: FusionConfig, head: nn.Sequential) -> nn.Module | None:
+    """The late-fusion residual (and a zeroed last layer of ``head``), if configured."""
+    if not config.unimodal_residual:
+        return None
+    with torch.no_grad():
+        head[-1].weight.zero_()
+        head[-1].bias.zero_()
+    return UnimodalResidual(n_modalities, config)
+
+
 class IntermediateFusion(PatientModel):
     """Per-modality embeddings, a learned embedding for absent ones, presence bits → head."""
 
@@ -185,9 +226,12 @@ class IntermediateFusion(PatientModel):
         self.encoder_lr_scale = config.encoder_lr_scale
         self.missing = nn.Parameter(torch.zeros(n, d))
         self.head = _head(n * d + n, config.head_hidden, config.encoder.dropout)
+        self.residual = _residual(n, config, self.head)
 
     def init_from_unimodal(self, unimodal: dict[str, UnimodalModel]) -> None:
         init_encoders_from_unimodal(self.encoders, self.modalities, unimodal)
+        if self.residual is not None:
+            self.residual.init_from_unimodal(self.modalities, unimodal)
 
     def param_groups(self, learning_rate: float) -> list[dict]:
         return _split_groups(self, self.encoders, learning_rate, self.encoder_lr_scale)
@@ -195,8 +239,10 @@ class IntermediateFusion(PatientModel):
     def logits(self, batch: Batch) -> torch.Tensor:
         present = self.present(batch)
         embedded = self.encoders.embed(self.modalities, batch)
+        late = 0.0 if self.residual is None else self.residual(embedded, present)
         embedded = torch.where(present.unsqueeze(-1), embedded, self.missing.expand_as(embedded))
-        return self.head(torch.cat([embedded.flatten(1), present.float()], dim=1)).squeeze(-1)
+        joint = self.head(torch.cat([embedded.flatten(1), present.float()], dim=1)).squeeze(-1)
+        return joint + late
 
 
 # --------------------------------------------------------------------------- late
@@ -285,9 +331,12 @@ class AttentionFusion(PatientModel):
         )
         self.norm = nn.LayerNorm(d)
         self.head = _head(d, config.head_hidden, config.encoder.dropout)
+        self.residual = _residual(len(self.modalities), config, self.head)
 
     def init_from_unimodal(self, unimodal: dict[str, UnimodalModel]) -> None:
         init_encoders_from_unimodal(self.encoders, self.modalities, unimodal)
+        if self.residual is not None:
+            self.residual.init_from_unimodal(self.modalities, unimodal)
 
     def param_groups(self, learning_rate: float) -> list[dict]:
         return _split_groups(self, self.encoders, learning_rate, self.encoder_lr_scale)
@@ -296,10 +345,9 @@ class AttentionFusion(PatientModel):
         present = self.present(batch)
         b, n = present.shape
         types = self.type_embedding.weight
-        tokens = [
-            self.cls.expand(b, -1, -1),
-            self.encoders.embed(self.modalities, batch) + types[:n],
-        ]
+        embedded = self.encoders.embed(self.modalities, batch)
+        late = 0.0 if self.residual is None else self.residual(embedded, present)
+        tokens = [self.cls.expand(b, -1, -1), embedded + types[:n]]
         hide = [torch.zeros(b, 1, dtype=torch.bool), ~present]
         for k, j in enumerate(self.series):
             x = batch.inputs[self.modalities[j]]
@@ -310,7 +358,7 @@ class AttentionFusion(PatientModel):
         out = self.transformer(
             torch.cat(tokens, dim=1), src_key_padding_mask=torch.cat(hide, dim=1)
         )
-        return self.head(self.norm(out[:, 0])).squeeze(-1)
+        return self.head(self.norm(out[:, 0])).squeeze(-1) + late
 
 
 STRATEGIES: dict[str, type[PatientModel]] = {
