@@ -163,3 +163,114 @@ def test_degradation_tables(inputs) -> None:
     cc = complete_case_table(inputs.degradation_predictions, inputs.patients, inputs.predictions)
     assert set(cc["scenario"]) == {"leave_one_out", "single_modality"}
     assert cc["full_auroc"].notna().all()
+
+
+# ------------------------------------------------ cross-validation: metrics per repeat
+
+
+def _oof_rows(preds: pd.DataFrame, repeat: int) -> pd.DataFrame:
+    """``eval.oof_predictions``-shaped test rows for one repeat from test predictions."""
+    test = preds.loc[preds["split"] == "test", ["strategy", "patient_id", "prob"]]
+    return test.assign(repeat=repeat, fold=0, role="test")
+
+
+def test_identical_repeats_equal_the_single_repeat_result(inputs, result) -> None:
+    from fusion_assets.metrics.evaluate import reliability_table
+
+    # R identical repeats: every per-repeat estimate is the held-out one, so is the mean.
+    oof = pd.concat([_oof_rows(inputs.predictions, r) for r in range(3)], ignore_index=True)
+    cv = subgroup_table(inputs.predictions, inputs.patients, CFG, repeats=oof)
+    numeric = result.table.select_dtypes("number").columns
+    other = result.table.columns.difference(numeric)
+    pd.testing.assert_frame_equal(cv.table[other], result.table[other])
+    np.testing.assert_allclose(
+        cv.table[numeric].to_numpy(float),
+        result.table[numeric].to_numpy(float),
+        rtol=1e-12,
+        atol=1e-12,
+    )
+    for key, boots in result.boot_auroc.items():
+        for s, b in boots.items():
+            np.testing.assert_allclose(cv.boot_auroc[key][s], b, rtol=1e-12, atol=1e-12)
+    pd.testing.assert_frame_equal(
+        reliability_table(inputs.predictions, inputs.patients, CFG, oof),
+        reliability_table(inputs.predictions, inputs.patients, CFG),
+    )
+
+
+def _repeated_scores(
+    rng: np.random.Generator, n: int, repeats: int, shift: dict[str, float], noise: dict[str, float]
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(patients, repeat-averaged predictions, per-repeat oof rows) of a binormal model.
+
+    Strategy s scores patient i in repeat r as shift[s] * y_i + z_i + e_sir with
+    z ~ N(0, 1) shared by all repeats and e ~ N(0, noise[s]^2) fresh per repeat (the
+    fold models disagree), so one repeat's AUROC is Phi(shift / sqrt(2 (1 + noise^2)))
+    while averaging probabilities over repeats shrinks e: a planted ensemble gain.
+    """
+    y = (rng.random(n) < 0.3).astype(int)
+    y[:2] = [0, 1]
+    z = rng.normal(size=n)
+    ids = [f"p{i}" for i in range(n)]
+    patients = pd.DataFrame({"patient_id": ids, "label": y})
+    rows = []
+    for s in shift:
+        for r in range(repeats):
+            score = shift[s] * y + z + rng.normal(0.0, noise[s], n)
+            rows.append(
+                pd.DataFrame({"strategy": s, "repeat": r, "patient_id": ids, "prob": score})
+            )
+    oof = pd.concat(rows, ignore_index=True)
+    oof["prob"] = 1.0 / (1.0 + np.exp(-oof["prob"]))
+    oof["role"] = "test"
+    averaged = oof.groupby(["strategy", "patient_id"], as_index=False)["prob"].mean()
+    return patients, averaged.assign(split="test"), oof
+
+
+def test_planted_ensemble_gain_does_not_reach_the_cv_headline() -> None:
+    from fusion_assets.metrics.crossval import repeat_aurocs
+
+    rng = np.random.default_rng(5)
+    patients, averaged, oof = _repeated_scores(
+        rng, 400, 4, {"reference": 1.0, "early": 1.4}, {"reference": 1.5, "early": 1.5}
+    )
+    cfg = EvaluationConfig(n_boot=200, seed=0)
+    per_repeat = repeat_aurocs(oof, patients).set_index("strategy")
+    old = subgroup_table(averaged, patients, cfg).table.set_index("strategy")
+    cv = subgroup_table(averaged, patients, cfg, repeats=oof).table.set_index("strategy")
+    for s in ("reference", "early"):
+        # The repeat-averaged probabilities score above every repeat (the planted gain) ...
+        assert old.loc[s, "auroc"] > per_repeat.loc[s, "auroc_max"]
+        # ... while the cv headline is the single-model estimate: the per-repeat mean.
+        assert cv.loc[s, "auroc"] == pytest.approx(per_repeat.loc[s, "auroc_mean"], abs=1e-12)
+        assert cv.loc[s, "auroc_ci_low"] < cv.loc[s, "auroc"] < cv.loc[s, "auroc_ci_high"]
+    # Deltas are per repeat then averaged, which is the difference of the means.
+    delta = per_repeat.loc["early", "auroc_mean"] - per_repeat.loc["reference", "auroc_mean"]
+    assert cv.loc["early", "delta_auroc_vs_reference"] == pytest.approx(delta, abs=1e-12)
+
+
+def test_cv_intervals_cover_the_single_model_auroc() -> None:
+    from scipy.stats import norm
+
+    shift = {"reference": 1.0, "early": 1.3}
+    noise = {"reference": 1.0, "early": 0.5}
+    truth = {s: norm.cdf(shift[s] / np.sqrt(2 * (1 + noise[s] ** 2))) for s in shift}
+    true_delta = truth["early"] - truth["reference"]
+    cfg = EvaluationConfig(n_boot=200, seed=0)
+    rng = np.random.default_rng(11)
+    n_sims = 150
+    hits = {"reference": 0, "early": 0, "delta": 0}
+    for _ in range(n_sims):
+        patients, averaged, oof = _repeated_scores(rng, 200, 3, shift, noise)
+        t = subgroup_table(averaged, patients, cfg, repeats=oof).table.set_index("strategy")
+        for s in shift:
+            hits[s] += t.loc[s, "auroc_ci_low"] <= truth[s] <= t.loc[s, "auroc_ci_high"]
+        e = t.loc["early"]
+        hits["delta"] += (
+            e["delta_auroc_vs_reference_ci_low"]
+            <= true_delta
+            <= e["delta_auroc_vs_reference_ci_high"]
+        )
+    # Nominal 95 %; 150 simulations give a standard error of about 0.018.
+    for name, k in hits.items():
+        assert 0.88 <= k / n_sims <= 0.995, (name, k / n_sims)

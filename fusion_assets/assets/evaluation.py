@@ -201,7 +201,8 @@ def build_report_asset(spec: CohortSpec) -> dg.AssetsDefinition:
         description=(
             "Per strategy × subgroup (availability pattern, sex, age band, site, all): n, events, "
             "AUROC, AUPRC, Brier, calibration, ECE, sensitivity/specificity, with paired bootstrap "
-            "CIs; degradation curves; the verdict. Markdown + HTML report with plots."
+            "CIs; degradation curves; the verdict. Markdown + HTML report with plots. "
+            "Cross-validation mode: every metric per repeat of eval.oof_predictions, averaged."
         ),
     )
     def subgroup_report(
@@ -228,8 +229,16 @@ def build_report_asset(spec: CohortSpec) -> dg.AssetsDefinition:
             suppress_below=config.suppress_below,
         )
         t0 = time.perf_counter()
+        # In cv mode the metrics are computed per repeat on the out-of-fold rows and
+        # averaged (a single-model estimate), not on the repeat-averaged predictions.
         result = evaluate(
-            predictions, patients, stress, recommendation, eval_config, spec.modality_names
+            predictions,
+            patients,
+            stress,
+            recommendation,
+            eval_config,
+            spec.modality_names,
+            repeats=oof,
         )
         tables = {}
         if oof is not None:

@@ -1,10 +1,10 @@
 """Evaluation maths specific to cross-validated (small) cohorts; no patient identifiers out.
 
-In cross-validation mode ``eval.predictions`` holds, per strategy and patient,
-the out-of-fold probability averaged over the repeats, and the usual paired
-patient bootstrap runs on those (see ``subgroups``). What the averaged numbers
-hide is how much the estimate moves when only the fold assignment changes; the
-per-repeat table below shows it beside the bootstrap interval.
+In cross-validation mode every metric of the subgroup table is computed per
+repeat on that repeat's out-of-fold predictions and averaged over the repeats
+(see ``subgroups``), so the headline is a single-model estimate: the mean of
+the per-repeat values this module tabulates for the all-patients AUROC. The
+per-repeat table shows how much one fold assignment alone moves the estimate.
 """
 
 from __future__ import annotations
@@ -51,21 +51,27 @@ def describe_cv(evaluation: Mapping[str, Any]) -> str:
         f"{evaluation.get('small_cohort_size')}): evaluated by repeated stratified {k}-fold "
         f"cross-validation ({k} folds x {r} repeats, folds stratified by label x availability "
         "pattern). Every strategy and single-modality baseline was retrained per fold; each "
-        "patient's test prediction comes only from models that never saw it (out-of-fold) and "
-        f"is averaged over the {r} repeats. The deployed models are refitted on all patients."
+        "patient's test prediction comes only from models that never saw it (out-of-fold); "
+        f"every metric is computed per repeat and averaged over the {r} repeats. The deployed "
+        "models are refitted on all patients."
     )
 
 
 def cv_methods() -> list[str]:
     """Definitions added to the report's methods section in cross-validation mode."""
     return [
-        "Cross-validation (small cohorts): 'test' means out-of-fold. Each patient's probability "
-        "is averaged over the repeats first, then the same label-stratified paired patient "
-        "bootstrap runs on those averages, so every patient counts once and the intervals "
-        "reflect the cohort's size, not the number of repeats. Averaging over repeats removes "
-        "most of the noise of one fold assignment (the per-repeat AUROC range shows what is "
-        "left) but averages several fold models per patient, so the headline can be slightly "
-        "optimistic for a single refitted model; the per-repeat mean AUROC is not.",
+        "Cross-validation (small cohorts): 'test' means out-of-fold, and each repeat predicts "
+        "every patient exactly once. Every metric (AUROC, AUPRC, Brier, calibration, ECE, "
+        "sensitivity / specificity, oracle lift, ΔAUROC) is computed per repeat on that "
+        "repeat's predictions and the point estimates are averaged over the repeats; the "
+        "reliability bins likewise. Probabilities are never averaged over repeats first: that "
+        "would score a small ensemble of fold models and flatter the one deployed model.",
+        "Cross-validation intervals: one label-stratified patient bootstrap per subgroup, the "
+        "same resampled patients for every repeat and every strategy (paired). Each resample's "
+        "statistic is averaged over the repeats before the percentile interval is taken, so "
+        "every patient counts once, the interval reflects patient sampling at the cohort's "
+        "size, and the repeat-to-repeat (fold assignment) variation is averaged out rather "
+        "than added; the per-repeat AUROC range shows that variation separately.",
         "Cross-validation thresholds and the best single modality come from the inner "
         "validation predictions: each fold model keeps part of its training folds aside "
         "(stratified) for early stopping and late-fusion stacking, and its predictions on those "

@@ -22,7 +22,13 @@ from fusion_assets.metrics.degradation import (
     degradation_summary,
 )
 from fusion_assets.metrics.leakage import leakage_flags
-from fusion_assets.metrics.subgroups import SubgroupResult, subgroup_table, wide_probabilities
+from fusion_assets.metrics.subgroups import (
+    SubgroupResult,
+    repeat_mean,
+    repeat_probabilities,
+    subgroup_table,
+    wide_probabilities,
+)
 from fusion_assets.metrics.verdict import Verdict, build_verdict
 
 
@@ -48,22 +54,37 @@ class EvaluationResult:
 
 
 def reliability_table(
-    predictions: pd.DataFrame, patients: pd.DataFrame, config: EvaluationConfig
+    predictions: pd.DataFrame,
+    patients: pd.DataFrame,
+    config: EvaluationConfig,
+    repeats: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Equal-mass reliability bins per strategy on the test split.
 
+    With ``repeats`` (cross-validation) the bins are drawn per repeat and averaged
+    bin by bin: every repeat predicts each patient once, so equal-mass bin b holds
+    the same number of patients in every repeat (the b-th tenth of that repeat's
+    predictions), and the curve stays a single-model one, like the table's ECE.
     Bins with fewer patients than the disclosure limit are dropped.
     """
     test, strategies = wide_probabilities(predictions, patients, "test")
+    per_repeat = repeat_probabilities(repeats, test, strategies)
     rows = []
     y_all = test["label"].to_numpy()
     for s in strategies:
-        p = test[s].to_numpy(dtype=np.float64)
-        ok = np.isfinite(p)
-        mean_p, obs, size = reliability_curve(y_all[ok], p[ok], config.ece_bins)
+        curves = []
+        for probs in per_repeat:
+            p = probs[s]
+            ok = np.isfinite(p)
+            curves.append(reliability_curve(y_all[ok], p[ok], config.ece_bins))
+        n_bins = min(len(c[2]) for c in curves)
+        mean_p, obs, size = (
+            repeat_mean(np.stack([np.asarray(c[i][:n_bins], dtype=np.float64) for c in curves]))
+            for i in range(3)
+        )
         for b, (mp, ob, n) in enumerate(zip(mean_p, obs, size, strict=True)):
             if n >= config.suppress_below:
-                rows.append((s, b, float(mp), float(ob), int(n)))
+                rows.append((s, b, float(mp), float(ob), int(round(n))))
     return pd.DataFrame(rows, columns=["strategy", "bin", "mean_predicted", "observed", "n"])
 
 
@@ -91,14 +112,19 @@ def evaluate(
     modalities: list[str] | None = None,
     early: str = "early",
     late: str = "late",
+    repeats: pd.DataFrame | None = None,
 ) -> EvaluationResult:
     """Subgroup table, degradation tables, verdict and leakage flags in one call.
 
     ``modalities`` (spec order) identifies the complete-case pattern; if omitted
-    it is inferred from the pattern strings.
+    it is inferred from the pattern strings. ``repeats`` (cross-validation mode):
+    the per-repeat out-of-fold predictions (``eval.oof_predictions``: ``strategy,
+    repeat, patient_id, prob``, ``role == 'test'`` rows used); metrics are then
+    computed per repeat and averaged (see ``subgroups``), while ``predictions``
+    still supplies the cohort, the validation rows and the complete-case baseline.
     """
     config = config or EvaluationConfig()
-    res = subgroup_table(predictions, patients, config)
+    res = subgroup_table(predictions, patients, config, repeats)
     if degradation_predictions is not None and len(degradation_predictions):
         curves = degradation_curves(degradation_predictions, patients)
         summary = degradation_summary(curves, late=late)
@@ -121,7 +147,7 @@ def evaluate(
     return EvaluationResult(
         config=config,
         subgroups=res,
-        reliability=reliability_table(predictions, patients, config),
+        reliability=reliability_table(predictions, patients, config, repeats),
         pattern_counts=pattern_counts(predictions, patients, config),
         curves=curves,
         summary=summary,

@@ -467,10 +467,10 @@ def render_report(
             _Section("Cross-validation: AUROC per repeat")
             .p(
                 "All-patients AUROC of each repeat's out-of-fold predictions: how much the "
-                "estimate moves with the fold assignment alone. The headline scores each "
-                "patient's probability averaged over the repeats, in effect a small ensemble of "
-                "fold models, which can score above every single repeat; the mean over repeats "
-                "here is the closer estimate for one model refitted on all patients."
+                "estimate moves with the fold assignment alone. The headline AUROC is the mean "
+                "over repeats shown here (every metric is computed per repeat, then averaged), "
+                "an estimate for one model refitted on all patients; its interval covers "
+                "patient sampling, not this spread."
             )
             .table(repeat_display(c["cv_repeats"]))
         )

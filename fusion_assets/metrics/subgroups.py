@@ -16,6 +16,18 @@ Bootstrap: within each subgroup one label-stratified count matrix is drawn
 (seeded by the config seed and the subgroup's name) and shared by every
 strategy, so ΔAUROC intervals are paired.
 
+Repeats (cross-validation mode): ``repeats`` holds each patient's out-of-fold
+test prediction once per repeat (``strategy, repeat, patient_id, prob``). Every
+metric is computed per repeat on that repeat's predictions, with the *same*
+count matrix for every repeat and strategy, and the per-repeat point estimates
+and per-resample statistics are averaged over repeats before the percentile
+interval is taken. Scoring repeat-averaged probabilities instead would score a
+small ensemble of fold models, optimistic for the one deployed model; averaging
+the metric keeps it a single-model estimate, and averaging the resamples
+(rather than pooling them) keeps the interval about patient sampling, with the
+fold-assignment noise averaged out. Without ``repeats`` (held-out mode) the
+test rows of ``predictions`` are the single "repeat" and nothing changes.
+
 The best single modality is the ``single:*`` strategy with the highest AUROC on
 the *validation* split (all validation patients), so choosing it does not use
 the test set. Thresholds are chosen per strategy on the validation split too.
@@ -82,6 +94,7 @@ TABLE_COLUMNS = [
 ]
 REQUIRED_PREDICTION_COLUMNS = ("strategy", "patient_id", "split", "prob")
 REQUIRED_PATIENT_COLUMNS = ("patient_id", "label")
+REQUIRED_REPEAT_COLUMNS = ("strategy", "repeat", "patient_id", "prob")
 
 
 @dataclass
@@ -225,12 +238,103 @@ def _nan_row() -> dict[str, float]:
     return dict.fromkeys(METRIC_COLUMNS, float("nan"))
 
 
+def repeat_probabilities(
+    repeats: pd.DataFrame | None, test: pd.DataFrame, strategies: list[str]
+) -> list[dict[str, np.ndarray]]:
+    """Test probabilities per repeat: one ``{strategy: prob array}`` per repeat, in repeat order.
+
+    Arrays follow the row order of ``test`` (from :func:`wide_probabilities`);
+    a patient without a prediction in a repeat gets NaN there. Without
+    ``repeats`` the wide test columns are the only repeat (held-out mode).
+    ``repeats`` rows with a ``role`` other than ``test`` are ignored, so
+    ``eval.oof_predictions`` can be passed as it is.
+    """
+    if repeats is None:
+        return [{s: test[s].to_numpy(dtype=np.float64) for s in strategies}]
+    _check_columns(repeats, REQUIRED_REPEAT_COLUMNS, "repeats")
+    part = repeats
+    if "role" in part.columns:
+        part = part[part["role"] == "test"]
+    part = part[list(REQUIRED_REPEAT_COLUMNS)]
+    if part.empty:
+        raise ValueError("repeats has no test rows; pass None for held-out evaluation.")
+    dup = part.duplicated(["strategy", "repeat", "patient_id"])
+    if dup.any():
+        raise ValueError(
+            f"repeats has {int(dup.sum())} duplicated (strategy, repeat, patient_id) test rows; "
+            "each patient must be predicted once per repeat."
+        )
+    unknown = pd.Index(part["patient_id"].unique()).difference(pd.Index(test["patient_id"]))
+    if len(unknown):
+        raise ValueError(f"{len(unknown)} patient(s) in repeats have no test prediction row.")
+    ids = pd.Index(test["patient_id"])
+    out = []
+    for _, g in part.groupby("repeat", sort=True):
+        wide = g.pivot(index="patient_id", columns="strategy", values="prob").reindex(ids)
+        out.append(
+            {
+                s: (wide[s] if s in wide.columns else pd.Series(np.nan, index=ids)).to_numpy(
+                    dtype=np.float64
+                )
+                for s in strategies
+            }
+        )
+    return out
+
+
+def repeat_mean(values: np.ndarray) -> np.ndarray:
+    """Mean over axis 0 (repeats), skipping repeats where the value is undefined (NaN).
+
+    One repeat is returned as it is (bit for bit), so the held-out path is
+    unchanged. NaN where no repeat has a finite value.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape[0] == 1:
+        return values[0]
+    finite = np.isfinite(values)
+    total = np.where(finite, values, 0.0).sum(axis=0)
+    k = finite.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(k > 0, total / np.maximum(k, 1), np.nan)
+
+
+def _strategy_estimates(
+    y: np.ndarray,
+    p: np.ndarray,
+    counts: np.ndarray,
+    threshold: float,
+    config: EvaluationConfig,
+) -> tuple[dict[str, float], np.ndarray, np.ndarray, np.ndarray]:
+    """Point metrics and (AUROC, AP, Brier) resample statistics of one repeat's predictions.
+
+    A strategy missing some patients is scored on the rest; its resample
+    weights are zeroed there so pairing holds on the patients it has.
+    """
+    ok = np.isfinite(p)
+    w = counts if ok.all() else counts * ok[:, None]
+    pp = np.where(ok, p, 0.0)
+    m = binary_metrics(y[ok], pp[ok], threshold, config.ece_bins)
+    return (
+        m,
+        weighted_auroc(y, pp, w),
+        weighted_average_precision(y, pp, w),
+        weighted_brier(y, pp, w),
+    )
+
+
 def subgroup_table(
     predictions: pd.DataFrame,
     patients: pd.DataFrame,
     config: EvaluationConfig | None = None,
+    repeats: pd.DataFrame | None = None,
 ) -> SubgroupResult:
-    """Metrics for every strategy × subgroup of the test split (columns: ``TABLE_COLUMNS``)."""
+    """Metrics for every strategy × subgroup of the test split (columns: ``TABLE_COLUMNS``).
+
+    ``repeats`` (cross-validation mode): per-repeat out-of-fold test predictions;
+    metrics are then computed per repeat and averaged (see the module docstring).
+    The test cohort, thresholds and best single modality still come from
+    ``predictions`` (its test and validation rows).
+    """
     config = config or EvaluationConfig()
     test, strategies = wide_probabilities(predictions, patients, "test")
     if test.empty:
@@ -238,7 +342,7 @@ def subgroup_table(
     best_single = best_single_modality(predictions, patients, config)
     thresholds = validation_thresholds(predictions, patients, config)
     y_all = test["label"].to_numpy().astype(np.int8)
-    probs = {s: test[s].to_numpy(dtype=np.float64) for s in strategies}
+    per_repeat = repeat_probabilities(repeats, test, strategies)
     oracle = (
         test["oracle_prob"].to_numpy(dtype=np.float64) if "oracle_prob" in test.columns else None
     )
@@ -265,7 +369,9 @@ def subgroup_table(
                     }
                 )
             continue
-        # float64 once per subgroup, reused by every strategy (see bootstrap._as_weights).
+        # float64 once per subgroup, reused by every strategy and every repeat (see
+        # bootstrap._as_weights): one resample draws the same patients in every repeat,
+        # which is what makes averaging the resample statistics over repeats paired.
         counts = stratified_bootstrap_counts(
             y, config.n_boot, _seed_for(config, kind, name)
         ).astype(np.float64)
@@ -277,16 +383,22 @@ def subgroup_table(
         group_point: dict[str, float] = {}
         group_rows: dict[str, dict] = {}
         for s in strategies:
-            p = probs[s][mask]
-            ok = np.isfinite(p)
-            # A strategy missing some patients is scored on the rest; its resample
-            # weights are zeroed there so pairing holds on the patients it has.
-            w = counts if ok.all() else counts * ok[:, None]
-            yy, pp = y[ok], np.where(ok, p, 0.0)
-            m = binary_metrics(yy, pp[ok], thresholds.get(s, float("nan")), config.ece_bins)
-            b_auc = weighted_auroc(y, pp, w)
-            b_ap = weighted_average_precision(y, pp, w)
-            b_br = weighted_brier(y, pp, w)
+            estimates = [
+                _strategy_estimates(
+                    y, probs[s][mask], counts, thresholds.get(s, float("nan")), config
+                )
+                for probs in per_repeat
+            ]
+            # Point estimates and resample statistics are averaged over repeats here;
+            # every derived number below (deltas, lift) is linear in them, so it equals
+            # the per-repeat value averaged too.
+            m = {
+                k: float(repeat_mean(np.array([e[0][k] for e in estimates])))
+                for k in estimates[0][0]
+            }
+            b_auc, b_ap, b_br = (
+                repeat_mean(np.stack([e[i] for e in estimates])) for i in (1, 2, 3)
+            )
             m["auroc_ci_low"], m["auroc_ci_high"] = percentile_ci(b_auc, level)
             m["auprc_ci_low"], m["auprc_ci_high"] = percentile_ci(b_ap, level)
             m["brier_ci_low"], m["brier_ci_high"] = percentile_ci(b_br, level)
@@ -299,6 +411,10 @@ def subgroup_table(
             )
             denom = oracle_auc - 0.5
             m["lift_captured"] = (m["auroc"] - 0.5) / denom if denom > 0 else float("nan")
+            # Counts and flags describe the patients predicted in every repeat (all of
+            # them in cross-validation, where each patient is tested once per repeat).
+            ok = np.logical_and.reduce([np.isfinite(probs[s][mask]) for probs in per_repeat])
+            yy = y[ok]
             status = "ok"
             reason = None if (0 < yy.sum() < yy.size) else "single class: AUROC undefined"
             if reason:
