@@ -33,10 +33,11 @@ class EncoderConfig:
     embedding_dim: int = 32  # the shared size every encoder maps to
     hidden_dim: int = 64
     dropout: float = 0.2
-    # omics: a narrow first layer with input dropout and an L1 penalty keeps 10^3-10^6
-    # features from overfitting a few thousand patients
+    # omics: a narrow first layer with an L1 penalty keeps 10^3-10^6 features from
+    # overfitting a few thousand patients. Input dropout (dense only) is off: on the 5k
+    # cohort's 2,000 genes 0.2 cost 0.05 validation AUROC (0.585 → 0.539)
     omics_bottleneck: int = 16
-    omics_input_dropout: float = 0.2
+    omics_input_dropout: float = 0.0
     omics_l1: float = 1e-4
     # sparse omics: variants carried by at least max(min_count, min_frequency × train
     # patients) get an embedding row (most frequent first, at most max_vocab); the rest
