@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import tracemalloc
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -447,3 +448,30 @@ def test_a_modality_no_training_patient_has_is_left_out(cohort):
     assert "xray" not in fitted.modalities
     p = fitted.predict_proba(fitted.prepare(cohort.frames, cohort.test_ids))
     assert np.all(np.isfinite(p))
+
+
+def test_bagging_averages_members_and_old_configs_load_unbagged(cohort, unimodal):
+    from fusion_assets.models.api import build_predictor
+    from fusion_assets.models.batch import make_batch
+    from fusion_assets.models.config import config_from_dict, config_to_dict
+    from fusion_assets.models.fusion import Bagged
+
+    old = config_to_dict(FusionConfig())
+    del old["n_seeds"]  # saved before bagging existed: trained as one model
+    assert config_from_dict(FusionConfig, old).n_seeds == 1
+    models = {m: f for m, (f, _) in unimodal.items()}
+    preprocessing = {m: f.preprocessing[m] for m, f in models.items()}
+    model = build_predictor("intermediate", cohort.spec, preprocessing, FusionConfig.tiny())
+    assert not isinstance(model, Bagged)
+    config = replace(FusionConfig.tiny(), n_seeds=2)
+    model = build_predictor("intermediate", cohort.spec, preprocessing, config)
+    assert isinstance(model, Bagged) and len(model.members) == 2
+    prepared = next(iter(models.values())).prepare(cohort.frames, cohort.test_ids)
+    prepared.arrays = {
+        m: f.prepare(cohort.frames, cohort.test_ids).arrays[m] for m, f in models.items()
+    }
+    batch = make_batch(prepared, np.arange(len(prepared)), prepared.present)
+    model.eval()
+    with torch.no_grad():
+        expected = (model.members[0](batch) + model.members[1](batch)) / 2
+        torch.testing.assert_close(model(batch), expected)

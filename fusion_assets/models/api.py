@@ -33,7 +33,7 @@ from fusion_assets.models.config import (
     config_from_dict,
     config_to_dict,
 )
-from fusion_assets.models.fusion import STRATEGIES
+from fusion_assets.models.fusion import BAGGED, STRATEGIES, Bagged
 from fusion_assets.models.inputs import PreparedInputs, State, prepare
 from fusion_assets.models.reference import ReferenceModel
 from fusion_assets.models.threads import limit_threads
@@ -130,6 +130,11 @@ def build_predictor(
         raise ValueError(
             f"Unknown strategy {strategy!r}; expected 'single:<modality>', 'reference' "
             f"or one of {sorted(STRATEGIES)}."
+        )
+    n_seeds = getattr(config, "n_seeds", 1)
+    if strategy in BAGGED and n_seeds > 1:
+        return Bagged(
+            spec, [STRATEGIES[strategy](spec, preprocessing, config) for _ in range(n_seeds)]
         )
     return STRATEGIES[strategy](spec, preprocessing, config)
 

@@ -101,6 +101,12 @@ class FusionConfig:
     # joint model starts from late fusion and learns what the modalities say together
     unimodal_residual: bool = True
     late_l2: float = 1.0  # ridge penalty on the stacking weights
+    # intermediate / attention: bagging over seeds. n_seeds copies (training seeds
+    # seed, seed + 1, ...) are trained independently and their calibrated logits averaged.
+    # They stop after an epoch or two, so seed variance is large (±0.01 AUROC): on the 5k
+    # cohort 3 seeds lifted validation AUROC 0.776 → 0.778 (intermediate) and 0.775 →
+    # 0.777 (attention) for 3× their training time
+    n_seeds: int = 3
     reference_max_iter: int = 200
     reference_learning_rate: float = 0.1
     # features given to the reference: sparse omics variants (by train frequency) and
@@ -123,6 +129,7 @@ class FusionConfig:
             reference_sparse_top_k=50,
             reference_text_top_k=50,
             reference_dense_top_k=20,
+            n_seeds=1,
             train=TrainConfig(max_epochs=6, batch_size=16, learning_rate=1e-2, patience=3),
         )
 
@@ -136,7 +143,7 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 # field was trained without the feature, so it gets this value rather than the default.
 LEGACY_VALUES: dict[str, dict[str, Any]] = {
     "EncoderConfig": {"linear_path": False},
-    "FusionConfig": {"unimodal_residual": False},
+    "FusionConfig": {"unimodal_residual": False, "n_seeds": 1},
 }
 
 

@@ -361,6 +361,30 @@ class AttentionFusion(PatientModel):
         return self.head(self.norm(out[:, 0])).squeeze(-1) + late
 
 
+# --------------------------------------------------------------------------- bagging
+
+
+BAGGED = ("intermediate", "attention")
+
+
+class Bagged(PatientModel):
+    """The mean calibrated logit of ``n_seeds`` independently trained copies of a strategy.
+
+    Each member carries its own calibration (``logit_offset``); ``forward`` averages
+    the members' calibrated logits.
+    """
+
+    def __init__(self, spec: CohortSpec, members: list[PatientModel]) -> None:
+        super().__init__(spec, members[0].modalities)
+        self.members = nn.ModuleList(members)
+
+    def logits(self, batch: Batch) -> torch.Tensor:
+        return torch.stack([m.logits(batch) for m in self.members]).mean(0)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return torch.stack([m(batch) for m in self.members]).mean(0)
+
+
 STRATEGIES: dict[str, type[PatientModel]] = {
     "early": EarlyFusion,
     "intermediate": IntermediateFusion,

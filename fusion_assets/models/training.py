@@ -25,7 +25,7 @@ from fusion_assets.models.api import FittedModel, build_predictor, predict_logit
 from fusion_assets.models.base import PatientModel
 from fusion_assets.models.batch import make_batch
 from fusion_assets.models.config import EncoderConfig, FusionConfig, TrainConfig
-from fusion_assets.models.fusion import LateFusion
+from fusion_assets.models.fusion import Bagged, LateFusion
 from fusion_assets.models.inputs import PreparedInputs, State, fit_modality, prepare, presence
 from fusion_assets.models.reference import ReferenceModel
 from fusion_assets.models.threads import limit_threads
@@ -404,17 +404,33 @@ def train_fusion(
             n_val=len(val),
         )
     else:
-        if hasattr(model, "init_from_unimodal"):
-            model.init_from_unimodal(modules)
-        result = fit_module(
-            model,
-            train,
-            y_train,
-            val,
-            y_val,
-            config.train,
-            modality_dropout=config.modality_dropout,
-            on_epoch=on_epoch,
-        )
+        members = list(model.members) if isinstance(model, Bagged) else [model]
+        for k, member in enumerate(members):
+            if k > 0:  # bagging: each member starts from its own seed's initialisation
+                with limit_threads(config.train.num_threads):
+                    _seed(config.train.seed + k)
+                    members[k] = member = build_predictor(
+                        strategy, spec, preprocessing, replace(config, n_seeds=1)
+                    )
+            if hasattr(member, "init_from_unimodal"):
+                member.init_from_unimodal(modules)
+            member_result = fit_module(
+                member,
+                train,
+                y_train,
+                val,
+                y_val,
+                replace(config.train, seed=config.train.seed + k),
+                modality_dropout=config.modality_dropout,
+                on_epoch=on_epoch if k == 0 else None,
+            )
+            result = member_result if k == 0 else result
+        if isinstance(model, Bagged):
+            model.members = nn.ModuleList(members)
+            model.logit_offset.copy_(members[0].logit_offset)
+            model.prior_logit.copy_(members[0].prior_logit)
+            logits = predict_logits(model, val, val.present)
+            result.val_auroc, result.val_loss = auroc(y_val, logits), log_loss(y_val, logits)
+            result.n_parameters = count_parameters(model)
     result.train_seconds = time.perf_counter() - start
     return FittedModel(strategy, spec, preprocessing, model, config), result
