@@ -44,8 +44,14 @@ def _prepare(tmp: Path, n_patients: int, genomics_format: str):
     from fusion_assets.warehouse.sql import connect
 
     spec = synthetic_spec(genomics_format)
+    # The demo's batch id: patient ids (and so the split assignment) derive from it, so
+    # the 5k case measures exactly the default cohort and test split that `make demo` reports.
     batch = synthesize_batch(
-        tmp / "landing", n_patients=n_patients, seed=0, genomics_format=genomics_format
+        tmp / "landing",
+        n_patients=n_patients,
+        seed=0,
+        genomics_format=genomics_format,
+        batch_id="synthetic-default",
     )
     con = connect(str(tmp / "warehouse.duckdb"))
     ingest_batch(con, batch, spec)

@@ -12,6 +12,7 @@ import pandas as pd
 
 from fusion_assets.metrics.degradation import random_modality_masks
 from fusion_assets.models.api import FittedModel
+from fusion_assets.models.batch import subset_inputs
 
 STRESS_RATES: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9)
 STRESS_SEEDS: int = 5
@@ -93,20 +94,25 @@ def stress_test(
     """Predictions with whole modalities removed (see ``metrics.degradation`` for the scenarios).
 
     Leave-one-out and single-modality rows cover only the complete-case patients.
+    A patient's prediction depends on its own inputs and mask only (models run in
+    eval mode), so each scenario re-scores just the patients whose mask it changes
+    and copies the full-data prediction for the rest: the same numbers, about five
+    times less work.
     """
-    ids = list(patient_ids)
+    ids = np.asarray(list(patient_ids))
     parts = []
     for strategy, model in models.items():
-        prepared = model.prepare(dict(frames), ids)
+        prepared = model.prepare(dict(frames), ids.tolist())
         present = prepared.present
-        modalities = list(prepared.modality_names)
+        full = model.predict_proba(prepared)
         complete = present.all(axis=1)
         for scenario, rate, dropped, seed, keep in stress_scenarios(
-            present, modalities, rates, n_seeds
+            present, list(prepared.modality_names), rates, n_seeds
         ):
-            prob = model.predict_proba(prepared, keep)
-            rows = complete if scenario in ("leave_one_out", "single_modality") else slice(None)
-            parts.append(
-                _rows(strategy, scenario, rate, dropped, seed, np.asarray(ids)[rows], prob[rows])
-            )
+            prob = full.copy()
+            rows = np.flatnonzero(((present & keep) != present).any(axis=1))
+            if rows.size:
+                prob[rows] = model.predict_proba(subset_inputs(prepared, rows), keep[rows])
+            subset = complete if scenario in ("leave_one_out", "single_modality") else slice(None)
+            parts.append(_rows(strategy, scenario, rate, dropped, seed, ids[subset], prob[subset]))
     return pd.concat(parts, ignore_index=True)

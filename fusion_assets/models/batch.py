@@ -58,3 +58,26 @@ def make_batch(prepared: PreparedInputs, idx: np.ndarray, present: np.ndarray) -
                 if k not in REFERENCE_ONLY
             }
     return Batch(torch.from_numpy(present[idx]), inputs)
+
+
+def subset_inputs(prepared: PreparedInputs, rows: np.ndarray) -> PreparedInputs:
+    """The patients ``rows`` of prepared inputs (sparse bags re-packed)."""
+    if len(rows) == len(prepared) and np.array_equal(rows, np.arange(len(prepared))):
+        return prepared
+    arrays = {}
+    for name, a in prepared.arrays.items():
+        if "offsets" in a:
+            batch = make_batch(
+                PreparedInputs([], [], prepared.present, {name: a}), rows, prepared.present
+            )
+            t = batch.inputs[name]
+            arrays[name] = {
+                "index": t["index"].numpy(),
+                "weight": t["weight"].numpy(),
+                "offsets": t["offsets"].numpy(),
+                "counts": a["counts"][rows],
+            }
+        else:
+            arrays[name] = {k: v[rows] for k, v in a.items()}
+    ids = [prepared.patient_ids[i] for i in rows]
+    return PreparedInputs(ids, prepared.modality_names, prepared.present[rows], arrays)

@@ -23,7 +23,7 @@ from torch import nn
 from fusion_assets.cohorts.spec import CohortSpec
 from fusion_assets.models.api import FittedModel, build_predictor, predict_logits
 from fusion_assets.models.base import PatientModel
-from fusion_assets.models.batch import make_batch
+from fusion_assets.models.batch import make_batch, subset_inputs
 from fusion_assets.models.config import EncoderConfig, FusionConfig, TrainConfig
 from fusion_assets.models.fusion import Bagged, LateFusion
 from fusion_assets.models.inputs import PreparedInputs, State, fit_modality, prepare, presence
@@ -150,7 +150,7 @@ def fit_module(
     optimizer = torch.optim.AdamW(
         model.param_groups(config.learning_rate), weight_decay=config.weight_decay
     )
-    val_prepared = _subset(val, val_rows)
+    val_prepared = subset_inputs(val, val_rows)
     y_val_rows = y_val[val_rows]
     result = TrainResult(
         n_parameters=count_parameters(model), n_train=len(train_rows), n_val=len(val_rows)
@@ -199,29 +199,6 @@ def fit_module(
     model.eval()
     result.train_seconds = time.perf_counter() - start
     return result
-
-
-def _subset(prepared: PreparedInputs, rows: np.ndarray) -> PreparedInputs:
-    """The patients ``rows`` of prepared inputs (sparse bags re-packed)."""
-    if len(rows) == len(prepared) and np.array_equal(rows, np.arange(len(prepared))):
-        return prepared
-    arrays = {}
-    for name, a in prepared.arrays.items():
-        if "offsets" in a:
-            batch = make_batch(
-                PreparedInputs([], [], prepared.present, {name: a}), rows, prepared.present
-            )
-            t = batch.inputs[name]
-            arrays[name] = {
-                "index": t["index"].numpy(),
-                "weight": t["weight"].numpy(),
-                "offsets": t["offsets"].numpy(),
-                "counts": a["counts"][rows],
-            }
-        else:
-            arrays[name] = {k: v[rows] for k, v in a.items()}
-    ids = [prepared.patient_ids[i] for i in rows]
-    return PreparedInputs(ids, prepared.modality_names, prepared.present[rows], arrays)
 
 
 # --------------------------------------------------------------------------- unimodal
