@@ -191,15 +191,22 @@ def _image_sql(spec: ModalitySpec) -> str:
 
 
 def _timeseries_sql(con: duckdb.DuckDBPyConnection, spec: ModalitySpec) -> str:
+    """Bin means per channel over the window, time-major, plus the observation mask.
+
+    One hash aggregation with a filtered ``avg`` per (bin, channel): no grid join
+    and no ordered list aggregate, which kept every patient's rows in memory and
+    ran out of it at 10^5 patients.
+    """
     n_bins = int(spec.option("n_bins", DEFAULT_N_BINS))
     window = _window_us(spec)
     chans = [qident(c) for c in _payload(con, spec)]
-    means = ",\n                   ".join(
-        f"avg({c}) FILTER (WHERE {c} IS NOT NULL AND NOT isnan({c})) AS m{i}"
-        for i, c in enumerate(chans)
+    cells = [(b, i, c) for b in range(n_bins) for i, c in enumerate(chans)]
+    means = ",\n               ".join(
+        f"avg({c}) FILTER (WHERE bin = {b} AND {c} IS NOT NULL AND NOT isnan({c})) AS m{b}_{i}"
+        for b, i, c in cells
     )
-    values = ", ".join(f"coalesce(m{i}, 0)" for i in range(len(chans)))
-    mask = ", ".join(f"CAST(m{i} IS NOT NULL AS FLOAT)" for i in range(len(chans)))
+    values = ", ".join(f"coalesce(m{b}_{i}, 0)" for b, i, _ in cells)
+    mask = ", ".join(f"CAST(m{b}_{i} IS NOT NULL AS FLOAT)" for b, i, _ in cells)
     return f""",
         binned_rows AS (  -- bin 0 is the oldest day range of the window
             SELECT *, least({n_bins - 1}, CAST(floor(
@@ -207,31 +214,17 @@ def _timeseries_sql(con: duckdb.DuckDBPyConnection, spec: ModalitySpec) -> str:
                        * {n_bins} / {window}::DOUBLE) AS INTEGER)) AS bin
             FROM used
         ),
-        samples AS (
-            SELECT patient_id, count(*) AS n_samples FROM used GROUP BY patient_id
-        ),
-        bin_means AS (
-            SELECT patient_id, bin,
-                   {means}
+        per_patient AS (
+            SELECT patient_id, count(*) AS n_samples,
+               {means}
             FROM binned_rows
-            GROUP BY patient_id, bin
-        ),
-        grid AS (  -- every bin of every patient with a sample, observed or not
-            SELECT s.patient_id, s.n_samples, g.bin
-            FROM samples s CROSS JOIN range({n_bins}) g(bin)
-        ),
-        filled AS (
-            SELECT g.patient_id, g.n_samples, g.bin,
-                   CAST([{values}] AS FLOAT[]) AS v,
-                   CAST([{mask}] AS FLOAT[]) AS m
-            FROM grid g LEFT JOIN bin_means b USING (patient_id, bin)
+            GROUP BY patient_id
         )
         SELECT patient_id,
-               CAST(any_value(n_samples) AS INTEGER) AS n_samples,
-               flatten(list(v ORDER BY bin)) AS "values",
-               flatten(list(m ORDER BY bin)) AS mask
-        FROM filled
-        GROUP BY patient_id"""
+               CAST(n_samples AS INTEGER) AS n_samples,
+               CAST([{values}] AS FLOAT[]) AS "values",
+               CAST([{mask}] AS FLOAT[]) AS mask
+        FROM per_patient"""
 
 
 def _text_sql(spec: ModalitySpec) -> str:
