@@ -87,17 +87,24 @@ def auroc(y: np.ndarray, p: np.ndarray) -> float:
     return float(u / (n_pos * n_neg))
 
 
+def _threshold_counts(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct scores in descending order, with true and false positives at each.
+
+    "Positive iff p >= t": the last index of each tie group is one threshold.
+    """
+    order = np.argsort(-p, kind="mergesort")
+    ps, ys = p[order], y[order]
+    last = np.flatnonzero(np.r_[ps[1:] != ps[:-1], True])
+    tp = np.cumsum(ys)[last]
+    return ps[last], tp, (last + 1) - tp
+
+
 def average_precision(y: np.ndarray, p: np.ndarray) -> float:
     """Average precision (step-wise area under the PR curve), as scikit-learn computes it."""
     y, p = _as_arrays(y, p)
     if undefined_reason(y) is not None:
         return float("nan")
-    order = np.argsort(-p, kind="mergesort")
-    ps, ys = p[order], y[order]
-    # Last index of each tie group in descending order = one threshold.
-    last = np.flatnonzero(np.r_[ps[1:] != ps[:-1], True])
-    tp = np.cumsum(ys)[last]
-    fp = (last + 1) - tp
+    _, tp, fp = _threshold_counts(y, p)
     precision = tp / (tp + fp)
     recall = tp / tp[-1]
     d_recall = np.diff(np.r_[0.0, recall])
@@ -214,14 +221,9 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, rule: ThresholdRule | None = 
     if undefined_reason(y) is not None:
         return float("nan")
     # Candidate thresholds are the distinct scores; "positive iff p >= t".
-    order = np.argsort(-p, kind="mergesort")
-    ps, ys = p[order], y[order]
-    last = np.flatnonzero(np.r_[ps[1:] != ps[:-1], True])
-    tp = np.cumsum(ys)[last]
-    fp = (last + 1) - tp
-    sens = tp / ys.sum()
-    spec = 1.0 - fp / (ys.size - ys.sum())
-    thresholds = ps[last]
+    thresholds, tp, fp = _threshold_counts(y, p)
+    sens = tp / y.sum()
+    spec = 1.0 - fp / (y.size - y.sum())
     if rule.method == "youden":
         j = sens + spec - 1.0
         # Thresholds descend, so the last maximiser is the lowest threshold.
