@@ -212,7 +212,24 @@ def _residual(n_modalities: int, config: FusionConfig, head: nn.Sequential) -> n
     return UnimodalResidual(n_modalities, config)
 
 
-class IntermediateFusion(PatientModel):
+class _PretrainedEncoders(PatientModel):
+    """Shared by intermediate and attention fusion: encoders copied from the unimodal
+    models (plus the unimodal-head residual), fine-tuned at a lower learning rate."""
+
+    encoders: _Encoders
+    residual: nn.Module | None
+    encoder_lr_scale: float
+
+    def init_from_unimodal(self, unimodal: dict[str, UnimodalModel]) -> None:
+        init_encoders_from_unimodal(self.encoders, self.modalities, unimodal)
+        if self.residual is not None:
+            self.residual.init_from_unimodal(self.modalities, unimodal)
+
+    def param_groups(self, learning_rate: float) -> list[dict]:
+        return _split_groups(self, self.encoders, learning_rate, self.encoder_lr_scale)
+
+
+class IntermediateFusion(_PretrainedEncoders):
     """Per-modality embeddings, a learned embedding for absent ones, presence bits → head."""
 
     uses_modality_dropout = True
@@ -227,14 +244,6 @@ class IntermediateFusion(PatientModel):
         self.missing = nn.Parameter(torch.zeros(n, d))
         self.head = _head(n * d + n, config.head_hidden, config.encoder.dropout)
         self.residual = _residual(n, config, self.head)
-
-    def init_from_unimodal(self, unimodal: dict[str, UnimodalModel]) -> None:
-        init_encoders_from_unimodal(self.encoders, self.modalities, unimodal)
-        if self.residual is not None:
-            self.residual.init_from_unimodal(self.modalities, unimodal)
-
-    def param_groups(self, learning_rate: float) -> list[dict]:
-        return _split_groups(self, self.encoders, learning_rate, self.encoder_lr_scale)
 
     def logits(self, batch: Batch) -> torch.Tensor:
         present = self.present(batch)
@@ -286,7 +295,7 @@ class LateFusion(PatientModel):
 # --------------------------------------------------------------------------- attention
 
 
-class AttentionFusion(PatientModel):
+class AttentionFusion(_PretrainedEncoders):
     """A CLS token, one token per modality and one per time step, through a masked transformer.
 
     Modality tokens come from the per-modality encoders; time-series modalities
@@ -332,14 +341,6 @@ class AttentionFusion(PatientModel):
         self.norm = nn.LayerNorm(d)
         self.head = _head(d, config.head_hidden, config.encoder.dropout)
         self.residual = _residual(len(self.modalities), config, self.head)
-
-    def init_from_unimodal(self, unimodal: dict[str, UnimodalModel]) -> None:
-        init_encoders_from_unimodal(self.encoders, self.modalities, unimodal)
-        if self.residual is not None:
-            self.residual.init_from_unimodal(self.modalities, unimodal)
-
-    def param_groups(self, learning_rate: float) -> list[dict]:
-        return _split_groups(self, self.encoders, learning_rate, self.encoder_lr_scale)
 
     def logits(self, batch: Batch) -> torch.Tensor:
         present = self.present(batch)
