@@ -582,12 +582,15 @@ class _Importer:
             theirs = [
                 r[0]
                 for r in self.con.execute(
-                    f"SELECT DISTINCT {id_expr} FROM {qid(src.table)} LIMIT 3"
+                    # Sorted: DISTINCT alone returns an arbitrary sample on several threads.
+                    f"SELECT DISTINCT {id_expr} AS id FROM {qid(src.table)} ORDER BY id LIMIT 3"
                 ).fetchall()
             ]
             ours = [
                 r[0]
-                for r in self.con.execute("SELECT patient_id FROM patients_out LIMIT 3").fetchall()
+                for r in self.con.execute(
+                    "SELECT patient_id FROM patients_out ORDER BY patient_id LIMIT 3"
+                ).fetchall()
             ]
             self.problem(
                 where,
