@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -107,14 +108,19 @@ def _stack_lists(column: pd.Series, length: int | None, modality: str, name: str
 
 
 def _safe_std(x: np.ndarray, axis: Any = 0) -> np.ndarray:
-    std = np.nanstd(x, axis=axis) if x.size else np.ones(1)
+    with warnings.catch_warnings():
+        # An all-missing column (e.g. days_since_last of an untimed modality) is
+        # expected: its NaN statistic is replaced below.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        std = np.nanstd(x, axis=axis) if x.size else np.ones(1)
     return np.where(np.isfinite(std) & (std > 1e-8), std, 1.0).astype(np.float32)
 
 
 def _safe_mean(x: np.ndarray, axis: Any = 0) -> np.ndarray:
     if not x.size:
         return np.zeros(1, dtype=np.float32)
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-missing columns: see _safe_std
         mean = np.nanmean(x, axis=axis) if np.isfinite(x).any() else np.zeros(x.shape[1:])
     return np.where(np.isfinite(mean), mean, 0.0).astype(np.float32)
 
