@@ -127,10 +127,14 @@ def landing_sensor(
     batch = ready[:MAX_BATCHES_PER_TICK]
     already = set(context.instance.get_dynamic_partitions(LANDING_PARTITIONS))
     to_add = [b for b in batch if b not in already]
+    # A batch ingested outside the sensor (`fusion-assets demo`, the UI) is not ingested
+    # again: re-loading would change nothing but would trigger a second re-evaluation.
+    ingested = context.instance.get_materialized_partitions(INGEST_MARKER_ASSET) & set(batch)
+    to_run = [b for b in batch if b not in ingested]
     shown = batch if len(batch) <= 5 else [*batch[:2], "…", batch[-1]]
     context.log.info(
         f"{len(batch)} new landing batch(es) {shown}; {len(to_add)} new partition(s); "
-        f"{len(ready) - len(batch)} left for the next tick"
+        f"{len(ingested)} already ingested; {len(ready) - len(batch)} left for the next tick"
     )
     return dg.SensorResult(
         dynamic_partitions_requests=(
@@ -140,7 +144,7 @@ def landing_sensor(
             # The run key makes the daemon refuse a second run for the same batch,
             # even if the cursor were lost.
             dg.RunRequest(run_key=b, partition_key=b, tags={BATCH_TAG: b})
-            for b in batch
+            for b in to_run
         ],
         cursor=encode_known_batches(known | set(batch)),
     )

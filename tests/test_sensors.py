@@ -187,6 +187,17 @@ def _report_ingest(instance, batch_id: str) -> None:
     )
 
 
+def test_batch_ingested_outside_the_sensor_is_not_ingested_again(instance, tmp_path):
+    """`fusion-assets demo` ingests through materialize; the sensor must not redo it."""
+    _land(tmp_path, "demo-batch")
+    _land(tmp_path, "new-batch")
+    instance.add_dynamic_partitions(LANDING_PARTITIONS, ["demo-batch"])
+    _report_ingest(instance, "demo-batch")
+    result = _tick(instance, tmp_path, None)
+    assert [r.partition_key for r in result.run_requests] == ["new-batch"]
+    assert decode_known_batches(result.cursor) == {"demo-batch", "new-batch"}
+
+
 def test_reevaluation_follows_ingests_once(instance):
     context = dg.build_sensor_context(instance=instance)
     assert isinstance(reevaluation_sensor(context), dg.SkipReason)
