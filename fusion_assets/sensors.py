@@ -18,15 +18,14 @@ docs/operations.md.
 from __future__ import annotations
 
 import base64
-import os
 import zlib
 from collections.abc import Iterable
-from pathlib import Path
 
 import dagster as dg
 
 from fusion_assets.jobs import RETRAIN_STAGES, ingest_batch_job, reevaluate_batch_job
-from resources.landing import QUARANTINE_DIR, READY_MARKER, LandingZoneResource
+from fusion_assets.landing_zone import READY_MARKER, scan_ready_batches
+from resources.landing import LandingZoneResource
 
 LANDING_PARTITIONS = "landing_batches"
 # The asset every ingest writes exactly once per batch: its materializations mark "batch ingested".
@@ -77,31 +76,6 @@ def decode_known_batches(cursor: str | None) -> set[str]:
     return set(raw.split("\n")) if raw else set()
 
 
-def new_ready_batches(root: Path, known: set[str]) -> tuple[list[str], int]:
-    """Complete batch folders under ``root`` not in ``known``, sorted; and how many are incomplete.
-
-    One ``scandir`` of the landing root plus one stat (of ``_READY``) per
-    folder not yet known: known folders and file contents are never touched.
-    Folders starting with ``_`` (``_quarantine``) or ``.`` are not batches.
-    """
-    if not root.is_dir():
-        return [], 0
-    ready: list[str] = []
-    incomplete = 0
-    with os.scandir(root) as entries:
-        for entry in entries:
-            name = entry.name
-            if name in known or name.startswith(("_", ".")) or name == QUARANTINE_DIR:
-                continue
-            if not entry.is_dir(follow_symlinks=False):
-                continue
-            if os.path.exists(os.path.join(entry.path, READY_MARKER)):
-                ready.append(name)
-            else:
-                incomplete += 1  # still being copied: looked at again next tick
-    return sorted(ready), incomplete
-
-
 @dg.sensor(
     name="landing_sensor",
     job=ingest_batch_job,
@@ -119,7 +93,7 @@ def landing_sensor(
 ) -> dg.SensorResult | dg.SkipReason:
     """Add a partition and request one ingest run per new complete batch."""
     known = decode_known_batches(context.cursor)
-    ready, incomplete = new_ready_batches(landing.root, known)
+    ready, incomplete = scan_ready_batches(landing.root, known)
     if not ready:
         waiting = f"; {incomplete} folder(s) still without {READY_MARKER}" if incomplete else ""
         return dg.SkipReason(f"No new complete batch in {landing.root}{waiting}.")

@@ -7,10 +7,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from fusion_assets.landing_zone import READY_MARKER, list_ready_batches
 from resources.paths import default_path
-
-READY_MARKER = "_READY"
-QUARANTINE_DIR = "_quarantine"
 
 
 class LandingZoneResource(dg.ConfigurableResource):
@@ -37,11 +35,5 @@ class LandingZoneResource(dg.ConfigurableResource):
         return directory
 
     def ready_batches(self) -> list[str]:
-        """Batch ids with a ``_READY`` marker, sorted by name (cheap: one stat per folder)."""
-        if not self.root.exists():
-            return []
-        return sorted(
-            entry.name
-            for entry in self.root.iterdir()
-            if entry.is_dir() and not entry.name.startswith("_") and (entry / READY_MARKER).exists()
-        )
+        """Batch ids with a ``_READY`` marker, sorted by name."""
+        return list_ready_batches(self.root)

@@ -38,8 +38,8 @@ from fusion_assets.cohorts.sources import (
 )
 from fusion_assets.cohorts.spec import CohortSpec, ModalitySpec
 from fusion_assets.cohorts.spec_file import REGEX_PREFIX
+from fusion_assets.landing_zone import READY_MARKER
 
-READY_MARKER = "_READY"
 REPORT_FILE = "import_report.json"
 # Written as every patient's index time when the data has none: every modality is
 # then untimed, so alignment takes all rows and never compares against it.

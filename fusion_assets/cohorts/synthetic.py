@@ -68,6 +68,7 @@ from fusion_assets.cohorts.synthetic_oracle import (
     notes_llr,
 )
 from fusion_assets.cohorts.synthetic_params import MODALITIES, ModelParams
+from fusion_assets.landing_zone import READY_MARKER
 
 DAY = 86_400  # seconds
 WINDOW = SYNTH_WEARABLE_WINDOW_DAYS * DAY
@@ -604,7 +605,7 @@ def write_batch(cohort: SyntheticCohort, landing_dir: Path, batch_id: str) -> Pa
     """Write the landing batch (contract section 1); ``_READY`` is written last."""
     folder = Path(landing_dir) / batch_id
     folder.mkdir(parents=True, exist_ok=True)
-    ready = folder / "_READY"
+    ready = folder / READY_MARKER
     ready.unlink(missing_ok=True)
     files = {"patients": cohort.patients, "oracle": cohort.oracle, **cohort.modalities}
     for name, df in files.items():

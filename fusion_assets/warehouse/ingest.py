@@ -12,16 +12,15 @@ import duckdb
 import pyarrow as pa_arrow
 
 from fusion_assets.cohorts.spec import CohortSpec
+from fusion_assets.landing_zone import list_ready_batches
 from fusion_assets.warehouse import schemas
 from fusion_assets.warehouse.quarantine import (
-    QUARANTINE_DIR,
     BatchValidationError,
     quarantine_batch,
 )
 from fusion_assets.warehouse.sql import qident, table_columns
 from fusion_assets.warehouse.validate import FileCheck, validate_batch
 
-READY_MARKER = "_READY"
 RAW = "raw"
 LEDGER = "raw.batches"
 
@@ -57,20 +56,8 @@ class IngestResult:
 
 
 def list_batches(landing: Path) -> list[str]:
-    """Batch ids ready to ingest: folders with a ``_READY`` marker, sorted.
-
-    Quarantined and hidden folders are never listed.
-    """
-    if not landing.exists():
-        return []
-    return sorted(
-        p.name
-        for p in landing.iterdir()
-        if p.is_dir()
-        and p.name != QUARANTINE_DIR
-        and not p.name.startswith((".", "_"))
-        and (p / READY_MARKER).exists()
-    )
+    """Batch ids ready to ingest (see ``fusion_assets.landing_zone``)."""
+    return list_ready_batches(landing)
 
 
 def _column_types(check: FileCheck) -> dict[str, str]:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-QUARANTINE_DIR = "_quarantine"
+from fusion_assets.landing_zone import QUARANTINE_DIR
 
 # What the data owner should do, per failed check (prefix match on the check name).
 _FIXES: list[tuple[str, str]] = [
