@@ -64,14 +64,9 @@ def _prepare(tmp: Path, n_patients: int, genomics_format: str):
     return spec, frames, cohort
 
 
-def _auroc(y, p) -> float:
-    from fusion_assets.metrics.classification import auroc
-
-    return float(auroc(y, p))
-
-
 def run_case(n_patients: int, genomics_format: str, strategies: tuple[str, ...]) -> dict:
     """One cohort, in this process."""
+    from fusion_assets.metrics.classification import auroc
     from fusion_assets.models.training import train_fusion, train_unimodal
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,7 +80,7 @@ def run_case(n_patients: int, genomics_format: str, strategies: tuple[str, ...])
     }
     test = cohort[cohort["split"] == "test"].reset_index(drop=True)
     y = test["label"].to_numpy()
-    oracle_auroc = _auroc(y, test["oracle_prob"].to_numpy())
+    oracle_auroc = auroc(y, test["oracle_prob"].to_numpy())
     missing_some = (test["n_modalities"] < len(spec.modalities)).to_numpy()
 
     encoders, encoder_rows = {}, []
@@ -104,7 +99,7 @@ def run_case(n_patients: int, genomics_format: str, strategies: tuple[str, ...])
                 "seconds": round(seconds, 2),
                 "epochs": result.best_epoch,
                 "n_train": result.n_train,
-                "test_auroc_on_patients_with_it": round(_auroc(y[has], prob[has]), 4),
+                "test_auroc_on_patients_with_it": round(auroc(y[has], prob[has]), 4),
                 "peak_rss_mib_so_far": round(_rss_mib()),
             }
         )
@@ -118,7 +113,7 @@ def run_case(n_patients: int, genomics_format: str, strategies: tuple[str, ...])
         )
         seconds = time.perf_counter() - t
         prob = fitted.predict_proba(fitted.prepare(frames, test["patient_id"].tolist()))
-        auroc = _auroc(y, prob)
+        test_auc = auroc(y, prob)
         epochs = max(len(result.history), 1)
         rows.append(
             {
@@ -128,16 +123,16 @@ def run_case(n_patients: int, genomics_format: str, strategies: tuple[str, ...])
                 "samples_per_second": round(result.n_train * epochs / seconds),
                 "n_parameters": result.n_parameters,
                 "peak_rss_mib_so_far": round(_rss_mib()),
-                "test_auroc": round(auroc, 4),
+                "test_auroc": round(test_auc, 4),
                 "oracle_auroc": round(oracle_auroc, 4),
-                "lift_captured": round((auroc - 0.5) / (oracle_auroc - 0.5), 3),
-                "test_auroc_missing_some": round(_auroc(y[missing_some], prob[missing_some]), 4),
+                "lift_captured": round((test_auc - 0.5) / (oracle_auroc - 0.5), 3),
+                "test_auroc_missing_some": round(auroc(y[missing_some], prob[missing_some]), 4),
                 "oracle_auroc_missing_some": round(
-                    _auroc(y[missing_some], test["oracle_prob"].to_numpy()[missing_some]), 4
+                    auroc(y[missing_some], test["oracle_prob"].to_numpy()[missing_some]), 4
                 ),
             }
         )
-        print(f"  {strategy}: {seconds:.1f} s, test AUROC {auroc:.3f}", flush=True)
+        print(f"  {strategy}: {seconds:.1f} s, test AUROC {test_auc:.3f}", flush=True)
     return {
         "n_patients": n_patients,
         "genomics_format": genomics_format,

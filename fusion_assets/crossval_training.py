@@ -29,8 +29,9 @@ import numpy as np
 import pandas as pd
 
 from fusion_assets.crossval import fold_ids, fold_keys, fold_name
+from fusion_assets.metrics.classification import auroc
 from fusion_assets.models.api import FittedModel, load_model, save_model
-from fusion_assets.models.training import TrainResult, auroc, label_vector
+from fusion_assets.models.training import TrainResult, label_vector
 
 OOF_FILE = "oof.parquet"
 MARKER_FILE = "folds.json"

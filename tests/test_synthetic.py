@@ -20,12 +20,12 @@ from fusion_assets.cohorts.synthetic import (
     MISSINGNESS,
     SynthConfig,
     SyntheticCohort,
-    auroc,
     difficulty_report,
     generate_cohort,
     synthesize_batch,
     write_batch,
 )
+from fusion_assets.metrics.classification import auroc
 
 MODS = P.MODALITIES
 

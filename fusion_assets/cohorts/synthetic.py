@@ -69,6 +69,7 @@ from fusion_assets.cohorts.synthetic_oracle import (
 )
 from fusion_assets.cohorts.synthetic_params import MODALITIES, ModelParams
 from fusion_assets.landing_zone import READY_MARKER
+from fusion_assets.metrics.classification import auroc
 
 DAY = 86_400  # seconds
 WINDOW = SYNTH_WEARABLE_WINDOW_DAYS * DAY
@@ -647,21 +648,6 @@ def synthesize_batch(
 
 
 # --------------------------------------------------------------------------- difficulty
-
-
-def auroc(y: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney, ties counted half)."""
-    y = np.asarray(y).astype(bool)
-    order = np.argsort(score, kind="mergesort")
-    s = np.asarray(score)[order]
-    ranks = np.empty(len(s))
-    # average ranks over ties
-    boundaries = np.flatnonzero(np.diff(s) != 0) + 1
-    starts = np.concatenate([[0], boundaries])
-    ends = np.concatenate([boundaries, [len(s)]])
-    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
-    n_pos, n_neg = y.sum(), (~y).sum()
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def difficulty_report(cohort: SyntheticCohort) -> dict:

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from fusion_assets.cohorts.spec import CohortSpec
+from fusion_assets.metrics.classification import auroc
 from fusion_assets.models.api import FittedModel, build_predictor, predict_logits
 from fusion_assets.models.base import PatientModel
 from fusion_assets.models.batch import make_batch, subset_inputs
@@ -70,13 +70,6 @@ def label_vector(labels: Mapping[str, int] | pd.Series, patient_ids: Sequence[st
             f"(e.g. {missing}); pass labels for every train and validation patient."
         )
     return values.to_numpy(np.float32)
-
-
-def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """AUROC, NaN when only one class is present."""
-    if len(np.unique(labels)) < 2:
-        return float("nan")
-    return float(roc_auc_score(labels, scores))
 
 
 def log_loss(labels: np.ndarray, logits: np.ndarray) -> float:
