@@ -8,7 +8,7 @@ from fusion_assets.assets.crossval_run import (
     fold_root,
     train_fold_models,
 )
-from fusion_assets.assets.frames import load_cohort, load_frames, split_ids
+from fusion_assets.assets.frames import load_training_data
 from fusion_assets.assets.training_run import TrainingConfig, fit_save_track
 from fusion_assets.cohorts import CohortSpec
 from fusion_assets.pyfunc_io import input_example
@@ -44,15 +44,18 @@ def build_encoder_asset(spec: CohortSpec) -> dg.AssetsDefinition:
 
         modality = context.partition_key
         with warehouse.connect() as con:
-            frames = load_frames(con, spec, [modality])
-            cohort = load_cohort(con)
+            data = load_training_data(con, spec, [modality])
+        frames, labels, train_ids, val_ids = (
+            data.frames,
+            data.labels,
+            data.train_ids,
+            data.val_ids,
+        )
         if modality not in frames or frames[modality].empty:
             raise dg.Failure(
                 f"Modality {modality!r} has no aligned rows (aligned.{modality} is empty or "
                 "missing): ingest a batch that contains it, or drop it from the cohort spec."
             )
-        labels = cohort.set_index("patient_id")["label"]
-        train_ids, val_ids = split_ids(cohort, "train"), split_ids(cohort, "validation")
         encoder_config = config.encoder_config()
         context.log.info(
             f"Fitting the {spec.modality(modality).kind} encoder for {modality!r}: "

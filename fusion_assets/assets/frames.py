@@ -1,5 +1,7 @@
 """Reading the aligned cohort out of the warehouse for training and evaluation."""
 
+from dataclasses import dataclass
+
 import duckdb
 import pandas as pd
 
@@ -48,3 +50,25 @@ def load_cohort(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 def split_ids(cohort: pd.DataFrame, split: str) -> list[str]:
     return cohort.loc[cohort["split"] == split, "patient_id"].tolist()
+
+
+@dataclass
+class TrainingData:
+    """What every fit needs: aligned frames, labels and the train/validation ids."""
+
+    frames: dict[str, pd.DataFrame]
+    labels: pd.Series  # label by patient_id
+    train_ids: list[str]
+    val_ids: list[str]
+
+
+def load_training_data(
+    con: duckdb.DuckDBPyConnection, spec: CohortSpec, modalities: list[str] | None = None
+) -> TrainingData:
+    cohort = load_cohort(con)
+    return TrainingData(
+        frames=load_frames(con, spec, modalities),
+        labels=cohort.set_index("patient_id")["label"],
+        train_ids=split_ids(cohort, "train"),
+        val_ids=split_ids(cohort, "validation"),
+    )

@@ -9,7 +9,7 @@ from fusion_assets.assets.crossval_run import (
     train_fold_models,
 )
 from fusion_assets.assets.encoders import ENCODER_STORE
-from fusion_assets.assets.frames import load_cohort, load_frames, split_ids
+from fusion_assets.assets.frames import load_training_data
 from fusion_assets.assets.training_run import TrainingConfig, fit_save_track
 from fusion_assets.cohorts import CohortSpec
 from fusion_assets.pyfunc_io import input_example
@@ -87,10 +87,13 @@ def build_fusion_asset(spec: CohortSpec, encoder_asset: dg.AssetsDefinition) -> 
         strategy = context.partition_key
         encoders = load_encoders(model_store, spec)
         with warehouse.connect() as con:
-            frames = load_frames(con, spec)
-            cohort = load_cohort(con)
-        labels = cohort.set_index("patient_id")["label"]
-        train_ids, val_ids = split_ids(cohort, "train"), split_ids(cohort, "validation")
+            data = load_training_data(con, spec)
+        frames, labels, train_ids, val_ids = (
+            data.frames,
+            data.labels,
+            data.train_ids,
+            data.val_ids,
+        )
         fusion_config = config.fusion_config()
         context.log.info(
             f"Training {strategy} fusion on {len(train_ids)} train / {len(val_ids)} validation "
