@@ -32,7 +32,7 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _prepare(tmp: Path, n_patients: int, genomics_format: str):
+def _prepare(tmp: Path, n_patients: int, genomics_format: str, batch_id: str):
     """Synthetic batch → DuckDB raw → aligned → availability and splits; the frames to train on."""
     from fusion_assets.assets.frames import load_cohort, load_frames
     from fusion_assets.cohorts.spec import synthetic_spec
@@ -44,14 +44,12 @@ def _prepare(tmp: Path, n_patients: int, genomics_format: str):
     from fusion_assets.warehouse.sql import connect
 
     spec = synthetic_spec(genomics_format)
-    # The demo's batch id: patient ids (and so the split assignment) derive from it, so
-    # the 5k case measures exactly the default cohort and test split that `make demo` reports.
     batch = synthesize_batch(
         tmp / "landing",
         n_patients=n_patients,
         seed=0,
         genomics_format=genomics_format,
-        batch_id="synthetic-default",
+        batch_id=batch_id,
     )
     con = connect(str(tmp / "warehouse.duckdb"))
     ingest_batch(con, batch, spec)
@@ -64,14 +62,16 @@ def _prepare(tmp: Path, n_patients: int, genomics_format: str):
     return spec, frames, cohort
 
 
-def run_case(n_patients: int, genomics_format: str, strategies: tuple[str, ...]) -> dict:
+def run_case(
+    n_patients: int, genomics_format: str, strategies: tuple[str, ...], batch_id: str
+) -> dict:
     """One cohort, in this process."""
     from fusion_assets.metrics.classification import auroc
     from fusion_assets.models.training import train_fusion, train_unimodal
 
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        spec, frames, cohort = _prepare(Path(tmp), n_patients, genomics_format)
+        spec, frames, cohort = _prepare(Path(tmp), n_patients, genomics_format, batch_id)
         prepare_s = time.perf_counter() - t
     labels = cohort.set_index("patient_id")["label"]
     ids = {
@@ -114,7 +114,9 @@ def run_case(n_patients: int, genomics_format: str, strategies: tuple[str, ...])
         seconds = time.perf_counter() - t
         prob = fitted.predict_proba(fitted.prepare(frames, test["patient_id"].tolist()))
         test_auc = auroc(y, prob)
-        epochs = max(len(result.history), 1)
+        # Bagged strategies train several members; the history is the first member's.
+        members = len(getattr(fitted.predictor, "members", [None]))
+        epochs = max(len(result.history), 1) * members
         rows.append(
             {
                 "strategy": strategy,
@@ -135,6 +137,7 @@ def run_case(n_patients: int, genomics_format: str, strategies: tuple[str, ...])
         print(f"  {strategy}: {seconds:.1f} s, test AUROC {test_auc:.3f}", flush=True)
     return {
         "n_patients": n_patients,
+        "batch_id": batch_id,
         "genomics_format": genomics_format,
         "n_train": len(ids["train"]),
         "n_test": len(test),
@@ -148,9 +151,17 @@ def run_case(n_patients: int, genomics_format: str, strategies: tuple[str, ...])
     }
 
 
-def _subprocess(n: int, genomics_format: str, strategies: tuple[str, ...]) -> dict:
+def _subprocess(n: int, genomics_format: str, strategies: tuple[str, ...], batch_id: str) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", str(n), genomics_format, ",".join(strategies)],
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            str(n),
+            genomics_format,
+            ",".join(strategies),
+            batch_id,
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -172,7 +183,8 @@ def _markdown(record: dict) -> str:
     for case in record["cases"]:
         lines += [
             "",
-            f"## {case['n_patients']:,} patients, {case['genomics_format']} genomics "
+            f"## {case['n_patients']:,} patients, {case['genomics_format']} genomics, "
+            f"batch id `{case.get('batch_id', 'synthetic-default')}` "
             f"({case['n_train']:,} train, {case['n_test']:,} test; peak RSS {case['peak_rss_mib']:,} MiB)",
             "",
             f"Encoders: {case['encoder_seconds_total']} s in total; strategies: "
@@ -208,21 +220,26 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 50000])
     parser.add_argument("--no-sparse", action="store_true")
     parser.add_argument("--sparse-patients", type=int, default=5000)
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--batch-id",
+        default="synthetic-default",
+        help="patient ids, and so the split, derive from it; the default is the demo's cohort",
+    )
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        n, fmt, strategies = args.child
-        result = run_case(int(n), fmt, tuple(strategies.split(",")))
+        n, fmt, strategies, batch_id = args.child
+        result = run_case(int(n), fmt, tuple(strategies.split(",")), batch_id)
         print("RESULT " + json.dumps(result))
         return
 
     cases = []
     for n in args.sizes:
         print(f"{n:,} patients, dense genomics", flush=True)
-        cases.append(_subprocess(n, "dense", STRATEGIES))
+        cases.append(_subprocess(n, "dense", STRATEGIES, args.batch_id))
     if not args.no_sparse:
         print(f"{args.sparse_patients:,} patients, 10^6-feature sparse genomics", flush=True)
-        cases.append(_subprocess(args.sparse_patients, "sparse", ("intermediate",)))
+        cases.append(_subprocess(args.sparse_patients, "sparse", ("intermediate",), args.batch_id))
     record = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "cores": os.cpu_count(),
