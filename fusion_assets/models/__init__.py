@@ -15,28 +15,29 @@ intermediate, late, attention), ``reference`` (gradient boosting), ``training``,
 ``api`` (``FittedModel``, save / load), ``toy`` (a tiny test cohort).
 """
 
-from fusion_assets.models.api import FittedModel, load_model, save_model
-from fusion_assets.models.config import EncoderConfig, FusionConfig, TrainConfig
-from fusion_assets.models.inputs import PreparedInputs
-from fusion_assets.models.training import (
-    STRATEGY_NAMES,
-    TrainResult,
-    modality_dropout_mask,
-    train_fusion,
-    train_unimodal,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "STRATEGY_NAMES",
-    "EncoderConfig",
-    "FittedModel",
-    "FusionConfig",
-    "PreparedInputs",
-    "TrainConfig",
-    "TrainResult",
-    "load_model",
-    "modality_dropout_mask",
-    "save_model",
-    "train_fusion",
-    "train_unimodal",
-]
+# Exports resolve on first use (PEP 562): the Dagster code location imports
+# ``fusion_assets.models.config`` at load time and must not pay for torch there.
+_EXPORTS = {
+    "FittedModel": "api",
+    "load_model": "api",
+    "save_model": "api",
+    "EncoderConfig": "config",
+    "FusionConfig": "config",
+    "TrainConfig": "config",
+    "PreparedInputs": "inputs",
+    "STRATEGY_NAMES": "training",
+    "TrainResult": "training",
+    "modality_dropout_mask": "training",
+    "train_fusion": "training",
+    "train_unimodal": "training",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
