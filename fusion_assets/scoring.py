@@ -10,12 +10,9 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from fusion_assets.metrics.degradation import random_modality_masks
+from fusion_assets.metrics.degradation import STRESS_RATES, STRESS_SEEDS, random_modality_masks
 from fusion_assets.models.api import FittedModel
 from fusion_assets.models.batch import subset_inputs
-
-STRESS_RATES: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9)
-STRESS_SEEDS: int = 5
 
 
 def score(

@@ -14,6 +14,7 @@ from fusion_assets.assets.frames import load_cohort, load_frames
 from fusion_assets.assets.fusion import FUSION_STORE, STRATEGIES
 from fusion_assets.assets.metadata import png_markdown, table_metadata
 from fusion_assets.cohorts import CohortSpec
+from fusion_assets.metrics.degradation import STRESS_RATES, STRESS_SEEDS
 from fusion_assets.warehouse.sql import table_exists
 from resources import ModelStoreResource, TrackingResource, WarehouseResource
 from resources.paths import default_path
@@ -84,10 +85,10 @@ def cross_validated_predictions(
 
 class StressTestConfig(dg.Config):
     rates: list[float] = Field(
-        default=[0.0, 0.1, 0.3, 0.5, 0.7, 0.9],
+        default=list(STRESS_RATES),
         description="Fractions of present modalities removed at random",
     )
-    mask_seeds: int = Field(default=5, description="Random masks per rate")
+    mask_seeds: int = Field(default=STRESS_SEEDS, description="Random masks per rate")
 
 
 def build_evaluation_assets(spec: CohortSpec) -> list[dg.AssetsDefinition]:

@@ -38,6 +38,10 @@ import pandas as pd
 
 from fusion_assets.metrics.classification import auroc
 
+# The stress-test design: rates of whole modalities removed, and random masks per rate.
+STRESS_RATES: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9)
+STRESS_SEEDS: int = 5
+
 SUMMARY_COLUMNS = [
     "strategy",
     "scenario",
