@@ -92,7 +92,10 @@ def train_tiny_models(
     stage("encoders", "encoders", list(MODALITIES), {"ops": {"modality_encoder": TINY}})
     stage("fusion", "fusion", list(strategies or STRATEGIES), {"ops": {"fused_model": TINY}})
     if evaluate:
-        config = {"subgroup_report": TINY_REPORT, "predictions": TINY_STRESS}
+        # The report goes beside the test's warehouse, never into the repository's data/.
+        reports = str(Path(resources["warehouse"].path).parent / "reports")
+        report = {"config": {**TINY_REPORT["config"], "report_dir": reports}}
+        config = {"subgroup_report": report, "predictions": TINY_STRESS}
         stage("evaluation", "evaluation", [None], {"ops": config})
     return timings
 
