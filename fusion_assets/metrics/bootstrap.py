@@ -67,6 +67,19 @@ def _as_weights(weights: np.ndarray, n: int) -> np.ndarray:
     return w
 
 
+def _by_label(
+    y: np.ndarray, p: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Scores (float64), weights ``(n, B)``, positive rows (in patient order) and
+    negative rows in ascending score order (stable sort: ties stay in patient order)."""
+    y = np.asarray(y).ravel()
+    p = np.asarray(p, dtype=np.float64).ravel()
+    w = _as_weights(weights, y.size)
+    pos = np.flatnonzero(y == 1)
+    neg = np.flatnonzero(y != 1)
+    return p, w, pos, neg[np.argsort(p[neg], kind="mergesort")]
+
+
 def weighted_auroc(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """AUROC under each column of ``weights`` ((n, B) or (n,)); ties count one half.
 
@@ -78,12 +91,7 @@ def weighted_auroc(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndar
     by P_b N_b gives the AUROC. NaN where a resample has no positive or no
     negative weight. Returns shape (B,).
     """
-    y = np.asarray(y).ravel()
-    p = np.asarray(p, dtype=np.float64).ravel()
-    w = _as_weights(weights, y.size)
-    pos = np.flatnonzero(y == 1)
-    neg = np.flatnonzero(y != 1)
-    neg = neg[np.argsort(p[neg], kind="mergesort")]
+    p, w, pos, neg = _by_label(y, p, weights)
     neg_scores = p[neg]
     cum = np.zeros((neg.size + 1, w.shape[1]), dtype=np.float64)
     np.cumsum(w[neg], axis=0, dtype=np.float64, out=cum[1:])
@@ -109,13 +117,8 @@ def weighted_average_precision(y: np.ndarray, p: np.ndarray, weights: np.ndarray
     and FP(>= t) come from cumulative weights over positives / negatives sorted
     by score and insertion points, as in :func:`weighted_auroc`. NaN where P_b = 0.
     """
-    y = np.asarray(y).ravel()
-    p = np.asarray(p, dtype=np.float64).ravel()
-    w = _as_weights(weights, y.size)
-    pos = np.flatnonzero(y == 1)
-    neg = np.flatnonzero(y != 1)
+    p, w, pos, neg = _by_label(y, p, weights)
     pos = pos[np.argsort(p[pos], kind="mergesort")]
-    neg = neg[np.argsort(p[neg], kind="mergesort")]
     cum_pos = np.zeros((pos.size + 1, w.shape[1]), dtype=np.float64)
     cum_neg = np.zeros((neg.size + 1, w.shape[1]), dtype=np.float64)
     w_pos = w[pos]
