@@ -322,6 +322,18 @@ def _strategy_estimates(
     )
 
 
+@dataclass(frozen=True)
+class _TestSplit:
+    """What every subgroup of the test split is scored from (rows in ``wide_probabilities`` order)."""
+
+    labels: np.ndarray  # int8
+    per_repeat: list[dict[str, np.ndarray]]  # see repeat_probabilities
+    oracle: np.ndarray | None  # Bayes-optimal probability; None without ``oracle_prob``
+    strategies: list[str]
+    thresholds: dict[str, float]
+    best_single: str | None
+
+
 def subgroup_table(
     predictions: pd.DataFrame,
     patients: pd.DataFrame,
@@ -336,124 +348,177 @@ def subgroup_table(
     ``predictions`` (its test and validation rows).
     """
     config = config or EvaluationConfig()
+    test, data = _test_split(predictions, patients, config, repeats)
+    rows: list[dict] = []
+    boot: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    for kind, name, mask in subgroup_masks(test, config):
+        base = {"subgroup_type": kind, "subgroup": name, "n": int(mask.sum())}
+        if base["n"] < config.suppress_below:
+            rows.extend(_suppressed_rows(base, data.strategies, config))
+            continue
+        group_rows, boot[(kind, name)] = _scored_subgroup(base, mask, data, config)
+        rows.extend(group_rows)
+    return SubgroupResult(
+        table=pd.DataFrame(rows, columns=TABLE_COLUMNS),
+        boot_auroc=boot,
+        best_single=data.best_single,
+        thresholds=data.thresholds,
+        strategies=data.strategies,
+    )
+
+
+def _test_split(
+    predictions: pd.DataFrame,
+    patients: pd.DataFrame,
+    config: EvaluationConfig,
+    repeats: pd.DataFrame | None,
+) -> tuple[pd.DataFrame, _TestSplit]:
+    """The wide test cohort and what its subgroups are scored from (validated inputs)."""
     test, strategies = wide_probabilities(predictions, patients, "test")
     if test.empty:
         raise ValueError("predictions has no rows with split == 'test'; nothing to evaluate.")
     best_single = best_single_modality(predictions, patients, config)
     thresholds = validation_thresholds(predictions, patients, config)
-    y_all = test["label"].to_numpy().astype(np.int8)
-    per_repeat = repeat_probabilities(repeats, test, strategies)
-    oracle = (
-        test["oracle_prob"].to_numpy(dtype=np.float64) if "oracle_prob" in test.columns else None
-    )
-    level = config.ci_level
-    rows: list[dict] = []
-    boot: dict[tuple[str, str], dict[str, np.ndarray]] = {}
-    for kind, name, mask in subgroup_masks(test, config):
-        y = y_all[mask]
-        n = int(mask.sum())
-        base = {"subgroup_type": kind, "subgroup": name, "n": n}
-        if n < config.suppress_below:
-            for s in strategies:
-                rows.append(
-                    {
-                        **base,
-                        "strategy": s,
-                        # Counts below the disclosure limit are not published either.
-                        "events": np.nan,
-                        "prevalence": np.nan,
-                        **_nan_row(),
-                        "imprecise": True,
-                        "suppressed": True,
-                        "status": config.suppressed_status,
-                    }
-                )
-            continue
-        # float64 once per subgroup, reused by every strategy and every repeat (see
-        # bootstrap._as_weights): one resample draws the same patients in every repeat,
-        # which is what makes averaging the resample statistics over repeats paired.
-        counts = stratified_bootstrap_counts(
-            y, config.n_boot, _seed_for(config, kind, name)
-        ).astype(np.float64)
-        oracle_auc, oracle_boot = float("nan"), None
-        if oracle is not None and np.isfinite(oracle[mask]).all():
-            oracle_auc = auroc(y, oracle[mask])
-            oracle_boot = weighted_auroc(y, oracle[mask], counts)
-        group_boot: dict[str, np.ndarray] = {}
-        group_point: dict[str, float] = {}
-        group_rows: dict[str, dict] = {}
-        for s in strategies:
-            estimates = [
-                _strategy_estimates(
-                    y, probs[s][mask], counts, thresholds.get(s, float("nan")), config
-                )
-                for probs in per_repeat
-            ]
-            # Point estimates and resample statistics are averaged over repeats here;
-            # every derived number below (deltas, lift) is linear in them, so it equals
-            # the per-repeat value averaged too.
-            m = {
-                k: float(repeat_mean(np.array([e[0][k] for e in estimates])))
-                for k in estimates[0][0]
-            }
-            b_auc, b_ap, b_br = (
-                repeat_mean(np.stack([e[i] for e in estimates])) for i in (1, 2, 3)
-            )
-            m["auroc_ci_low"], m["auroc_ci_high"] = percentile_ci(b_auc, level)
-            m["auprc_ci_low"], m["auprc_ci_high"] = percentile_ci(b_ap, level)
-            m["brier_ci_low"], m["brier_ci_high"] = percentile_ci(b_br, level)
-            m["oracle_auroc"] = oracle_auc
-            m["delta_auroc_vs_oracle"] = m["auroc"] - oracle_auc
-            m["delta_auroc_vs_oracle_ci_low"], m["delta_auroc_vs_oracle_ci_high"] = (
-                percentile_ci(b_auc - oracle_boot, level)
-                if oracle_boot is not None
-                else (float("nan"), float("nan"))
-            )
-            denom = oracle_auc - 0.5
-            m["lift_captured"] = (m["auroc"] - 0.5) / denom if denom > 0 else float("nan")
-            # Counts and flags describe the patients predicted in every repeat (all of
-            # them in cross-validation, where each patient is tested once per repeat).
-            ok = np.logical_and.reduce([np.isfinite(probs[s][mask]) for probs in per_repeat])
-            yy = y[ok]
-            status = "ok"
-            reason = None if (0 < yy.sum() < yy.size) else "single class: AUROC undefined"
-            if reason:
-                status = reason
-            if not ok.all():
-                status += f" ({int((~ok).sum())} patient(s) without prediction)"
-            group_boot[s], group_point[s] = b_auc, m["auroc"]
-            n_s, ev_s = int(ok.sum()), int(yy.sum())
-            group_rows[s] = {
-                **base,
-                "n": n_s,
-                "strategy": s,
-                "events": ev_s,
-                "prevalence": ev_s / n_s if n_s else np.nan,
-                **m,
-                "imprecise": bool(min(ev_s, n_s - ev_s) < config.imprecise_below),
-                "suppressed": False,
-                "status": status,
-            }
-        for s in strategies:
-            r = group_rows[s]
-            for col, other in (
-                ("delta_auroc_vs_reference", config.reference),
-                ("delta_auroc_vs_best_single", best_single),
-            ):
-                if other is None or other not in group_boot or other == s:
-                    r[col] = r[f"{col}_ci_low"] = r[f"{col}_ci_high"] = np.nan
-                    continue
-                r[col] = group_point[s] - group_point[other]
-                r[f"{col}_ci_low"], r[f"{col}_ci_high"] = percentile_ci(
-                    group_boot[s] - group_boot[other], level
-                )
-            rows.append(r)
-        boot[(kind, name)] = group_boot
-    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-    return SubgroupResult(
-        table=table,
-        boot_auroc=boot,
-        best_single=best_single,
-        thresholds=thresholds,
+    data = _TestSplit(
+        labels=test["label"].to_numpy().astype(np.int8),
+        per_repeat=repeat_probabilities(repeats, test, strategies),
+        oracle=(
+            test["oracle_prob"].to_numpy(dtype=np.float64)
+            if "oracle_prob" in test.columns
+            else None
+        ),
         strategies=strategies,
+        thresholds=thresholds,
+        best_single=best_single,
     )
+    return test, data
+
+
+def _suppressed_rows(base: dict, strategies: list[str], config: EvaluationConfig) -> list[dict]:
+    """One row per strategy of a subgroup under the disclosure limit: only its size is kept."""
+    return [
+        {
+            **base,
+            "strategy": s,
+            # Counts below the disclosure limit are not published either.
+            "events": np.nan,
+            "prevalence": np.nan,
+            **_nan_row(),
+            "imprecise": True,
+            "suppressed": True,
+            "status": config.suppressed_status,
+        }
+        for s in strategies
+    ]
+
+
+def _scored_subgroup(
+    base: dict, mask: np.ndarray, data: _TestSplit, config: EvaluationConfig
+) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Rows (one per strategy) of a published subgroup and each strategy's resample AUROCs."""
+    y = data.labels[mask]
+    # float64 once per subgroup, reused by every strategy and every repeat (see
+    # bootstrap._as_weights): one resample draws the same patients in every repeat,
+    # which is what makes averaging the resample statistics over repeats paired.
+    counts = stratified_bootstrap_counts(
+        y, config.n_boot, _seed_for(config, base["subgroup_type"], base["subgroup"])
+    ).astype(np.float64)
+    oracle_auc, oracle_boot = float("nan"), None
+    if data.oracle is not None and np.isfinite(data.oracle[mask]).all():
+        oracle_auc = auroc(y, data.oracle[mask])
+        oracle_boot = weighted_auroc(y, data.oracle[mask], counts)
+    rows: dict[str, dict] = {}
+    boot: dict[str, np.ndarray] = {}
+    for s in data.strategies:
+        probs = [repeat[s][mask] for repeat in data.per_repeat]
+        threshold = data.thresholds.get(s, float("nan"))
+        m, boot[s] = _repeat_averaged_metrics(y, probs, counts, threshold, config)
+        m.update(_oracle_columns(m["auroc"], boot[s], oracle_auc, oracle_boot, config.ci_level))
+        rows[s] = {**base, "strategy": s, **m, **_coverage(y, probs, config)}
+    _add_paired_deltas(rows, boot, data.best_single, config)
+    return list(rows.values()), boot
+
+
+def _repeat_averaged_metrics(
+    y: np.ndarray,
+    probs: list[np.ndarray],
+    counts: np.ndarray,
+    threshold: float,
+    config: EvaluationConfig,
+) -> tuple[dict[str, float], np.ndarray]:
+    """Point metrics with percentile CIs, averaged over repeats, and the resample AUROCs."""
+    estimates = [_strategy_estimates(y, p, counts, threshold, config) for p in probs]
+    # Point estimates and resample statistics are averaged over repeats here;
+    # every derived number (deltas, lift) is linear in them, so it equals the
+    # per-repeat value averaged too.
+    m = {k: float(repeat_mean(np.array([e[0][k] for e in estimates]))) for k in estimates[0][0]}
+    b_auc, b_ap, b_br = (repeat_mean(np.stack([e[i] for e in estimates])) for i in (1, 2, 3))
+    m["auroc_ci_low"], m["auroc_ci_high"] = percentile_ci(b_auc, config.ci_level)
+    m["auprc_ci_low"], m["auprc_ci_high"] = percentile_ci(b_ap, config.ci_level)
+    m["brier_ci_low"], m["brier_ci_high"] = percentile_ci(b_br, config.ci_level)
+    return m, b_auc
+
+
+def _oracle_columns(
+    auc: float,
+    boot_auc: np.ndarray,
+    oracle_auc: float,
+    oracle_boot: np.ndarray | None,
+    level: float,
+) -> dict[str, float]:
+    """The gap to the oracle AUROC (paired CI) and the share of its lift over 0.5 captured."""
+    low, high = (
+        percentile_ci(boot_auc - oracle_boot, level)
+        if oracle_boot is not None
+        else (float("nan"), float("nan"))
+    )
+    denom = oracle_auc - 0.5
+    return {
+        "oracle_auroc": oracle_auc,
+        "delta_auroc_vs_oracle": auc - oracle_auc,
+        "delta_auroc_vs_oracle_ci_low": low,
+        "delta_auroc_vs_oracle_ci_high": high,
+        "lift_captured": (auc - 0.5) / denom if denom > 0 else float("nan"),
+    }
+
+
+def _coverage(y: np.ndarray, probs: list[np.ndarray], config: EvaluationConfig) -> dict:
+    """Size, events, flags and status of the patients a strategy predicted in every repeat.
+
+    In cross-validation every patient is tested once per repeat, so that is all of them.
+    """
+    ok = np.logical_and.reduce([np.isfinite(p) for p in probs])
+    yy = y[ok]
+    status = "ok" if (0 < yy.sum() < yy.size) else "single class: AUROC undefined"
+    if not ok.all():
+        status += f" ({int((~ok).sum())} patient(s) without prediction)"
+    n, events = int(ok.sum()), int(yy.sum())
+    return {
+        "n": n,
+        "events": events,
+        "prevalence": events / n if n else np.nan,
+        "imprecise": bool(min(events, n - events) < config.imprecise_below),
+        "suppressed": False,
+        "status": status,
+    }
+
+
+def _add_paired_deltas(
+    rows: dict[str, dict],
+    boot: dict[str, np.ndarray],
+    best_single: str | None,
+    config: EvaluationConfig,
+) -> None:
+    """ΔAUROC vs the reference and vs the best single modality, with paired CIs, in place."""
+    for s, r in rows.items():
+        for col, other in (
+            ("delta_auroc_vs_reference", config.reference),
+            ("delta_auroc_vs_best_single", best_single),
+        ):
+            if other is None or other not in boot or other == s:
+                r[col] = r[f"{col}_ci_low"] = r[f"{col}_ci_high"] = np.nan
+                continue
+            r[col] = r["auroc"] - rows[other]["auroc"]
+            r[f"{col}_ci_low"], r[f"{col}_ci_high"] = percentile_ci(
+                boot[s] - boot[other], config.ci_level
+            )
