@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -82,6 +83,18 @@ def _delta(res: SubgroupResult, key: tuple[str, str], a: str, b: str, level: flo
     return percentile_ci(boot[a] - boot[b], level)
 
 
+class _Comparison(NamedTuple):
+    """The measured winner of one subgroup set against the recommendation."""
+
+    compared_with: str | None
+    delta: float
+    delta_ci_low: float
+    delta_ci_high: float
+    clear: bool
+    agrees: bool
+    sentence: str
+
+
 def subgroup_winners(
     res: SubgroupResult, recommended: str | None, config: EvaluationConfig
 ) -> pd.DataFrame:
@@ -89,60 +102,76 @@ def subgroup_winners(
     t = res.table
     t = t[~t["suppressed"] & ~t["strategy"].map(config.is_single) & t["auroc"].notna()]
     rows = []
-    for (kind, name), g in t.groupby(["subgroup_type", "subgroup"], sort=False):
+    for key, g in t.groupby(["subgroup_type", "subgroup"], sort=False):
         g = g.sort_values(["auroc", "strategy"], ascending=[False, True])
         win = g.iloc[0]
         rec = g[g["strategy"] == recommended]
         rec_auc = float(rec["auroc"].iloc[0]) if len(rec) else float("nan")
-        where = f"On {kind}={name} (n={int(win['n'])})"
-        compared = recommended
+        where = f"On {key[0]}={key[1]} (n={int(win['n'])})"
         if recommended is None or not len(rec):
-            lo, hi, delta = float("nan"), float("nan"), float("nan")
-            agrees, clear = True, False
+            nan = float("nan")
             sentence = f"{where} the measured winner is {win['strategy']}."
+            comparison = _Comparison(recommended, nan, nan, nan, False, True, sentence)
         elif win["strategy"] == recommended:
-            runner = g.iloc[1] if len(g) > 1 else None
-            compared = runner["strategy"] if runner is not None else None
-            lo, hi = (
-                _delta(res, (kind, name), recommended, runner["strategy"], config.ci_level)
-                if runner is not None
-                else (float("nan"), float("nan"))
-            )
-            delta = win["auroc"] - runner["auroc"] if runner is not None else float("nan")
-            agrees, clear = True, bool(lo > 0)
-            sentence = f"{where} the recommended {recommended} also measured best" + (
-                "." if clear else " but is not clearly ahead of the runner-up."
-            )
+            comparison = _recommended_leads(res, key, g, where, config.ci_level)
         else:
-            lo, hi = _delta(res, (kind, name), win["strategy"], recommended, config.ci_level)
-            delta = float(win["auroc"] - rec_auc)
-            clear = bool(lo > 0)
-            agrees = not clear
-            sentence = (
-                f"{where} {win['strategy']} beat the recommended {recommended} "
-                f"(AUROC {win['auroc']:.3f} vs {rec_auc:.3f}, Δ {_fmt(delta)} "
-                f"[{_fmt(lo)}, {_fmt(hi)}])"
-                + ("." if clear else "; the interval includes 0, so there is no clear winner.")
+            comparison = _winner_beats_recommended(
+                res, key, win, rec_auc, where, recommended, config.ci_level
             )
         rows.append(
             (
-                kind,
-                name,
+                *key,
                 int(win["n"]),
                 recommended,
                 rec_auc,
                 win["strategy"],
                 float(win["auroc"]),
-                compared,
-                delta,
-                lo,
-                hi,
-                clear,
-                agrees,
-                sentence,
+                *comparison,
             )
         )
     return pd.DataFrame(rows, columns=WINNER_COLUMNS)
+
+
+def _recommended_leads(
+    res: SubgroupResult, key: tuple[str, str], ranked: pd.DataFrame, where: str, level: float
+) -> _Comparison:
+    """The recommended strategy measured best: is it clearly ahead of the runner-up?"""
+    win = ranked.iloc[0]
+    recommended = win["strategy"]
+    runner = ranked.iloc[1] if len(ranked) > 1 else None
+    if runner is None:
+        lo = hi = delta = float("nan")
+    else:
+        lo, hi = _delta(res, key, recommended, runner["strategy"], level)
+        delta = win["auroc"] - runner["auroc"]
+    clear = bool(lo > 0)
+    sentence = f"{where} the recommended {recommended} also measured best" + (
+        "." if clear else " but is not clearly ahead of the runner-up."
+    )
+    compared = runner["strategy"] if runner is not None else None
+    return _Comparison(compared, delta, lo, hi, clear, True, sentence)
+
+
+def _winner_beats_recommended(
+    res: SubgroupResult,
+    key: tuple[str, str],
+    win: pd.Series,
+    rec_auc: float,
+    where: str,
+    recommended: str,
+    level: float,
+) -> _Comparison:
+    """Another strategy measured best: it disagrees with the recommendation only if clearly ahead."""
+    lo, hi = _delta(res, key, win["strategy"], recommended, level)
+    delta = float(win["auroc"] - rec_auc)
+    clear = bool(lo > 0)
+    sentence = (
+        f"{where} {win['strategy']} beat the recommended {recommended} "
+        f"(AUROC {win['auroc']:.3f} vs {rec_auc:.3f}, Δ {_fmt(delta)} "
+        f"[{_fmt(lo)}, {_fmt(hi)}])"
+        + ("." if clear else "; the interval includes 0, so there is no clear winner.")
+    )
+    return _Comparison(recommended, delta, lo, hi, clear, not clear, sentence)
 
 
 def complete_pattern(patterns: list[str], modalities: list[str] | None = None) -> str | None:
