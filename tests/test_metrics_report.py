@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import html
 import re
+from dataclasses import replace
 
+import pandas as pd
 import pytest
 
 from fusion_assets.metrics.config import EvaluationConfig
 from fusion_assets.metrics.evaluate import evaluate
+from fusion_assets.metrics.leakage import leakage_flags
 from fusion_assets.metrics.report import HEADLINE_COLUMNS, render_report
 from fusion_assets.metrics.simulate import simulate_inputs
 
@@ -116,3 +120,69 @@ def test_suppressed_cells_are_printed_not_dropped(inputs, tmp_path) -> None:
     assert "| tiny | late | 5 | – | suppressed (<11) |" in md
     assert "No stress-test predictions were given." in md
     assert len(f.plot_paths) == 3
+
+
+def _headings(files) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    md = files.markdown_path.read_text(encoding="utf-8")
+    page = files.html_path.read_text(encoding="utf-8")
+    md_heads = [(len(h), t) for h, t in re.findall(r"^(#{1,3}) (.+)$", md, flags=re.M)]
+    html_heads = [(int(h), html.unescape(t)) for h, t in re.findall(r"<h([1-3])>(.*?)</h\1>", page)]
+    return md_heads, html_heads
+
+
+def test_markdown_and_html_carry_the_same_sections_in_order(files, result) -> None:
+    md_heads, html_heads = _headings(files)
+    assert md_heads == html_heads
+    fusion = [s for s in result.subgroups.strategies if not result.config.is_single(s)]
+    assert [t for level, t in md_heads if level == 3] == [f"Model card: {s}" for s in fusion]
+    assert md_heads[0] == (1, "Fusion strategy evaluation")
+    assert [t for _, t in md_heads[-2:]] == ["Leakage check", "Definitions"]
+
+
+def test_every_model_card_states_use_data_and_limitations(files, result) -> None:
+    md = files.markdown_path.read_text(encoding="utf-8")
+    cards = md.split("### Model card: ")[1:]
+    assert len(cards) == len(
+        [s for s in result.subgroups.strategies if not s.startswith("single:")]
+    )
+    for card in cards:
+        card = card.split("\n## ")[0]
+        assert card.count("Intended use:") == 1 and card.count("Data: ") == 1, card
+        assert card.count("- All patients: AUROC ") == 1 and card.count("- Limitations: ") == 1
+        assert "FLAGGED" not in card
+
+
+def test_cross_validation_sections_appear_only_in_cv_mode(result, files, tmp_path) -> None:
+    assert "Cross-validation" not in files.markdown_path.read_text(encoding="utf-8")
+    repeats = pd.DataFrame(
+        {
+            "strategy": ["late", "early"],
+            "repeats": [2, 2],
+            "auroc_mean": [0.8, 0.7],
+            "auroc_sd": [0.01, 0.02],
+            "auroc_min": [0.79, 0.68],
+            "auroc_max": [0.81, 0.72],
+        }
+    )
+    evaluation = {"mode": "cv", "folds": 5, "repeats": 2, "n_patients": 400}
+    cv = replace(result, cohort={**result.cohort, "evaluation": evaluation, "cv_repeats": repeats})
+    md = render_report(cv, tmp_path).markdown_path.read_text(encoding="utf-8")
+    assert "## Cross-validation: AUROC per repeat" in md
+    assert "| late | 2 | 0.800 | 0.010 | 0.790 – 0.810 |" in md
+    assert "5-fold cross-validation (5 folds x 2 repeats" in md
+    assert "- Cross-validation (small cohorts): 'test' means out-of-fold" in md
+
+
+def test_a_leak_is_flagged_in_the_check_and_on_the_model_card(result, tmp_path) -> None:
+    table = result.table.copy()
+    late_all = (table["strategy"] == "late") & (table["subgroup_type"] == "all")
+    table.loc[late_all, "oracle_auroc"] = 0.55
+    table.loc[late_all, "delta_auroc_vs_oracle_ci_low"] = 0.1
+    leaky = replace(result, leaks=leakage_flags(table))
+    md = render_report(leaky, tmp_path).markdown_path.read_text(encoding="utf-8")
+    leak_section = md.split("## Leakage check")[1].split("\n## ")[0]
+    assert "> **Warning:** 1 strategy × subgroup row(s) exceed the oracle AUROC" in leak_section
+    late_card = md.split("### Model card: late")[1].split("###")[0]
+    assert "FLAGGED: exceeds the oracle AUROC; suspect leakage" in late_card
+    early_card = md.split("### Model card: early")[1].split("###")[0]
+    assert "FLAGGED" not in early_card

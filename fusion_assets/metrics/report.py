@@ -254,14 +254,18 @@ def _subgroup_display(t: pd.DataFrame, status_suppressed: str) -> pd.DataFrame:
     )
 
 
+def _is_cv(cohort: dict) -> bool:
+    """Whether the cohort was evaluated by repeated cross-validation (out-of-fold)."""
+    return cohort.get("evaluation", {}).get("mode") == "cv"
+
+
 def _cohort_notes(result: EvaluationResult) -> list[tuple[str, str]]:
     c, cfg = result.cohort, result.config
     notes = []
     t = result.table
     ref = t[(t["subgroup_type"] == "all") & (t["strategy"] == cfg.reference)]
     width = float((ref["auroc_ci_high"] - ref["auroc_ci_low"]).iloc[0]) if len(ref) else np.nan
-    cv = c.get("evaluation", {}).get("mode") == "cv"
-    if cv:
+    if _is_cv(c):
         # Out-of-fold predictions use every patient, but the patients are still few.
         notes.append(
             (
@@ -326,55 +330,90 @@ def _calibration_phrase(slope: float, intercept: float) -> str:
 
 
 def _model_card(result: EvaluationResult, strategy: str) -> _Section:
-    cfg, t = result.config, result.table
+    t = result.table
     mine = t[(t["strategy"] == strategy) & ~t["suppressed"]]
     allr = mine[mine["subgroup_type"] == "all"].iloc[0]
     sub = mine[(mine["subgroup_type"] != "all") & mine["auroc"].notna()]
-    sec = _Section(f"Model card: {strategy}")
+    limits = _card_limitations(result, strategy, allr, sub)
+    bullets = [
+        f"All patients: AUROC {_ci(allr['auroc'], allr['auroc_ci_low'], allr['auroc_ci_high'])}, "
+        f"Brier {_num(allr['brier'])}; {_calibration_phrase(allr['cal_slope'], allr['cal_intercept'])}.",
+        *_card_subgroup_bullets(sub, result.config.reference),
+        "Limitations: " + ("; ".join(limits) if limits else "none measured") + ".",
+    ]
+    return (
+        _Section(f"Model card: {strategy}")
+        .p(_card_intended_use(result, strategy, allr))
+        .p(_card_data(result))
+        .bullets(bullets)
+    )
+
+
+def _card_intended_use(result: EvaluationResult, strategy: str, allr: pd.Series) -> str:
     thr = result.subgroups.thresholds.get(strategy, float("nan"))
-    sec.p(
+    return (
         "Intended use: ranking patients by risk of the outcome at the index time, for "
         f"cohorts whose modality mix resembles this one. At the threshold {_num(thr)} "
-        f"(chosen on validation by {cfg.threshold.method}) it flags "
+        f"(chosen on validation by {result.config.threshold.method}) it flags "
         f"{_num(allr['sensitivity'], 2)} of events (sensitivity) and clears "
         f"{_num(allr['specificity'], 2)} of non-events (specificity) on test."
     )
+
+
+def _card_data(result: EvaluationResult) -> str:
     pc = result.pattern_counts
     top = ", ".join(
         f"{p} {n / max(1, pc['n'].sum()):.0%}" for p, n in pc.head(3)[["pattern", "n"]].values
     )
-    sec.p(
+    return (
         f"Data: {result.cohort['n_test']} test patients, {result.cohort['events']} events "
         f"(prevalence {result.cohort['prevalence']:.1%}); most common availability patterns: {top}."
     )
+
+
+def _card_subgroup_bullets(sub: pd.DataFrame, reference: str) -> list[str]:
+    """The AUROC range over subgroups and where the strategy is clearly worse / better."""
+    if not len(sub):
+        return []
+    lo, hi = sub.loc[sub["auroc"].idxmin()], sub.loc[sub["auroc"].idxmax()]
     bullets = [
-        f"All patients: AUROC {_ci(allr['auroc'], allr['auroc_ci_low'], allr['auroc_ci_high'])}, "
-        f"Brier {_num(allr['brier'])}; {_calibration_phrase(allr['cal_slope'], allr['cal_intercept'])}."
+        f"Subgroups: AUROC ranges from {lo['auroc']:.3f} ({lo['subgroup_type']}={lo['subgroup']}) "
+        f"to {hi['auroc']:.3f} ({hi['subgroup_type']}={hi['subgroup']})."
     ]
-    if len(sub):
-        lo, hi = sub.loc[sub["auroc"].idxmin()], sub.loc[sub["auroc"].idxmax()]
-        bullets.append(
-            f"Subgroups: AUROC ranges from {lo['auroc']:.3f} ({lo['subgroup_type']}={lo['subgroup']}) "
-            f"to {hi['auroc']:.3f} ({hi['subgroup_type']}={hi['subgroup']})."
-        )
-        worse = sub[sub["delta_auroc_vs_reference_ci_high"] < 0]
-        if len(worse):
-            names = ", ".join(
-                f"{k}={s}" for k, s in worse[["subgroup_type", "subgroup"]].values[:5]
-            )
-            bullets.append(f"Clearly worse than {cfg.reference} on: {names}.")
-        better = sub[sub["delta_auroc_vs_reference_ci_low"] > 0]
-        if len(better):
-            names = ", ".join(
-                f"{k}={s}" for k, s in better[["subgroup_type", "subgroup"]].values[:5]
-            )
-            bullets.append(f"Clearly better than {cfg.reference} on: {names}.")
+    for word, rows in (
+        ("worse", sub[sub["delta_auroc_vs_reference_ci_high"] < 0]),
+        ("better", sub[sub["delta_auroc_vs_reference_ci_low"] > 0]),
+    ):
+        if len(rows):
+            names = ", ".join(f"{k}={s}" for k, s in rows[["subgroup_type", "subgroup"]].values[:5])
+            bullets.append(f"Clearly {word} than {reference} on: {names}.")
+    return bullets
+
+
+def _card_limitations(
+    result: EvaluationResult, strategy: str, allr: pd.Series, sub: pd.DataFrame
+) -> list[str]:
+    """Measured limits: oracle lift, loss under missing modalities, imprecision, leakage."""
     limits = []
     if np.isfinite(allr["lift_captured"]):
         limits.append(
             f"captures {allr['lift_captured']:.0%} of the discrimination available "
             f"(oracle AUROC {allr['oracle_auroc']:.3f})"
         )
+    limits += _card_stress_limitations(result, strategy)
+    n_imp = int(sub["imprecise"].sum()) if len(sub) else 0
+    if n_imp:
+        limits.append(
+            f"{n_imp} subgroup estimates are imprecise (<{result.config.imprecise_below} events)"
+        )
+    if len(result.leaks) and strategy in set(result.leaks["strategy"]):
+        limits.append("FLAGGED: exceeds the oracle AUROC; suspect leakage")
+    return limits
+
+
+def _card_stress_limitations(result: EvaluationResult, strategy: str) -> list[str]:
+    """AUROC lost under random loss of modalities, and the modality relied on most."""
+    limits = []
     s = result.summary
     g = s[(s["strategy"] == strategy) & (s["scenario"] == "global")] if len(s) else s
     if len(g) and np.isfinite(g["drop"].iloc[0]):
@@ -392,17 +431,11 @@ def _model_card(result: EvaluationResult, strategy: str) -> _Section:
             f"depends most on {w['modality']} (complete cases lose {-w['delta_vs_full']:.3f} "
             "AUROC without it)"
         )
-    n_imp = int(sub["imprecise"].sum()) if len(sub) else 0
-    if n_imp:
-        limits.append(f"{n_imp} subgroup estimates are imprecise (<{cfg.imprecise_below} events)")
-    if strategy in set(result.leaks["strategy"]) if len(result.leaks) else False:
-        limits.append("FLAGGED: exceeds the oracle AUROC; suspect leakage")
-    bullets.append("Limitations: " + ("; ".join(limits) if limits else "none measured") + ".")
-    return sec.bullets(bullets)
+    return limits
 
 
 def _methods(cohort: dict | None = None) -> list[str]:
-    extra = cv_methods() if (cohort or {}).get("evaluation", {}).get("mode") == "cv" else []
+    extra = cv_methods() if _is_cv(cohort or {}) else []
     return extra + [
         "AUROC: rank-based, ties count one half. AUPRC: average precision (step-wise, as scikit-learn).",
         "Brier: mean squared error of the probability; scaled Brier = 1 − Brier / (prevalence × (1 − prevalence)).",
@@ -419,66 +452,41 @@ def _methods(cohort: dict | None = None) -> list[str]:
     ]
 
 
-# ---------------------------------------------------------------- entry point
+# ---------------------------------------------------------------- sections
 
 
-def render_report(
-    result: EvaluationResult, out_dir: str | Path, title: str = "Fusion strategy evaluation"
-) -> ReportFiles:
-    """Write report.md, report.html and plots/*.png under ``out_dir``."""
-    out = Path(out_dir)
-    plot_dir = out / "plots"
-    plot_dir.mkdir(parents=True, exist_ok=True)
-    cfg, t = result.config, result.table
-    fusion = [s for s in result.subgroups.strategies if not cfg.is_single(s)]
-    best_single = result.subgroups.best_single
-    shown = fusion + ([best_single] if best_single else [])
-
-    plot_paths = {
-        "forest": plots.forest_plot(t, shown, plot_dir / "forest_auroc.png"),
-        "calibration": plots.calibration_plot(
-            result.reliability, shown, plot_dir / "calibration.png"
-        ),
-        "patterns": plots.pattern_counts_plot(
-            result.pattern_counts, plot_dir / "patterns.png", cfg.suppress_below
-        ),
-    }
-    if len(result.curves):
-        plot_paths["degradation"] = plots.degradation_plot(
-            result.curves, fusion, plot_dir / "degradation.png"
-        )
-
-    sections: list[_Section] = []
-    c = result.cohort
+def _cohort_section(result: EvaluationResult) -> _Section:
+    c, cfg = result.cohort, result.config
     intro = _Section("Cohort").p(
         f"{c['n_test']} test patients ({c['events']} events, prevalence {c['prevalence']:.1%}); "
         f"{c['n_validation']} validation patients used for thresholds and for choosing the best "
-        f"single modality ({best_single or 'none'}). {cfg.n_boot} paired bootstrap resamples, "
-        f"{cfg.ci_level:.0%} percentile intervals."
+        f"single modality ({result.subgroups.best_single or 'none'}). {cfg.n_boot} paired "
+        f"bootstrap resamples, {cfg.ci_level:.0%} percentile intervals."
     )
-    evaluation = c.get("evaluation", {})
-    if evaluation.get("mode") == "cv":
-        intro.p(describe_cv(evaluation))
+    if _is_cv(c):
+        intro.p(describe_cv(c["evaluation"]))
     for text, kind in _cohort_notes(result):
         intro.note(text, kind)
-    sections.append(intro)
-    if evaluation.get("mode") == "cv" and len(c.get("cv_repeats", [])):
-        sections.append(
-            _Section("Cross-validation: AUROC per repeat")
-            .p(
-                "All-patients AUROC of each repeat's out-of-fold predictions: how much the "
-                "estimate moves with the fold assignment alone. The headline AUROC is the mean "
-                "over repeats shown here (every metric is computed per repeat, then averaged), "
-                "an estimate for one model refitted on all patients; its interval covers "
-                "patient sampling, not this spread."
-            )
-            .table(repeat_display(c["cv_repeats"]))
-        )
+    return intro
 
-    headline = headline_table(result)
-    sections.append(_Section("Headline: all test patients").table(_headline_display(headline)))
 
-    v = result.verdict
+def _cv_repeat_sections(result: EvaluationResult) -> list[_Section]:
+    """The per-repeat AUROC table (cross-validation with recorded repeats only)."""
+    c = result.cohort
+    if not (_is_cv(c) and len(c.get("cv_repeats", []))):
+        return []
+    section = _Section("Cross-validation: AUROC per repeat").p(
+        "All-patients AUROC of each repeat's out-of-fold predictions: how much the "
+        "estimate moves with the fold assignment alone. The headline AUROC is the mean "
+        "over repeats shown here (every metric is computed per repeat, then averaged), "
+        "an estimate for one model refitted on all patients; its interval covers "
+        "patient sampling, not this spread."
+    )
+    return [section.table(repeat_display(c["cv_repeats"]))]
+
+
+def _verdict_section(result: EvaluationResult) -> _Section:
+    v, cfg = result.verdict, result.config
     vs = _Section("Verdict")
     ranked = ", ".join(r.get("strategy", "?") for r in result.recommendation) or "none given"
     vs.p(f"Profile recommendation (ranked): {ranked}.")
@@ -498,106 +506,176 @@ def render_report(
         f"comparison in {round(1 / (1 - cfg.ci_level))} looks clear by chance alone, so "
         f"{n_clear} clear result(s) should be read against that."
     )
-    win = v.winners[["subgroup_type", "subgroup", "n", "recommended", "winner"]].copy()
-    win["compared with"] = v.winners["compared_with"].fillna("–")
+    vs.table(_winners_display(v.winners))
+    vs.p("Seed claims on this cohort:")
+    return vs.bullets([f"“{cl.claim}”: {cl.status}. {cl.evidence}" for cl in v.claims])
+
+
+def _winners_display(winners: pd.DataFrame) -> pd.DataFrame:
+    win = winners[["subgroup_type", "subgroup", "n", "recommended", "winner"]].copy()
+    win["compared with"] = winners["compared_with"].fillna("–")
     win["Δ winner − compared [CI]"] = [
         _ci(d, lo, hi, signed=True)
-        for d, lo, hi in v.winners[["delta", "delta_ci_low", "delta_ci_high"]].values
+        for d, lo, hi in winners[["delta", "delta_ci_low", "delta_ci_high"]].values
     ]
-    win["clear winner"] = v.winners["clear"].map({True: "yes", False: "no clear winner"})
-    win.loc[v.winners["winner"] == v.winners["recommended"], "clear winner"] += (
-        " (recommended is best)"
-    )
-    vs.table(win)
-    vs.p("Seed claims on this cohort:")
-    vs.bullets([f"“{cl.claim}”: {cl.status}. {cl.evidence}" for cl in v.claims])
-    sections.append(vs)
+    win["clear winner"] = winners["clear"].map({True: "yes", False: "no clear winner"})
+    win.loc[winners["winner"] == winners["recommended"], "clear winner"] += " (recommended is best)"
+    return win
 
-    sections.append(_Section("AUROC by subgroup").img(plot_paths["forest"], "forest plot of AUROC"))
-    labels = {
-        "pattern": "availability pattern",
-        "sex": "sex",
-        "age_band": "age band",
-        "site": "site",
-    }
-    for kind, label in labels.items():
-        part = t[t["subgroup_type"] == kind]
-        if len(part):
-            sections.append(
-                _Section(f"Subgroups by {label}").table(
-                    _subgroup_display(part, cfg.suppressed_status)
-                )
-            )
-    sections.append(_Section("Calibration").img(plot_paths["calibration"], "reliability diagram"))
-    deg = _Section("Degradation under missing modalities")
-    if "degradation" in plot_paths:
-        deg.img(plot_paths["degradation"], "degradation curves")
-        s = result.summary
-        gl = s[s["scenario"] == "global"].sort_values("area", ascending=False)
-        deg.table(
-            pd.DataFrame(
-                {
-                    "strategy": gl["strategy"],
-                    "AUROC at rate 0": gl["auroc_at_0"].map(_num),
-                    "area (mean AUROC over rates)": gl["area"].map(_num),
-                    "drop": gl["drop"].map(_num),
-                    "retained": gl["retained"].map(lambda x: _num(x, 2)),
-                    "area vs late": gl["area_vs_late"].map(
-                        lambda x: f"{x:+.3f}" if pd.notna(x) else "–"
-                    ),
-                }
-            )
+
+SUBGROUP_LABELS = {
+    "pattern": "availability pattern",
+    "sex": "sex",
+    "age_band": "age band",
+    "site": "site",
+}
+
+
+def _subgroup_sections(result: EvaluationResult) -> list[_Section]:
+    """One table per subgroup type present, in ``SUBGROUP_LABELS`` order."""
+    t = result.table
+    return [
+        _Section(f"Subgroups by {label}").table(
+            _subgroup_display(t[t["subgroup_type"] == kind], result.config.suppressed_status)
         )
-        cc = result.complete_case
-        if len(cc):
-            n_cc = int(cc["n"].max())
-            deg.p(
-                f"Complete-case subset (n={n_cc}): AUROC with one modality left out / only one kept."
+        for kind, label in SUBGROUP_LABELS.items()
+        if (t["subgroup_type"] == kind).any()
+    ]
+
+
+def _degradation_section(result: EvaluationResult, plot: Path | None) -> _Section:
+    deg = _Section("Degradation under missing modalities")
+    if plot is None:
+        return deg.p("No stress-test predictions were given.")
+    deg.img(plot, "degradation curves")
+    deg.table(_degradation_display(result.summary))
+    cc, cfg = result.complete_case, result.config
+    if len(cc):
+        n_cc = int(cc["n"].max())
+        deg.p(f"Complete-case subset (n={n_cc}): AUROC with one modality left out / only one kept.")
+        if n_cc < cfg.suppress_below:
+            deg.note(
+                f"Complete-case subset under {cfg.suppress_below} patients: {cfg.suppressed_status}."
             )
-            if n_cc < cfg.suppress_below:
-                deg.note(
-                    f"Complete-case subset under {cfg.suppress_below} patients: {cfg.suppressed_status}."
-                )
-            else:
-                piv = cc.pivot_table(
-                    index=["scenario", "modality"], columns="strategy", values="auroc"
-                ).round(3)
-                deg.table(piv.reset_index())
-    else:
-        deg.p("No stress-test predictions were given.")
-    sections.append(deg)
-    sections.append(
-        _Section("Availability patterns").img(plot_paths["patterns"], "availability pattern counts")
+        else:
+            piv = cc.pivot_table(
+                index=["scenario", "modality"], columns="strategy", values="auroc"
+            ).round(3)
+            deg.table(piv.reset_index())
+    return deg
+
+
+def _degradation_display(summary: pd.DataFrame) -> pd.DataFrame:
+    gl = summary[summary["scenario"] == "global"].sort_values("area", ascending=False)
+    return pd.DataFrame(
+        {
+            "strategy": gl["strategy"],
+            "AUROC at rate 0": gl["auroc_at_0"].map(_num),
+            "area (mean AUROC over rates)": gl["area"].map(_num),
+            "drop": gl["drop"].map(_num),
+            "retained": gl["retained"].map(lambda x: _num(x, 2)),
+            "area vs late": gl["area_vs_late"].map(lambda x: f"{x:+.3f}" if pd.notna(x) else "–"),
+        }
     )
-    cards = [_model_card(result, s) for s in fusion]
+
+
+def _leakage_section(result: EvaluationResult) -> _Section:
     leak = _Section("Leakage check")
     if result.leaks.empty:
-        leak.note("No strategy exceeds the oracle AUROC beyond its interval.", "ok")
-    else:
-        leak.note(
-            f"{len(result.leaks)} strategy × subgroup row(s) exceed the oracle AUROC: suspect leakage.",
-            "bad",
-        )
-        leak.table(result.leaks.round(3))
-    methods = _Section("Definitions").bullets(_methods(result.cohort))
-
-    md = [f"# {title}\n"] + [s.markdown() for s in sections]
-    md += ["## Model cards\n"] + [cd.markdown(3) for cd in cards]
-    md += [leak.markdown(), methods.markdown()]
-    md_path = out / "report.md"
-    md_path.write_text("\n".join(md), encoding="utf-8")
-
-    body = [f"<h1>{html.escape(title)}</h1>"] + [s.html() for s in sections]
-    body += ["<h2>Model cards</h2>"] + [f'<div class="card">{cd.html(3)}</div>' for cd in cards]
-    body += [leak.html(), methods.html()]
-    doc = (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
-        + "\n".join(body)
-        + "</body></html>"
+        return leak.note("No strategy exceeds the oracle AUROC beyond its interval.", "ok")
+    leak.note(
+        f"{len(result.leaks)} strategy × subgroup row(s) exceed the oracle AUROC: suspect leakage.",
+        "bad",
     )
+    return leak.table(result.leaks.round(3))
+
+
+# ---------------------------------------------------------------- documents
+
+
+@dataclass
+class _Document:
+    """The report's sections in order: body, model cards (one level down), closing sections."""
+
+    title: str
+    body: list[_Section]
+    cards: list[_Section]
+    closing: list[_Section]
+
+    def markdown(self) -> str:
+        md = [f"# {self.title}\n"] + [s.markdown() for s in self.body]
+        md += ["## Model cards\n"] + [cd.markdown(3) for cd in self.cards]
+        md += [s.markdown() for s in self.closing]
+        return "\n".join(md)
+
+    def html(self) -> str:
+        body = [f"<h1>{html.escape(self.title)}</h1>"] + [s.html() for s in self.body]
+        body += ["<h2>Model cards</h2>"]
+        body += [f'<div class="card">{cd.html(3)}</div>' for cd in self.cards]
+        body += [s.html() for s in self.closing]
+        return (
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>{html.escape(self.title)}</title><style>{CSS}</style></head><body>"
+            + "\n".join(body)
+            + "</body></html>"
+        )
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def _report_plots(
+    result: EvaluationResult, fusion: list[str], shown: list[str], plot_dir: Path
+) -> dict[str, Path]:
+    """The report's figures (drawn by ``plots``) under ``plot_dir``, by the name the report uses."""
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    cfg, t = result.config, result.table
+    paths = {
+        "forest": plots.forest_plot(t, shown, plot_dir / "forest_auroc.png"),
+        "calibration": plots.calibration_plot(
+            result.reliability, shown, plot_dir / "calibration.png"
+        ),
+        "patterns": plots.pattern_counts_plot(
+            result.pattern_counts, plot_dir / "patterns.png", cfg.suppress_below
+        ),
+    }
+    if len(result.curves):
+        paths["degradation"] = plots.degradation_plot(
+            result.curves, fusion, plot_dir / "degradation.png"
+        )
+    return paths
+
+
+def render_report(
+    result: EvaluationResult, out_dir: str | Path, title: str = "Fusion strategy evaluation"
+) -> ReportFiles:
+    """Write report.md, report.html and plots/*.png under ``out_dir``."""
+    out = Path(out_dir)
+    fusion = [s for s in result.subgroups.strategies if not result.config.is_single(s)]
+    best_single = result.subgroups.best_single
+    shown = fusion + ([best_single] if best_single else [])
+    plot_paths = _report_plots(result, fusion, shown, out / "plots")
+    headline = headline_table(result)
+    body = [
+        _cohort_section(result),
+        *_cv_repeat_sections(result),
+        _Section("Headline: all test patients").table(_headline_display(headline)),
+        _verdict_section(result),
+        _Section("AUROC by subgroup").img(plot_paths["forest"], "forest plot of AUROC"),
+        *_subgroup_sections(result),
+        _Section("Calibration").img(plot_paths["calibration"], "reliability diagram"),
+        _degradation_section(result, plot_paths.get("degradation")),
+        _Section("Availability patterns").img(
+            plot_paths["patterns"], "availability pattern counts"
+        ),
+    ]
+    cards = [_model_card(result, s) for s in fusion]
+    closing = [_leakage_section(result), _Section("Definitions").bullets(_methods(result.cohort))]
+    document = _Document(title, body, cards, closing)
+    md_path = out / "report.md"
+    md_path.write_text(document.markdown(), encoding="utf-8")
     html_path = out / "report.html"
-    html_path.write_text(doc, encoding="utf-8")
+    html_path.write_text(document.html(), encoding="utf-8")
     return ReportFiles(
         markdown_path=md_path,
         html_path=html_path,
