@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fusion_assets.metrics.bootstrap import percentile_ci
 from fusion_assets.metrics.config import EvaluationConfig
 from fusion_assets.metrics.degradation import (
     complete_case_table,
@@ -68,6 +69,26 @@ def test_metrics_are_consistent_with_point_estimates(inputs, result) -> None:
     assert late["lift_captured"] == pytest.approx(
         (late["auroc"] - 0.5) / (late["oracle_auroc"] - 0.5)
     )
+
+
+def test_paired_deltas_come_from_the_shared_resamples_in_every_subgroup(result) -> None:
+    t = result.table[~result.table["suppressed"]]
+    for (kind, name), g in t.groupby(["subgroup_type", "subgroup"], sort=False):
+        boot = result.boot_auroc[(kind, name)]
+        g = g.set_index("strategy")
+        for s in g.index:
+            r = g.loc[s]
+            assert (r["auroc_ci_low"], r["auroc_ci_high"]) == percentile_ci(boot[s], CFG.ci_level)
+            for col, other in (
+                ("delta_auroc_vs_reference", CFG.reference),
+                ("delta_auroc_vs_best_single", result.best_single),
+            ):
+                if s == other:
+                    assert np.isnan(r[col]) and np.isnan(r[f"{col}_ci_low"])
+                    continue
+                assert r[col] == pytest.approx(r["auroc"] - g.loc[other, "auroc"], abs=1e-15)
+                ci = percentile_ci(boot[s] - boot[other], CFG.ci_level)
+                assert (r[f"{col}_ci_low"], r[f"{col}_ci_high"]) == ci
 
 
 def test_suppression_and_imprecise_flags(inputs) -> None:
