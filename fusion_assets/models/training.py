@@ -113,6 +113,48 @@ def _seed(seed: int) -> torch.Generator:
 # --------------------------------------------------------------------------- the loop
 
 
+@dataclass
+class _Minibatches:
+    """What one epoch of minibatch training needs besides the data."""
+
+    model: PatientModel
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    batch_size: int
+    modality_dropout: float
+    generator: torch.Generator  # modality-dropout draws
+    rng: np.random.Generator  # minibatch order
+
+
+@dataclass
+class _EarlyStopping:
+    """Early stopping on validation loss: the best state so far and the epochs since it."""
+
+    patience: int
+    best_state: dict | None = None
+    best_loss: float = math.inf
+    stale: int = 0
+
+    def record(
+        self, model: nn.Module, epoch: int, val_loss: float, val_auc: float, result: TrainResult
+    ) -> bool:
+        """Keep the epoch if it improves the loss (the first always does); True: stop now."""
+        if val_loss < self.best_loss - 1e-4 or self.best_state is None:
+            self.best_state, self.best_loss, self.stale = (
+                copy.deepcopy(model.state_dict()),
+                val_loss,
+                0,
+            )
+            result.best_epoch, result.val_loss, result.val_auroc = epoch, val_loss, val_auc
+            return False
+        self.stale += 1
+        return self.stale >= self.patience
+
+    def restore_best(self, model: nn.Module) -> None:
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+
+
 def fit_module(
     model: PatientModel,
     train: PreparedInputs,
@@ -135,41 +177,24 @@ def fit_module(
     val_rows = np.arange(len(val)) if val_rows is None else val_rows
     generator = _seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    y_fit = y_train[train_rows]
-    n_pos = max(float(y_fit.sum()), 1.0)
-    pos_weight = max(len(y_fit) - n_pos, 1.0) / n_pos if config.balance_classes else 1.0
-    model.set_calibration(pos_weight, float(y_train.mean()) if len(y_train) else 0.5)
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight))
+    loss_fn = _class_weighted_loss(model, y_train, train_rows, config.balance_classes)
     optimizer = torch.optim.AdamW(
         model.param_groups(config.learning_rate), weight_decay=config.weight_decay
+    )
+    step = _Minibatches(
+        model, loss_fn, optimizer, config.batch_size, modality_dropout, generator, rng
     )
     val_prepared = subset_inputs(val, val_rows)
     y_val_rows = y_val[val_rows]
     result = TrainResult(
         n_parameters=count_parameters(model), n_train=len(train_rows), n_val=len(val_rows)
     )
-    best_state, best_loss, stale = None, math.inf, 0
+    stopping = _EarlyStopping(config.patience)
     with limit_threads(config.num_threads):
         for epoch in range(1, config.max_epochs + 1):
-            model.train()
-            order = rng.permutation(train_rows)
-            losses = []
-            for i in range(0, len(order), config.batch_size):
-                idx = order[i : i + config.batch_size]
-                batch = make_batch(train, idx, train.present)
-                if model.uses_modality_dropout:
-                    batch = batch.with_present(
-                        modality_dropout_mask(batch.present, modality_dropout, generator)
-                    )
-                # the loss sees uncalibrated logits; the offset only shifts predictions
-                loss = loss_fn(model(batch) - model.logit_offset, torch.from_numpy(y_train[idx]))
-                optimizer.zero_grad()
-                (loss + model.penalty()).backward()
-                optimizer.step()
-                losses.append(loss.item())
+            train_loss = _train_epoch(step, train, y_train, train_rows)
             logits = predict_logits(model, val_prepared, val_prepared.present)
             val_loss, val_auc = log_loss(y_val_rows, logits), auroc(y_val_rows, logits)
-            train_loss = float(np.mean(losses)) if losses else float("nan")
             result.history.append(
                 {
                     "epoch": epoch,
@@ -180,18 +205,48 @@ def fit_module(
             )
             if on_epoch is not None:
                 on_epoch(epoch, train_loss, val_loss, val_auc)
-            if val_loss < best_loss - 1e-4 or best_state is None:
-                best_state, best_loss, stale = copy.deepcopy(model.state_dict()), val_loss, 0
-                result.best_epoch, result.val_loss, result.val_auroc = epoch, val_loss, val_auc
-            else:
-                stale += 1
-                if stale >= config.patience:
-                    break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+            if stopping.record(model, epoch, val_loss, val_auc, result):
+                break
+    stopping.restore_best(model)
     model.eval()
     result.train_seconds = time.perf_counter() - start
     return result
+
+
+def _class_weighted_loss(
+    model: PatientModel, y_train: np.ndarray, train_rows: np.ndarray, balance_classes: bool
+) -> nn.BCEWithLogitsLoss:
+    """BCE with positives weighted to balance the classes (if asked); the model records
+    the weight and the prevalence so its predictions stay calibrated."""
+    y_fit = y_train[train_rows]
+    n_pos = max(float(y_fit.sum()), 1.0)
+    pos_weight = max(len(y_fit) - n_pos, 1.0) / n_pos if balance_classes else 1.0
+    model.set_calibration(pos_weight, float(y_train.mean()) if len(y_train) else 0.5)
+    return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight))
+
+
+def _train_epoch(
+    step: _Minibatches, train: PreparedInputs, y_train: np.ndarray, train_rows: np.ndarray
+) -> float:
+    """One pass over ``train_rows`` in a fresh random order; the mean minibatch loss."""
+    model = step.model
+    model.train()
+    order = step.rng.permutation(train_rows)
+    losses = []
+    for i in range(0, len(order), step.batch_size):
+        idx = order[i : i + step.batch_size]
+        batch = make_batch(train, idx, train.present)
+        if model.uses_modality_dropout:
+            batch = batch.with_present(
+                modality_dropout_mask(batch.present, step.modality_dropout, step.generator)
+            )
+        # the loss sees uncalibrated logits; the offset only shifts predictions
+        loss = step.loss_fn(model(batch) - model.logit_offset, torch.from_numpy(y_train[idx]))
+        step.optimizer.zero_grad()
+        (loss + model.penalty()).backward()
+        step.optimizer.step()
+        losses.append(loss.item())
+    return float(np.mean(losses)) if losses else float("nan")
 
 
 # --------------------------------------------------------------------------- unimodal
