@@ -11,13 +11,14 @@ import pandas as pd
 import pytest
 import torch
 
-from fusion_assets.models.api import FittedModel, load_model, save_model
+from fusion_assets.models.api import FittedModel, load_model, predict_logits, save_model
 from fusion_assets.models.config import EncoderConfig, FusionConfig
 from fusion_assets.models.inputs import OOV_TOKEN, fit_preprocessing, prepare
 from fusion_assets.models.toy import ToyCohort, toy_cohort
 from fusion_assets.models.training import (
     STRATEGY_NAMES,
     TrainResult,
+    log_loss,
     modality_dropout_mask,
     train_fusion,
     train_unimodal,
@@ -199,6 +200,23 @@ def test_every_strategy_learns(fused):
     for strategy, (_, result) in fused.items():
         assert result.val_auroc > 0.6, (strategy, result)
         assert result.train_seconds > 0
+
+
+def test_early_stopping_keeps_and_restores_the_best_epoch(cohort, fused):
+    train = FusionConfig.tiny().train
+    for strategy in ("early", "intermediate", "attention"):
+        fitted, result = fused[strategy]
+        losses = [h["val_loss"] for h in result.history]
+        best = result.history[result.best_epoch - 1]
+        assert (result.val_loss, result.val_auroc) == (best["val_loss"], best["val_auroc"])
+        # no later epoch improved on the kept one by the tolerance; stopping was on patience
+        assert all(v >= result.val_loss - 1e-4 for v in losses[result.best_epoch :])
+        assert len(losses) in (train.max_epochs, result.best_epoch + train.patience)
+        # the returned weights are the kept epoch's, not the last epoch's
+        val = fitted.prepare(cohort.frames, cohort.val_ids)
+        y_val = cohort.labels.loc[cohort.val_ids].to_numpy(np.float32)
+        logits = predict_logits(fitted.predictor, val, val.present)
+        assert log_loss(y_val, logits) == pytest.approx(result.val_loss, rel=1e-6), strategy
 
 
 def test_on_epoch_callback_sees_every_epoch(cohort):

@@ -9,10 +9,12 @@ caller (a Dagster asset) can log and track metrics; nothing here logs anywhere.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -252,6 +254,31 @@ def _train_epoch(
 # --------------------------------------------------------------------------- unimodal
 
 
+class _SplitInputs(NamedTuple):
+    """Prepared train and validation inputs with their labels, in ``fit_module``'s order."""
+
+    train: PreparedInputs
+    y_train: np.ndarray
+    val: PreparedInputs
+    y_val: np.ndarray
+
+
+def _split_inputs(
+    spec: CohortSpec,
+    preprocessing: Mapping[str, State],
+    frames: Mapping[str, pd.DataFrame],
+    labels: Mapping[str, int] | pd.Series,
+    train_ids: Sequence[str],
+    val_ids: Sequence[str],
+) -> _SplitInputs:
+    return _SplitInputs(
+        prepare(spec, preprocessing, dict(frames), train_ids),
+        label_vector(labels, train_ids),
+        prepare(spec, preprocessing, dict(frames), val_ids),
+        label_vector(labels, val_ids),
+    )
+
+
 def train_unimodal(
     spec: CohortSpec,
     modality: str,
@@ -267,21 +294,17 @@ def train_unimodal(
     start = time.perf_counter()
     state = fit_modality(spec.modality(modality), frames.get(modality), train_ids, config)
     preprocessing = {modality: state}
-    train = prepare(spec, preprocessing, dict(frames), train_ids)
-    val = prepare(spec, preprocessing, dict(frames), val_ids)
+    data = _split_inputs(spec, preprocessing, frames, labels, train_ids, val_ids)
     column = spec.modality_names.index(modality)
     with limit_threads(config.train.num_threads):
         _seed(config.train.seed)
         model = UnimodalModel(spec, modality, state, config)
     result = fit_module(
         model,
-        train,
-        label_vector(labels, train_ids),
-        val,
-        label_vector(labels, val_ids),
+        *data,
         config.train,
-        train_rows=np.flatnonzero(train.present[:, column]),
-        val_rows=np.flatnonzero(val.present[:, column]),
+        train_rows=np.flatnonzero(data.train.present[:, column]),
+        val_rows=np.flatnonzero(data.val.present[:, column]),
         on_epoch=on_epoch,
     )
     result.train_seconds = time.perf_counter() - start
@@ -391,71 +414,120 @@ def train_fusion(
     preprocessing, config = _shared_preprocessing(spec, frames, train_ids, unimodal, config)
     if strategy == "late":
         preprocessing = {m: s for m, s in preprocessing.items() if m in unimodal}
-    train = prepare(spec, preprocessing, dict(frames), train_ids)
-    val = prepare(spec, preprocessing, dict(frames), val_ids)
-    y_train, y_val = label_vector(labels, train_ids), label_vector(labels, val_ids)
-
+    data = _split_inputs(spec, preprocessing, frames, labels, train_ids, val_ids)
     if strategy == "reference":
-        with limit_threads(config.train.num_threads):
-            reference = ReferenceModel(spec, preprocessing, config)
-            reference.fit(train, y_train, train.present)
-            val_p = reference.predict_proba(val, val.present)
-        result = TrainResult(
-            val_auroc=auroc(y_val, val_p),
-            val_loss=log_loss(y_val, np.log(val_p / (1 - val_p))),
-            n_parameters=reference.n_parameters,
-            n_train=len(train),
-            n_val=len(val),
+        model, result = _train_reference(spec, preprocessing, config, data)
+    else:
+        model, result = _train_neural(
+            strategy, spec, preprocessing, config, data, unimodal, on_epoch
         )
-        result.train_seconds = time.perf_counter() - start
-        return FittedModel(strategy, spec, preprocessing, reference, config), result
+    result.train_seconds = time.perf_counter() - start
+    return FittedModel(strategy, spec, preprocessing, model, config), result
 
+
+def _train_reference(
+    spec: CohortSpec, preprocessing: dict[str, State], config: FusionConfig, data: _SplitInputs
+) -> tuple[ReferenceModel, TrainResult]:
+    """Gradient boosting on the concatenated features, scored on validation."""
+    with limit_threads(config.train.num_threads):
+        reference = ReferenceModel(spec, preprocessing, config)
+        reference.fit(data.train, data.y_train, data.train.present)
+        val_p = reference.predict_proba(data.val, data.val.present)
+    result = TrainResult(
+        val_auroc=auroc(data.y_val, val_p),
+        val_loss=log_loss(data.y_val, np.log(val_p / (1 - val_p))),
+        n_parameters=reference.n_parameters,
+        n_train=len(data.train),
+        n_val=len(data.val),
+    )
+    return reference, result
+
+
+def _train_neural(
+    strategy: str,
+    spec: CohortSpec,
+    preprocessing: dict[str, State],
+    config: FusionConfig,
+    data: _SplitInputs,
+    unimodal: Mapping[str, FittedModel],
+    on_epoch: EpochCallback | None,
+) -> tuple[PatientModel, TrainResult]:
+    """Build the strategy's torch model and fit it: late stacking or (bagged) minibatch training."""
+    new_predictor = functools.partial(build_predictor, strategy, spec, preprocessing)
     with limit_threads(config.train.num_threads):
         _seed(config.train.seed)
-        model = build_predictor(strategy, spec, preprocessing, config)
+        model = new_predictor(config)
     modules = {
         m: u.predictor for m, u in unimodal.items() if isinstance(u.predictor, UnimodalModel)
     }
     if isinstance(model, LateFusion):
-        for part in model.unimodal:
-            part.load_state_dict(modules[part.modality].state_dict())
-        fit_late_stacking(model, val, y_val, config.late_l2, config.train.num_threads)
-        logits = predict_logits(model, val, val.present)
-        result = TrainResult(
-            val_auroc=auroc(y_val, logits),
-            val_loss=log_loss(y_val, logits),
-            n_parameters=count_parameters(model) + 2 * len(model.modalities) + 1,
-            n_train=len(train),
-            n_val=len(val),
+        return model, _stack_late(model, modules, config, data)
+    members = list(model.members) if isinstance(model, Bagged) else [model]
+    result = _train_members(members, new_predictor, modules, config, data, on_epoch)
+    if isinstance(model, Bagged):
+        _assemble_bag(model, members, data, result)
+    return model, result
+
+
+def _stack_late(
+    model: LateFusion,
+    modules: Mapping[str, UnimodalModel],
+    config: FusionConfig,
+    data: _SplitInputs,
+) -> TrainResult:
+    """Copy the unimodal heads in and fit the stacking weights on validation."""
+    for part in model.unimodal:
+        part.load_state_dict(modules[part.modality].state_dict())
+    fit_late_stacking(model, data.val, data.y_val, config.late_l2, config.train.num_threads)
+    logits = predict_logits(model, data.val, data.val.present)
+    return TrainResult(
+        val_auroc=auroc(data.y_val, logits),
+        val_loss=log_loss(data.y_val, logits),
+        n_parameters=count_parameters(model) + 2 * len(model.modalities) + 1,
+        n_train=len(data.train),
+        n_val=len(data.val),
+    )
+
+
+def _train_members(
+    members: list[PatientModel],
+    new_predictor: Callable[[FusionConfig], PatientModel],
+    modules: Mapping[str, UnimodalModel],
+    config: FusionConfig,
+    data: _SplitInputs,
+    on_epoch: EpochCallback | None,
+) -> TrainResult:
+    """Fit each member (in place in ``members``) with seed ``seed + k``; the first one's result.
+
+    Member 0 is the model as built; each later member is rebuilt from its own
+    seed's initialisation. Only member 0 reports epochs to ``on_epoch``.
+    """
+    results = []
+    for k, member in enumerate(members):
+        if k > 0:
+            with limit_threads(config.train.num_threads):
+                _seed(config.train.seed + k)
+                members[k] = member = new_predictor(replace(config, n_seeds=1))
+        if hasattr(member, "init_from_unimodal"):
+            member.init_from_unimodal(modules)
+        fitted = fit_module(
+            member,
+            *data,
+            replace(config.train, seed=config.train.seed + k),
+            modality_dropout=config.modality_dropout,
+            on_epoch=on_epoch if k == 0 else None,
         )
-    else:
-        members = list(model.members) if isinstance(model, Bagged) else [model]
-        for k, member in enumerate(members):
-            if k > 0:  # bagging: each member starts from its own seed's initialisation
-                with limit_threads(config.train.num_threads):
-                    _seed(config.train.seed + k)
-                    members[k] = member = build_predictor(
-                        strategy, spec, preprocessing, replace(config, n_seeds=1)
-                    )
-            if hasattr(member, "init_from_unimodal"):
-                member.init_from_unimodal(modules)
-            member_result = fit_module(
-                member,
-                train,
-                y_train,
-                val,
-                y_val,
-                replace(config.train, seed=config.train.seed + k),
-                modality_dropout=config.modality_dropout,
-                on_epoch=on_epoch if k == 0 else None,
-            )
-            result = member_result if k == 0 else result
-        if isinstance(model, Bagged):
-            model.members = nn.ModuleList(members)
-            model.logit_offset.copy_(members[0].logit_offset)
-            model.prior_logit.copy_(members[0].prior_logit)
-            logits = predict_logits(model, val, val.present)
-            result.val_auroc, result.val_loss = auroc(y_val, logits), log_loss(y_val, logits)
-            result.n_parameters = count_parameters(model)
-    result.train_seconds = time.perf_counter() - start
-    return FittedModel(strategy, spec, preprocessing, model, config), result
+        results.append(fitted)
+    return results[0]
+
+
+def _assemble_bag(
+    model: Bagged, members: list[PatientModel], data: _SplitInputs, result: TrainResult
+) -> None:
+    """Put the fitted members into the bag and score the bag on validation (in place)."""
+    model.members = nn.ModuleList(members)
+    model.logit_offset.copy_(members[0].logit_offset)
+    model.prior_logit.copy_(members[0].prior_logit)
+    logits = predict_logits(model, data.val, data.val.present)
+    result.val_auroc, result.val_loss = auroc(data.y_val, logits), log_loss(data.y_val, logits)
+    result.n_parameters = count_parameters(model)
