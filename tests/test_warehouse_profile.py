@@ -8,6 +8,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from fusion_assets.metrics.plots import pattern_chart_png, png_markdown
 from fusion_assets.warehouse import align
 from fusion_assets.warehouse.align import align_all, align_modality
 from fusion_assets.warehouse.checks import (
@@ -18,12 +19,7 @@ from fusion_assets.warehouse.checks import (
     check_unique_patient_ids,
 )
 from fusion_assets.warehouse.ingest import ingest_batch
-from fusion_assets.warehouse.profile import (
-    build_availability,
-    pattern_chart_png,
-    png_markdown,
-    summarize_profile,
-)
+from fusion_assets.warehouse.profile import build_availability, summarize_profile
 from fusion_assets.warehouse.recommend import (
     RecommendationThresholds,
     recommend_strategies,

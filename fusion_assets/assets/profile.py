@@ -9,13 +9,9 @@ from pydantic import Field
 from fusion_assets.assets.metadata import table_metadata, table_version
 from fusion_assets.cohorts import CohortSpec
 from fusion_assets.crossval import CV, CrossValSettings, fold_summary
+from fusion_assets.metrics.plots import pattern_chart_png, png_markdown
 from fusion_assets.warehouse.folds import write_evaluation_plan
-from fusion_assets.warehouse.profile import (
-    build_availability,
-    pattern_chart_png,
-    png_markdown,
-    summarize_profile,
-)
+from fusion_assets.warehouse.profile import build_availability, summarize_profile
 from fusion_assets.warehouse.recommend import (
     RecommendationThresholds,
     recommend_strategies,

@@ -1,26 +1,38 @@
-"""Report figures as PNG files (matplotlib, Agg backend; no display, no network).
+"""Every figure of the pipeline (matplotlib, Agg backend; no display, no network).
 
-Every function takes an aggregated table (never patient-level rows) and a path,
-writes one PNG and returns the path.
+Every function takes aggregated numbers (never patient-level rows). The report's
+figures are written as PNG files (a path in, the path out); the profile's
+availability chart is returned as PNG bytes for Dagster metadata, with
+:func:`png_markdown` to inline it.
+
+pyplot is imported on first use: the code location imports this module, and
+importing pyplot costs a few tenths of a second that only drawing should pay.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 from pathlib import Path
+from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: the pipeline runs on servers without a display
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
 DPI = 90
 
 
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: the pipeline runs on servers without a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _colours(strategies: list[str]) -> dict[str, tuple]:
-    cmap = plt.get_cmap("tab10")
+    cmap = _pyplot().get_cmap("tab10")
     return {s: cmap(i % 10) for i, s in enumerate(strategies)}
 
 
@@ -28,12 +40,13 @@ def _save(fig, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 
 def forest_plot(table: pd.DataFrame, strategies: list[str], path: Path) -> Path:
     """AUROC with CI per subgroup (rows) × strategy (colour); suppressed rows omitted."""
+    plt = _pyplot()
     t = table[table["strategy"].isin(strategies) & ~table["suppressed"] & table["auroc"].notna()]
     groups = list(dict.fromkeys(zip(t["subgroup_type"], t["subgroup"], strict=True)))
     colours = _colours(strategies)
@@ -63,6 +76,7 @@ def forest_plot(table: pd.DataFrame, strategies: list[str], path: Path) -> Path:
 
 def degradation_plot(curves: pd.DataFrame, strategies: list[str], path: Path) -> Path:
     """Mean AUROC (± seed SD band) against the missingness rate, one panel per scenario."""
+    plt = _pyplot()
     scenarios = sorted(curves["scenario"].unique(), key=lambda s: (s != "global", s))
     n = max(1, len(scenarios))
     cols = min(3, n)
@@ -92,6 +106,7 @@ def degradation_plot(curves: pd.DataFrame, strategies: list[str], path: Path) ->
 
 def calibration_plot(reliability: pd.DataFrame, strategies: list[str], path: Path) -> Path:
     """Reliability diagram: observed event rate against mean predicted probability."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
     colours = _colours(strategies)
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":", label="ideal")
@@ -110,6 +125,7 @@ def calibration_plot(reliability: pd.DataFrame, strategies: list[str], path: Pat
 
 def pattern_counts_plot(counts: pd.DataFrame, path: Path, suppress_below: int = 11) -> Path:
     """Test patients per availability pattern; cells under the limit drawn as '<limit'."""
+    plt = _pyplot()
     c = counts.sort_values("n", ascending=True)
     fig, ax = plt.subplots(figsize=(7, max(2.0, 0.28 * len(c) + 1)))
     shown = np.where(c["n"] < suppress_below, 0, c["n"])
@@ -121,3 +137,28 @@ def pattern_counts_plot(counts: pd.DataFrame, path: Path, suppress_below: int = 
     ax.set_xlabel("test patients")
     ax.set_title("Modality availability patterns")
     return _save(fig, path)
+
+
+def pattern_chart_png(summary: dict[str, Any], top: int = 20) -> bytes:
+    """Patients per availability pattern of a profile summary (horizontal bars), as PNG bytes.
+
+    ``summary``: ``summarize_profile``'s dict (``patterns`` most common first, ``n_patients``).
+    """
+    plt = _pyplot()
+    patterns = summary["patterns"][:top]
+    labels = [p["pattern"] for p in patterns][::-1]
+    counts = [p["n"] for p in patterns][::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(labels) + 1.2))
+    ax.barh(labels, counts, color="#4c72b0")
+    ax.set_xlabel("patients")
+    ax.set_title(f"Availability patterns (n = {summary['n_patients']})")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def png_markdown(png: bytes, alt: str = "availability patterns") -> str:
+    """Inline markdown image (base64 data URI) for Dagster markdown metadata."""
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import io
 from typing import Any
 
 import duckdb
@@ -197,30 +195,3 @@ def summarize_profile(con: duckdb.DuckDBPyConnection, spec: CohortSpec) -> dict[
         "dimensionality": {m.name: _dimensionality(con, m) for m in spec.modalities},
         "cadence": {m.name: c for m in spec.modalities if (c := _cadence(con, m)) is not None},
     }
-
-
-# ----------------------------------------------------------------- chart
-def pattern_chart_png(summary: dict[str, Any], top: int = 20) -> bytes:
-    """A horizontal bar chart of patients per availability pattern, as PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on workers
-    import matplotlib.pyplot as plt
-
-    patterns = summary["patterns"][:top]
-    labels = [p["pattern"] for p in patterns][::-1]
-    counts = [p["n"] for p in patterns][::-1]
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(labels) + 1.2))
-    ax.barh(labels, counts, color="#4c72b0")
-    ax.set_xlabel("patients")
-    ax.set_title(f"Availability patterns (n = {summary['n_patients']})")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def png_markdown(png: bytes, alt: str = "availability patterns") -> str:
-    """Inline markdown image (base64 data URI) for Dagster markdown metadata."""
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
