@@ -2,7 +2,7 @@
 
     python benchmarks/evaluation.py [--n-test 5000] [--n-boot 1000] [--seeds 5]
 
-Synthetic predictions (fusion_assets.metrics.simulate) for 5 strategies and 5
+Synthetic predictions (tests/fixtures/simulate.py) for 5 strategies and 5
 single-modality baselines on ``--n-test`` test patients, stress-test
 predictions for the 5 strategies (6 rates × ``--seeds`` mask seeds × global and
 per-modality scenarios, plus leave-one-out / single-modality on complete cases),
@@ -34,9 +34,13 @@ from fusion_assets.metrics.degradation import (
 from fusion_assets.metrics.evaluate import EvaluationResult, pattern_counts, reliability_table
 from fusion_assets.metrics.leakage import leakage_flags
 from fusion_assets.metrics.report import render_report
-from fusion_assets.metrics.simulate import simulate_inputs
 from fusion_assets.metrics.subgroups import subgroup_table
 from fusion_assets.metrics.verdict import build_verdict
+
+# The synthetic predictions are a test fixture; run as a script, the repository root is not on
+# the path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.fixtures.simulate import simulate_inputs  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -13,7 +13,7 @@ from fusion_assets.metrics.config import EvaluationConfig
 from fusion_assets.metrics.evaluate import evaluate
 from fusion_assets.metrics.leakage import leakage_flags
 from fusion_assets.metrics.report import HEADLINE_COLUMNS, render_report
-from fusion_assets.metrics.simulate import simulate_inputs
+from tests.fixtures.simulate import simulate_inputs
 
 
 @pytest.fixture(scope="module")

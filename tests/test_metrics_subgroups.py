@@ -15,8 +15,8 @@ from fusion_assets.metrics.degradation import (
     random_modality_masks,
 )
 from fusion_assets.metrics.leakage import describe_leaks, leakage_flags
-from fusion_assets.metrics.simulate import simulate_inputs
 from fusion_assets.metrics.subgroups import TABLE_COLUMNS, age_band_labels, subgroup_table
+from tests.fixtures.simulate import simulate_inputs
 
 CFG = EvaluationConfig(n_boot=100, seed=3)
 

@@ -8,6 +8,6 @@ Modules, one job each:
   leakage         flags strategies that beat the Bayes-optimal oracle
   verdict         recommendation vs measured winner, seed-claim checks
   evaluate        evaluate(): every table in one call
-  plots, report   figures and the Markdown/HTML report (render_report)
-  simulate        synthetic predictions for tests and the benchmark
+  plots           every figure (the report's, the profile's availability chart)
+  report          the Markdown/HTML report (render_report)
 """
