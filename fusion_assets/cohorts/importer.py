@@ -472,10 +472,6 @@ class _PayloadContext:
     def n_rows(self) -> int:
         return self.src.n_rows
 
-    @property
-    def display(self) -> str:
-        return self.src.display
-
     def key(self, option: str) -> str:
         return f"modalities.{self.m.name}.{option}"
 

@@ -3,7 +3,7 @@
 The schemas cover the *scalar* columns of every landing file (keys, times,
 labels, numeric and categorical payloads).  List payloads (image pixels, dense
 omics vectors) are checked for presence and type here too, but their lengths and
-element values are checked in :mod:`fusion_assets.warehouse.listchecks` with
+element values are checked in :mod:`fusion_assets.warehouse.validate` with
 vectorised DuckDB over the parquet file, because pandas would hold millions of
 Python lists.
 
