@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from fusion_assets.cli import main
@@ -76,11 +78,22 @@ def test_a_spec_file_reports_all_problems_at_once(tmp_path: Path):
     assert len(problems) == len(expected)
 
 
+def test_the_complete_spec_of_the_docs_is_valid(tmp_path: Path):
+    text = (Path(__file__).resolve().parents[1] / "docs" / "own-data.md").read_text()
+    block = re.search(r"## A complete spec.*?```yaml\n(.*?)```", text, re.S).group(1)
+    spec = parse_spec(yaml.safe_load(block), tmp_path / "cohort.yaml")
+    kinds = {m.name: (m.kind, m.timed) for m in spec.modalities}
+    assert kinds["watch"] == ("timeseries", True) and kinds["variants"] == ("omics", False)
+    assert spec.modality("variants").options.n_features == 1_000_000
+
+
 def test_spec_schema_command_writes_the_json_schema(tmp_path: Path, capsys):
     main(["spec-schema", "--output", str(tmp_path / "schema.json")])
     assert "Wrote the cohort spec JSON Schema" in capsys.readouterr().out
     schema = json.loads((tmp_path / "schema.json").read_text())
-    entries = schema["properties"]["modalities"]["additionalProperties"]
+    modalities = schema["properties"]["modalities"]
+    assert modalities["additionalProperties"] is False  # names must match the pattern
+    (entries,) = modalities["patternProperties"].values()
     assert entries["discriminator"]["propertyName"] == "kind"
     assert set(entries["discriminator"]["mapping"]) >= {"tabular", "omics", "text"}
     image = schema["$defs"]["ImageModality"]

@@ -25,6 +25,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     create_model,
     model_validator,
@@ -133,7 +134,9 @@ def _modality_name(name: Any) -> Any:
 
 Delimiter = Annotated[str | None, BeforeValidator(_delimiter)]
 TimeFormat = Annotated[str | None, BeforeValidator(_time_format)]
-ModalityName = Annotated[str, BeforeValidator(_modality_name)]
+ModalityName = Annotated[
+    str, StringConstraints(pattern=NAME_PATTERN.pattern), BeforeValidator(_modality_name)
+]
 
 
 class SourceEntry(BaseModel):
@@ -236,7 +239,7 @@ def spec_document_model() -> type[BaseModel]:
             __config__=ConfigDict(extra="forbid", title="fusion_assets cohort spec"),
             name=(Annotated[str | None, BeforeValidator(_cohort_name)], None),
             description=(str | None, None),
-            patients=(Annotated[PatientsEntry, Hint(TOP_HINTS["patients"])], ...),
+            patients=(PatientsEntry, ...),
             modalities=(Annotated[dict[ModalityName, entry], Field(min_length=1)], ...),
         )
     return _document_cache[version]
@@ -245,6 +248,8 @@ def spec_document_model() -> type[BaseModel]:
 def spec_json_schema() -> dict[str, Any]:
     """JSON Schema of a cohort spec file (for editors; YAML language servers read it)."""
     schema = spec_document_model().model_json_schema()
+    # modality names are keys matching NAME_PATTERN (patternProperties); no other names
+    schema["properties"]["modalities"]["additionalProperties"] = False
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 
 

@@ -118,14 +118,13 @@ class _Omics(ModalityKind):
     name = "omics"
     Options = OmicsOptions
     FileOptions = OmicsFileOptions
+    format_name: ClassVar[str]
 
     def for_modality(self, modality: ModalitySpec) -> ModalityKind:
         return SPARSE if _options(modality).format == "sparse" else DENSE
 
     def formats(self) -> tuple[ModalityKind, ...]:
         return (DENSE, SPARSE)
-
-    format_name: ClassVar[str]
 
     @property
     def preprocessing_tag(self) -> str:
@@ -152,7 +151,7 @@ class DenseOmicsKind(_Omics):
         n_features = options.n_features
         if n_features and n_features != len(names):
             ctx.problem(
-                f"`features` selects {len(names)} columns but `n_features` is {n_features}",
+                f"`{ctx.key('features')}` selects {len(names)} columns but `n_features` is {n_features}",
                 "make them agree (or drop `n_features`)",
             )
         ctx.empty_columns(names, "features")
