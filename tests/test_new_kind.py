@@ -120,7 +120,7 @@ def scalar_pair():
 
 
 # ------------------------------------------------------------------ a cohort using it
-def write_cohort(folder: Path, n: int = 300, seed: int = 0) -> Path:
+def write_cohort(folder: Path, n: int = 300, seed: int = 0, index_time: bool = True) -> Path:
     """Patients, a timed ``bp`` pair (with post-index leakage bait) and a ``labs`` table."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -153,7 +153,7 @@ def write_cohort(folder: Path, n: int = 300, seed: int = 0) -> Path:
         "patients": {
             "source": "patients.csv",
             "id_column": "pid",
-            "index_time": "admitted",
+            "index_time": "admitted" if index_time else "none",
             "label_column": "outcome",
         },
         "modalities": {
@@ -209,6 +209,18 @@ def test_import_and_alignment_as_of_index_time(tmp_path: Path) -> None:
         top = con.execute("SELECT max(x1), max(x2) FROM aligned.bp").fetchone()
     assert results["bp"].rows_after_index_time == 40
     assert max(top) < 999  # the rows after the index time never aligned
+
+
+def test_an_untimed_pair_aligns_from_all_rows(tmp_path: Path) -> None:
+    spec = read_spec_file(write_cohort(tmp_path / "files", n=40, index_time=False))
+    assert not spec.modality("bp").timed
+    batch = import_cohort(spec, tmp_path / "landing")
+    with duckdb.connect() as con:
+        ingest_batch(con, batch, spec)
+        results = align_all(con, spec.modalities)
+        n_raw = con.execute("SELECT count(*) FROM raw.bp").fetchone()[0]
+        n_aligned = con.execute("SELECT count(*) FROM aligned.bp").fetchone()[0]
+    assert results["bp"].rows_used == n_raw and n_aligned == 40
 
 
 # ------------------------------------------------------------------ end to end
