@@ -79,6 +79,19 @@ def _run(args: argparse.Namespace) -> None:
         _user_error(RuntimeError(exc.description or str(exc)))
 
 
+def _spec_schema(args: argparse.Namespace) -> None:
+    import json
+
+    from fusion_assets.cohorts.spec_file import spec_json_schema
+
+    text = json.dumps(spec_json_schema(), indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"Wrote the cohort spec JSON Schema to {args.output}")
+    else:
+        sys.stdout.write(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fusion-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--fast", action="store_true", help="tiny networks and fewer resamples: a smoke run"
     )
     run.set_defaults(func=_run)
+
+    schema = commands.add_parser(
+        "spec-schema", help="print the JSON Schema of cohort spec files (for editors)"
+    )
+    schema.add_argument("--output", default=None, help="write it to this file instead")
+    schema.set_defaults(func=_spec_schema)
     return parser
 
 

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
+from fusion_assets.kinds.text import OOV_TOKEN
 from fusion_assets.models.api import FittedModel, load_model, predict_logits, save_model
 from fusion_assets.models.config import EncoderConfig, FusionConfig
-from fusion_assets.models.inputs import OOV_TOKEN, fit_preprocessing, prepare
+from fusion_assets.models.inputs import fit_preprocessing, prepare
 from fusion_assets.models.toy import ToyCohort, toy_cohort
 from fusion_assets.models.training import (
     STRATEGY_NAMES,

@@ -8,6 +8,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from fusion_assets.kinds import get_kind
 from fusion_assets.metrics.plots import pattern_chart_png, png_markdown
 from fusion_assets.warehouse import align
 from fusion_assets.warehouse.align import align_all, align_modality
@@ -174,12 +175,14 @@ def test_future_rows_check_fails(profiled, monkeypatch):
 # ------------------------------------------------------------ recommendation
 def summary(n=10_000, avail=None, complete=0.95, dims=None, kinds=None, cadence=None, sites=10):
     avail = avail or {"a": 0.97, "b": 0.96}
+    kinds = kinds or dict.fromkeys(avail, "tabular")
     return {
         "n_patients": n,
         "availability": avail,
         "complete_case_fraction": complete,
         "dimensionality": dims or {m: 50 for m in avail},
-        "modalities": kinds or dict.fromkeys(avail, "tabular"),
+        "modalities": kinds,
+        "temporal": [m for m, kind in kinds.items() if get_kind(kind).temporal],
         "cadence": cadence or {},
         "n_sites": sites,
     }

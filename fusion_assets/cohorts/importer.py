@@ -37,21 +37,17 @@ from fusion_assets.cohorts.sources import (
     source_key,
 )
 from fusion_assets.cohorts.spec import CohortSpec, ModalitySpec
-from fusion_assets.cohorts.spec_file import REGEX_PREFIX
+from fusion_assets.kinds import kind_of
+from fusion_assets.kinds.options import REGEX_PREFIX
+from fusion_assets.kinds.sql import is_numeric_type
 from fusion_assets.landing_zone import READY_MARKER
 
 REPORT_FILE = "import_report.json"
 # Written as every patient's index time when the data has none: every modality is
 # then untimed, so alignment takes all rows and never compares against it.
 PLACEHOLDER_INDEX_TIME = "2000-01-01 00:00:00"
-# Landing column names a user's feature may not take.
-_LANDING_KEYS = frozenset({"patient_id", "event_time", "batch_id", "index_time"})
 _EXAMPLES = 5
 
-_NUMERIC = re.compile(
-    r"^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT"
-    r"|FLOAT|DOUBLE|REAL|DECIMAL.*)$"
-)
 _TEXT_TYPES = ("VARCHAR",)
 
 
@@ -79,10 +75,6 @@ class ImportReport:
     batch_dir: str
     rows: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-
-
-def is_numeric(sql_type: str) -> bool:
-    return bool(_NUMERIC.match(sql_type))
 
 
 def _strlit(value: str) -> str:
@@ -261,7 +253,7 @@ class _Importer:
             numeric = f"CASE WHEN {col} IS NULL THEN NULL WHEN {value} THEN 1 ELSE 0 END"
         elif typ == "BOOLEAN":
             numeric = f"CAST({col} AS INTEGER)"
-        elif is_numeric(typ):
+        elif is_numeric_type(typ):
             numeric = f"TRY_CAST({col} AS DOUBLE)"
         else:
             low = f"lower(trim(CAST({col} AS VARCHAR)))"
@@ -370,7 +362,8 @@ class _Importer:
             if t:
                 exprs["event_time"] = t
         same_as_patients = patients is not None and src is patients
-        payload = self.payload(where, m, src, {desc["id_column"], time_col}, same_as_patients)
+        ctx = _PayloadContext(self, where, m, src, {desc["id_column"], time_col}, same_as_patients)
+        payload = kind_of(m).import_payload(ctx, m)
         if payload is None or len(self.problems) > n_before:
             return
         exprs.update(payload)
@@ -378,198 +371,6 @@ class _Importer:
         self.selects[m.name] = f"SELECT {select} FROM {qid(src.table)} ORDER BY rowid"
         if patients is not None and "patients" in self.selects:
             self.coverage(where, m, src, exprs["patient_id"])
-
-    def features(
-        self, where: str, m: ModalitySpec, src: SourceTable, keys: set, same_as_patients: bool
-    ) -> list[str] | None:
-        """Resolve ``features`` (list, glob, regex or absent: all columns but the keys)."""
-        wanted = (m.source or {}).get("features")
-        reserved = set(keys)
-        if same_as_patients:
-            pdesc = self.spec.patients_source or {}
-            # The label (and index time) of a shared table must never become a feature: leakage.
-            reserved |= {pdesc.get("label_column"), pdesc.get("index_time")}
-        key = f"modalities.{m.name}.features"
-        if isinstance(wanted, list):
-            for c in wanted:
-                if c in reserved - keys:
-                    self.problem(
-                        where,
-                        f"feature {c!r} is the patients' label or index time",
-                        f"remove it from `{key}` (it would leak the label)",
-                    )
-            if not all([self.need(where, src, key, c) for c in wanted]):
-                return None
-            return list(wanted)
-        candidates = [c for c in src.columns if c not in reserved]
-        if wanted is None:
-            names = candidates
-        elif wanted.startswith(REGEX_PREFIX):
-            pattern = re.compile(wanted[len(REGEX_PREFIX) :])
-            names = [c for c in candidates if pattern.search(c)]
-        else:
-            names = [c for c in candidates if fnmatch.fnmatchcase(c, wanted)]
-        if not names:
-            self.problem(
-                where,
-                f"`{key}` ({wanted!r}) matches no column of {src.display}",
-                f"fix the pattern; the columns are {candidates[:15]}",
-            )
-            return None
-        return names
-
-    def infinite_values(self, where: str, src: SourceTable, names: list[str]) -> None:
-        """Numeric columns holding +/-inf, by column, with the data rows."""
-        for c in names:
-            if src.columns[c] not in ("FLOAT", "DOUBLE", "REAL"):
-                continue  # only floating-point columns can hold infinities
-            n, rows, values = self.bad_rows(src, f"isinf({qid(c)})", qid(c))
-            if n:
-                self.problem(
-                    where,
-                    f"column {c!r}: {n} value(s) are infinite ({values[:2]}; data rows {rows})",
-                    "replace them by an empty cell (missing) or a real value",
-                )
-
-    def empty_columns(self, where: str, src: SourceTable, names: list[str], key: str) -> None:
-        counts = self.con.execute(
-            "SELECT " + ", ".join(f"count({qid(c)})" for c in names) + f" FROM {qid(src.table)}"
-        ).fetchone()
-        empty = [c for c, n in zip(names, counts, strict=True) if n == 0]
-        if empty:
-            self.problem(
-                where,
-                f"feature column(s) {empty[:10]} are entirely empty ({src.n_rows} rows, no value)",
-                f"drop them from `{key}` (or from the file), or fill them",
-            )
-
-    def numeric_only(self, where: str, src: SourceTable, names: list[str], what: str) -> bool:
-        bad = [f"{c} ({src.columns[c]})" for c in names if not is_numeric(src.columns[c])]
-        if bad:
-            self.problem(
-                where,
-                f"{what} must be numeric; not numeric: {bad[:10]}",
-                "convert them to numbers or leave them out",
-            )
-        return not bad
-
-    def payload(
-        self, where: str, m: ModalitySpec, src: SourceTable, keys: set, same_as_patients: bool
-    ) -> dict[str, str] | None:
-        desc, key = m.source or {}, f"modalities.{m.name}"
-        if m.kind == "tabular":
-            names = self.features(where, m, src, keys, same_as_patients)
-            if names is None:
-                return None
-            clash = [c for c in names if c in _LANDING_KEYS]
-            if clash:
-                self.problem(
-                    where,
-                    f"feature column(s) {clash} use a reserved landing name",
-                    "rename them in the source or with a `query`",
-                )
-                return None
-            self.empty_columns(where, src, names, f"{key}.features")
-            self.infinite_values(where, src, names)
-            out = {}
-            for c in names:
-                typ = src.columns[c]
-                cast = "DOUBLE" if is_numeric(typ) or typ == "BOOLEAN" else "VARCHAR"
-                out[c] = f"CAST({qid(c)} AS {cast})"
-            return out
-        if m.kind == "omics" and m.option("format", "dense") == "sparse":
-            idx, val = desc["index_column"], desc["value_column"]
-            if not (
-                self.need(where, src, f"{key}.index_column", idx)
-                & self.need(where, src, f"{key}.value_column", val)
-            ):
-                return None
-            if not self.numeric_only(
-                where, src, [idx, val], "sparse omics index and value columns"
-            ):
-                return None
-            return {
-                "variant_id": f"CAST({qid(idx)} AS INTEGER)",
-                "dosage": f"CAST({qid(val)} AS DOUBLE)",
-            }
-        if m.kind == "omics":
-            if desc.get("list_column"):
-                return self.list_payload(
-                    where,
-                    src,
-                    desc["list_column"],
-                    f"{key}.list_column",
-                    "expression",
-                    m.option("n_features"),
-                )
-            names = self.features(where, m, src, keys, same_as_patients)
-            if names is None or not self.numeric_only(where, src, names, "omics features"):
-                return None
-            n_features = m.option("n_features")
-            if n_features and n_features != len(names):
-                self.problem(
-                    where,
-                    f"`{key}.features` selects {len(names)} columns but `n_features` is {n_features}",
-                    "make them agree (or drop `n_features`)",
-                )
-            self.empty_columns(where, src, names, f"{key}.features")
-            self.infinite_values(where, src, names)
-            any_null = " OR ".join(f"{qid(c)} IS NULL" for c in names)
-            n, rows, _ = self.bad_rows(src, any_null, "NULL")
-            if n:
-                self.problem(
-                    where,
-                    f"{n} of {src.n_rows} rows have missing values among the {len(names)} packed omics features (data rows {rows})",
-                    "impute them before import (an expression vector is stored whole) or drop those rows",
-                )
-            return {"expression": "CAST([" + ", ".join(qid(c) for c in names) + "] AS FLOAT[])"}
-        if m.kind == "image":
-            size = m.option("height") * m.option("width") * m.option("channels", 1)
-            return self.list_payload(
-                where, src, desc["pixels_column"], f"{key}.pixels_column", "pixels", size
-            )
-        if m.kind == "timeseries":
-            channels = list(m.option("channels") or [])
-            if not all([self.need(where, src, f"{key}.channels", c) for c in channels]):
-                return None
-            if not self.numeric_only(where, src, channels, "timeseries channels"):
-                return None
-            self.empty_columns(where, src, channels, f"{key}.channels")
-            self.infinite_values(where, src, channels)
-            return {c: f"CAST({qid(c)} AS DOUBLE)" for c in channels}
-        if m.kind == "text":
-            if not self.need(where, src, f"{key}.text_column", desc["text_column"]):
-                return None
-            return {"text": f"CAST({qid(desc['text_column'])} AS VARCHAR)"}
-        raise ValueError(f"unknown modality kind {m.kind!r}")
-
-    def list_payload(
-        self, where: str, src: SourceTable, column: str, key: str, out: str, length: int | None
-    ) -> dict | None:
-        if not self.need(where, src, key, column):
-            return None
-        typ = src.columns[column]
-        if not typ.endswith("]"):
-            self.problem(
-                where,
-                f"column {column!r} holds {typ}, not a list of numbers",
-                "store one list of numbers per row (parquet list column)",
-            )
-            return None
-        if length:
-            n, rows, lengths = self.bad_rows(
-                src,
-                f"{qid(column)} IS NOT NULL AND len({qid(column)}) <> {length}",
-                f"len({qid(column)})",
-            )
-            if n:
-                self.problem(
-                    where,
-                    f"column {column!r}: {n} of {src.n_rows} lists do not have {length} values "
-                    f"(lengths {lengths}, data rows {rows})",
-                    "resize those images (height x width x channels) or fix the spec's size",
-                )
-        return {out: f"CAST({qid(column)} AS FLOAT[])"}
 
     def coverage(self, where: str, m: ModalitySpec, src: SourceTable, id_expr: str) -> None:
         """No patient in the cohort is fatal; some rows of unknown patients are reported."""
@@ -650,6 +451,138 @@ class _Importer:
             raise
         (batch_dir / READY_MARKER).touch()  # last: the batch is complete
         return batch_dir
+
+
+class _PayloadContext:
+    """The importer's checks for one modality's payload, as a kind calls them (ImportContext)."""
+
+    def __init__(
+        self,
+        importer: _Importer,
+        where: str,
+        m: ModalitySpec,
+        src: SourceTable,
+        keys: set,
+        same_as_patients: bool,
+    ) -> None:
+        self.importer, self.where, self.m, self.src = importer, where, m, src
+        self.keys, self.same_as_patients = keys, same_as_patients
+
+    @property
+    def n_rows(self) -> int:
+        return self.src.n_rows
+
+    def key(self, option: str) -> str:
+        return f"modalities.{self.m.name}.{option}"
+
+    def column_type(self, column: str) -> str:
+        return self.src.columns[column]
+
+    def problem(self, text: str, fix: str) -> None:
+        self.importer.problem(self.where, text, fix)
+
+    def need(self, option: str, column: str | None) -> bool:
+        return self.importer.need(self.where, self.src, self.key(option), column)
+
+    def bad_rows(self, condition: str, shown: str) -> tuple[int, list, list]:
+        return self.importer.bad_rows(self.src, condition, shown)
+
+    def features(
+        self, selection: list[str] | str | None, option: str = "features"
+    ) -> list[str] | None:
+        """Resolve a selection (list, glob, regex or absent: all columns but the keys)."""
+        reserved = set(self.keys)
+        if self.same_as_patients:
+            pdesc = self.importer.spec.patients_source or {}
+            # The label (and index time) of a shared table must never become a feature: leakage.
+            reserved |= {pdesc.get("label_column"), pdesc.get("index_time")}
+        key = self.key(option)
+        if isinstance(selection, list):
+            for c in selection:
+                if c in reserved - self.keys:
+                    self.problem(
+                        f"feature {c!r} is the patients' label or index time",
+                        f"remove it from `{key}` (it would leak the label)",
+                    )
+            if not all([self.need(option, c) for c in selection]):
+                return None
+            return list(selection)
+        candidates = [c for c in self.src.columns if c not in reserved]
+        if selection is None:
+            names = candidates
+        elif selection.startswith(REGEX_PREFIX):
+            pattern = re.compile(selection[len(REGEX_PREFIX) :])
+            names = [c for c in candidates if pattern.search(c)]
+        else:
+            names = [c for c in candidates if fnmatch.fnmatchcase(c, selection)]
+        if not names:
+            self.problem(
+                f"`{key}` ({selection!r}) matches no column of {self.src.display}",
+                f"fix the pattern; the columns are {candidates[:15]}",
+            )
+            return None
+        return names
+
+    def infinite_values(self, names: list[str]) -> None:
+        """Numeric columns holding +/-inf, by column, with the data rows."""
+        for c in names:
+            if self.src.columns[c] not in ("FLOAT", "DOUBLE", "REAL"):
+                continue  # only floating-point columns can hold infinities
+            n, rows, values = self.bad_rows(f"isinf({qid(c)})", qid(c))
+            if n:
+                self.problem(
+                    f"column {c!r}: {n} value(s) are infinite ({values[:2]}; data rows {rows})",
+                    "replace them by an empty cell (missing) or a real value",
+                )
+
+    def empty_columns(self, names: list[str], option: str) -> None:
+        counts = self.importer.con.execute(
+            "SELECT "
+            + ", ".join(f"count({qid(c)})" for c in names)
+            + f" FROM {qid(self.src.table)}"
+        ).fetchone()
+        empty = [c for c, n in zip(names, counts, strict=True) if n == 0]
+        if empty:
+            self.problem(
+                f"feature column(s) {empty[:10]} are entirely empty ({self.src.n_rows} rows, no value)",
+                f"drop them from `{self.key(option)}` (or from the file), or fill them",
+            )
+
+    def numeric_only(self, names: list[str], what: str) -> bool:
+        columns = self.src.columns
+        bad = [f"{c} ({columns[c]})" for c in names if not is_numeric_type(columns[c])]
+        if bad:
+            self.problem(
+                f"{what} must be numeric; not numeric: {bad[:10]}",
+                "convert them to numbers or leave them out",
+            )
+        return not bad
+
+    def list_payload(
+        self, column: str, option: str, out: str, length: int | None, fix: str
+    ) -> dict[str, str] | None:
+        """``out``: the list column ``column`` as FLOAT[], every list ``length`` long."""
+        if not self.need(option, column):
+            return None
+        typ = self.src.columns[column]
+        if not typ.endswith("]"):
+            self.problem(
+                f"column {column!r} holds {typ}, not a list of numbers",
+                "store one list of numbers per row (parquet list column)",
+            )
+            return None
+        if length:
+            n, rows, lengths = self.bad_rows(
+                f"{qid(column)} IS NOT NULL AND len({qid(column)}) <> {length}",
+                f"len({qid(column)})",
+            )
+            if n:
+                self.problem(
+                    f"column {column!r}: {n} of {self.src.n_rows} lists do not have {length} values "
+                    f"(lengths {lengths}, data rows {rows})",
+                    fix,
+                )
+        return {out: f"CAST({qid(column)} AS FLOAT[])"}
 
 
 def import_cohort(

@@ -7,45 +7,79 @@ assume the five synthetic modalities by name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-ModalityKind = Literal["tabular", "omics", "image", "timeseries", "text"]
-MODALITY_KINDS: tuple[str, ...] = ("tabular", "omics", "image", "timeseries", "text")
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-# Kinds whose raw rows carry an ``event_time`` by default; alignment keeps only
-# rows strictly before the patient's index time for these.
-TIMED_KINDS: frozenset[str] = frozenset({"tabular", "image", "timeseries", "text"})
+from fusion_assets.kinds import KindOptions, get_kind
 
 
-@dataclass(frozen=True)
-class ModalitySpec:
-    """One modality of a cohort.
+class ModalitySpec(BaseModel):
+    """One modality of a cohort: its name, its kind and the kind's typed ``options``.
 
-    ``options`` are kind specific (see docs/data-contracts.md):
-      - tabular: ``features`` (list of column names; default: every column but the keys)
-      - omics: ``format`` ("dense" | "sparse"), ``n_features``
-      - image: ``height``, ``width``, ``channels``
-      - timeseries: ``channels`` (list), ``window_days``, ``n_bins``
-      - text: none
+    ``options`` is validated by the kind's options model (see ``fusion_assets.kinds``
+    and docs/own-data.md), so a modality built in code is checked like one read
+    from a spec file.  ``ModalitySpec("labs", "tabular")`` and keyword arguments
+    both work.
     """
 
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     name: str
-    kind: ModalityKind
+    kind: str
     timed: bool = True
-    options: dict[str, Any] = field(default_factory=dict)
+    options: SerializeAsAny[KindOptions] = Field(default=None, validate_default=True)
     # Where a user's cohort keeps this modality (set by a spec file, read by the
     # importer; see fusion_assets.cohorts.spec_file). None for the synthetic cohort,
     # whose batches are already in the landing format.
     source: dict[str, Any] | None = None
 
+    def __init__(self, *args: Any, **data: Any) -> None:
+        # positional fields in declaration order, as ModalitySpec("labs", "tabular")
+        if len(args) > len(_MODALITY_FIELDS):
+            raise TypeError(
+                f"ModalitySpec takes at most {len(_MODALITY_FIELDS)} positional arguments"
+            )
+        data.update(zip(_MODALITY_FIELDS, args, strict=False))
+        super().__init__(**data)
+
+    @field_validator("kind")
+    @classmethod
+    def _registered(cls, kind: str) -> str:
+        get_kind(kind)  # ValueError naming the registered kinds
+        return kind
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _kind_options(cls, value: Any, info: ValidationInfo) -> Any:
+        if "kind" not in info.data:
+            return KindOptions()  # the kind's own error says what is wrong
+        model = get_kind(info.data["kind"]).Options
+        if value is None:
+            value = {}
+        return value if type(value) is model else model.model_validate(value)
+
     def option(self, key: str, default: Any = None) -> Any:
-        return self.options.get(key, default)
+        """An option by name (``default`` when the kind has no such option or it is unset)."""
+        value = getattr(self.options, key, None)
+        return default if value is None else value
 
 
-@dataclass(frozen=True)
-class CohortSpec:
+_MODALITY_FIELDS = ("name", "kind", "timed", "options", "source")
+
+
+class CohortSpec(BaseModel):
     """A cohort: a name and its modalities, in a fixed order."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
     modalities: tuple[ModalitySpec, ...]
@@ -53,6 +87,14 @@ class CohortSpec:
     has_oracle: bool = False
     # The user's patients table (spec files only); see ModalitySpec.source.
     patients_source: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> CohortSpec:
+        names = self.modality_names
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"modality names must be unique; repeated: {dupes}")
+        return self
 
     @property
     def modality_names(self) -> list[str]:

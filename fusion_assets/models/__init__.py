@@ -10,7 +10,8 @@ Typical use (the Dagster assets wrap exactly this)::
     save_model(fitted, folder); fitted = load_model(folder)
 
 Modules: ``config`` (dataclasses), ``inputs`` (aligned frames → arrays, fitted
-preprocessing), ``encoders`` (one per kind), ``unimodal``, ``fusion`` (early,
+preprocessing, each modality's by its kind in ``fusion_assets.kinds``),
+``encoders`` (the torch encoders the kinds build), ``unimodal``, ``fusion`` (early,
 intermediate, late, attention), ``reference`` (gradient boosting), ``training``,
 ``api`` (``FittedModel``, save / load), ``toy`` (a tiny test cohort).
 """

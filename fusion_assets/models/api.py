@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from fusion_assets.cohorts.spec import CohortSpec, ModalitySpec
+from fusion_assets.kinds import kind_names
 from fusion_assets.models.base import PatientModel
 from fusion_assets.models.batch import make_batch
 from fusion_assets.models.config import (
@@ -143,16 +144,30 @@ def build_predictor(
 
 
 def spec_to_dict(spec: CohortSpec) -> dict[str, Any]:
+    """The spec as saved with a model: names, kinds, timing and options (no sources)."""
     return {
         "name": spec.name,
         "modalities": [
-            {"name": m.name, "kind": m.kind, "timed": m.timed, "options": m.options}
+            {
+                "name": m.name,
+                "kind": m.kind,
+                "timed": m.timed,
+                "options": m.options.model_dump(mode="json", exclude_none=True),
+            }
             for m in spec.modalities
         ],
     }
 
 
-def spec_from_dict(data: dict[str, Any]) -> CohortSpec:
+def spec_from_dict(data: dict[str, Any], where: Path | str = "model.json") -> CohortSpec:
+    """The spec of a saved model; a kind this process does not know is a clear error."""
+    missing = sorted({m["kind"] for m in data["modalities"]} - set(kind_names()))
+    if missing:
+        raise ValueError(
+            f"{where}: the model reads modalities of kind(s) {missing}, which are not registered "
+            f"here (registered: {', '.join(kind_names())}); import the plug-in that registers "
+            "them (fusion_assets.kinds.register_kind) before loading the model."
+        )
     return CohortSpec(
         name=data["name"],
         modalities=tuple(ModalitySpec(**m) for m in data["modalities"]),
@@ -220,7 +235,7 @@ def load_model(directory: Path) -> FittedModel:
             f"{meta_path}: format_version {meta.get('format_version')} is not the supported "
             f"{FORMAT_VERSION}; re-train or re-save the model."
         )
-    spec = spec_from_dict(meta["spec"])
+    spec = spec_from_dict(meta["spec"], meta_path)
     config_cls = {"EncoderConfig": EncoderConfig, "FusionConfig": FusionConfig}[
         meta["config_class"]
     ]

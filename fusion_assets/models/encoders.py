@@ -1,7 +1,9 @@
-"""One torch encoder per input kind, each mapping a modality to ``embedding_dim``.
+"""The torch encoders the kinds build, each mapping a modality to ``embedding_dim``.
 
-Every encoder takes the modality's tensor dict from a ``Batch`` (see
-``inputs.transform_modality`` for the keys) and returns [b, d]. It does not look
+Which encoder a modality gets, and its size, is its kind's choice
+(``fusion_assets.kinds``: ``kind.build_encoder``). Every encoder takes the
+modality's tensor dict from a ``Batch`` (see ``inputs.transform_modality`` for
+the keys) and returns [b, d]. It does not look
 at presence; the model around it decides what an absent modality contributes.
 ``penalty()`` returns an extra loss term (the omics L1), zero for the others.
 """
@@ -11,11 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fusion_assets.cohorts.spec import ModalitySpec
+from fusion_assets.kinds.image import GRID as IMAGE_GRID
+from fusion_assets.kinds.text import PAD_TOKEN
 from fusion_assets.models.config import EncoderConfig
-from fusion_assets.models.inputs import PAD_TOKEN, State, text_vocab_size
-
-IMAGE_GRID = 8  # the image linear path block-averages to 8 × 8
 
 
 class Encoder(nn.Module):
@@ -187,23 +187,3 @@ class TextEncoder(Encoder):
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         out = self.out(self.bag(inputs["tokens"]))
         return out if self.counts is None else out + self.counts(inputs["tokens"])
-
-
-def build_encoder(modality: ModalitySpec, state: State, config: EncoderConfig) -> Encoder:
-    """The encoder for a modality, sized from its fitted preprocessing ``state``."""
-    kind = state["kind"]
-    if kind == "tabular":
-        n_numeric = len(state["numeric"])
-        n_onehot = sum(len(c) for c in state["categories"].values())
-        return TabularEncoder(2 * n_numeric + n_onehot, config)
-    if kind == "omics_dense":
-        return DenseOmicsEncoder(state["n_features"], config)
-    if kind == "omics_sparse":
-        return SparseOmicsEncoder(state["vocab_size"], config)
-    if kind == "image":
-        return ImageEncoder(int(modality.option("channels", 1)), config)
-    if kind == "timeseries":
-        return TimeseriesEncoder(len(modality.option("channels")), config)
-    if kind == "text":
-        return TextEncoder(text_vocab_size(state), config)
-    raise ValueError(f"Modality {modality.name!r}: no encoder for input kind {kind!r}.")

@@ -16,11 +16,11 @@ import torch
 from torch import nn
 
 from fusion_assets.cohorts.spec import CohortSpec
+from fusion_assets.kinds import ModalityKind, kind_of
 from fusion_assets.models.base import PatientModel
 from fusion_assets.models.batch import Batch
 from fusion_assets.models.config import FusionConfig
-from fusion_assets.models.encoders import build_encoder
-from fusion_assets.models.inputs import PAD_TOKEN, State, text_vocab_size
+from fusion_assets.models.inputs import State
 from fusion_assets.models.unimodal import UnimodalModel
 
 
@@ -35,42 +35,11 @@ def _head(in_dim: int, hidden: int, dropout: float) -> nn.Sequential:
     )
 
 
+def _kinds(spec: CohortSpec, modalities: list[str]) -> list[ModalityKind]:
+    return [kind_of(spec.modality(m)) for m in modalities]
+
+
 # --------------------------------------------------------------------------- early
-
-
-def flat_width(spec: CohortSpec, name: str, state: State) -> int:
-    """Width of a modality's minimally encoded (flattened) dense features; 0 for sparse omics."""
-    kind = state["kind"]
-    modality = spec.modality(name)
-    if kind == "tabular":
-        return 2 * len(state["numeric"]) + sum(len(c) for c in state["categories"].values())
-    if kind == "omics_dense":
-        return state["n_features"]
-    if kind == "image":
-        return (
-            int(modality.option("channels", 1))
-            * int(modality.option("height"))
-            * int(modality.option("width"))
-        )
-    if kind == "timeseries":
-        return 2 * int(modality.option("n_bins")) * len(modality.option("channels"))
-    if kind == "text":
-        return text_vocab_size(state)
-    return 0
-
-
-def flat_features(kind: str, inputs: dict[str, torch.Tensor], width: int) -> torch.Tensor:
-    """A modality's minimally encoded features [b, width] (text: term frequencies)."""
-    if kind == "timeseries":
-        return torch.cat([inputs["values"].flatten(1), inputs["mask"].flatten(1)], dim=1)
-    if kind == "text":
-        tokens = inputs["tokens"]
-        counts = torch.zeros(tokens.shape[0], width).scatter_add_(
-            1, tokens, torch.ones_like(tokens, dtype=torch.float32)
-        )
-        counts[:, PAD_TOKEN] = 0.0
-        return counts / counts.sum(1, keepdim=True).clamp(min=1.0)
-    return inputs["x"].flatten(1)
 
 
 class EarlyFusion(PatientModel):
@@ -79,8 +48,9 @@ class EarlyFusion(PatientModel):
     An absent modality is zero-filled, which the model cannot tell from a present
     all-zero one: early fusion's documented failure mode under missingness.
     ``availability_indicators`` appends the presence bits to the concatenation.
-    Sparse omics enter through an ``EmbeddingBag(mode="sum")``, which equals a
-    linear layer applied to the (never built) dense variant vector.
+    A kind with a ``flat_bag_size`` (sparse omics) enters through an
+    ``EmbeddingBag(mode="sum")``, which equals a linear layer applied to the
+    (never built) dense vector.
     """
 
     uses_modality_dropout = True
@@ -89,17 +59,24 @@ class EarlyFusion(PatientModel):
         self, spec: CohortSpec, preprocessing: dict[str, State], config: FusionConfig
     ) -> None:
         super().__init__(spec, _used(spec, preprocessing))
-        self.kinds = [preprocessing[m]["kind"] for m in self.modalities]
-        self.widths = [flat_width(spec, m, preprocessing[m]) for m in self.modalities]
+        self.kinds = _kinds(spec, self.modalities)
+        self.widths = [
+            kind.flat_width(spec.modality(m), preprocessing[m])
+            for kind, m in zip(self.kinds, self.modalities, strict=True)
+        ]
+        bags = [
+            kind.flat_bag_size(preprocessing[m])
+            for kind, m in zip(self.kinds, self.modalities, strict=True)
+        ]
         self.indicators = config.availability_indicators
         width = sum(self.widths) + (len(self.modalities) if self.indicators else 0)
         first = config.early_first_layer
         self.dense = nn.Linear(max(width, 1), first)
         self.sparse = nn.ModuleDict(
             {
-                str(j): nn.EmbeddingBag(preprocessing[m]["vocab_size"], first, mode="sum")
-                for j, m in enumerate(self.modalities)
-                if self.kinds[j] == "omics_sparse"
+                str(j): nn.EmbeddingBag(rows, first, mode="sum")
+                for j, rows in enumerate(bags)
+                if rows is not None
             }
         )
         for bag in self.sparse.values():
@@ -114,12 +91,12 @@ class EarlyFusion(PatientModel):
         blocks, hidden = [], 0.0
         for j, m in enumerate(self.modalities):
             on = present[:, j : j + 1]
-            if self.kinds[j] == "omics_sparse":
+            if str(j) in self.sparse:
                 x = batch.inputs[m]
                 bag = self.sparse[str(j)](x["index"], x["offsets"], per_sample_weights=x["weight"])
                 hidden = hidden + bag * on  # zero-filled: an absent bag contributes nothing
             else:
-                blocks.append(flat_features(self.kinds[j], batch.inputs[m], self.widths[j]) * on)
+                blocks.append(self.kinds[j].flat_features(batch.inputs[m], self.widths[j]) * on)
         if self.indicators:
             blocks.append(present)
         if not blocks:
@@ -156,7 +133,8 @@ class _Encoders(nn.Module):
     ) -> None:
         super().__init__()
         self.encoders = nn.ModuleList(
-            build_encoder(spec.modality(m), preprocessing[m], config.encoder) for m in modalities
+            kind.build_encoder(spec.modality(m), preprocessing[m], config.encoder)
+            for kind, m in zip(_kinds(spec, modalities), modalities, strict=True)
         )
 
     def embed(self, modalities: list[str], batch: Batch) -> torch.Tensor:
@@ -298,9 +276,9 @@ class LateFusion(PatientModel):
 class AttentionFusion(_PretrainedEncoders):
     """A CLS token, one token per modality and one per time step, through a masked transformer.
 
-    Modality tokens come from the per-modality encoders; time-series modalities
-    also contribute a token per bin (projected [values, mask] + a positional
-    embedding). ``src_key_padding_mask`` hides the tokens of absent modalities
+    Modality tokens come from the per-modality encoders; modalities whose kind
+    has time steps (time series) also contribute a token per step (the kind's
+    step features, projected, + a positional embedding). ``src_key_padding_mask`` hides the tokens of absent modalities
     and unobserved bins, so attention weights are spread only over what exists.
     """
 
@@ -313,17 +291,15 @@ class AttentionFusion(_PretrainedEncoders):
         d = config.encoder.embedding_dim
         self.encoders = _Encoders(spec, self.modalities, preprocessing, config)
         self.encoder_lr_scale = config.encoder_lr_scale
-        self.series = [
-            j for j, m in enumerate(self.modalities) if preprocessing[m]["kind"] == "timeseries"
+        kinds = _kinds(spec, self.modalities)
+        steps = [
+            kind.time_steps(spec.modality(m))
+            for kind, m in zip(kinds, self.modalities, strict=True)
         ]
-        self.step_proj = nn.ModuleList(
-            nn.Linear(2 * len(spec.modality(self.modalities[j]).option("channels")), d)
-            for j in self.series
-        )
-        self.step_pos = nn.ModuleList(
-            nn.Embedding(int(spec.modality(self.modalities[j]).option("n_bins")), d)
-            for j in self.series
-        )
+        self.series = [j for j, s in enumerate(steps) if s is not None]
+        self.step_kinds = [kinds[j] for j in self.series]
+        self.step_proj = nn.ModuleList(nn.Linear(steps[j].width, d) for j in self.series)
+        self.step_pos = nn.ModuleList(nn.Embedding(steps[j].n_steps, d) for j in self.series)
         # token types: one per modality, one per time-series modality's steps
         self.type_embedding = nn.Embedding(len(self.modalities) + len(self.series), d)
         self.cls = nn.Parameter(torch.zeros(1, 1, d))
@@ -351,10 +327,8 @@ class AttentionFusion(_PretrainedEncoders):
         tokens = [self.cls.expand(b, -1, -1), embedded + types[:n]]
         hide = [torch.zeros(b, 1, dtype=torch.bool), ~present]
         for k, j in enumerate(self.series):
-            x = batch.inputs[self.modalities[j]]
-            steps = self.step_proj[k](torch.cat([x["values"], x["mask"]], dim=-1))
-            tokens.append(steps + self.step_pos[k].weight + types[n + k])
-            observed = x["mask"].sum(-1) > 0
+            features, observed = self.step_kinds[k].step_tokens(batch.inputs[self.modalities[j]])
+            tokens.append(self.step_proj[k](features) + self.step_pos[k].weight + types[n + k])
             hide.append(~(observed & present[:, j : j + 1]))
         out = self.transformer(
             torch.cat(tokens, dim=1), src_key_padding_mask=torch.cat(hide, dim=1)

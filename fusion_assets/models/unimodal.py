@@ -6,10 +6,10 @@ import torch
 from torch import nn
 
 from fusion_assets.cohorts.spec import CohortSpec
+from fusion_assets.kinds import kind_of
 from fusion_assets.models.base import PatientModel
 from fusion_assets.models.batch import Batch
 from fusion_assets.models.config import EncoderConfig
-from fusion_assets.models.encoders import build_encoder
 from fusion_assets.models.inputs import State
 
 
@@ -20,7 +20,8 @@ class UnimodalModel(PatientModel):
         self, spec: CohortSpec, modality: str, state: State, config: EncoderConfig
     ) -> None:
         super().__init__(spec, [modality])
-        self.encoder = build_encoder(spec.modality(modality), state, config)
+        m = spec.modality(modality)
+        self.encoder = kind_of(m).build_encoder(m, state, config)
         self.head = nn.Sequential(
             nn.GELU(), nn.Dropout(config.dropout), nn.Linear(config.embedding_dim, 1)
         )

@@ -77,10 +77,8 @@ def _column_types(check: FileCheck) -> dict[str, str]:
         if name in types:
             continue
         typ = check.arrow_schema.field(name).type
-        if name == schemas.SPARSE_INDEX_COLUMN and spec.kind == "omics":
-            types[name] = "INTEGER"
-        elif name == schemas.SPARSE_VALUE_COLUMN and spec.kind == "omics":
-            types[name] = "FLOAT"
+        if name in fs.raw_types:
+            types[name] = fs.raw_types[name]
         elif pa_arrow.types.is_null(typ):
             types[name] = _UNTYPED  # resolved against the existing table in _insert_file
         elif pa_arrow.types.is_string(typ) or pa_arrow.types.is_large_string(typ):

@@ -7,17 +7,12 @@ from typing import Any
 import duckdb
 
 from fusion_assets.cohorts.spec import CohortSpec, ModalitySpec
-from fusion_assets.warehouse import schemas
-from fusion_assets.warehouse.align import DEFAULT_N_BINS, used_rows_sql
-from fusion_assets.warehouse.sql import qident, table_columns, table_exists
+from fusion_assets.kinds import kind_of
+from fusion_assets.kinds.sql import US_PER_DAY, scalar
+from fusion_assets.warehouse.align import used_rows_sql
+from fusion_assets.warehouse.sql import qident, table_exists
 
 PROFILE = "profile"
-_US_PER_DAY = 86_400 * 1_000_000
-
-
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> Any:
-    rows = con.execute(sql, params or []).fetchall()
-    return rows[0][0] if rows else None
 
 
 def build_availability(con: duckdb.DuckDBPyConnection, spec: CohortSpec) -> int:
@@ -59,55 +54,14 @@ def build_availability(con: duckdb.DuckDBPyConnection, spec: CohortSpec) -> int:
         ORDER BY patient_id
         """
     )
-    return int(_scalar(con, "SELECT count(*) FROM profile.availability"))
+    return int(scalar(con, "SELECT count(*) FROM profile.availability"))
 
 
 # ----------------------------------------------------------- dimensionality
 def _dimensionality(con: duckdb.DuckDBPyConnection, m: ModalitySpec) -> int:
-    """Feature count a model sees for the modality (see module docs of the kinds)."""
+    """Feature count a model sees for the modality (its kind's count)."""
     exists = table_exists(con, "aligned", m.name)
-    target = f"aligned.{qident(m.name)}"
-    if m.kind == "tabular":
-        cols = table_columns(con, "aligned", m.name) if exists else {}
-        return len([c for c in cols if c not in ("patient_id", "days_since_last")])
-    if m.kind in ("omics", "image"):
-        declared = schemas.list_length(m)
-        if declared:
-            return declared
-        if not exists:
-            return 0
-        if m.kind == "omics" and schemas.omics_format(m) == "sparse":
-            return int(
-                _scalar(con, f"SELECT coalesce(max(list_max(indices)) + 1, 0) FROM {target}")
-            )
-        col = '"values"' if m.kind == "omics" else "pixels"
-        return int(_scalar(con, f"SELECT coalesce(max(len({col})), 0) FROM {target}"))
-    if m.kind == "timeseries":
-        channels = m.option("channels")
-        if channels:
-            return int(m.option("n_bins", DEFAULT_N_BINS)) * len(channels)
-        return (
-            int(_scalar(con, f'SELECT coalesce(max(len("values")), 0) FROM {target}'))
-            if exists
-            else 0
-        )
-    if m.kind == "text":
-        if not exists:
-            return 0
-        # Vocabulary size: distinct lower-case alphanumeric tokens in the aligned text.
-        return int(
-            _scalar(
-                con,
-                f"""
-                WITH tokens AS (
-                    SELECT unnest(regexp_split_to_array(lower(text), '[^a-z0-9]+')) AS token
-                    FROM {target}
-                )
-                SELECT count(DISTINCT token) FROM tokens WHERE token <> ''
-                """,
-            )
-        )
-    return 0
+    return kind_of(m).dimensionality(con, m, f"aligned.{qident(m.name)}" if exists else None)
 
 
 # ----------------------------------------------------------------- cadence
@@ -123,7 +77,7 @@ def _cadence(con: duckdb.DuckDBPyConnection, m: ModalitySpec) -> dict[str, Any] 
         ),
         gaps AS (  -- days between consecutive samples of one patient
             SELECT (epoch_us(event_time) - lag(epoch_us(event_time))
-                    OVER (PARTITION BY patient_id ORDER BY event_time)) / {_US_PER_DAY}.0 AS gap
+                    OVER (PARTITION BY patient_id ORDER BY event_time)) / {US_PER_DAY}.0 AS gap
             FROM used
         )
         SELECT (SELECT count(*) FROM per_patient),
@@ -160,13 +114,13 @@ def summarize_profile(con: duckdb.DuckDBPyConnection, spec: CohortSpec) -> dict[
     availability = {}
     for m in spec.modalities:
         availability[m.name] = float(
-            _scalar(
+            scalar(
                 con,
                 f"SELECT coalesce(avg(CAST({qident(m.name)} AS DOUBLE)), 0) FROM profile.availability",
             )
         )
     complete = float(
-        _scalar(
+        scalar(
             con,
             "SELECT coalesce(avg(CAST(n_modalities = ? AS DOUBLE)), 0) FROM profile.availability",
             [n_modalities],
@@ -189,6 +143,8 @@ def summarize_profile(con: duckdb.DuckDBPyConnection, spec: CohortSpec) -> dict[
         "label_prevalence": float(positives / n) if n else None,
         "n_sites": int(sites),
         "modalities": {m.name: m.kind for m in spec.modalities},
+        # modalities whose kind is a series of time steps (the decision matrix's temporal axis)
+        "temporal": [m.name for m in spec.modalities if kind_of(m).temporal],
         "availability": availability,
         "complete_case_fraction": complete,
         "patterns": patterns,

@@ -114,7 +114,7 @@ def recommend_strategies(
     reasons["intermediate"].append("Learns cross-modal interactions from shared representations.")
 
     # Axis 3: temporal dynamics.
-    temporal = [m for m, kind in summary["modalities"].items() if kind == "timeseries"]
+    temporal = summary["temporal"]
     hit = False
     for m in temporal:
         cad = summary.get("cadence", {}).get(m) or {}

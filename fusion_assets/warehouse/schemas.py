@@ -3,7 +3,7 @@
 The schemas cover the *scalar* columns of every landing file (keys, times,
 labels, numeric and categorical payloads).  List payloads (image pixels, dense
 omics vectors) are checked for presence and type here too, but their lengths and
-element values are checked in :mod:`fusion_assets.warehouse.listchecks` with
+element values are checked in :mod:`fusion_assets.warehouse.validate` with
 vectorised DuckDB over the parquet file, because pandas would hold millions of
 Python lists.
 
@@ -23,17 +23,8 @@ import pandera.pandas as pa
 import pyarrow as pa_arrow
 
 from fusion_assets.cohorts.spec import ModalitySpec
-
-PATIENT_KEY = "patient_id"
-EVENT_TIME = "event_time"
-KEY_COLUMNS = frozenset({PATIENT_KEY, EVENT_TIME, "batch_id"})
-
-# Default payload column names per kind (data-contracts §1); a spec can override
-# them with the ``column`` option.
-DEFAULT_LIST_COLUMN = {"omics": "expression", "image": "pixels"}
-SPARSE_INDEX_COLUMN = "variant_id"
-SPARSE_VALUE_COLUMN = "dosage"
-TEXT_COLUMN = "text"
+from fusion_assets.kinds import LandingColumn, ListColumnRule, kind_of
+from fusion_assets.kinds.base import EVENT_TIME, PATIENT_KEY
 
 
 # ---------------------------------------------------------------- dtype checks
@@ -102,15 +93,19 @@ def _col(family: str, *checks: pa.Check, nullable: bool = True, unique: bool = F
     )
 
 
-# ------------------------------------------------------------- list columns
-@dataclass(frozen=True)
-class ListColumnRule:
-    """A list payload column and its required length (None: any length)."""
+def _landing_col(column: LandingColumn) -> pa.Column:
+    """The pandera column of a kind's scalar payload column."""
+    low, high = column.minimum, column.maximum
+    if low is not None and high is not None:
+        checks = [pa.Check.in_range(low, high)]
+    elif low is not None:
+        checks = [pa.Check.ge(low)]
+    else:
+        checks = [pa.Check.le(high)] if high is not None else []
+    return _col(column.family, *checks, nullable=column.nullable)
 
-    column: str
-    length: int | None
 
-
+# ------------------------------------------------------------- file schemas
 @dataclass(frozen=True)
 class FileSchema:
     """Everything ingest checks for one landing file."""
@@ -119,13 +114,13 @@ class FileSchema:
     frame: pa.DataFrameSchema  # scalar columns, validated with pandera
     lists: tuple[ListColumnRule, ...] = field(default_factory=tuple)
     modality: ModalitySpec | None = None
+    raw_types: dict[str, str] = field(default_factory=dict)  # fixed DuckDB types of payload columns
 
     @property
     def scalar_columns(self) -> list[str]:
         return list(self.frame.columns)
 
 
-# ------------------------------------------------------------ file schemas
 def patients_schema() -> FileSchema:
     """``patients.parquet``: one row per patient with index time and label."""
     frame = pa.DataFrameSchema(
@@ -154,64 +149,13 @@ def oracle_schema() -> FileSchema:
     return FileSchema("oracle", frame)
 
 
-def list_column(spec: ModalitySpec) -> str:
-    """Name of the list payload column of a dense-omics or image modality."""
-    return spec.option("column", DEFAULT_LIST_COLUMN[spec.kind])
-
-
-def list_length(spec: ModalitySpec) -> int | None:
-    """Required list length from the spec options (None when unspecified)."""
-    if spec.kind == "image":
-        h, w, c = spec.option("height"), spec.option("width"), spec.option("channels", 1)
-        return int(h) * int(w) * int(c) if h and w else None
-    n = spec.option("n_features")
-    return int(n) if n else None
-
-
-def omics_format(spec: ModalitySpec) -> str:
-    return spec.option("format", "dense")
-
-
-def payload_columns(spec: ModalitySpec, arrow_schema: pa_arrow.Schema | None = None) -> list[str]:
-    """Payload columns of a tabular or timeseries modality.
-
-    ``features`` / ``channels`` from the spec when given, else every column of
-    the file except the keys (so a cohort can add features without a spec edit).
-    """
-    key = "features" if spec.kind == "tabular" else "channels"
-    listed = spec.option(key)
-    if listed:
-        return list(listed)
-    if arrow_schema is None:
-        return []
-    return [n for n in arrow_schema.names if n not in KEY_COLUMNS]
-
-
 def modality_schema(spec: ModalitySpec, arrow_schema: pa_arrow.Schema) -> FileSchema:
-    """Schema of ``<modality>.parquet`` for the modality's kind and options."""
+    """Schema of ``<modality>.parquet``: the keys, then the kind's payload."""
     cols: dict[str, pa.Column] = {PATIENT_KEY: _col("string", nullable=False)}
     if spec.timed:
         cols[EVENT_TIME] = _col("datetime", nullable=False)
-    lists: list[ListColumnRule] = []
-    if spec.kind == "tabular":
-        for name in payload_columns(spec, arrow_schema):
-            typ = arrow_schema.field(name).type if name in arrow_schema.names else None
-            is_text = typ is not None and (
-                pa_arrow.types.is_string(typ) or pa_arrow.types.is_large_string(typ)
-            )
-            # Categorical features are text, everything else must be numeric.
-            cols[name] = _col("string" if is_text else "numeric")
-    elif spec.kind == "timeseries":
-        for name in payload_columns(spec, arrow_schema):
-            cols[name] = _col("numeric")
-    elif spec.kind == "omics" and omics_format(spec) == "sparse":
-        n = spec.option("n_features")
-        index_checks = [pa.Check.in_range(0, int(n) - 1)] if n else [pa.Check.ge(0)]
-        cols[SPARSE_INDEX_COLUMN] = _col("integer", *index_checks, nullable=False)
-        cols[SPARSE_VALUE_COLUMN] = _col("numeric", nullable=False)
-    elif spec.kind in ("omics", "image"):
-        lists.append(ListColumnRule(list_column(spec), list_length(spec)))
-    elif spec.kind == "text":
-        cols[TEXT_COLUMN] = _col("string")
+    payload = kind_of(spec).landing_payload(spec, arrow_schema)
+    cols.update({name: _landing_col(c) for name, c in payload.columns.items()})
+    raw_types = {n: c.raw_type for n, c in payload.columns.items() if c.raw_type}
     frame = pa.DataFrameSchema(cols, name=spec.name)
-    return FileSchema(spec.name, frame, tuple(lists), spec)
+    return FileSchema(spec.name, frame, payload.lists, spec, raw_types)
