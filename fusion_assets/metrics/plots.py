@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from fusion_assets.disclosure import SMALL_CELL_LIMIT  # noqa: E402
+
 DPI = 90
 
 
@@ -108,7 +110,9 @@ def calibration_plot(reliability: pd.DataFrame, strategies: list[str], path: Pat
     return _save(fig, path)
 
 
-def pattern_counts_plot(counts: pd.DataFrame, path: Path, suppress_below: int = 11) -> Path:
+def pattern_counts_plot(
+    counts: pd.DataFrame, path: Path, suppress_below: int = SMALL_CELL_LIMIT
+) -> Path:
     """Test patients per availability pattern; cells under the limit drawn as '<limit'."""
     c = counts.sort_values("n", ascending=True)
     fig, ax = plt.subplots(figsize=(7, max(2.0, 0.28 * len(c) + 1)))

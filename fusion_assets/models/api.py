@@ -38,9 +38,9 @@ from fusion_assets.models.inputs import PreparedInputs, State, prepare
 from fusion_assets.models.reference import ReferenceModel
 from fusion_assets.models.threads import limit_threads
 from fusion_assets.models.unimodal import UnimodalModel
+from fusion_assets.names import UNIMODAL_PREFIX
 
 FORMAT_VERSION = 1
-UNIMODAL_PREFIX = "single:"
 
 
 @dataclass

@@ -22,6 +22,7 @@ from fusion_assets.models.config import FusionConfig
 from fusion_assets.models.encoders import build_encoder
 from fusion_assets.models.inputs import PAD_TOKEN, State, text_vocab_size
 from fusion_assets.models.unimodal import UnimodalModel
+from fusion_assets.names import ATTENTION, EARLY, INTERMEDIATE, LATE
 
 
 def _used(spec: CohortSpec, preprocessing: dict[str, State]) -> list[str]:
@@ -387,8 +388,8 @@ class Bagged(PatientModel):
 
 
 STRATEGIES: dict[str, type[PatientModel]] = {
-    "early": EarlyFusion,
-    "intermediate": IntermediateFusion,
-    "late": LateFusion,
-    "attention": AttentionFusion,
+    EARLY: EarlyFusion,
+    INTERMEDIATE: IntermediateFusion,
+    LATE: LateFusion,
+    ATTENTION: AttentionFusion,
 }

@@ -30,9 +30,9 @@ from fusion_assets.models.inputs import PreparedInputs, State, fit_modality, pre
 from fusion_assets.models.reference import ReferenceModel
 from fusion_assets.models.threads import limit_threads
 from fusion_assets.models.unimodal import UnimodalModel
+from fusion_assets.names import STRATEGIES as STRATEGY_NAMES
 
 EpochCallback = Callable[[int, float, float, float], None]
-STRATEGY_NAMES = ("early", "intermediate", "late", "attention", "reference")
 
 
 @dataclass
