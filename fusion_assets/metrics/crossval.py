@@ -20,6 +20,12 @@ from fusion_assets.metrics.classification import auroc
 REPEAT_COLUMNS = ["strategy", "repeats", "auroc_mean", "auroc_sd", "auroc_min", "auroc_max"]
 
 
+def empty_repeat_table() -> pd.DataFrame:
+    """The per-repeat table without rows (a design without repeats), with its column types."""
+    types = {"strategy": str, "repeats": "int64"} | {c: "float64" for c in REPEAT_COLUMNS[2:]}
+    return pd.DataFrame({c: pd.Series(dtype=types[c]) for c in REPEAT_COLUMNS})
+
+
 def repeat_aurocs(oof: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:
     """All-patients AUROC of each strategy's out-of-fold predictions, per repeat.
 
@@ -34,7 +40,7 @@ def repeat_aurocs(oof: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:
     ]
     frame = pd.DataFrame(per_repeat, columns=["strategy", "repeat", "auroc"])
     if frame.empty:
-        return pd.DataFrame(columns=REPEAT_COLUMNS)
+        return empty_repeat_table()
     out = (
         frame.groupby("strategy")["auroc"]
         .agg(repeats="size", auroc_mean="mean", auroc_sd="std", auroc_min="min", auroc_max="max")

@@ -1,0 +1,175 @@
+"""Fold models of a cross-validated small cohort: train, save, predict out of fold.
+
+Pure code (torch, no dagster), used by the repeated k-fold design
+(``evaluation.kfold``) and imported only when fold models are fitted or read.
+One model (a ``single:<modality>`` baseline or a fusion strategy) has
+a *fold root* folder in the model store::
+
+    <fold root>/r<repeat>_f<fold>/   one fitted model per fold (save_model layout)
+    <fold root>/oof.parquet          repeat, fold, patient_id, role, prob
+    <fold root>/folds.json           plan_id + per-fold summary; written last
+
+``oof.parquet`` holds each fold model's predictions on its held-out fold
+(``role = 'test'``) and on its inner validation part (``role = 'validation'``).
+``folds.json`` is the completion marker: readers refuse a root whose plan_id
+is not the current plan's, because a fold model from another plan may have
+trained on the patients it would now be asked to predict.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fusion_assets.evaluation.models import ModelsNotReady
+from fusion_assets.evaluation.plan import OOF_COLUMNS, fold_ids, fold_keys, fold_name
+from fusion_assets.metrics.classification import auroc
+from fusion_assets.models.api import FittedModel, load_model, save_model
+from fusion_assets.models.training import TrainResult, label_vector
+from fusion_assets.scoring import stress_test
+
+OOF_FILE = "oof.parquet"
+MARKER_FILE = "folds.json"
+
+# (repeat, fold, train_ids, validation_ids) -> (fitted model, train result)
+FoldFit = Callable[[int, int, list[str], list[str]], tuple[FittedModel, TrainResult]]
+
+
+class StaleFoldModels(ModelsNotReady):
+    """A fold root is missing, unfinished or was trained on another fold plan."""
+
+
+@dataclass
+class FoldRun:
+    """What ``train_folds`` produced: the out-of-fold rows and a per-fold summary."""
+
+    oof: pd.DataFrame  # OOF_COLUMNS
+    summary: pd.DataFrame  # repeat, fold, n_train, n_validation, n_test, val_auroc, oof_auroc, ...
+    seconds: float
+
+    def oof_auroc(self, labels: pd.Series) -> float:
+        """AUROC of the repeat-averaged out-of-fold predictions (all patients)."""
+        test = self.oof[self.oof["role"] == "test"]
+        mean = test.groupby("patient_id")["prob"].mean()
+        return auroc(label_vector(labels, mean.index.tolist()), mean.to_numpy())
+
+
+def train_folds(
+    plan: pd.DataFrame,
+    plan_id: str,
+    root: Path,
+    fit: FoldFit,
+    frames: Mapping[str, pd.DataFrame],
+    labels: pd.Series,
+    log: Callable[[str], None] = lambda _: None,
+) -> FoldRun:
+    """Train one model per (repeat, fold) of ``plan``, save each and its OOF predictions."""
+    started = time.perf_counter()
+    root = Path(root)
+    if root.exists():
+        shutil.rmtree(root)  # models of an older plan must not survive next to new ones
+    root.mkdir(parents=True)
+    parts, summary = [], []
+    for repeat, fold in fold_keys(plan):
+        ids = fold_ids(plan, repeat, fold)
+        t0 = time.perf_counter()
+        fitted, result = fit(repeat, fold, ids["train"], ids["validation"])
+        save_model(fitted, root / fold_name(repeat, fold))
+        scored = ids["test"] + ids["validation"]
+        prob = fitted.predict_proba(fitted.prepare(dict(frames), scored))
+        roles = ["test"] * len(ids["test"]) + ["validation"] * len(ids["validation"])
+        part = pd.DataFrame(
+            {"repeat": repeat, "fold": fold, "patient_id": scored, "role": roles, "prob": prob}
+        )
+        parts.append(part)
+        held_out = part[part["role"] == "test"]
+        fold_auroc = auroc(
+            label_vector(labels, held_out["patient_id"]), held_out["prob"].to_numpy()
+        )
+        summary.append(
+            {
+                "repeat": repeat,
+                "fold": fold,
+                "n_train": len(ids["train"]),
+                "n_validation": len(ids["validation"]),
+                "n_test": len(ids["test"]),
+                "val_auroc": float(result.val_auroc),
+                "oof_auroc": fold_auroc,
+                "best_epoch": int(result.best_epoch),
+                "seconds": round(time.perf_counter() - t0, 2),
+            }
+        )
+        log(
+            f"fold r{repeat} f{fold}: {len(ids['train'])} train / {len(ids['validation'])} "
+            f"validation, held-out AUROC {fold_auroc:.3f} ({summary[-1]['seconds']:.1f} s)"
+        )
+    oof = pd.concat(parts, ignore_index=True)[OOF_COLUMNS]
+    oof.to_parquet(root / OOF_FILE, index=False)
+    table = pd.DataFrame(summary)
+    (root / MARKER_FILE).write_text(
+        json.dumps({"plan_id": plan_id, "folds": table.to_dict("records")}, indent=1)
+    )
+    return FoldRun(oof, table, time.perf_counter() - started)
+
+
+def check_fold_root(root: Path, plan_id: str, name: str) -> None:
+    """Raise :class:`StaleFoldModels` unless ``root`` holds finished models of ``plan_id``."""
+    marker = Path(root) / MARKER_FILE
+    if not marker.exists():
+        raise StaleFoldModels(
+            f"No finished fold models for {name!r} in {root}: materialize that partition "
+            "again (after the splits asset) so each fold model is trained."
+        )
+    recorded = json.loads(marker.read_text()).get("plan_id")
+    if recorded != plan_id:
+        raise StaleFoldModels(
+            f"The fold models of {name!r} in {root} were trained on fold plan {recorded}, "
+            f"not the current plan {plan_id}: re-materialize them (they might have seen the "
+            "patients they would be asked to predict out of fold)."
+        )
+
+
+def load_fold_models(
+    root: Path, plan_id: str, name: str, keys: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], FittedModel]:
+    """The fold models of one model, by (repeat, fold); stale or missing ones are refused."""
+    check_fold_root(root, plan_id, name)
+    return {key: load_model(Path(root) / fold_name(*key)) for key in keys}
+
+
+def load_oof(root: Path, plan_id: str, name: str) -> pd.DataFrame:
+    """``oof.parquet`` of one model (``OOF_COLUMNS``), after checking its plan."""
+    check_fold_root(root, plan_id, name)
+    return pd.read_parquet(Path(root) / OOF_FILE)[OOF_COLUMNS]
+
+
+def stress_by_fold(
+    models: Mapping[str, Mapping[tuple[int, int], FittedModel]],
+    frames: Mapping[str, pd.DataFrame],
+    plan: pd.DataFrame,
+    repeat: int,
+    rates: Sequence[float],
+    n_seeds: int,
+) -> pd.DataFrame:
+    """Stress tests of one repeat, each patient scored by the fold model that never saw it.
+
+    Masks are drawn per fold (:func:`fusion_assets.scoring.stress_test`), and every
+    strategy meets the same ones (the folds are shared), so the comparison
+    between strategies stays paired.
+    """
+    parts = []
+    keys = [k for k in fold_keys(plan) if k[0] == repeat]
+    for key in keys:
+        ids = fold_ids(plan, *key)["test"]
+        fold_models = {strategy: by_fold[key] for strategy, by_fold in models.items()}
+        part = stress_test(fold_models, frames, ids, rates, n_seeds)
+        part["fold"] = np.int32(key[1])
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
