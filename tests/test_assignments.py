@@ -14,7 +14,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from fusion_assets.crossval import assign_folds, plan_id
+from fusion_assets.evaluation.assignment import assign_folds
+from fusion_assets.evaluation.plan import plan_id
 from fusion_assets.warehouse.splits import assign_splits
 
 

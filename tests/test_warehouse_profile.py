@@ -8,6 +8,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from fusion_assets.decision_matrix import RecommendationThresholds, recommend_strategies
 from fusion_assets.warehouse import align
 from fusion_assets.warehouse.align import align_all, align_modality
 from fusion_assets.warehouse.checks import (
@@ -24,11 +25,7 @@ from fusion_assets.warehouse.profile import (
     png_markdown,
     summarize_profile,
 )
-from fusion_assets.warehouse.recommend import (
-    RecommendationThresholds,
-    recommend_strategies,
-    write_recommendation,
-)
+from fusion_assets.warehouse.recommend import write_recommendation
 from fusion_assets.warehouse.splits import assign_splits
 from tests.conftest_warehouse import (
     IDS,

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from fusion_assets.metrics import plots
-from fusion_assets.metrics.crossval import cv_methods, describe_cv, repeat_display
 from fusion_assets.metrics.evaluate import EvaluationResult
 
 HEADLINE_COLUMNS = [
@@ -260,17 +259,10 @@ def _cohort_notes(result: EvaluationResult) -> list[tuple[str, str]]:
     t = result.table
     ref = t[(t["subgroup_type"] == "all") & (t["strategy"] == cfg.reference)]
     width = float((ref["auroc_ci_high"] - ref["auroc_ci_low"]).iloc[0]) if len(ref) else np.nan
-    cv = c.get("evaluation", {}).get("mode") == "cv"
-    if cv:
-        # Out-of-fold predictions use every patient, but the patients are still few.
-        notes.append(
-            (
-                f"Small cohort ({c['n_test']} patients, {c['events']} events), so every patient "
-                "is evaluated out of fold; intervals are still wide for a cohort this size and "
-                "subgroup differences are mostly noise.",
-                "warn",
-            )
-        )
+    # The evaluation design's own size warning (fusion_assets.evaluation.DesignNotes), if any.
+    design_note = c["design"].size_warning(c["n_test"], c["events"]) if "design" in c else None
+    if design_note:
+        notes.append((design_note, "warn"))
     elif c["n_test"] < SMALL_TEST_SET or c["events"] < cfg.imprecise_below:
         notes.append(
             (
@@ -402,7 +394,8 @@ def _model_card(result: EvaluationResult, strategy: str) -> _Section:
 
 
 def _methods(cohort: dict | None = None) -> list[str]:
-    extra = cv_methods() if (cohort or {}).get("evaluation", {}).get("mode") == "cv" else []
+    design = (cohort or {}).get("design")
+    extra = list(design.methods) if design is not None else []
     return extra + [
         "AUROC: rank-based, ties count one half. AUPRC: average precision (step-wise, as scikit-learn).",
         "Brier: mean squared error of the probability; scaled Brier = 1 − Brier / (prevalence × (1 − prevalence)).",
@@ -456,24 +449,14 @@ def render_report(
         f"single modality ({best_single or 'none'}). {cfg.n_boot} paired bootstrap resamples, "
         f"{cfg.ci_level:.0%} percentile intervals."
     )
-    evaluation = c.get("evaluation", {})
-    if evaluation.get("mode") == "cv":
-        intro.p(describe_cv(evaluation))
+    design = c.get("design")  # fusion_assets.evaluation.DesignNotes, set by the report asset
+    if design is not None and design.summary:
+        intro.p(design.summary)
     for text, kind in _cohort_notes(result):
         intro.note(text, kind)
     sections.append(intro)
-    if evaluation.get("mode") == "cv" and len(c.get("cv_repeats", [])):
-        sections.append(
-            _Section("Cross-validation: AUROC per repeat")
-            .p(
-                "All-patients AUROC of each repeat's out-of-fold predictions: how much the "
-                "estimate moves with the fold assignment alone. The headline AUROC is the mean "
-                "over repeats shown here (every metric is computed per repeat, then averaged), "
-                "an estimate for one model refitted on all patients; its interval covers "
-                "patient sampling, not this spread."
-            )
-            .table(repeat_display(c["cv_repeats"]))
-        )
+    for title, text, table in design.sections if design is not None else ():
+        sections.append(_Section(title).p(text).table(table))
 
     headline = headline_table(result)
     sections.append(_Section("Headline: all test patients").table(_headline_display(headline)))

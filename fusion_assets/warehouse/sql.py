@@ -28,17 +28,3 @@ def table_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> di
         [schema, table],
     ).fetchall()
     return {name: typ for name, typ in rows}
-
-
-def connect(path: str, threads: int = 2, memory_limit: str = "3GB") -> duckdb.DuckDBPyConnection:
-    """Open the warehouse with laptop-friendly limits.
-
-    Two threads and a 3 GB cap keep a 100k-patient run under the 4 GiB RSS
-    budget on a two-core machine; DuckDB spills to disk beyond the cap.
-    """
-    con = duckdb.connect(path)
-    con.execute(f"SET threads = {int(threads)}")
-    con.execute(f"SET memory_limit = '{memory_limit}'")
-    # Large inserts need not keep rows in insertion order; this lets DuckDB stream.
-    con.execute("SET preserve_insertion_order = false")
-    return con
