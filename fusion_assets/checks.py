@@ -13,6 +13,7 @@ from pydantic import Field
 
 from fusion_assets.cohorts import CohortSpec, ModalitySpec
 from fusion_assets.warehouse import checks as rules
+from fusion_assets.warehouse.eval_tables import read_eval_table
 from resources import WarehouseResource
 
 
@@ -108,7 +109,7 @@ def no_strategy_beats_oracle(warehouse: WarehouseResource) -> dg.AssetCheckResul
     from fusion_assets.metrics.leakage import describe_leaks, leakage_flags
 
     with warehouse.connect() as con:
-        table = con.sql("SELECT * FROM eval.subgroup_metrics").df()
+        table = read_eval_table(con, "subgroup_metrics")
     if table["oracle_auroc"].isna().all():
         return dg.AssetCheckResult(
             passed=True,

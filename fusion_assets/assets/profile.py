@@ -17,6 +17,7 @@ from fusion_assets.evaluation import EvaluationDesign, SplitSettings
 from fusion_assets.warehouse.folds import read_evaluation_design, write_evaluation_plan
 from fusion_assets.warehouse.profile import build_availability, pattern_chart_png, summarize_profile
 from fusion_assets.warehouse.recommend import write_recommendation
+from fusion_assets.warehouse.splits import read_stratification_cohort, split_prevalence
 from resources import WarehouseResource
 
 
@@ -168,17 +169,12 @@ SPLIT_SPECS = [
 
 def _split_results(con, design: EvaluationDesign, counts: dict) -> list[dg.MaterializeResult]:
     described = design.describe()
-    by_split = con.sql(
-        "SELECT split, count(*) AS patients, round(avg(a.label), 3) AS prevalence "
-        "FROM profile.splits s JOIN profile.availability a USING (patient_id) "
-        "GROUP BY split ORDER BY split"
-    ).df()
+    by_split = split_prevalence(con)
     splits = table_metadata(con, "profile.splits")
     splits["by_split"] = dg.MetadataValue.md(by_split.to_markdown(index=False))
     splits["assignment"] = dg.MetadataValue.json(json.loads(json.dumps(counts, default=str)))
     folds = table_metadata(con, "profile.folds")
-    cohort = con.sql("SELECT patient_id, label FROM profile.availability").df()
-    if (summary := design.plan_summary(cohort)) is not None:
+    if (summary := design.plan_summary(read_stratification_cohort(con))) is not None:
         folds["folds"] = dg.MetadataValue.md(summary.to_markdown(index=False))
     mode = table_metadata(con, "profile.evaluation_mode")
     for metadata in (splits, folds, mode):

@@ -455,8 +455,8 @@ def render_report(
     for text, kind in _cohort_notes(result):
         intro.note(text, kind)
     sections.append(intro)
-    for title, text, table in design.sections if design is not None else ():
-        sections.append(_Section(title).p(text).table(table))
+    for heading, text, table in design.sections if design is not None else ():
+        sections.append(_Section(heading).p(text).table(table))
 
     headline = headline_table(result)
     sections.append(_Section("Headline: all test patients").table(_headline_display(headline)))

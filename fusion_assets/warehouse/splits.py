@@ -57,3 +57,12 @@ def assign_splits(
     splits, counts = assign_split_frame(cohort, read_splits(con), seed, fractions)
     write_splits(con, splits)
     return counts
+
+
+def split_prevalence(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Patients and label prevalence per split (metadata; no identifiers)."""
+    return con.sql(
+        "SELECT split, count(*) AS patients, round(avg(a.label), 3) AS prevalence "
+        "FROM profile.splits s JOIN profile.availability a USING (patient_id) "
+        "GROUP BY split ORDER BY split"
+    ).df()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import duckdb
+import pandas as pd
 
 
 def qident(name: str) -> str:
@@ -28,3 +29,27 @@ def table_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> di
         [schema, table],
     ).fetchall()
     return {name: typ for name, typ in rows}
+
+
+def table_summary(
+    con: duckdb.DuckDBPyConnection, table: str, preview_rows: int = 5
+) -> tuple[int, list[tuple[str, str]], pd.DataFrame]:
+    """Row count, ``(column, type)`` pairs and the first rows of ``schema.table``."""
+    n_rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    columns = [(c[0], str(c[1])) for c in con.execute(f"DESCRIBE {table}").fetchall()]
+    preview = con.execute(f"SELECT * FROM {table} LIMIT {int(preview_rows)}").df()
+    return int(n_rows), columns, preview
+
+
+def table_fingerprint(
+    con: duckdb.DuckDBPyConnection, table: str, where: str = "", params: list | None = None
+) -> str:
+    """A content fingerprint of a table: row count + XOR of row hashes.
+
+    Cheap (one scan, milliseconds for 10^5 rows) and order-independent, so a
+    rewrite that changes nothing keeps its fingerprint.
+    """
+    n_rows, digest = con.execute(
+        f"SELECT count(*), coalesce(bit_xor(hash(t)), 0) FROM {table} t {where}", params or []
+    ).fetchone()
+    return f"{n_rows}-{digest:016x}"
