@@ -24,8 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from fusion_assets.names import STRATEGIES
+
 RESULTS = Path(__file__).parent / "results"
-STRATEGIES = ("early", "intermediate", "late", "attention", "reference")
 
 
 def _rss_mib() -> float:
@@ -34,14 +35,14 @@ def _rss_mib() -> float:
 
 def _prepare(tmp: Path, n_patients: int, genomics_format: str, batch_id: str):
     """Synthetic batch → DuckDB raw → aligned → availability and splits; the frames to train on."""
-    from fusion_assets.assets.frames import load_cohort, load_frames
     from fusion_assets.cohorts.spec import synthetic_spec
     from fusion_assets.cohorts.synthetic import synthesize_batch
     from fusion_assets.warehouse.align import align_all
+    from fusion_assets.warehouse.cohort import load_cohort, load_frames
     from fusion_assets.warehouse.ingest import ingest_batch
     from fusion_assets.warehouse.profile import build_availability
     from fusion_assets.warehouse.splits import assign_splits
-    from fusion_assets.warehouse.sql import connect
+    from resources import WarehouseResource
 
     spec = synthetic_spec(genomics_format)
     batch = synthesize_batch(
@@ -51,14 +52,14 @@ def _prepare(tmp: Path, n_patients: int, genomics_format: str, batch_id: str):
         genomics_format=genomics_format,
         batch_id=batch_id,
     )
-    con = connect(str(tmp / "warehouse.duckdb"))
-    ingest_batch(con, batch, spec)
-    align_all(con, spec.modalities)
-    build_availability(con, spec)
-    assign_splits(con, seed=0)
-    frames = load_frames(con, spec)
-    cohort = load_cohort(con)
-    con.close()
+    # The production resource and settings: what the assets open.
+    with WarehouseResource(path=str(tmp / "warehouse.duckdb")).connect() as con:
+        ingest_batch(con, batch, spec)
+        align_all(con, spec.modalities)
+        build_availability(con, spec)
+        assign_splits(con, seed=0)
+        frames = load_frames(con, spec)
+        cohort = load_cohort(con)
     return spec, frames, cohort
 
 

@@ -27,12 +27,13 @@ def run_one(n_patients: int, threads: int, memory_limit: str) -> dict:
     """One size, in this process: generate (untimed), then time each stage."""
     from fusion_assets.cohorts.spec import synthetic_spec
     from fusion_assets.cohorts.synthetic import synthesize_batch
+    from fusion_assets.decision_matrix import recommend_strategies
     from fusion_assets.warehouse.align import align_all, count_future_rows
     from fusion_assets.warehouse.ingest import ingest_batch
     from fusion_assets.warehouse.profile import build_availability, summarize_profile
-    from fusion_assets.warehouse.recommend import recommend_strategies, write_recommendation
+    from fusion_assets.warehouse.recommend import write_recommendation
     from fusion_assets.warehouse.splits import assign_splits
-    from fusion_assets.warehouse.sql import connect
+    from resources import WarehouseResource
 
     spec = synthetic_spec()
     with tempfile.TemporaryDirectory() as tmp:
@@ -41,27 +42,27 @@ def run_one(n_patients: int, threads: int, memory_limit: str) -> dict:
         generate_s = time.perf_counter() - t
         rss_after_generate = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         landing_mb = sum(f.stat().st_size for f in batch.glob("*.parquet")) / 2**20
-        con = connect(
-            str(Path(tmp) / "warehouse.duckdb"), threads=threads, memory_limit=memory_limit
+        # The production resource and settings: what the assets open.
+        warehouse = WarehouseResource(
+            path=str(Path(tmp) / "warehouse.duckdb"), threads=threads, memory_limit=memory_limit
         )
         stages = {}
+        with warehouse.connect() as con:
+            t = time.perf_counter()
+            ingested = ingest_batch(con, batch, spec)
+            stages["ingest"] = time.perf_counter() - t
 
-        t = time.perf_counter()
-        ingested = ingest_batch(con, batch, spec)
-        stages["ingest"] = time.perf_counter() - t
+            t = time.perf_counter()
+            aligned = align_all(con, spec.modalities)
+            future = sum(count_future_rows(con, m) for m in spec.modalities)
+            stages["align"] = time.perf_counter() - t
 
-        t = time.perf_counter()
-        aligned = align_all(con, spec.modalities)
-        future = sum(count_future_rows(con, m) for m in spec.modalities)
-        stages["align"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        build_availability(con, spec)
-        summary = summarize_profile(con, spec)
-        write_recommendation(con, recommend_strategies(summary))
-        assign_splits(con)
-        stages["profile"] = time.perf_counter() - t
-        con.close()
+            t = time.perf_counter()
+            build_availability(con, spec)
+            summary = summarize_profile(con, spec)
+            write_recommendation(con, recommend_strategies(summary))
+            assign_splits(con)
+            stages["profile"] = time.perf_counter() - t
         db_mb = (Path(tmp) / "warehouse.duckdb").stat().st_size / 2**20
 
     return {

@@ -1,19 +1,26 @@
 """Asset checks: data quality of the aligned cohort and leakage of the evaluation.
 
-The rules live in pure code (pandera schemas in ``warehouse/checks.py``, the
-oracle comparison in ``metrics/leakage.py``); these wrappers only run them
-against the warehouse and report their metadata.
+Each check hangs on the asset whose table it reads: the patient checks on
+``aligned_patients``, the leakage check on every ``aligned_<modality>``, the
+availability checks on ``availability_profile`` and the oracle check on
+``subgroup_metrics``. The rules live in pure code (pandera schemas in
+``warehouse/checks.py``, the oracle comparison in ``metrics/leakage.py``); these
+wrappers only run them against the warehouse and report their metadata.
 """
 
 import dagster as dg
+from pydantic import Field
 
-from fusion_assets.cohorts import CohortSpec
+from fusion_assets.cohorts import CohortSpec, ModalitySpec
 from fusion_assets.warehouse import checks as rules
+from fusion_assets.warehouse.eval_tables import read_eval_table
 from resources import WarehouseResource
 
 
 class AvailabilityFloorConfig(dg.Config):
-    floor: float = 0.05
+    floor: float = Field(
+        default=0.05, ge=0.0, le=1.0, description="Least share of patients with each modality"
+    )
 
 
 def _result(outcome: tuple[bool, dict], description: str) -> dg.AssetCheckResult:
@@ -28,21 +35,42 @@ def _result(outcome: tuple[bool, dict], description: str) -> dg.AssetCheckResult
     )
 
 
-def build_profile_checks(spec: CohortSpec) -> list[dg.AssetChecksDefinition]:
-    @dg.asset_check(asset="availability_profile", pool="duckdb_writer", blocking=True)
-    def unique_patient_ids(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        """Every patient appears once in aligned.patients."""
-        with warehouse.connect() as con:
-            return _result(rules.check_unique_patient_ids(con), "patient_id is unique")
+@dg.asset_check(asset="aligned_patients", pool="duckdb_writer", blocking=True)
+def unique_patient_ids(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Every patient appears once in aligned.patients."""
+    with warehouse.connect() as con:
+        return _result(rules.check_unique_patient_ids(con), "patient_id is unique")
 
-    @dg.asset_check(asset="availability_profile", pool="duckdb_writer", blocking=True)
-    def labels_and_index_times(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        """Every patient has a 0/1 label and an index time."""
+
+@dg.asset_check(asset="aligned_patients", pool="duckdb_writer", blocking=True)
+def labels_and_index_times(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Every patient has a 0/1 label and an index time."""
+    with warehouse.connect() as con:
+        return _result(rules.check_labels_and_index_times(con), "label in {0,1} and index_time set")
+
+
+def _no_rows_after_index_time(modality: ModalitySpec) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=f"aligned_{modality.name}",
+        name="no_rows_after_index_time",
+        pool="duckdb_writer",
+        blocking=True,
+        description=(
+            f"No row of aligned.{modality.name} comes from at or after the patient's index "
+            "time (leakage)."
+        ),
+    )
+    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         with warehouse.connect() as con:
             return _result(
-                rules.check_labels_and_index_times(con), "label in {0,1} and index_time set"
+                rules.check_modality_no_future_rows(con, modality),
+                f"no row of aligned.{modality.name} from after index time",
             )
 
+    return _check
+
+
+def build_availability_checks(spec: CohortSpec) -> list[dg.AssetChecksDefinition]:
     @dg.asset_check(asset="availability_profile", pool="duckdb_writer")
     def availability_above_floor(
         config: AvailabilityFloorConfig, warehouse: WarehouseResource
@@ -62,30 +90,26 @@ def build_profile_checks(spec: CohortSpec) -> list[dg.AssetChecksDefinition]:
                 rules.check_label_prevalence(con), "prevalence within [1%, 99%] per large pattern"
             )
 
-    @dg.asset_check(asset="availability_profile", pool="duckdb_writer", blocking=True)
-    def no_rows_after_index_time(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        """No aligned row comes from at or after the patient's index time (leakage)."""
-        with warehouse.connect() as con:
-            return _result(
-                rules.check_no_future_rows(con, spec), "no aligned row from after index time"
-            )
+    return [availability_above_floor, label_prevalence_not_degenerate]
 
+
+def build_profile_checks(spec: CohortSpec) -> list[dg.AssetChecksDefinition]:
+    """Every data-quality check of ``spec``'s aligned cohort and profile."""
     return [
         unique_patient_ids,
         labels_and_index_times,
-        availability_above_floor,
-        label_prevalence_not_degenerate,
-        no_rows_after_index_time,
+        *(_no_rows_after_index_time(m) for m in spec.modalities),
+        *build_availability_checks(spec),
     ]
 
 
-@dg.asset_check(asset="subgroup_report", pool="duckdb_writer")
+@dg.asset_check(asset="subgroup_metrics", pool="duckdb_writer")
 def no_strategy_beats_oracle(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Fails when a strategy's AUROC beats the Bayes oracle beyond its CI: leakage."""
     from fusion_assets.metrics.leakage import describe_leaks, leakage_flags
 
     with warehouse.connect() as con:
-        table = con.sql("SELECT * FROM eval.subgroup_metrics").df()
+        table = read_eval_table(con, "subgroup_metrics")
     if table["oracle_auroc"].isna().all():
         return dg.AssetCheckResult(
             passed=True,

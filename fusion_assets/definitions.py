@@ -6,12 +6,13 @@ from fusion_assets.assets.align import build_align_assets
 from fusion_assets.assets.batch_evaluation import build_batch_evaluation
 from fusion_assets.assets.encoders import build_encoder_asset
 from fusion_assets.assets.evaluation import build_evaluation_assets
-from fusion_assets.assets.fusion import STRATEGIES, build_fusion_asset
+from fusion_assets.assets.fusion import build_fusion_asset
 from fusion_assets.assets.ingest import build_ingest_assets, landing_batches
 from fusion_assets.assets.profile import build_profile_assets
 from fusion_assets.checks import build_profile_checks, no_strategy_beats_oracle
 from fusion_assets.cohorts import CohortSpec, load_cohort_spec
 from fusion_assets.jobs import JOBS
+from fusion_assets.names import STRATEGIES
 from fusion_assets.schedules import SCHEDULES
 from fusion_assets.sensors import SENSORS
 from resources import LandingZoneResource, ModelStoreResource, TrackingResource, WarehouseResource

@@ -2,20 +2,21 @@
 
 Runs in one process with Dagster's in-process executor (importing torch, mlflow
 and dagster costs seconds per process) against the local instance, so every run
-shows up in ``dagster dev`` afterwards. A stage is one asset group; a
-partitioned stage runs once per partition.
+shows up in ``dagster dev`` afterwards. The stages and their order are the
+jobs' (``fusion_assets.jobs.STAGES``); a partitioned stage runs once per partition.
 """
 
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
 from fusion_assets.assets.ingest import landing_batches
+from fusion_assets.jobs import INGEST, STAGES
+from fusion_assets.report_folders import LATEST, latest_report
 from resources.paths import default_path
 
 # Settings for a smoke run in about a minute: tiny networks, fewer resamples and masks.
@@ -25,24 +26,6 @@ FAST_RUN_CONFIG: dict[str, Any] = {
     "predictions": {"config": {"mask_seeds": 2}},
     "subgroup_report": {"config": {"n_boot": 200}},
 }
-
-
-@dataclass(frozen=True)
-class Stage:
-    title: str
-    group: str
-    partition_keys: tuple[str | None, ...] = (None,)
-
-
-def pipeline_stages(modalities: list[str], strategies: list[str]) -> list[Stage]:
-    """Every stage after ingest, in dependency order."""
-    return [
-        Stage("align the modalities as of index time", "align"),
-        Stage("profile availability, recommend, split", "profile"),
-        Stage("fit one encoder per modality", "encoders", tuple(modalities)),
-        Stage("fit the fusion strategies", "fusion", tuple(strategies)),
-        Stage("predict, stress-test and report", "evaluation"),
-    ]
 
 
 def default_instance() -> dg.DagsterInstance:
@@ -62,77 +45,63 @@ def materialize_pipeline(
     run_config: Mapping[str, Any] | None = None,
     log: Callable[[str], None] = print,
 ) -> list[dg.ExecuteInProcessResult]:
-    """Ingest ``batches`` then run every stage; stops at the first failed run (raises).
+    """Ingest ``batches`` then run every stage of ``jobs.STAGES``; stops at the first failed run.
 
-    Modalities and strategies are read from ``defs`` (the static partitions of
-    the encoder and fusion assets), so any cohort's definitions can be run.
+    The selections and their order are the jobs' own; the partitions of a stage
+    come from ``defs`` (the modalities and strategies of its static partitions),
+    so any cohort's definitions can be run.
     """
     assets = list(defs.assets or []) + list(defs.asset_checks or [])
     known = set(instance.get_dynamic_partitions(landing_batches.name))
     instance.add_dynamic_partitions(landing_batches.name, [b for b in batches if b not in known])
-    # Batch evaluation is driven by the landing sensor, not by this sequence.
-    groups = {spec.group_name for spec in defs.resolve_all_asset_specs()}
-    stages = [Stage(f"ingest batch {b}", "ingest", (b,)) for b in batches] + [
-        s
-        for s in pipeline_stages(
-            _static_partition_keys(assets, "encoders"), _static_partition_keys(assets, "fusion")
-        )
-        if s.group in groups
-    ]
+    graph = defs.resolve_asset_graph()
     results = []
-    for stage in stages:
-        selection = dg.AssetSelection.groups(stage.group)
-        if stage.group == "evaluation":
-            selection = selection - dg.AssetSelection.key_prefixes(["batch_evaluation"])
-        for key in stage.partition_keys:
-            results.append(
-                _materialize(stage, key, selection, assets, resources, instance, run_config, log)
+    for stage in (INGEST, *STAGES):
+        keys = stage.selection.resolve(graph)
+        if not keys:
+            continue  # a partial code location: nothing in this stage yet
+        ops = _stage_config(assets, keys, run_config)
+        for key in _partition_keys(graph, keys, batches):
+            label = f"{stage.name}: {stage.title}" + (f" [{key}]" if key else "")
+            log(f"[pipeline] {label} ...")
+            started = time.perf_counter()
+            result = dg.materialize(
+                assets,
+                selection=stage.selection,
+                partition_key=key,
+                resources=dict(resources),
+                instance=instance,
+                run_config={"ops": ops} if ops else None,
+                tags={"fusion_assets/source": "pipeline"},
             )
+            log(
+                f"[pipeline] {label} done in {time.perf_counter() - started:.1f} s (run {result.run_id})"
+            )
+            results.append(result)
     return results
 
 
-def _materialize(stage, key, selection, assets, resources, instance, run_config, log):
-    label = stage.title + (f" [{key}]" if key else "")
-    log(f"[pipeline] {label} ...")
-    started = time.perf_counter()
-    in_stage = _op_names(stage.group, assets)
-    ops = {op: cfg for op, cfg in (run_config or {}).items() if op in in_stage}
-    result = dg.materialize(
-        assets,
-        selection=selection,
-        partition_key=key,
-        resources=dict(resources),
-        instance=instance,
-        run_config={"ops": ops} if ops else None,
-        tags={"fusion_assets/source": "pipeline"},
-    )
-    log(f"[pipeline] {label} done in {time.perf_counter() - started:.1f} s (run {result.run_id})")
-    return result
+def _partition_keys(graph, keys: set[dg.AssetKey], batches: list[str]) -> list[str | None]:
+    """The partitions one stage runs over: every static key, the given batches, or none."""
+    partitions = {graph.get(k).partitions_def for k in keys} - {None}
+    if not partitions:
+        return [None]
+    (definition,) = partitions  # a run has one partition, so a stage has one partitioning
+    if isinstance(definition, dg.DynamicPartitionsDefinition):
+        return list(batches)
+    return list(definition.get_partition_keys())
 
 
-def _static_partition_keys(assets: list, group: str) -> list[str]:
-    """Keys of the static partitions of the assets in ``group``, in definition order."""
-    keys: dict[str, None] = {}
-    for asset in assets:
-        if not isinstance(asset, dg.AssetsDefinition) or not asset.keys:
-            continue
-        partitions = asset.partitions_def
-        if group in asset.group_names_by_key.values() and isinstance(
-            partitions, dg.StaticPartitionsDefinition
-        ):
-            keys.update(dict.fromkeys(partitions.get_partition_keys()))
-    return list(keys)
-
-
-def _op_names(group: str, assets: list) -> set[str]:
-    """Op names of the assets in ``group`` (run config is keyed by op)."""
-    return {
+def _stage_config(
+    assets: list, keys: set[dg.AssetKey], run_config: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The run config of the ops in one stage (run config is keyed by op)."""
+    in_stage = {
         asset.op.name
         for asset in assets
-        if isinstance(asset, dg.AssetsDefinition)
-        and asset.keys
-        and group in asset.group_names_by_key.values()
+        if isinstance(asset, dg.AssetsDefinition) and set(asset.keys) & keys
     }
+    return {op: cfg for op, cfg in (run_config or {}).items() if op in in_stage}
 
 
 def run_demo(landing: Path, patients: int = 5000, seed: int = 0, fast: bool = False) -> None:
@@ -154,7 +123,8 @@ def run_demo(landing: Path, patients: int = 5000, seed: int = 0, fast: bool = Fa
         zone.ready_batches(),
         FAST_RUN_CONFIG if fast else None,
     )
-    report = Path(default_path("reports")) / "latest" / "report.html"
+    reports = Path(default_path("reports"))
     print(f"[demo] done in {time.perf_counter() - started:.0f} s")
-    print(f"[demo] report: {report}")
+    print(f"[demo] report: {latest_report(reports) / 'report.html'}")
+    print(f"[demo] latest: {reports / LATEST / 'report.html'} (the newest report, also report.md)")
     print("[demo] browse it all: make ui (Dagster) and make mlflow-ui (MLflow)")

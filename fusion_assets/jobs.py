@@ -1,4 +1,10 @@
-"""Jobs of the code location: what the sensors and the retraining schedule launch.
+"""Jobs of the code location and the stage order of the pipeline, defined once.
+
+``STAGES`` is the order every full run follows: ingest one landing batch, then
+prepare (align + profile), encoders, fusion, evaluation. The retraining jobs
+are those stages' selections (the retraining schedule starts stage 1, the
+retraining chain sensor the next ones), and ``fusion-assets demo`` runs the
+very same selections in the same order (``demo.materialize_pipeline``).
 
 Every job runs its steps in one process (``in_process_executor``): importing
 torch, mlflow and dagster costs seconds per process on a laptop, and the
@@ -12,6 +18,8 @@ module (and the sensors importing it) stays cheap to import.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import dagster as dg
 
 BATCH_EVALUATION = "batch_evaluation"
@@ -19,12 +27,49 @@ BATCH_EVALUATION = "batch_evaluation"
 # asset is absent (a partial code location, or the stand-in definitions of the tests).
 _batch_evaluation = dg.AssetSelection.key_prefixes([BATCH_EVALUATION])
 
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a full run: the assets it materializes, one run per partition."""
+
+    name: str
+    title: str
+    selection: dg.AssetSelection
+
+
+INGEST = Stage(
+    "ingest",
+    "Validate and load one landing batch into the raw schema (one partition).",
+    dg.AssetSelection.groups("ingest"),
+)
+# The stages have different partitionings (unpartitioned, modality, strategy,
+# unpartitioned), and a run has one partition, so each is its own job.
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        "prepare",
+        "re-align all ingested batches, re-profile and re-split",
+        dg.AssetSelection.groups("align", "profile"),
+    ),
+    Stage(
+        "encoders",
+        "one run per modality partition of the encoders",
+        dg.AssetSelection.groups("encoders"),
+    ),
+    Stage("fusion", "one run per fusion strategy partition", dg.AssetSelection.groups("fusion")),
+    Stage(
+        "evaluation",
+        "predictions and the subgroup report for the new models",
+        # batch_evaluation is partitioned by landing batch and driven by the sensors.
+        dg.AssetSelection.groups("evaluation") - _batch_evaluation,
+    ),
+)
+
 # The landing sensor: one run per landing batch (partition of ``landing_batches``).
 ingest_batch_job = dg.define_asset_job(
     "ingest_batch",
-    selection=dg.AssetSelection.groups("ingest"),
+    selection=INGEST.selection,
     executor_def=dg.in_process_executor,
-    description="Validate and load one landing batch into the raw schema (one partition).",
+    description=INGEST.title,
 )
 
 # The re-evaluation sensor: after a batch is ingested, re-align every patient (the
@@ -40,42 +85,19 @@ reevaluate_batch_job = dg.define_asset_job(
     ),
 )
 
-# Retraining, one job per stage: the stages have different partitionings
-# (unpartitioned, modality, strategy, unpartitioned), and a run has one partition.
-# The retraining schedule starts stage 1; the retraining chain sensor starts the
-# next stage once every run of the previous one succeeded (see sensors.py).
-retrain_prepare_job = dg.define_asset_job(
-    "retrain_prepare",
-    selection=dg.AssetSelection.groups("align", "profile"),
-    executor_def=dg.in_process_executor,
-    description="Retraining stage 1: re-align all ingested batches, re-profile and re-split.",
-)
-retrain_encoders_job = dg.define_asset_job(
-    "retrain_encoders",
-    selection=dg.AssetSelection.groups("encoders"),
-    executor_def=dg.in_process_executor,
-    description="Retraining stage 2: one run per modality partition of the encoders.",
-)
-retrain_fusion_job = dg.define_asset_job(
-    "retrain_fusion",
-    selection=dg.AssetSelection.groups("fusion"),
-    executor_def=dg.in_process_executor,
-    description="Retraining stage 3: one run per fusion strategy partition.",
-)
-retrain_evaluation_job = dg.define_asset_job(
-    "retrain_evaluation",
-    # batch_evaluation is partitioned by landing batch and driven by the sensors.
-    selection=dg.AssetSelection.groups("evaluation") - _batch_evaluation,
-    executor_def=dg.in_process_executor,
-    description="Retraining stage 4: predictions and the subgroup report for the new models.",
-)
+
+def _retrain_job(number: int, stage: Stage) -> dg.UnresolvedAssetJobDefinition:
+    return dg.define_asset_job(
+        f"retrain_{stage.name}",
+        selection=stage.selection,
+        executor_def=dg.in_process_executor,
+        description=f"Retraining stage {number}: {stage.title}.",
+    )
+
 
 # Stage order of a retraining; each entry is (stage name, job).
-RETRAIN_STAGES: tuple[tuple[str, dg.UnresolvedAssetJobDefinition], ...] = (
-    ("prepare", retrain_prepare_job),
-    ("encoders", retrain_encoders_job),
-    ("fusion", retrain_fusion_job),
-    ("evaluation", retrain_evaluation_job),
+RETRAIN_STAGES: tuple[tuple[str, dg.UnresolvedAssetJobDefinition], ...] = tuple(
+    (stage.name, _retrain_job(i, stage)) for i, stage in enumerate(STAGES, start=1)
 )
 
 JOBS: list[dg.UnresolvedAssetJobDefinition] = [

@@ -15,6 +15,7 @@ from pathlib import Path
 from fusion_assets.cohorts import COHORT_SPEC_ENV
 from fusion_assets.cohorts.importer import import_cohort
 from fusion_assets.cohorts.spec_file import read_spec_file
+from fusion_assets.report_folders import LATEST, latest_report
 from resources.paths import default_path
 
 
@@ -31,7 +32,7 @@ def run_spec(
 ) -> Path:
     """Import the cohort of ``spec_path`` and materialize the whole pipeline on it.
 
-    Returns the path of the HTML report.
+    Returns the path of the HTML report (in this run's versioned report folder).
     """
     from fusion_assets.demo import FAST_RUN_CONFIG, default_instance, materialize_pipeline
 
@@ -56,7 +57,9 @@ def run_spec(
         [batch_dir.name],
         FAST_RUN_CONFIG if fast else None,
     )
-    report = Path(default_path("reports")) / "latest" / "report.html"
+    reports = Path(default_path("reports"))
+    report = latest_report(reports) / "report.html"
     print(f"[run] cohort {COHORT.name!r} done in {time.perf_counter() - started:.0f} s")
     print(f"[run] report: {report} (and report.md beside it)")
+    print(f"[run] latest: {reports / LATEST / 'report.html'} (the newest report)")
     return report

@@ -10,18 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fusion_assets.crossval import (
-    CV,
-    HOLDOUT,
-    CrossValSettings,
-    assign_folds,
-    fold_ids,
-    fold_keys,
-    plan_id,
-)
-from fusion_assets.crossval_training import StaleFoldModels, average_repeats, check_fold_root
+from fusion_assets.evaluation import CV, HOLDOUT, CrossValSettings
+from fusion_assets.evaluation.assignment import assign_folds
+from fusion_assets.evaluation.fold_models import StaleFoldModels, check_fold_root
+from fusion_assets.evaluation.kfold import average_repeats
+from fusion_assets.evaluation.plan import fold_ids, fold_keys, plan_id
 from fusion_assets.metrics.crossval import repeat_aurocs
-from fusion_assets.warehouse.folds import read_evaluation_mode, write_evaluation_plan
+from fusion_assets.warehouse.folds import read_evaluation_design, write_evaluation_plan
 
 
 def _cohort(n: int = 203, seed: int = 0) -> pd.DataFrame:
@@ -111,14 +106,14 @@ def test_warehouse_plan_and_mode_switch() -> None:
     con = _warehouse(_cohort(120))
     settings = CrossValSettings(folds=3, repeats=2)
     out = write_evaluation_plan(con, settings, (0.6, 0.2, 0.2))
-    mode = read_evaluation_mode(con)
-    assert out["mode"] == mode.mode == CV and mode.is_cv
+    mode = read_evaluation_design(con)
+    assert out["mode"] == mode.mode == CV
     assert mode.plan_id == plan_id(mode.plan) and len(mode.plan) == 2 * 3 * 120
     splits = dict(con.sql("SELECT split, count(*) FROM profile.splits GROUP BY 1").fetchall())
     assert set(splits) == {"train", "validation"}  # the final model sees every patient
     # The cohort crosses the threshold: a held-out split, started afresh, and no plan.
     write_evaluation_plan(con, CrossValSettings(small_cohort_size=100), (0.6, 0.2, 0.2))
-    mode = read_evaluation_mode(con)
+    mode = read_evaluation_design(con)
     assert mode.mode == HOLDOUT and mode.plan.empty
     splits = dict(con.sql("SELECT split, count(*) FROM profile.splits GROUP BY 1").fetchall())
     assert splits["test"] >= 20
@@ -195,7 +190,7 @@ def test_cv_every_patient_has_an_oof_prediction_from_every_strategy(cv_run) -> N
 
     assert all(r.success for r in cv_run["results"])
     with cv_run["resources"]["warehouse"].connect() as con:
-        mode = read_evaluation_mode(con)
+        mode = read_evaluation_design(con)
         n = con.sql("SELECT count(*) FROM profile.availability").fetchone()[0]
         test = con.sql(
             "SELECT strategy, count(*), count(DISTINCT patient_id), min(n_models) "

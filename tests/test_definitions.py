@@ -39,3 +39,44 @@ def test_assets_follow_the_cohort_spec():
     encoder = defs.resolve_assets_def("modality_encoder")
     assert isinstance(encoder.partitions_def, dg.StaticPartitionsDefinition)
     assert encoder.partitions_def.get_partition_keys() == synthetic_spec().modality_names
+
+
+def test_checks_hang_on_the_asset_they_check():
+    defs = build_definitions(synthetic_spec())
+    checks = {
+        (k.asset_key.to_user_string(), k.name) for k in defs.resolve_asset_graph().asset_check_keys
+    }
+    assert {
+        ("aligned_patients", "unique_patient_ids"),
+        ("aligned_patients", "labels_and_index_times"),
+        ("availability_profile", "availability_above_floor"),
+        ("availability_profile", "label_prevalence_not_degenerate"),
+        ("subgroup_metrics", "no_strategy_beats_oracle"),
+    } <= checks
+    for modality in synthetic_spec().modality_names:
+        assert (f"aligned_{modality}", "no_rows_after_index_time") in checks
+
+
+def test_every_table_a_step_writes_is_a_declared_asset():
+    defs = build_definitions(synthetic_spec())
+    by_op = {}
+    for asset in defs.assets or []:
+        if isinstance(asset, dg.AssetsDefinition) and asset.keys:
+            by_op[asset.op.name] = {k.to_user_string() for k in asset.keys}
+    assert by_op["splits"] == {"splits", "folds", "evaluation_mode"}
+    assert by_op["predictions"] == {"predictions", "stress_predictions", "oof_predictions"}
+    assert by_op["subgroup_report"] == {
+        "subgroup_report",
+        "subgroup_metrics",
+        "degradation",
+        "degradation_summary",
+        "complete_case",
+        "cv_repeat_metrics",
+    }
+
+
+def test_the_retraining_jobs_run_the_pipeline_stages_in_order():
+    from fusion_assets.jobs import RETRAIN_STAGES, STAGES
+
+    assert [name for name, _ in RETRAIN_STAGES] == [s.name for s in STAGES]
+    assert [job.selection for _, job in RETRAIN_STAGES] == [s.selection for s in STAGES]

@@ -15,10 +15,6 @@ import pytest
 from fusion_assets.kinds import get_kind, kind_names
 
 PACKAGE = Path(__file__).resolve().parents[1] / "fusion_assets"
-# Until the lead's merge: batch_evaluation's drift summaries still branch on the kind;
-# the `design` helper is splitting that file, and its `_summary_sql` becomes
-# `kind_of(modality).drift_summaries(modality, columns)` at the merge.
-NOT_YET_SWITCHED = {PACKAGE / "assets" / "batch_evaluation.py"}
 
 _NAMES = "tabular|omics|omics_dense|omics_sparse|image|timeseries|text"
 BRANCHES = {
@@ -76,21 +72,12 @@ def test_the_patterns_leave_other_kinds_of_kind_alone() -> None:
 def test_no_code_outside_kinds_branches_on_a_kind_name() -> None:
     offenders = {}
     for path in sorted(PACKAGE.rglob("*.py")):
-        if PACKAGE / "kinds" in path.parents or path in NOT_YET_SWITCHED:
+        if PACKAGE / "kinds" in path.parents:
             continue
         hits = _hits(path.read_text(encoding="utf-8"))
         if hits:
             offenders[str(path.relative_to(PACKAGE.parent))] = hits
     assert not offenders, f"kind branches outside fusion_assets/kinds: {offenders}"
-
-
-def test_the_exclusions_are_still_needed() -> None:
-    """An excluded file that no longer branches must leave the exclusion list."""
-    for path in NOT_YET_SWITCHED:
-        if path.exists():
-            assert _hits(path.read_text(encoding="utf-8")), (
-                f"{path}: remove it from NOT_YET_SWITCHED"
-            )
 
 
 def test_every_builtin_kind_is_registered_and_pure() -> None:

@@ -161,19 +161,6 @@ def test_sparse_drift_summaries(tmp_path: Path):
     assert snps.loc["P01", "n_nonzero"] == 2 and snps.loc["P01", "mean_value"] == 1.5
 
 
-def test_drift_summaries_match_batch_evaluations_own_copy(aligned):
-    """Until the lead switches batch_evaluation to the kinds, both must agree."""
-    evaluation = pytest.importorskip("fusion_assets.assets.batch_evaluation")
-    if not hasattr(evaluation, "_summary_sql"):
-        pytest.skip("batch_evaluation reads the kinds' drift summaries now")
-    for m in small_spec().modalities:
-        table = f'aligned."{m.name}"'
-        columns = dict(
-            aligned.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall()
-        )
-        assert kind_of(m).drift_summaries(m, columns) == evaluation._summary_sql(m, columns)
-
-
 # ------------------------------------------------------------------ saved models
 def test_saved_specs_round_trip_and_name_unknown_kinds(tmp_path: Path):
     for spec in (synthetic_spec(), synthetic_spec("sparse"), small_spec(), sparse_spec()):

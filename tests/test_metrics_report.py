@@ -9,6 +9,7 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
+from fusion_assets.evaluation import CrossValSettings, RepeatedKFold
 from fusion_assets.metrics.config import EvaluationConfig
 from fusion_assets.metrics.evaluate import evaluate
 from fusion_assets.metrics.leakage import leakage_flags
@@ -164,8 +165,8 @@ def test_cross_validation_sections_appear_only_in_cv_mode(result, files, tmp_pat
             "auroc_max": [0.81, 0.72],
         }
     )
-    evaluation = {"mode": "cv", "folds": 5, "repeats": 2, "n_patients": 400}
-    cv = replace(result, cohort={**result.cohort, "evaluation": evaluation, "cv_repeats": repeats})
+    design = RepeatedKFold(400, CrossValSettings(folds=5, repeats=2))
+    cv = replace(result, cohort={**result.cohort, "design": design.notes(repeats)})
     md = render_report(cv, tmp_path).markdown_path.read_text(encoding="utf-8")
     assert "## Cross-validation: AUROC per repeat" in md
     assert "| late | 2 | 0.800 | 0.010 | 0.790 – 0.810 |" in md

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import dagster as dg
 import mlflow
@@ -135,3 +136,28 @@ def test_data_versions_track_content(run: PipelineRun) -> None:
     assert version() == before
     fused = run.instance.get_latest_data_version_record(dg.AssetKey("fused_model"))
     assert fused is not None and fused.asset_materialization.tags.get("dagster/data_version")
+
+
+def test_a_held_out_run_writes_every_declared_table(run: PipelineRun) -> None:
+    """Tables the held-out design has no rows for are still written, with their columns."""
+    with run.warehouse.connect() as con:
+        oof = con.sql("SELECT * FROM eval.oof_predictions").df()
+        repeats = con.sql("SELECT * FROM eval.cv_repeat_metrics").df()
+        folds = con.sql("SELECT count(*) FROM profile.folds").fetchone()[0]
+    assert oof.empty and list(oof.columns)[:3] == ["strategy", "repeat", "fold"]
+    assert repeats.empty and "auroc_mean" in repeats.columns
+    assert folds == 0
+    for key in ("oof_predictions", "cv_repeat_metrics", "folds"):
+        event = run.instance.get_latest_materialization_event(dg.AssetKey(key))
+        metadata = event.asset_materialization.metadata
+        assert metadata["dagster/row_count"].value == 0
+        assert metadata["dagster/column_schema"].schema.columns
+
+
+def test_the_report_is_versioned_and_latest_links_to_it(run: PipelineRun) -> None:
+    latest = run.root / "reports" / "latest"
+    assert latest.is_symlink()
+    event = run.instance.get_latest_materialization_event(dg.AssetKey("subgroup_report"))
+    html = event.asset_materialization.metadata["report_html"].value
+    assert latest.resolve() / "report.html" == Path(html).resolve()
+    assert Path(html).parent.name.endswith(event.run_id[:8])

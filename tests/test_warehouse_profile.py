@@ -8,6 +8,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from fusion_assets.decision_matrix import RecommendationThresholds, recommend_strategies
 from fusion_assets.kinds import get_kind
 from fusion_assets.metrics.plots import pattern_chart_png, png_markdown
 from fusion_assets.warehouse import align
@@ -21,11 +22,7 @@ from fusion_assets.warehouse.checks import (
 )
 from fusion_assets.warehouse.ingest import ingest_batch
 from fusion_assets.warehouse.profile import build_availability, summarize_profile
-from fusion_assets.warehouse.recommend import (
-    RecommendationThresholds,
-    recommend_strategies,
-    write_recommendation,
-)
+from fusion_assets.warehouse.recommend import write_recommendation
 from fusion_assets.warehouse.splits import assign_splits
 from tests.conftest_warehouse import (
     IDS,

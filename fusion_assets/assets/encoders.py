@@ -2,19 +2,36 @@
 
 import dagster as dg
 
-from fusion_assets.assets.crossval_run import (
-    add_metadata,
-    evaluation_mode,
-    fold_root,
-    train_fold_models,
+from fusion_assets.assets.design import (
+    DESIGN_ASSETS,
+    fit_fold_models,
+    read_design,
+    with_fold_models,
 )
-from fusion_assets.assets.frames import load_training_data
 from fusion_assets.assets.training_run import TrainingConfig, fit_save_track
 from fusion_assets.cohorts import CohortSpec
+from fusion_assets.names import ENCODER_STORE, unimodal_name
 from fusion_assets.pyfunc_io import input_example
+from fusion_assets.warehouse.cohort import TrainingData, load_training_data
 from resources import ModelStoreResource, TrackingResource, WarehouseResource
 
-ENCODER_STORE = "encoders"
+
+def _describe_fit(
+    context: dg.AssetExecutionContext, spec: CohortSpec, modality: str, data: TrainingData
+):
+    """Refuse a modality without rows, log the fit, and pick the MLflow input example."""
+    if modality not in data.frames or data.frames[modality].empty:
+        raise dg.Failure(
+            f"Modality {modality!r} has no aligned rows (aligned.{modality} is empty or "
+            "missing): ingest a batch that contains it, or drop it from the cohort spec."
+        )
+    context.log.info(
+        f"Fitting the {spec.modality(modality).kind} encoder for {modality!r}: "
+        f"{len(data.frames[modality])} patients have it; splits {len(data.train_ids)} train / "
+        f"{len(data.val_ids)} validation"
+    )
+    has_it = set(data.frames[modality]["patient_id"])
+    return input_example(data.frames, [p for p in data.val_ids if p in has_it][:2])
 
 
 def build_encoder_asset(spec: CohortSpec) -> dg.AssetsDefinition:
@@ -23,7 +40,7 @@ def build_encoder_asset(spec: CohortSpec) -> dg.AssetsDefinition:
     @dg.asset(
         group_name="encoders",
         partitions_def=partitions,
-        deps=["splits", *(f"aligned_{m}" for m in spec.modality_names)],
+        deps=[*DESIGN_ASSETS, *(f"aligned_{m}" for m in spec.modality_names)],
         kinds={"pytorch", "mlflow"},
         description=(
             "Per modality: preprocessing fitted on the training split, a torch encoder to the "
@@ -42,55 +59,38 @@ def build_encoder_asset(spec: CohortSpec) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         from fusion_assets.models.training import train_unimodal
 
-        modality = context.partition_key
+        modality, name = context.partition_key, unimodal_name(context.partition_key)
         with warehouse.connect() as con:
             data = load_training_data(con, spec, [modality])
-        frames, labels, train_ids, val_ids = (
-            data.frames,
-            data.labels,
-            data.train_ids,
-            data.val_ids,
-        )
-        if modality not in frames or frames[modality].empty:
-            raise dg.Failure(
-                f"Modality {modality!r} has no aligned rows (aligned.{modality} is empty or "
-                "missing): ingest a batch that contains it, or drop it from the cohort spec."
-            )
+        example = _describe_fit(context, spec, modality, data)
         encoder_config = config.encoder_config()
-        context.log.info(
-            f"Fitting the {spec.modality(modality).kind} encoder for {modality!r}: "
-            f"{len(frames[modality])} patients have it; splits {len(train_ids)} train / "
-            f"{len(val_ids)} validation"
-        )
-        example_ids = [p for p in val_ids if p in set(frames[modality]["patient_id"])][:2]
-        example = input_example(frames, example_ids)
+
+        def train(train_ids, val_ids, on_epoch=None):
+            return train_unimodal(
+                spec, modality, data.frames, data.labels, train_ids, val_ids, encoder_config,
+                on_epoch,
+            )  # fmt: skip
+
         result = fit_save_track(
             context,
             tracking=tracking,
             model_store=model_store,
             store_kind=ENCODER_STORE,
-            name=f"single:{modality}",
+            name=name,
             params={"modality": modality, "kind": spec.modality(modality).kind},
-            fit=lambda on_epoch: train_unimodal(
-                spec, modality, frames, labels, train_ids, val_ids, encoder_config, on_epoch
-            ),
+            fit=lambda on_epoch: train(data.train_ids, data.val_ids, on_epoch),
             example=example,
         )
-        mode = evaluation_mode(warehouse)
-        if not mode.is_cv:
-            return result
-        name = f"single:{modality}"
-        extra = train_fold_models(
+        folds = fit_fold_models(
             context,
-            mode,
-            fold_root(model_store, ENCODER_STORE, name),
+            read_design(warehouse),
+            model_store,
+            ENCODER_STORE,
             name,
-            lambda _repeat, _fold, train, val: train_unimodal(
-                spec, modality, frames, labels, train, val, encoder_config
-            ),
-            frames,
-            labels,
+            lambda _repeat, _fold, train_ids, val_ids: train(train_ids, val_ids),
+            data.frames,
+            data.labels,
         )
-        return add_metadata(result, extra)
+        return with_fold_models(result, folds)
 
     return modality_encoder

@@ -1,210 +1,193 @@
-"""Group ``evaluation``: predictions and stress tests, then the subgroup report."""
+"""Group ``evaluation``: predictions and stress tests, then the subgroup report.
+
+Two steps, each writing several declared assets:
+
+* ``predictions`` -> ``predictions`` (eval.predictions), ``stress_predictions``
+  (eval.stress_predictions) and ``oof_predictions`` (eval.oof_predictions);
+* ``subgroup_report`` -> ``subgroup_report`` (the report folder) and the tables
+  ``subgroup_metrics``, ``degradation``, ``degradation_summary``,
+  ``complete_case`` and ``cv_repeat_metrics`` (schema ``eval``).
+
+How predictions are assembled and metrics averaged is the evaluation design's
+(``fusion_assets.evaluation``); a table the design leaves empty is still
+written, with its columns and zero rows.
+"""
 
 import json
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
-from fusion_assets.assets.crossval_run import evaluation_mode, fold_root
-from fusion_assets.assets.encoders import ENCODER_STORE
-from fusion_assets.assets.frames import load_cohort, load_frames
-from fusion_assets.assets.fusion import FUSION_STORE, STRATEGIES
-from fusion_assets.assets.metadata import png_markdown, table_metadata
+from fusion_assets.assets.design import DESIGN_ASSETS, models_ready, read_design
+from fusion_assets.assets.metadata import png_markdown, table_metadata, table_version
 from fusion_assets.cohorts import CohortSpec
-from fusion_assets.metrics.degradation import STRESS_RATES, STRESS_SEEDS
-from fusion_assets.warehouse.sql import table_exists
+from fusion_assets.evaluation import StressSettings
+from fusion_assets.metrics.config import EvaluationConfig, ReportSettings
+from fusion_assets.names import FUSION_STORE, STRATEGIES
+from fusion_assets.report_folders import point_latest, versioned_report_dir
+from fusion_assets.warehouse.cohort import load_cohort, load_frames
+from fusion_assets.warehouse.eval_tables import qualified, read_eval_table, write_eval_tables
+from fusion_assets.warehouse.recommend import read_recommendation
 from resources import ModelStoreResource, TrackingResource, WarehouseResource
 from resources.paths import default_path
 
 
-def load_strategy_models(model_store: ModelStoreResource, spec: CohortSpec) -> dict:
-    """Every fitted fusion strategy and single-modality baseline in the model store."""
-    from fusion_assets.models.api import load_model
-
-    wanted = [(FUSION_STORE, s) for s in STRATEGIES] + [
-        (ENCODER_STORE, f"single:{m}") for m in spec.modality_names
-    ]
-    missing = [name for kind, name in wanted if not model_store.exists(kind, name)]
-    if missing:
-        raise dg.Failure(
-            f"No fitted model for {missing} in {model_store.path}: materialize "
-            "modality_encoder and fused_model (all partitions) first."
-        )
-    return {name: load_model(model_store.model_dir(kind, name)) for kind, name in wanted}
+class StressTestConfig(dg.Config, StressSettings):
+    """The stress tests of the predictions step."""
 
 
-def _strategy_stores(spec: CohortSpec) -> list[tuple[str, str]]:
-    return [(FUSION_STORE, s) for s in STRATEGIES] + [
-        (ENCODER_STORE, f"single:{m}") for m in spec.modality_names
-    ]
+class ReportConfig(dg.Config, ReportSettings):
+    """The subgroup report's knobs and where its folders go."""
 
-
-def cross_validated_predictions(
-    spec: CohortSpec, model_store: ModelStoreResource, mode, frames: dict, stress_kwargs: dict
-) -> tuple:
-    """Cross-validation mode: (eval.predictions, eval.oof_predictions, eval.stress_predictions).
-
-    Predictions come from the fold models' out-of-fold files (see crossval_training);
-    stress tests run on the first repeat's fold models, each patient scored by the
-    model that never saw it.
-    """
-    from fusion_assets.crossval import fold_keys
-    from fusion_assets.crossval_training import (
-        StaleFoldModels,
-        average_repeats,
-        load_fold_models,
-        load_oof,
-        stress_by_fold,
+    report_dir: str = Field(
+        default_factory=lambda: default_path("reports"),
+        description="Where report folders go: one per run, 'latest' links to the newest",
     )
-    from fusion_assets.scoring import stress_test
-
-    try:
-        oof = pd.concat(
-            [
-                load_oof(fold_root(model_store, kind, name), mode.plan_id, name).assign(
-                    strategy=name
-                )
-                for kind, name in _strategy_stores(spec)
-            ],
-            ignore_index=True,
-        )
-        first = [k for k in fold_keys(mode.plan) if k[0] == 0]
-        fused = {
-            s: load_fold_models(fold_root(model_store, FUSION_STORE, s), mode.plan_id, s, first)
-            for s in STRATEGIES
-        }
-    except StaleFoldModels as exc:
-        raise dg.Failure(str(exc)) from exc
-    oof = oof[["strategy", "repeat", "fold", "patient_id", "role", "prob"]]
-    stress = stress_by_fold(fused, frames, mode.plan, 0, stress_test, **stress_kwargs)
-    return average_repeats(oof), oof, stress
 
 
-class StressTestConfig(dg.Config):
-    rates: list[float] = Field(
-        default=list(STRESS_RATES),
-        description="Fractions of present modalities removed at random",
+_MODEL_DEPS = [
+    dg.AssetDep("fused_model", partition_mapping=dg.AllPartitionMapping()),
+    dg.AssetDep("modality_encoder", partition_mapping=dg.AllPartitionMapping()),
+    *DESIGN_ASSETS,
+]
+
+
+def _spec(key: str, description: str, deps: list) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key, group_name="evaluation", kinds={"duckdb"}, deps=deps, description=description
     )
-    mask_seeds: int = Field(default=STRESS_SEEDS, description="Random masks per rate")
 
 
-def build_evaluation_assets(spec: CohortSpec) -> list[dg.AssetsDefinition]:
-    @dg.asset(
-        group_name="evaluation",
-        deps=[
-            dg.AssetDep("fused_model", partition_mapping=dg.AllPartitionMapping()),
-            dg.AssetDep("modality_encoder", partition_mapping=dg.AllPartitionMapping()),
-        ],
-        kinds={"duckdb", "pytorch"},
+PREDICTION_SPECS = [
+    _spec(
+        "predictions",
+        "eval.predictions: every strategy and single-modality baseline on every validation and "
+        "test patient. Cross-validation mode (small cohorts): test rows are every patient's "
+        "out-of-fold predictions averaged over repeats, validation rows the fold models' inner "
+        "validation predictions.",
+        _MODEL_DEPS,
+    ),
+    _spec(
+        "stress_predictions",
+        "eval.stress_predictions: test patients with whole modalities removed at random, "
+        "leave-one-modality-out and single-modality on complete cases (cross-validation: the "
+        "first repeat's fold models, each patient scored by the model that never saw it).",
+        _MODEL_DEPS,
+    ),
+    _spec(
+        "oof_predictions",
+        "eval.oof_predictions: per fold model, its predictions on its held-out fold and inner "
+        "validation part (cross-validation mode); no rows for a held-out split.",
+        _MODEL_DEPS,
+    ),
+]
+
+
+def _table_results(
+    con, names: list[str], extra: Mapping[str, Mapping[str, dg.MetadataValue]] | None = None
+) -> list[dg.MaterializeResult]:
+    """One result per written eval table: row count, column schema, data version."""
+    return [
+        dg.MaterializeResult(
+            asset_key=name,
+            metadata={**table_metadata(con, qualified(name)), **(extra or {}).get(name, {})},
+            data_version=table_version(con, qualified(name)),
+        )
+        for name in names
+    ]
+
+
+def build_predictions_asset(spec: CohortSpec) -> dg.AssetsDefinition:
+    @dg.multi_asset(
+        name="predictions",
+        specs=PREDICTION_SPECS,
         pool="duckdb_writer",
-        description=(
-            "eval.predictions (every strategy and single-modality baseline on every validation "
-            "and test patient) and eval.stress_predictions (test patients with whole modalities "
-            "removed at random, leave-one-modality-out and single-modality on complete cases). "
-            "Cross-validation mode (small cohorts): test rows are every patient's out-of-fold "
-            "predictions averaged over repeats, validation rows the fold models' inner "
-            "validation predictions; per-fold rows in eval.oof_predictions."
-        ),
+        can_subset=False,
     )
     def predictions(
         context: dg.AssetExecutionContext,
         config: StressTestConfig,
         warehouse: WarehouseResource,
         model_store: ModelStoreResource,
-    ) -> dg.MaterializeResult:
-        from fusion_assets.scoring import score, stress_test
-
-        mode = evaluation_mode(warehouse)
+    ) -> Iterator[dg.MaterializeResult]:
+        """Score every strategy and baseline as the evaluation design says; stress-test them."""
+        design = read_design(warehouse)
         with warehouse.connect() as con:
-            frames = load_frames(con, spec)
-            cohort = load_cohort(con)
-        t0 = time.perf_counter()
-        oof = None
-        if mode.is_cv:
-            stress_kwargs = {"rates": config.rates, "n_seeds": config.mask_seeds}
-            preds, oof, stress = cross_validated_predictions(
-                spec, model_store, mode, frames, stress_kwargs
-            )
-            names = list(preds["strategy"].unique())
-            context.log.info(
-                f"Cross-validation: {len(oof):,} out-of-fold rows from {len(names)} models; "
-                f"stress tests on the first repeat's fold models in {time.perf_counter() - t0:.1f} s"
-            )
-        else:
-            models = load_strategy_models(model_store, spec)
-            names = list(models)
-            scored = cohort[cohort["split"].isin(["validation", "test"])]
-            preds = score(models, frames, scored)
-            context.log.info(
-                f"Scored {len(scored)} validation/test patients with {len(models)} models "
-                f"in {time.perf_counter() - t0:.1f} s"
-            )
-            test_ids = scored.loc[scored["split"] == "test", "patient_id"].tolist()
-            fused = {s: models[s] for s in STRATEGIES}
-            t0 = time.perf_counter()
-            stress = stress_test(fused, frames, test_ids, config.rates, config.mask_seeds)
-            context.log.info(
-                f"Stress tests: {len(stress):,} predictions in {time.perf_counter() - t0:.1f} s"
-            )
+            frames, cohort = load_frames(con, spec), load_cohort(con)
+        with models_ready():
+            tables = design.predictions(model_store, spec.modality_names, frames, cohort, config)
+        context.log.info(tables.summary)
+        written = {
+            "predictions": tables.predictions,
+            "stress_predictions": tables.stress,
+            "oof_predictions": tables.oof,
+        }
+        mode = {"evaluation_mode": dg.MetadataValue.text(design.mode)}
+        extra = {name: mode for name in written}
+        extra["predictions"] = {
+            **mode,
+            "stress_rows": dg.MetadataValue.int(len(tables.stress)),
+            "strategies": dg.MetadataValue.text(", ".join(tables.predictions["strategy"].unique())),
+        }
         with warehouse.connect() as con:
-            con.execute("CREATE SCHEMA IF NOT EXISTS eval")
-            con.register("preds_df", preds)
-            con.register("stress_df", stress)
-            con.execute("CREATE OR REPLACE TABLE eval.predictions AS SELECT * FROM preds_df")
-            con.execute(
-                "CREATE OR REPLACE TABLE eval.stress_predictions AS SELECT * FROM stress_df"
-            )
-            if oof is not None:
-                con.register("oof_df", oof)
-                con.execute("CREATE OR REPLACE TABLE eval.oof_predictions AS SELECT * FROM oof_df")
-            else:
-                # A stale table from an earlier cross-validated run must not be mistaken
-                # for this run's predictions.
-                con.execute("DROP TABLE IF EXISTS eval.oof_predictions")
-            metadata = table_metadata(con, "eval.predictions")
-            metadata["stress_rows"] = dg.MetadataValue.int(len(stress))
-        metadata["evaluation_mode"] = dg.MetadataValue.text(mode.mode)
-        metadata["strategies"] = dg.MetadataValue.text(", ".join(names))
-        return dg.MaterializeResult(metadata=metadata)
+            write_eval_tables(con, written)
+            yield from _table_results(con, list(written), extra)
 
-    return [predictions, build_report_asset(spec)]
+    return predictions
 
 
-class ReportConfig(dg.Config):
-    n_boot: int = Field(default=1000, description="Paired stratified bootstrap resamples")
-    min_pattern_size: int = Field(
-        default=30, description="Availability patterns with fewer test patients pool into 'other'"
-    )
-    suppress_below: int = Field(
-        default=11, description="Cells under this many patients are suppressed"
-    )
-    report_dir: str = Field(
-        default_factory=lambda: default_path("reports"), description="Where report files go"
-    )
+REPORT_TABLES = {
+    "subgroup_metrics": "eval.subgroup_metrics: per strategy x subgroup (availability pattern, "
+    "sex, age band, site, all): n, events, AUROC, AUPRC, Brier, calibration, ECE, "
+    "sensitivity/specificity, with paired bootstrap CIs (small cells suppressed).",
+    "degradation": "eval.degradation: AUROC per strategy x stress scenario x missingness rate.",
+    "degradation_summary": "eval.degradation_summary: per strategy x scenario, the area under "
+    "the degradation curve, the drop and the share retained, also relative to late fusion.",
+    "complete_case": "eval.complete_case: leave-one-modality-out and single-modality AUROCs on "
+    "the complete cases, beside each strategy's full-data AUROC.",
+    "cv_repeat_metrics": "eval.cv_repeat_metrics: the all-patients AUROC of each strategy per "
+    "cross-validation repeat (spread over fold assignments); no rows for a held-out split.",
+}
+_REPORT_DEPS = [
+    "predictions",
+    "stress_predictions",
+    "oof_predictions",
+    "fusion_recommendation",
+    *DESIGN_ASSETS,
+]
+REPORT_SPECS = [
+    dg.AssetSpec(
+        "subgroup_report",
+        group_name="evaluation",
+        kinds={"mlflow"},
+        deps=_REPORT_DEPS,
+        description=(
+            "The subgroup report (Markdown + HTML with plots, the verdict, a model card per "
+            "strategy) in a run-versioned folder, reports/latest linking to the newest; "
+            "logged to MLflow with the headline metrics."
+        ),
+    ),
+    *(_spec(name, text, _REPORT_DEPS) for name, text in REPORT_TABLES.items()),
+]
 
 
-def _recommendation(con) -> list[dict]:
-    if not table_exists(con, "profile", "recommendation"):
-        return []
-    frame = con.sql("SELECT * FROM profile.recommendation ORDER BY rank").df()
-    return frame.to_dict("records")
+def _report_inputs(warehouse: WarehouseResource) -> dict:
+    with warehouse.connect() as con:
+        return {
+            "predictions": read_eval_table(con, "predictions"),
+            "stress": read_eval_table(con, "stress_predictions"),
+            "oof": read_eval_table(con, "oof_predictions"),
+            "patients": load_cohort(con),
+            "recommendation": read_recommendation(con),
+        }
 
 
 def build_report_asset(spec: CohortSpec) -> dg.AssetsDefinition:
-    @dg.asset(
-        group_name="evaluation",
-        deps=["predictions", "fusion_recommendation"],
-        kinds={"duckdb", "mlflow"},
-        pool="duckdb_writer",
-        description=(
-            "Per strategy × subgroup (availability pattern, sex, age band, site, all): n, events, "
-            "AUROC, AUPRC, Brier, calibration, ECE, sensitivity/specificity, with paired bootstrap "
-            "CIs; degradation curves; the verdict. Markdown + HTML report with plots. "
-            "Cross-validation mode: every metric per repeat of eval.oof_predictions, averaged."
-        ),
+    @dg.multi_asset(
+        name="subgroup_report", specs=REPORT_SPECS, pool="duckdb_writer", can_subset=False
     )
     def subgroup_report(
         context: dg.AssetExecutionContext,
@@ -212,85 +195,66 @@ def build_report_asset(spec: CohortSpec) -> dg.AssetsDefinition:
         warehouse: WarehouseResource,
         tracking: TrackingResource,
         model_store: ModelStoreResource,
-    ) -> dg.MaterializeResult:
-        from fusion_assets.metrics.config import EvaluationConfig
+    ) -> Iterator[dg.MaterializeResult]:
+        """Evaluate, write the tables, render the report in a new folder, log it, link latest."""
         from fusion_assets.metrics.evaluate import evaluate
         from fusion_assets.metrics.report import render_report
 
-        mode = evaluation_mode(warehouse)
-        with warehouse.connect() as con:
-            predictions = con.sql("SELECT * FROM eval.predictions").df()
-            stress = con.sql("SELECT * FROM eval.stress_predictions").df()
-            patients = load_cohort(con)
-            recommendation = _recommendation(con)
-            oof = con.sql("SELECT * FROM eval.oof_predictions").df() if mode.is_cv else None
-        eval_config = EvaluationConfig(
-            n_boot=config.n_boot,
-            min_pattern_size=config.min_pattern_size,
-            suppress_below=config.suppress_below,
-        )
+        design, inputs = read_design(warehouse), _report_inputs(warehouse)
         t0 = time.perf_counter()
-        # In cv mode the metrics are computed per repeat on the out-of-fold rows and
-        # averaged (a single-model estimate), not on the repeat-averaged predictions.
         result = evaluate(
-            predictions,
-            patients,
-            stress,
-            recommendation,
-            eval_config,
+            inputs["predictions"],
+            inputs["patients"],
+            inputs["stress"],
+            inputs["recommendation"],
+            EvaluationConfig(**config.model_dump(include=set(ReportSettings.model_fields))),
             spec.modality_names,
-            repeats=oof,
+            repeats=design.repeats(inputs["oof"]),
         )
-        tables = {}
-        if oof is not None:
-            from fusion_assets.metrics.crossval import repeat_aurocs
-
-            # The report names the design and shows the per-repeat spread (metrics/crossval.py).
-            tables["cv_repeat_metrics"] = repeat_aurocs(oof, patients)
-            result.cohort["evaluation"] = {
-                **mode.settings,
-                "mode": mode.mode,
-                "n_patients": mode.n_patients,
-            }
-            result.cohort["cv_repeats"] = tables["cv_repeat_metrics"]
-        out_dir = Path(config.report_dir) / "latest"
+        repeat_metrics = design.repeat_metrics(inputs["oof"], inputs["patients"])
+        result.cohort["design"] = design.notes(repeat_metrics)
+        out_dir = versioned_report_dir(config.report_dir, context.run_id)
         files = render_report(result, out_dir, title=f"Fusion strategy evaluation: {spec.name}")
         seconds = time.perf_counter() - t0
         context.log.info(f"Evaluation and report in {seconds:.1f} s: {files.html_path}")
-
+        tables = {
+            "subgroup_metrics": result.table,
+            "degradation": result.curves,
+            "degradation_summary": result.summary,
+            "complete_case": result.complete_case,
+            "cv_repeat_metrics": repeat_metrics,
+        }
         with warehouse.connect() as con:
-            for table, frame in {
-                "subgroup_metrics": result.table,
-                "degradation": result.curves,
-                "degradation_summary": result.summary,
-                "complete_case": result.complete_case,
-                **tables,
-            }.items():
-                con.register("frame_df", frame)
-                con.execute(f"CREATE OR REPLACE TABLE eval.{table} AS SELECT * FROM frame_df")
-                con.unregister("frame_df")
-            if oof is None:
-                con.execute("DROP TABLE IF EXISTS eval.cv_repeat_metrics")
-            metadata = table_metadata(con, "eval.subgroup_metrics")
-
+            write_eval_tables(con, tables)
+            table_results = _table_results(con, list(tables))
         run_id = _log_report(context, tracking, model_store, files, result)
-        metadata.update(
-            {
-                "report_html": dg.MetadataValue.path(str(files.html_path)),
-                "report_markdown": dg.MetadataValue.path(str(files.markdown_path)),
-                "headline": dg.MetadataValue.md(files.headline.round(3).to_markdown(index=False)),
-                "verdict": dg.MetadataValue.md(_verdict_md(result.verdict)),
-                "leaks_flagged": dg.MetadataValue.int(len(result.leaks)),
-                "evaluation_seconds": dg.MetadataValue.float(round(seconds, 2)),
-                "evaluation_mode": dg.MetadataValue.text(mode.mode),
-                "mlflow_run_id": dg.MetadataValue.text(run_id),
-            }
-        )
-        if files.metadata_plot is not None:
-            metadata["forest_plot"] = png_markdown(files.metadata_plot.read_bytes(), "forest plot")
-        return dg.MaterializeResult(metadata=metadata)
+        latest = point_latest(out_dir)  # last: a failed run never moves latest
+        metadata = _report_metadata(files, result, seconds, run_id, latest)
+        metadata["evaluation_mode"] = dg.MetadataValue.text(design.mode)
+        yield dg.MaterializeResult(asset_key="subgroup_report", metadata=metadata)
+        yield from table_results
 
     return subgroup_report
+
+
+def _report_metadata(files, result, seconds: float, run_id: str, latest: Path) -> dict:
+    metadata = {
+        "report_html": dg.MetadataValue.path(str(files.html_path)),
+        "report_markdown": dg.MetadataValue.path(str(files.markdown_path)),
+        "report_latest": dg.MetadataValue.path(str(latest / files.html_path.name)),
+        "headline": dg.MetadataValue.md(files.headline.round(3).to_markdown(index=False)),
+        "verdict": dg.MetadataValue.md(_verdict_md(result.verdict)),
+        "leaks_flagged": dg.MetadataValue.int(len(result.leaks)),
+        "evaluation_seconds": dg.MetadataValue.float(round(seconds, 2)),
+        "mlflow_run_id": dg.MetadataValue.text(run_id),
+    }
+    if files.metadata_plot is not None:
+        metadata["forest_plot"] = png_markdown(files.metadata_plot.read_bytes(), "forest plot")
+    return metadata
+
+
+def build_evaluation_assets(spec: CohortSpec) -> list[dg.AssetsDefinition]:
+    return [build_predictions_asset(spec), build_report_asset(spec)]
 
 
 def _log_report(context, tracking: TrackingResource, model_store, files, result) -> str:

@@ -2,23 +2,20 @@
 
 import dagster as dg
 
-from fusion_assets.assets.crossval_run import (
-    add_metadata,
-    evaluation_mode,
-    fold_root,
-    train_fold_models,
+from fusion_assets.assets.design import (
+    DESIGN_ASSETS,
+    fit_fold_models,
+    models_ready,
+    read_design,
+    with_fold_models,
 )
-from fusion_assets.assets.encoders import ENCODER_STORE
-from fusion_assets.assets.frames import load_training_data
 from fusion_assets.assets.training_run import TrainingConfig, fit_save_track
 from fusion_assets.cohorts import CohortSpec
+from fusion_assets.evaluation import EvaluationDesign, fold_root
+from fusion_assets.names import ENCODER_STORE, FUSION_STORE, STRATEGIES, unimodal_name
 from fusion_assets.pyfunc_io import input_example
+from fusion_assets.warehouse.cohort import load_training_data
 from resources import ModelStoreResource, TrackingResource, WarehouseResource
-
-FUSION_STORE = "fusion"
-# The partitions of fused_model; equal to models.training.STRATEGY_NAMES (a test checks),
-# spelled out here so that loading the code location does not import torch.
-STRATEGIES: tuple[str, ...] = ("early", "intermediate", "late", "attention", "reference")
 
 
 def load_encoders(model_store: ModelStoreResource, spec: CohortSpec) -> dict:
@@ -26,7 +23,7 @@ def load_encoders(model_store: ModelStoreResource, spec: CohortSpec) -> dict:
     from fusion_assets.models.api import load_model
 
     missing = [
-        m for m in spec.modality_names if not model_store.exists(ENCODER_STORE, f"single:{m}")
+        m for m in spec.modality_names if not model_store.exists(ENCODER_STORE, unimodal_name(m))
     ]
     if missing:
         raise dg.Failure(
@@ -34,27 +31,21 @@ def load_encoders(model_store: ModelStoreResource, spec: CohortSpec) -> dict:
             "materialize modality_encoder for those partitions first."
         )
     return {
-        m: load_model(model_store.model_dir(ENCODER_STORE, f"single:{m}"))
+        m: load_model(model_store.model_dir(ENCODER_STORE, unimodal_name(m)))
         for m in spec.modality_names
     }
 
 
-def load_fold_encoders(model_store: ModelStoreResource, spec: CohortSpec, mode) -> dict:
+def load_fold_encoders(
+    model_store: ModelStoreResource, spec: CohortSpec, design: EvaluationDesign
+) -> dict:
     """(repeat, fold) -> {modality: fold encoder}; refuses encoders of another fold plan."""
-    from fusion_assets.crossval import fold_keys
-    from fusion_assets.crossval_training import StaleFoldModels, load_fold_models
-
-    keys = fold_keys(mode.plan)
-    try:
+    with models_ready(" (modality_encoder partition)"):
         by_modality = {
-            m: load_fold_models(
-                fold_root(model_store, ENCODER_STORE, f"single:{m}"), mode.plan_id, m, keys
-            )
+            m: design.load_fold_models(fold_root(model_store, ENCODER_STORE, unimodal_name(m)), m)
             for m in spec.modality_names
         }
-    except StaleFoldModels as exc:
-        raise dg.Failure(f"{exc} (modality_encoder partition)") from exc
-    return {key: {m: models[key] for m, models in by_modality.items()} for key in keys}
+    return {key: {m: models[key] for m, models in by_modality.items()} for key in design.fold_keys}
 
 
 def build_fusion_asset(spec: CohortSpec, encoder_asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
@@ -63,7 +54,7 @@ def build_fusion_asset(spec: CohortSpec, encoder_asset: dg.AssetsDefinition) -> 
         partitions_def=dg.StaticPartitionsDefinition(list(STRATEGIES)),
         deps=[
             dg.AssetDep(encoder_asset, partition_mapping=dg.AllPartitionMapping()),
-            "splits",
+            *DESIGN_ASSETS,
         ],
         kinds={"pytorch", "mlflow"},
         description=(
@@ -88,18 +79,18 @@ def build_fusion_asset(spec: CohortSpec, encoder_asset: dg.AssetsDefinition) -> 
         encoders = load_encoders(model_store, spec)
         with warehouse.connect() as con:
             data = load_training_data(con, spec)
-        frames, labels, train_ids, val_ids = (
-            data.frames,
-            data.labels,
-            data.train_ids,
-            data.val_ids,
-        )
         fusion_config = config.fusion_config()
         context.log.info(
-            f"Training {strategy} fusion on {len(train_ids)} train / {len(val_ids)} validation "
-            f"patients, modality dropout {fusion_config.modality_dropout}"
+            f"Training {strategy} fusion on {len(data.train_ids)} train / {len(data.val_ids)} "
+            f"validation patients, modality dropout {fusion_config.modality_dropout}"
         )
-        example = input_example(frames, val_ids[:2])
+
+        def train(train_ids, val_ids, unimodal, on_epoch=None):
+            return train_fusion(
+                strategy, spec, data.frames, data.labels, train_ids, val_ids, unimodal,
+                fusion_config, on_epoch,
+            )  # fmt: skip
+
         result = fit_save_track(
             context,
             tracking=tracking,
@@ -107,41 +98,23 @@ def build_fusion_asset(spec: CohortSpec, encoder_asset: dg.AssetsDefinition) -> 
             store_kind=FUSION_STORE,
             name=strategy,
             params={"strategy": strategy, "modalities": ",".join(spec.modality_names)},
-            fit=lambda on_epoch: train_fusion(
-                strategy,
-                spec,
-                frames,
-                labels,
-                train_ids,
-                val_ids,
-                encoders,
-                fusion_config,
-                on_epoch,
-            ),
-            example=example,
+            fit=lambda on_epoch: train(data.train_ids, data.val_ids, encoders, on_epoch),
+            example=input_example(data.frames, data.val_ids[:2]),
         )
-        mode = evaluation_mode(warehouse)
-        if not mode.is_cv:
-            return result
-        fold_encoders = load_fold_encoders(model_store, spec, mode)
-        extra = train_fold_models(
+        design = read_design(warehouse)
+        fold_encoders = load_fold_encoders(model_store, spec, design)
+        folds = fit_fold_models(
             context,
-            mode,
-            fold_root(model_store, FUSION_STORE, strategy),
+            design,
+            model_store,
+            FUSION_STORE,
             strategy,
-            lambda repeat, fold, train, val: train_fusion(
-                strategy,
-                spec,
-                frames,
-                labels,
-                train,
-                val,
-                fold_encoders[(repeat, fold)],
-                fusion_config,
+            lambda repeat, fold, train_ids, val_ids: train(
+                train_ids, val_ids, fold_encoders[(repeat, fold)]
             ),
-            frames,
-            labels,
+            data.frames,
+            data.labels,
         )
-        return add_metadata(result, extra)
+        return with_fold_models(result, folds)
 
     return fused_model

@@ -8,6 +8,8 @@ from typing import Any
 import dagster as dg
 import duckdb
 
+from fusion_assets.warehouse.sql import table_fingerprint, table_summary
+
 PREVIEW_ROWS = 5
 # List payloads (images, expression vectors) are far too wide to preview.
 _LIST_PREVIEW_CHARS = 40
@@ -15,16 +17,12 @@ _LIST_PREVIEW_CHARS = 40
 
 def table_metadata(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, Any]:
     """Row count, column schema and a small markdown preview of ``schema.table``."""
-    n_rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-    columns = con.execute(f"DESCRIBE {table}").fetchall()
-    schema = dg.TableSchema(
-        columns=[dg.TableColumn(name=c[0], type=str(c[1])) for c in columns[:200]]
-    )
-    preview = con.execute(f"SELECT * FROM {table} LIMIT {PREVIEW_ROWS}").df()
+    n_rows, columns, preview = table_summary(con, table, PREVIEW_ROWS)
+    schema = dg.TableSchema(columns=[dg.TableColumn(name=n, type=t) for n, t in columns[:200]])
     preview = preview.iloc[:, :12].map(_short)
     return {
         "table": dg.MetadataValue.text(table),
-        "dagster/row_count": dg.MetadataValue.int(int(n_rows)),
+        "dagster/row_count": dg.MetadataValue.int(n_rows),
         "dagster/column_schema": schema,
         "n_columns": dg.MetadataValue.int(len(columns)),
         "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
@@ -34,16 +32,9 @@ def table_metadata(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, Any]
 def table_version(
     con: duckdb.DuckDBPyConnection, table: str, where: str = "", params: list | None = None
 ) -> dg.DataVersion:
-    """A content fingerprint of a table (row count + XOR of row hashes), for Dagster lineage.
-
-    Cheap (one scan, milliseconds for 10^5 rows) and order-independent, so a
-    re-materialization that changes nothing keeps its data version and downstream
-    assets are not marked stale.
-    """
-    n_rows, digest = con.execute(
-        f"SELECT count(*), coalesce(bit_xor(hash(t)), 0) FROM {table} t {where}", params or []
-    ).fetchone()
-    return dg.DataVersion(f"{n_rows}-{digest:016x}")
+    """The table's content fingerprint as a Dagster data version: a re-materialization
+    that changes nothing keeps its version, so downstream assets are not marked stale."""
+    return dg.DataVersion(table_fingerprint(con, table, where, params))
 
 
 def _short(value: Any) -> Any:

@@ -4,58 +4,21 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import dagster as dg
 import pandas as pd
-from pydantic import Field
 
-from fusion_assets.models.config import EncoderConfig, FusionConfig, TrainConfig, config_to_dict
+from fusion_assets.models.config import config_to_dict
+from fusion_assets.training_settings import TrainingSettings
 from resources import ModelStoreResource, TrackingResource
 
 # (on_epoch callback) -> (FittedModel, TrainResult); torch is imported only when it runs.
 Fit = Callable[[Callable[..., None]], tuple[Any, Any]]
 
 
-class TrainingConfig(dg.Config):
+class TrainingConfig(dg.Config, TrainingSettings):
     """Training knobs exposed in the Dagster launchpad (defaults: the laptop demo)."""
-
-    preset: str = Field(
-        default="default", description="'default' (laptop demo) or 'tiny' (seconds-long test fits)"
-    )
-    max_epochs: int | None = None
-    patience: int | None = None
-    learning_rate: float | None = None
-    batch_size: int | None = None
-    embedding_dim: int | None = None
-    modality_dropout: float | None = None
-    availability_indicators: bool = False
-    seed: int = 0
-
-    def _train(self, base: TrainConfig) -> TrainConfig:
-        overrides = {
-            "max_epochs": self.max_epochs,
-            "patience": self.patience,
-            "learning_rate": self.learning_rate,
-            "batch_size": self.batch_size,
-        }
-        return replace(
-            base, seed=self.seed, **{k: v for k, v in overrides.items() if v is not None}
-        )
-
-    def encoder_config(self) -> EncoderConfig:
-        base = EncoderConfig.tiny() if self.preset == "tiny" else EncoderConfig()
-        if self.embedding_dim is not None:
-            base = replace(base, embedding_dim=self.embedding_dim)
-        return replace(base, train=self._train(base.train))
-
-    def fusion_config(self) -> FusionConfig:
-        base = FusionConfig.tiny() if self.preset == "tiny" else FusionConfig()
-        base = replace(base, encoder=self.encoder_config(), train=self._train(base.train))
-        if self.modality_dropout is not None:
-            base = replace(base, modality_dropout=self.modality_dropout)
-        return replace(base, availability_indicators=self.availability_indicators)
 
 
 def fit_save_track(
@@ -76,18 +39,7 @@ def fit_save_track(
 
     started = time.perf_counter()
     with tracking.run(name, dagster_run_id=context.run_id, tags={"fusion.kind": store_kind}) as run:
-
-        def on_epoch(epoch: int, train_loss: float, val_loss: float, val_auroc: float) -> None:
-            context.log.info(
-                f"{name} epoch {epoch}: train loss {train_loss:.4f}, "
-                f"validation loss {val_loss:.4f}, validation AUROC {val_auroc:.3f}"
-            )
-            mlflow.log_metrics(
-                {"train_loss": train_loss, "val_loss": val_loss, "val_auroc": val_auroc},
-                step=epoch,
-            )
-
-        fitted, result = fit(on_epoch)
+        fitted, result = fit(_epoch_logger(context, name))
         directory = save_model(fitted, model_store.model_dir(store_kind, name))
         # Lets the evaluation attach its report to the run that produced this model.
         (directory / "mlflow_run.json").write_text(
@@ -103,30 +55,48 @@ def fit_save_track(
         }
         mlflow.log_metrics({k: float(v) for k, v in final.items() if v == v})
         _log_pyfunc(directory, example)
-        url = tracking.run_url(run)
-        run_id = run.info.run_id
+        url, run_id = tracking.run_url(run), run.info.run_id
 
     context.log.info(
         f"{name}: validation AUROC {result.val_auroc:.3f} after {result.best_epoch} epochs, "
         f"{result.n_parameters:,} parameters, {result.train_seconds:.1f} s; MLflow run {run_id}"
     )
-    return dg.MaterializeResult(
-        data_version=_directory_version(directory),
-        metadata={
-            "val_auroc": dg.MetadataValue.float(float(result.val_auroc)),
-            "val_loss": dg.MetadataValue.float(float(result.val_loss)),
-            "best_epoch": dg.MetadataValue.int(int(result.best_epoch)),
-            "n_parameters": dg.MetadataValue.int(int(result.n_parameters)),
-            "train_seconds": dg.MetadataValue.float(round(result.train_seconds, 2)),
-            "n_train": dg.MetadataValue.int(int(result.n_train)),
-            "n_validation": dg.MetadataValue.int(int(result.n_val)),
-            "mlflow_run_id": dg.MetadataValue.text(run_id),
-            "mlflow_run_url": dg.MetadataValue.url(url),
-            "model_dir": dg.MetadataValue.path(str(directory)),
-            "history": dg.MetadataValue.md(_history_md(result)),
-            "wall_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 2)),
-        },
-    )
+    metadata = _fit_metadata(result, run_id, url, directory)
+    metadata["wall_seconds"] = dg.MetadataValue.float(round(time.perf_counter() - started, 2))
+    return dg.MaterializeResult(data_version=_directory_version(directory), metadata=metadata)
+
+
+def _epoch_logger(context: dg.AssetExecutionContext, name: str) -> Callable[..., None]:
+    """The per-epoch callback: the Dagster log and the active MLflow run."""
+    import mlflow
+
+    def on_epoch(epoch: int, train_loss: float, val_loss: float, val_auroc: float) -> None:
+        context.log.info(
+            f"{name} epoch {epoch}: train loss {train_loss:.4f}, "
+            f"validation loss {val_loss:.4f}, validation AUROC {val_auroc:.3f}"
+        )
+        mlflow.log_metrics(
+            {"train_loss": train_loss, "val_loss": val_loss, "val_auroc": val_auroc},
+            step=epoch,
+        )
+
+    return on_epoch
+
+
+def _fit_metadata(result: Any, run_id: str, url: str, directory) -> dict[str, Any]:
+    return {
+        "val_auroc": dg.MetadataValue.float(float(result.val_auroc)),
+        "val_loss": dg.MetadataValue.float(float(result.val_loss)),
+        "best_epoch": dg.MetadataValue.int(int(result.best_epoch)),
+        "n_parameters": dg.MetadataValue.int(int(result.n_parameters)),
+        "train_seconds": dg.MetadataValue.float(round(result.train_seconds, 2)),
+        "n_train": dg.MetadataValue.int(int(result.n_train)),
+        "n_validation": dg.MetadataValue.int(int(result.n_val)),
+        "mlflow_run_id": dg.MetadataValue.text(run_id),
+        "mlflow_run_url": dg.MetadataValue.url(url),
+        "model_dir": dg.MetadataValue.path(str(directory)),
+        "history": dg.MetadataValue.md(_history_md(result)),
+    }
 
 
 def _log_pyfunc(directory, example: pd.DataFrame | None) -> None:

@@ -1,18 +1,37 @@
 """Settings of the evaluation maths, with laptop-sized defaults.
 
-The Dagster asset maps its Config onto this dataclass; nothing here reads
-globals or the environment.
+Pydantic models, so every knob is defined once with its range and its
+description: ``ReportSettings`` holds the knobs a run may set (the Dagster
+``ReportConfig`` is a subclass of it), ``EvaluationConfig`` adds the fixed
+choices of the maths. Nothing here reads globals or the environment.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from fusion_assets.disclosure import SMALL_CELL_LIMIT
 from fusion_assets.metrics.classification import ThresholdRule
+from fusion_assets.names import REFERENCE, UNIMODAL_PREFIX
 
 
-@dataclass(frozen=True)
-class EvaluationConfig:
+class ReportSettings(BaseModel):
+    """The subgroup report's run knobs (shown in the Dagster launchpad)."""
+
+    n_boot: int = Field(default=1000, ge=1, description="Paired stratified bootstrap resamples")
+    min_pattern_size: int = Field(
+        default=30,
+        ge=0,
+        description="Availability patterns with fewer test patients pool into 'other'",
+    )
+    suppress_below: int = Field(
+        default=SMALL_CELL_LIMIT,
+        ge=1,
+        description="Cells under this many patients are suppressed (disclosure control)",
+    )
+
+
+class EvaluationConfig(ReportSettings):
     """Knobs of the subgroup table, the bootstrap and the report.
 
     - ``n_boot``/``seed``/``ci_level``: paired stratified bootstrap (percentile CIs).
@@ -28,25 +47,23 @@ class EvaluationConfig:
     - ``ece_bins``: equal-mass bins for ECE and the reliability diagrams.
     """
 
-    n_boot: int = 1000
-    seed: int = 0
-    ci_level: float = 0.95
-    min_pattern_size: int = 30
-    age_bands: tuple[int, ...] = (45, 65)
-    suppress_below: int = 11
-    imprecise_below: int = 100
-    reference: str = "reference"
-    single_prefix: str = "single:"
-    threshold: ThresholdRule = field(default_factory=ThresholdRule)
-    ece_bins: int = 10
+    model_config = ConfigDict(frozen=True)
 
-    def __post_init__(self) -> None:
-        if self.n_boot < 1:
-            raise ValueError(f"n_boot must be >= 1, got {self.n_boot}")
-        if not 0.0 < self.ci_level < 1.0:
-            raise ValueError(f"ci_level must be in (0, 1), got {self.ci_level}")
-        if list(self.age_bands) != sorted(self.age_bands):
-            raise ValueError(f"age_bands must be increasing, got {self.age_bands}")
+    seed: int = 0
+    ci_level: float = Field(default=0.95, gt=0.0, lt=1.0)
+    age_bands: tuple[int, ...] = (45, 65)
+    imprecise_below: int = Field(default=100, ge=0)
+    reference: str = REFERENCE
+    single_prefix: str = UNIMODAL_PREFIX
+    threshold: ThresholdRule = Field(default_factory=ThresholdRule)
+    ece_bins: int = Field(default=10, ge=1)
+
+    @field_validator("age_bands")
+    @classmethod
+    def _increasing(cls, bands: tuple[int, ...]) -> tuple[int, ...]:
+        if list(bands) != sorted(bands):
+            raise ValueError(f"age_bands must be increasing, got {bands}")
+        return bands
 
     @property
     def suppressed_status(self) -> str:

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fusion_assets.disclosure import SMALL_CELL_LIMIT  # noqa: E402
+
 DPI = 90
 
 
@@ -123,7 +125,9 @@ def calibration_plot(reliability: pd.DataFrame, strategies: list[str], path: Pat
     return _save(fig, path)
 
 
-def pattern_counts_plot(counts: pd.DataFrame, path: Path, suppress_below: int = 11) -> Path:
+def pattern_counts_plot(
+    counts: pd.DataFrame, path: Path, suppress_below: int = SMALL_CELL_LIMIT
+) -> Path:
     """Test patients per availability pattern; cells under the limit drawn as '<limit'."""
     plt = _pyplot()
     c = counts.sort_values("n", ascending=True)

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from fusion_assets.metrics import plots
-from fusion_assets.metrics.crossval import cv_methods, describe_cv, repeat_display
 from fusion_assets.metrics.evaluate import EvaluationResult
 
 HEADLINE_COLUMNS = [
@@ -254,27 +253,16 @@ def _subgroup_display(t: pd.DataFrame, status_suppressed: str) -> pd.DataFrame:
     )
 
 
-def _is_cv(cohort: dict) -> bool:
-    """Whether the cohort was evaluated by repeated cross-validation (out-of-fold)."""
-    return cohort.get("evaluation", {}).get("mode") == "cv"
-
-
 def _cohort_notes(result: EvaluationResult) -> list[tuple[str, str]]:
     c, cfg = result.cohort, result.config
     notes = []
     t = result.table
     ref = t[(t["subgroup_type"] == "all") & (t["strategy"] == cfg.reference)]
     width = float((ref["auroc_ci_high"] - ref["auroc_ci_low"]).iloc[0]) if len(ref) else np.nan
-    if _is_cv(c):
-        # Out-of-fold predictions use every patient, but the patients are still few.
-        notes.append(
-            (
-                f"Small cohort ({c['n_test']} patients, {c['events']} events), so every patient "
-                "is evaluated out of fold; intervals are still wide for a cohort this size and "
-                "subgroup differences are mostly noise.",
-                "warn",
-            )
-        )
+    # The evaluation design's own size warning (fusion_assets.evaluation.DesignNotes), if any.
+    design_note = c["design"].size_warning(c["n_test"], c["events"]) if "design" in c else None
+    if design_note:
+        notes.append((design_note, "warn"))
     elif c["n_test"] < SMALL_TEST_SET or c["events"] < cfg.imprecise_below:
         notes.append(
             (
@@ -435,7 +423,8 @@ def _card_stress_limitations(result: EvaluationResult, strategy: str) -> list[st
 
 
 def _methods(cohort: dict | None = None) -> list[str]:
-    extra = cv_methods() if _is_cv(cohort or {}) else []
+    design = (cohort or {}).get("design")
+    extra = list(design.methods) if design is not None else []
     return extra + [
         "AUROC: rank-based, ties count one half. AUPRC: average precision (step-wise, as scikit-learn).",
         "Brier: mean squared error of the probability; scaled Brier = 1 − Brier / (prevalence × (1 − prevalence)).",
@@ -463,26 +452,19 @@ def _cohort_section(result: EvaluationResult) -> _Section:
         f"single modality ({result.subgroups.best_single or 'none'}). {cfg.n_boot} paired "
         f"bootstrap resamples, {cfg.ci_level:.0%} percentile intervals."
     )
-    if _is_cv(c):
-        intro.p(describe_cv(c["evaluation"]))
+    design = c.get("design")  # fusion_assets.evaluation.DesignNotes, set by the report asset
+    if design is not None and design.summary:
+        intro.p(design.summary)
     for text, kind in _cohort_notes(result):
         intro.note(text, kind)
     return intro
 
 
-def _cv_repeat_sections(result: EvaluationResult) -> list[_Section]:
-    """The per-repeat AUROC table (cross-validation with recorded repeats only)."""
-    c = result.cohort
-    if not (_is_cv(c) and len(c.get("cv_repeats", []))):
-        return []
-    section = _Section("Cross-validation: AUROC per repeat").p(
-        "All-patients AUROC of each repeat's out-of-fold predictions: how much the "
-        "estimate moves with the fold assignment alone. The headline AUROC is the mean "
-        "over repeats shown here (every metric is computed per repeat, then averaged), "
-        "an estimate for one model refitted on all patients; its interval covers "
-        "patient sampling, not this spread."
-    )
-    return [section.table(repeat_display(c["cv_repeats"]))]
+def _design_sections(result: EvaluationResult) -> list[_Section]:
+    """The evaluation design's own sections (e.g. the k-fold AUROC per repeat)."""
+    design = result.cohort.get("design")
+    sections = design.sections if design is not None else ()
+    return [_Section(heading).p(text).table(table) for heading, text, table in sections]
 
 
 def _verdict_section(result: EvaluationResult) -> _Section:
@@ -658,7 +640,7 @@ def render_report(
     headline = headline_table(result)
     body = [
         _cohort_section(result),
-        *_cv_repeat_sections(result),
+        *_design_sections(result),
         _Section("Headline: all test patients").table(_headline_display(headline)),
         _verdict_section(result),
         _Section("AUROC by subgroup").img(plot_paths["forest"], "forest plot of AUROC"),

@@ -39,9 +39,9 @@ from fusion_assets.models.inputs import PreparedInputs, State, prepare
 from fusion_assets.models.reference import ReferenceModel
 from fusion_assets.models.threads import limit_threads
 from fusion_assets.models.unimodal import UnimodalModel
+from fusion_assets.names import REFERENCE, UNIMODAL_PREFIX
 
 FORMAT_VERSION = 1
-UNIMODAL_PREFIX = "single:"
 
 
 @dataclass
@@ -243,7 +243,7 @@ def load_model(directory: Path) -> FittedModel:
     with np.load(directory / "preprocessing.npz", allow_pickle=False) as npz:
         preprocessing = _join_arrays(meta["preprocessing"], {k: npz[k] for k in npz.files})
     strategy = meta["strategy"]
-    if strategy == "reference":
+    if strategy == REFERENCE:
         with open(directory / "reference.pkl", "rb") as f:
             predictor: PatientModel | ReferenceModel = pickle.load(f)
     else:

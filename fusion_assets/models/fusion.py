@@ -22,6 +22,7 @@ from fusion_assets.models.batch import Batch
 from fusion_assets.models.config import FusionConfig
 from fusion_assets.models.inputs import State
 from fusion_assets.models.unimodal import UnimodalModel
+from fusion_assets.names import ATTENTION, EARLY, INTERMEDIATE, LATE
 
 
 def _used(spec: CohortSpec, preprocessing: dict[str, State]) -> list[str]:
@@ -361,8 +362,8 @@ class Bagged(PatientModel):
 
 
 STRATEGIES: dict[str, type[PatientModel]] = {
-    "early": EarlyFusion,
-    "intermediate": IntermediateFusion,
-    "late": LateFusion,
-    "attention": AttentionFusion,
+    EARLY: EarlyFusion,
+    INTERMEDIATE: IntermediateFusion,
+    LATE: LateFusion,
+    ATTENTION: AttentionFusion,
 }

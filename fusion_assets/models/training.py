@@ -32,9 +32,10 @@ from fusion_assets.models.inputs import PreparedInputs, State, fit_modality, pre
 from fusion_assets.models.reference import ReferenceModel
 from fusion_assets.models.threads import limit_threads
 from fusion_assets.models.unimodal import UnimodalModel
+from fusion_assets.names import REFERENCE, unimodal_name
+from fusion_assets.names import STRATEGIES as STRATEGY_NAMES
 
 EpochCallback = Callable[[int, float, float, float], None]
-STRATEGY_NAMES = ("early", "intermediate", "late", "attention", "reference")
 
 
 @dataclass
@@ -308,7 +309,7 @@ def train_unimodal(
         on_epoch=on_epoch,
     )
     result.train_seconds = time.perf_counter() - start
-    return FittedModel(f"single:{modality}", spec, preprocessing, model, config), result
+    return FittedModel(unimodal_name(modality), spec, preprocessing, model, config), result
 
 
 # --------------------------------------------------------------------------- fusion
@@ -415,7 +416,7 @@ def train_fusion(
     if strategy == "late":
         preprocessing = {m: s for m, s in preprocessing.items() if m in unimodal}
     data = _split_inputs(spec, preprocessing, frames, labels, train_ids, val_ids)
-    if strategy == "reference":
+    if strategy == REFERENCE:
         model, result = _train_reference(spec, preprocessing, config, data)
     else:
         model, result = _train_neural(

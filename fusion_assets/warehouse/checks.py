@@ -13,7 +13,7 @@ import duckdb
 import pandas as pd
 import pandera.pandas as pa
 
-from fusion_assets.cohorts.spec import CohortSpec
+from fusion_assets.cohorts.spec import CohortSpec, ModalitySpec
 from fusion_assets.warehouse.align import count_future_rows
 from fusion_assets.warehouse.sql import qident
 
@@ -124,7 +124,18 @@ def check_label_prevalence(
 
 def check_no_future_rows(con: duckdb.DuckDBPyConnection, spec: CohortSpec) -> CheckResult:
     """No aligned row of any modality comes from at/after the patient's index time."""
-    counts = {m.name: count_future_rows(con, m) for m in spec.modalities}
+    return _no_future_rows(con, spec.modalities)
+
+
+def check_modality_no_future_rows(
+    con: duckdb.DuckDBPyConnection, modality: ModalitySpec
+) -> CheckResult:
+    """No aligned row of ``modality`` comes from at/after the patient's index time."""
+    return _no_future_rows(con, [modality])
+
+
+def _no_future_rows(con: duckdb.DuckDBPyConnection, modalities: list[ModalitySpec]) -> CheckResult:
+    counts = {m.name: count_future_rows(con, m) for m in modalities}
     frame = pd.DataFrame({"modality": list(counts), "future_rows": list(counts.values())})
     schema = pa.DataFrameSchema({"future_rows": pa.Column(int, pa.Check.eq(0))})
     failures = _run(schema, frame)

@@ -1,55 +1,47 @@
-"""The evaluation mode and the fold plan in the warehouse (``profile.evaluation_mode``/``folds``).
+"""The evaluation design in the warehouse: ``profile.evaluation_mode``, ``profile.folds``.
 
-``profile.evaluation_mode``: one row, ``mode`` (``holdout`` | ``cv``), ``n_patients``
-and the settings (JSON) it was decided with. ``profile.folds``: the fold plan of
-:func:`fusion_assets.crossval.assign_folds` (``repeat, fold, patient_id, role``);
-empty in holdout mode. ``profile.splits`` is written in both modes: the held-out
-train / validation / test split, or in cv mode the final model's train /
-validation carve-out of all patients (no test: the final model sees everyone and
-evaluation comes from the fold models).
+``profile.evaluation_mode``: one row, ``mode`` (``holdout`` | ``cv``), ``n_patients``,
+``plan_id`` and the settings (JSON) it was decided with. ``profile.folds``: the
+fold plan (``repeat, fold, patient_id, role``); empty in the held-out design.
+``profile.splits`` is written by both designs: the held-out train / validation /
+test split, or in cross-validation the final model's train / validation
+carve-out of all patients (no test: the final model sees everyone and
+evaluation comes from the fold models). The decisions are pure code in
+``fusion_assets.evaluation``; this module reads and writes them.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 import pandas as pd
 
-from fusion_assets.crossval import (
-    CV,
-    HOLDOUT,
-    PLAN_COLUMNS,
+from fusion_assets.evaluation import (
     CrossValSettings,
-    assign_folds,
-    plan_id,
+    EvaluationDesign,
+    choose_design,
+    design_from_record,
 )
-from fusion_assets.warehouse.splits import assign_splits
+from fusion_assets.evaluation.plan import PLAN_COLUMNS
+from fusion_assets.warehouse.splits import read_splits, read_stratification_cohort, write_splits
 from fusion_assets.warehouse.sql import table_exists
 
-
-@dataclass
-class EvaluationMode:
-    """What the downstream assets need to know about how the cohort is evaluated."""
-
-    mode: str = HOLDOUT
-    n_patients: int = 0
-    settings: dict[str, Any] = field(default_factory=dict)
-    plan: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PLAN_COLUMNS))
-    plan_id: str = ""
-
-    @property
-    def is_cv(self) -> bool:
-        return self.mode == CV
+FOLDS_TABLE = "profile.folds"
+MODE_TABLE = "profile.evaluation_mode"
 
 
-def _previous_mode(con: duckdb.DuckDBPyConnection) -> str | None:
+def _recorded(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
     if not table_exists(con, "profile", "evaluation_mode"):
         return None
-    row = con.execute("SELECT mode FROM profile.evaluation_mode LIMIT 1").fetchone()
-    return row[0] if row else None
+    row = con.execute(
+        f"SELECT mode, n_patients, plan_id, settings FROM {MODE_TABLE} LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    mode, n, pid, settings = row
+    return {"mode": mode, "n_patients": int(n), "plan_id": pid, "settings": json.loads(settings)}
 
 
 def write_evaluation_plan(
@@ -58,50 +50,32 @@ def write_evaluation_plan(
     holdout_fractions: tuple[float, float, float],
     split_seed: int = 0,
 ) -> dict[str, Any]:
-    """Decide the mode from the cohort size; write splits, the fold plan and the mode.
+    """Choose the design from the cohort size; write splits, the fold plan and the mode.
 
-    Switching mode starts ``profile.splits`` afresh: a cv-mode split has no test
-    patients, so keeping it would leave a grown cohort's test split made only of
-    the newest patients (and in cv mode no patient is held out anyway).
+    One transaction: a cohort that cannot be cross-validated, or a failed write,
+    changes nothing. Returns counts for metadata.
     """
-    cohort = con.execute("SELECT patient_id, label, pattern FROM profile.availability").df()
-    n = len(cohort)
-    mode = settings.mode(n)
-    if mode == CV:
-        # First, so that a cohort that cannot be cross-validated changes nothing.
-        plan = assign_folds(
-            cohort, settings.folds, settings.repeats, settings.seed, settings.inner_validation
-        )
-    else:
-        plan = pd.DataFrame(columns=PLAN_COLUMNS).astype(
-            {"repeat": "int32", "fold": "int32", "patient_id": str, "role": str}
-        )
-    record = pd.DataFrame(
-        {
-            "mode": [mode],
-            "n_patients": [n],
-            "plan_id": [plan_id(plan) if mode == CV else ""],
-            "settings": [json.dumps(settings.to_dict())],
-        }
-    )
-    fractions = (
-        (1.0 - settings.inner_validation, settings.inner_validation, 0.0)
-        if mode == CV
-        else holdout_fractions
+    cohort = read_stratification_cohort(con)
+    design = choose_design(cohort, settings)
+    previous = _recorded(con)
+    splits, counts = design.assign_splits(
+        cohort,
+        read_splits(con),
+        previous["mode"] if previous else None,
+        holdout_fractions,
+        split_seed,
     )
     con.execute("BEGIN TRANSACTION")
-    con.register("_plan_df", plan)
-    con.register("_mode_df", record)
+    con.register("_plan_df", design.plan)
+    con.register("_mode_df", pd.DataFrame([design.record()]))
     try:
-        if _previous_mode(con) not in (None, mode):
-            con.execute("DROP TABLE IF EXISTS profile.splits")
-        counts = assign_splits(con, seed=split_seed, fractions=fractions)
+        write_splits(con, splits)
         con.execute(
-            "CREATE OR REPLACE TABLE profile.folds AS SELECT CAST(repeat AS INTEGER) AS repeat, "
+            f"CREATE OR REPLACE TABLE {FOLDS_TABLE} AS SELECT CAST(repeat AS INTEGER) AS repeat, "
             "CAST(fold AS INTEGER) AS fold, CAST(patient_id AS VARCHAR) AS patient_id, "
             "CAST(role AS VARCHAR) AS role FROM _plan_df ORDER BY repeat, fold, role, patient_id"
         )
-        con.execute("CREATE OR REPLACE TABLE profile.evaluation_mode AS SELECT * FROM _mode_df")
+        con.execute(f"CREATE OR REPLACE TABLE {MODE_TABLE} AS SELECT * FROM _mode_df")
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
@@ -109,22 +83,18 @@ def write_evaluation_plan(
     finally:
         con.unregister("_plan_df")
         con.unregister("_mode_df")
-    return {"mode": mode, "n_patients": n, "splits": counts, "plan_rows": len(plan)}
+    return {
+        "mode": design.mode,
+        "n_patients": design.n_patients,
+        "splits": counts,
+        "plan_rows": len(design.plan),
+    }
 
 
-def read_evaluation_mode(con: duckdb.DuckDBPyConnection) -> EvaluationMode:
-    """The recorded mode and plan; a warehouse from before cv existed reads as holdout."""
-    if not table_exists(con, "profile", "evaluation_mode"):
-        return EvaluationMode()
-    row = con.execute(
-        "SELECT mode, n_patients, plan_id, settings FROM profile.evaluation_mode LIMIT 1"
-    ).fetchone()
-    if row is None:
-        return EvaluationMode()
-    mode, n, pid, settings = row
-    plan = (
-        con.execute(f"SELECT {', '.join(PLAN_COLUMNS)} FROM profile.folds").df()
-        if mode == CV
-        else pd.DataFrame(columns=PLAN_COLUMNS)
-    )
-    return EvaluationMode(mode, int(n), json.loads(settings), plan, pid)
+def read_evaluation_design(con: duckdb.DuckDBPyConnection) -> EvaluationDesign:
+    """The recorded design and its plan; a warehouse from before cv existed reads as held out."""
+    record = _recorded(con)
+    if record is None:
+        return design_from_record(None)
+    plan = con.execute(f"SELECT {', '.join(PLAN_COLUMNS)} FROM {FOLDS_TABLE}").df()
+    return design_from_record(record, plan)

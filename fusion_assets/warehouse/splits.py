@@ -1,90 +1,37 @@
-"""Patient-level train/validation/test splits, stratified and stable as the cohort grows."""
+"""``profile.splits`` in the warehouse: read, write, and extend it as the cohort grows.
+
+The assignment itself (seeded, stratified by label x availability pattern) is
+pure code in ``fusion_assets.evaluation.assignment``; this module is its SQL.
+"""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import duckdb
 import pandas as pd
 
+from fusion_assets.evaluation.assignment import assign_splits as assign_split_frame
+from fusion_assets.evaluation.assignment import check_fractions
 from fusion_assets.warehouse.sql import table_exists
 
-SPLITS = ("train", "validation", "test")
+
+def read_stratification_cohort(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """``patient_id, label, pattern`` of every profiled patient (the strata of split and folds)."""
+    return con.execute("SELECT patient_id, label, pattern FROM profile.availability").df()
 
 
-def _seeded_hash(seed: int, patient_id: str) -> int:
-    """Stable across processes and library versions (unlike Python's or DuckDB's hash)."""
-    return int.from_bytes(
-        hashlib.blake2b(f"{seed}:{patient_id}".encode(), digest_size=8).digest(), "big"
-    )
-
-
-def _assign_stratum(
-    new_ids: list[str], existing: dict[str, int], fractions: tuple[float, ...]
-) -> list[str]:
-    """Give each new patient (already in seeded-hash order) the split furthest below target.
-
-    Starting from the stratum's existing counts, each patient goes to the split
-    whose count lags its target share of the running total the most; ties go to
-    the earlier split.  One patient -> train; two -> train + validation; large
-    strata converge to the fractions, and a grown stratum is pulled back to them.
-    """
-    counts = [existing.get(s, 0) for s in SPLITS]
-    total = sum(counts)
-    out = []
-    for _ in new_ids:
-        total += 1
-        deficits = [f * total - c for f, c in zip(fractions, counts, strict=True)]
-        k = max(range(len(SPLITS)), key=lambda i: (deficits[i], -i))
-        counts[k] += 1
-        out.append(SPLITS[k])
-    return out
-
-
-def assign_splits(
-    con: duckdb.DuckDBPyConnection,
-    seed: int = 0,
-    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
-) -> dict[str, Any]:
-    """Create or extend ``profile.splits`` (``patient_id``, ``split``).
-
-    Strata are label x availability pattern from ``profile.availability``.
-    Patients already in ``profile.splits`` keep their split; new ones are
-    assigned within their stratum in seeded-hash order so the stratum stays near
-    ``fractions``.  Returns counts for metadata.
-    """
-    if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-9 or min(fractions) < 0:
-        raise ValueError(
-            f"fractions must be three non-negative shares summing to 1, got {fractions}."
-        )
-    cohort = con.execute("SELECT patient_id, label, pattern FROM profile.availability").df()
-    con.execute("CREATE SCHEMA IF NOT EXISTS profile")
+def read_splits(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """``patient_id, split`` given so far (no rows before the first split)."""
     if table_exists(con, "profile", "splits"):
-        old = con.execute("SELECT patient_id, split FROM profile.splits").df()
-    else:
-        old = pd.DataFrame({"patient_id": pd.Series(dtype=str), "split": pd.Series(dtype=str)})
-    known = dict(zip(old["patient_id"], old["split"], strict=True))
+        return con.execute("SELECT patient_id, split FROM profile.splits").df()
+    return pd.DataFrame({"patient_id": pd.Series(dtype=str), "split": pd.Series(dtype=str)})
 
-    cohort["split"] = cohort["patient_id"].map(known)
-    cohort["order"] = [_seeded_hash(seed, p) for p in cohort["patient_id"]]
-    new_rows = []
-    for _, stratum in cohort.groupby(["label", "pattern"], sort=True):
-        existing = stratum["split"].value_counts().to_dict()
-        fresh = stratum[stratum["split"].isna()].sort_values(["order", "patient_id"])
-        if len(fresh):
-            new_rows.append(
-                pd.DataFrame(
-                    {
-                        "patient_id": fresh["patient_id"],
-                        "split": _assign_stratum(fresh["patient_id"].tolist(), existing, fractions),
-                    }
-                )
-            )
-    added = pd.concat(new_rows, ignore_index=True) if new_rows else old.iloc[0:0]
-    # Patients no longer in the cohort keep their row: a split, once given, is never reused.
-    result = pd.concat([old, added], ignore_index=True)
-    con.register("_new_splits", result)
+
+def write_splits(con: duckdb.DuckDBPyConnection, splits: pd.DataFrame) -> None:
+    """Replace ``profile.splits`` (``patient_id``, ``split``)."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS profile")
+    con.register("_new_splits", splits)
     try:
         con.execute(
             "CREATE OR REPLACE TABLE profile.splits AS "
@@ -93,12 +40,29 @@ def assign_splits(
         )
     finally:
         con.unregister("_new_splits")
-    counts = result["split"].value_counts().to_dict()
-    return {
-        "n_patients": len(result),
-        "kept": len(old),
-        "added": len(added),
-        "per_split": {s: int(counts.get(s, 0)) for s in SPLITS},
-        "seed": seed,
-        "fractions": list(fractions),
-    }
+
+
+def assign_splits(
+    con: duckdb.DuckDBPyConnection,
+    seed: int = 0,
+    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
+) -> dict[str, Any]:
+    """Create or extend ``profile.splits``: patients already split keep their split.
+
+    Strata are label x availability pattern from ``profile.availability``; see
+    :func:`fusion_assets.evaluation.assignment.assign_splits`. Returns counts for metadata.
+    """
+    check_fractions(fractions)
+    cohort = read_stratification_cohort(con)
+    splits, counts = assign_split_frame(cohort, read_splits(con), seed, fractions)
+    write_splits(con, splits)
+    return counts
+
+
+def split_prevalence(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Patients and label prevalence per split (metadata; no identifiers)."""
+    return con.sql(
+        "SELECT split, count(*) AS patients, round(avg(a.label), 3) AS prevalence "
+        "FROM profile.splits s JOIN profile.availability a USING (patient_id) "
+        "GROUP BY split ORDER BY split"
+    ).df()

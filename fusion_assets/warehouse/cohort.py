@@ -1,5 +1,7 @@
 """Reading the aligned cohort out of the warehouse for training and evaluation."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 
 import duckdb
@@ -49,6 +51,7 @@ def load_cohort(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def split_ids(cohort: pd.DataFrame, split: str) -> list[str]:
+    """Patient ids of one split, in patient order."""
     return cohort.loc[cohort["split"] == split, "patient_id"].tolist()
 
 
@@ -65,6 +68,7 @@ class TrainingData:
 def load_training_data(
     con: duckdb.DuckDBPyConnection, spec: CohortSpec, modalities: list[str] | None = None
 ) -> TrainingData:
+    """Frames, labels and the deployed model's train / validation ids from ``profile.splits``."""
     cohort = load_cohort(con)
     return TrainingData(
         frames=load_frames(con, spec, modalities),

@@ -1,7 +1,8 @@
 """Fold models of a cross-validated small cohort: train, save, predict out of fold.
 
-Pure code (torch, no dagster); the encoder and fusion assets call it per
-partition. One model (a ``single:<modality>`` baseline or a fusion strategy) has
+Pure code (torch, no dagster), used by the repeated k-fold design
+(``evaluation.kfold``) and imported only when fold models are fitted or read.
+One model (a ``single:<modality>`` baseline or a fusion strategy) has
 a *fold root* folder in the model store::
 
     <fold root>/r<repeat>_f<fold>/   one fitted model per fold (save_model layout)
@@ -23,25 +24,25 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fusion_assets.crossval import fold_ids, fold_keys, fold_name
+from fusion_assets.evaluation.models import ModelsNotReady
+from fusion_assets.evaluation.plan import OOF_COLUMNS, fold_ids, fold_keys, fold_name
 from fusion_assets.metrics.classification import auroc
 from fusion_assets.models.api import FittedModel, load_model, save_model
 from fusion_assets.models.training import TrainResult, label_vector
+from fusion_assets.scoring import stress_test
 
 OOF_FILE = "oof.parquet"
 MARKER_FILE = "folds.json"
-OOF_COLUMNS = ["repeat", "fold", "patient_id", "role", "prob"]
 
 # (repeat, fold, train_ids, validation_ids) -> (fitted model, train result)
 FoldFit = Callable[[int, int, list[str], list[str]], tuple[FittedModel, TrainResult]]
 
 
-class StaleFoldModels(RuntimeError):
+class StaleFoldModels(ModelsNotReady):
     """A fold root is missing, unfinished or was trained on another fold plan."""
 
 
@@ -149,45 +150,26 @@ def load_oof(root: Path, plan_id: str, name: str) -> pd.DataFrame:
     return pd.read_parquet(Path(root) / OOF_FILE)[OOF_COLUMNS]
 
 
-def fold_summary_of(root: Path) -> list[dict[str, Any]]:
-    """The per-fold summary recorded in ``folds.json`` (empty when absent)."""
-    marker = Path(root) / MARKER_FILE
-    return json.loads(marker.read_text()).get("folds", []) if marker.exists() else []
-
-
-def average_repeats(oof: pd.DataFrame) -> pd.DataFrame:
-    """``eval.predictions`` rows from out-of-fold rows: one per strategy x patient x split.
-
-    ``test`` rows average a patient's held-out predictions over the repeats (one
-    per repeat); ``validation`` rows average the inner-validation predictions of
-    the fold models that kept the patient aside. ``n_models`` says how many.
-    """
-    grouped = oof.groupby(["strategy", "patient_id", "role"], sort=True)["prob"]
-    out = grouped.agg(prob="mean", n_models="size").reset_index()
-    out = out.rename(columns={"role": "split"})
-    return out[["strategy", "patient_id", "split", "prob", "n_models"]]
-
-
 def stress_by_fold(
     models: Mapping[str, Mapping[tuple[int, int], FittedModel]],
     frames: Mapping[str, pd.DataFrame],
     plan: pd.DataFrame,
     repeat: int,
-    stress: Callable[..., pd.DataFrame],
-    **kwargs: Any,
+    rates: Sequence[float],
+    n_seeds: int,
 ) -> pd.DataFrame:
     """Stress tests of one repeat, each patient scored by the fold model that never saw it.
 
-    ``stress`` is :func:`fusion_assets.scoring.stress_test`; masks are drawn per
-    fold, and every strategy meets the same ones (the folds are shared), so the
-    comparison between strategies stays paired.
+    Masks are drawn per fold (:func:`fusion_assets.scoring.stress_test`), and every
+    strategy meets the same ones (the folds are shared), so the comparison
+    between strategies stays paired.
     """
     parts = []
     keys = [k for k in fold_keys(plan) if k[0] == repeat]
     for key in keys:
         ids = fold_ids(plan, *key)["test"]
         fold_models = {strategy: by_fold[key] for strategy, by_fold in models.items()}
-        part = stress(fold_models, frames, ids, **kwargs)
+        part = stress_test(fold_models, frames, ids, rates, n_seeds)
         part["fold"] = np.int32(key[1])
         parts.append(part)
     return pd.concat(parts, ignore_index=True)

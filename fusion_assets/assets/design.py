@@ -1,0 +1,75 @@
+"""The evaluation design as the encoder, fusion and evaluation assets use it.
+
+The design (``fusion_assets.evaluation``) decides which fold models exist and
+how predictions are assembled; these helpers only read it from the warehouse
+and describe what it did in Dagster metadata. The deployed model of each
+``<store kind>/<name>`` stays where the held-out design puts it, so deployment
+and batch re-evaluation never need to know the design.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import contextmanager
+
+import dagster as dg
+import pandas as pd
+
+from fusion_assets.evaluation import EvaluationDesign, ModelsNotReady, fold_root
+from fusion_assets.evaluation.design import FoldFit
+from fusion_assets.warehouse.folds import read_evaluation_design
+from resources import ModelStoreResource, WarehouseResource
+
+# The design's tables: every asset that reads the design depends on them.
+DESIGN_ASSETS = ["splits", "folds", "evaluation_mode"]
+
+
+def read_design(warehouse: WarehouseResource) -> EvaluationDesign:
+    with warehouse.connect() as con:
+        return read_evaluation_design(con)
+
+
+@contextmanager
+def models_ready(suffix: str = ""):
+    """Missing or stale models (a user's order of materializations) fail with the reason."""
+    try:
+        yield
+    except ModelsNotReady as exc:
+        raise dg.Failure(f"{exc}{suffix}") from exc
+
+
+def fit_fold_models(
+    context: dg.AssetExecutionContext,
+    design: EvaluationDesign,
+    model_store: ModelStoreResource,
+    store_kind: str,
+    name: str,
+    fit: FoldFit,
+    frames: Mapping[str, pd.DataFrame],
+    labels: pd.Series,
+) -> dict[str, dg.MetadataValue]:
+    """The design's fold models of one model; their Dagster metadata ({} when it has none)."""
+    root = fold_root(model_store, store_kind, name)
+    run = design.fit_fold_models(root, name, fit, frames, labels, log=context.log.info)
+    if run is None:
+        return {}
+    return {
+        "evaluation_mode": dg.MetadataValue.text(design.mode),
+        "cv_fold_models": dg.MetadataValue.int(len(run.summary)),
+        "cv_oof_auroc": dg.MetadataValue.float(float(run.oof_auroc(labels))),
+        "cv_seconds": dg.MetadataValue.float(round(run.seconds, 2)),
+        "cv_folds": dg.MetadataValue.md(run.summary.round(3).to_markdown(index=False)),
+        "cv_fold_root": dg.MetadataValue.path(str(root)),
+        "cv_plan_id": dg.MetadataValue.text(design.plan_id),
+    }
+
+
+def with_fold_models(
+    result: dg.MaterializeResult, extra: Mapping[str, dg.MetadataValue]
+) -> dg.MaterializeResult:
+    """The deployed model's result with the fold models' metadata and data version added."""
+    version = result.data_version
+    if version is not None and "cv_plan_id" in extra:
+        # Fold models (and so the evaluation) change with the plan even if the final model does not.
+        version = dg.DataVersion(f"{version.value}-cv{extra['cv_plan_id'].value}")
+    return dg.MaterializeResult(metadata={**(result.metadata or {}), **extra}, data_version=version)

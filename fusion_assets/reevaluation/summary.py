@@ -1,0 +1,87 @@
+"""The batch's result rows described: the check's verdict, markdown and headline numbers."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from fusion_assets.reevaluation.rows import DATA_STRATEGY, is_nan
+
+
+def check_problems(table: pd.DataFrame) -> list[str]:
+    """AUROCs below their reference interval and drift measures over their thresholds."""
+    flagged = table.loc[table["flagged"]]
+    below = flagged[flagged["metric"] == "auroc"]
+    drift = flagged[flagged["kind"] == "drift"]
+    return [
+        f"{r.strategy}: AUROC {r.value:.3f} < reference low {r.reference_low:.3f}"
+        for r in below.itertuples()
+    ] + [
+        f"{r.strategy if r.strategy != DATA_STRATEGY else 'data'} {r.metric} {r.subgroup} = {r.value:.3f}"
+        for r in drift.sort_values("value", ascending=False).head(10).itertuples()
+    ]
+
+
+def flag_counts(table: pd.DataFrame) -> dict[str, int]:
+    flagged = table.loc[table["flagged"]]
+    return {
+        "auroc_below_reference": int((flagged["metric"] == "auroc").sum()),
+        "drift_over_threshold": int((flagged["kind"] == "drift").sum()),
+    }
+
+
+def summary_markdown(table: pd.DataFrame) -> str:
+    perf = table[(table["kind"] == "performance") & (table["metric"] == "auroc")]
+    perf = perf[
+        [
+            "strategy",
+            "subgroup",
+            "value",
+            "reference_low",
+            "reference_high",
+            "suppressed",
+            "flagged",
+        ]
+    ]
+    drift = table[table["kind"] == "drift"].sort_values("value", ascending=False).head(15)
+    drift = drift[["strategy", "metric", "subgroup", "value", "reference", "flagged"]]
+    return (
+        "### AUROC per strategy and availability pattern\n\n"
+        + (perf.to_markdown(index=False, floatfmt=".3f") if not perf.empty else "_no model scored_")
+        + "\n\n### Largest drift measures\n\n"
+        + (
+            drift.to_markdown(index=False, floatfmt=".3f")
+            if not drift.empty
+            else "_no reference split_"
+        )
+    )
+
+
+def headline_numbers(table: pd.DataFrame) -> dict[str, float]:
+    """``auroc_<strategy>``, ``pattern_total_variation`` and ``max_feature_psi`` where measured."""
+    out: dict[str, float] = {}
+    auroc_all = table[(table["metric"] == "auroc") & (table["subgroup"] == "all")]
+    for r in auroc_all.itertuples():
+        if r.value is not None and not is_nan(r.value):
+            out[f"auroc_{r.strategy}"] = float(r.value)
+    tv = table[table["metric"] == "pattern_total_variation"]["value"]
+    if not tv.empty and tv.notna().all():
+        out["pattern_total_variation"] = float(tv.iloc[0])
+    psis = table[table["metric"] == "psi"]["value"].dropna()
+    if not psis.empty:
+        out["max_feature_psi"] = float(psis.max())
+    return out
+
+
+def mlflow_key(*parts: str) -> str:
+    """MLflow metric names allow letters, digits and ``_-. /`` only."""
+    text = ".".join(parts)
+    return "".join(c if c.isalnum() or c in "_-./" else "_" for c in text)
+
+
+def mlflow_metrics(table: pd.DataFrame) -> dict[str, float]:
+    """The all-patients and drift values, unsuppressed (aggregates only)."""
+    logged = table[table["value"].notna() & ~table["suppressed"]]
+    logged = logged[(logged["subgroup"] == "all") | (logged["kind"] == "drift")]
+    return {
+        mlflow_key(r.strategy, r.metric, r.subgroup): float(r.value) for r in logged.itertuples()
+    }

@@ -1,0 +1,36 @@
+"""``eval.batch_metrics``: the long-format results of every batch re-evaluation."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+RESULT_TABLE = "eval.batch_metrics"
+
+_RESULT_DDL = f"""
+CREATE SCHEMA IF NOT EXISTS eval;
+CREATE TABLE IF NOT EXISTS {RESULT_TABLE} (
+    batch_id VARCHAR, strategy VARCHAR, kind VARCHAR, metric VARCHAR, subgroup VARCHAR,
+    value DOUBLE, suppressed BOOLEAN, reference DOUBLE, reference_low DOUBLE,
+    reference_high DOUBLE, flagged BOOLEAN, evaluated_at TIMESTAMP, dagster_run_id VARCHAR
+)"""
+
+
+def write_batch_metrics(
+    con: duckdb.DuckDBPyConnection, table: pd.DataFrame, batch_id: str, run_id: str
+) -> None:
+    """Replace the batch's rows in one transaction (re-running a batch is idempotent)."""
+    out = table.assign(
+        evaluated_at=pd.Timestamp.now("UTC").tz_localize(None), dagster_run_id=run_id
+    )
+    con.execute(_RESULT_DDL)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM {RESULT_TABLE} WHERE batch_id = ?", [batch_id])
+        con.register("batch_metrics_new", out)
+        con.execute(f"INSERT INTO {RESULT_TABLE} BY NAME SELECT * FROM batch_metrics_new")
+        con.unregister("batch_metrics_new")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise

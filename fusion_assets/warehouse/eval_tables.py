@@ -1,0 +1,48 @@
+"""The evaluation tables (schema ``eval``): each one written whole, read whole.
+
+The predictions asset writes ``eval.predictions``, ``eval.oof_predictions`` and
+``eval.stress_predictions``; the report asset writes ``eval.subgroup_metrics``,
+``eval.degradation``, ``eval.degradation_summary``, ``eval.complete_case`` and
+``eval.cv_repeat_metrics``. A design that produces no rows for a table (the
+held-out design has no out-of-fold predictions) still writes it, with its
+columns and zero rows, so a stale table of an earlier design is never read as
+this run's (column contracts in docs/data-contracts.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import duckdb
+import pandas as pd
+
+SCHEMA = "eval"
+
+
+def qualified(name: str) -> str:
+    """``eval.<name>``."""
+    return f"{SCHEMA}.{name}"
+
+
+def write_eval_tables(con: duckdb.DuckDBPyConnection, tables: Mapping[str, pd.DataFrame]) -> None:
+    """Replace ``eval.<name>`` with each frame, all in one transaction."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for name, frame in tables.items():
+            con.register("_eval_frame", frame)
+            try:
+                con.execute(
+                    f"CREATE OR REPLACE TABLE {qualified(name)} AS SELECT * FROM _eval_frame"
+                )
+            finally:
+                con.unregister("_eval_frame")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def read_eval_table(con: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
+    """``eval.<name>`` as a DataFrame."""
+    return con.sql(f"SELECT * FROM {qualified(name)}").df()

@@ -1,0 +1,96 @@
+"""Run configs: one pydantic model per knob set, reused by the Dagster Config classes."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+from pydantic import ValidationError
+
+from fusion_assets.assets.batch_evaluation import BatchEvaluationConfig
+from fusion_assets.assets.evaluation import ReportConfig, StressTestConfig
+from fusion_assets.assets.profile import RecommendationConfig, SplitConfig
+from fusion_assets.assets.training_run import TrainingConfig
+from fusion_assets.evaluation import SplitSettings, StressSettings
+from fusion_assets.reevaluation.settings import BatchEvaluationSettings
+from fusion_assets.training_settings import TrainingSettings
+from tests.pipeline_fixtures import temp_resources
+
+CONFIGS = [
+    BatchEvaluationConfig,
+    RecommendationConfig,
+    ReportConfig,
+    SplitConfig,
+    StressTestConfig,
+    TrainingConfig,
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.__name__)
+def test_launchpad_schema_describes_every_field(config) -> None:
+    fields = config.to_config_schema().config_type.fields
+    assert fields
+    missing = [name for name, field in fields.items() if not field.description]
+    assert not missing, f"{config.__name__}: no description for {missing}"
+
+
+def test_presets_are_an_enum_in_the_launchpad() -> None:
+    preset = TrainingConfig.to_config_schema().config_type.fields["preset"].config_type
+    assert sorted(v.config_value for v in preset.enum_values) == ["default", "tiny"]
+
+
+@pytest.mark.parametrize(
+    ("model", "values", "field"),
+    [
+        (TrainingSettings, {"max_epochs": 0}, "max_epochs"),
+        (TrainingSettings, {"modality_dropout": 1.5}, "modality_dropout"),
+        (SplitSettings, {"folds": 1}, "folds"),
+        (SplitSettings, {"inner_validation": 1.0}, "inner_validation"),
+        (StressSettings, {"rates": [0.0, 1.2]}, "rates"),
+        (StressSettings, {"mask_seeds": 0}, "mask_seeds"),
+        (BatchEvaluationSettings, {"strategies": ["erly"]}, "strategies"),
+        (BatchEvaluationSettings, {"pattern_tv_threshold": 2.0}, "pattern_tv_threshold"),
+    ],
+)
+def test_out_of_range_knobs_are_refused(model, values, field) -> None:
+    with pytest.raises(ValidationError, match=field):
+        model(**values)
+
+
+def test_training_overrides_build_the_dataclasses() -> None:
+    settings = TrainingSettings(preset="tiny", max_epochs=2, modality_dropout=0.0, seed=4)
+    fusion = settings.fusion_config()
+    assert fusion.train.max_epochs == 2 and fusion.encoder.train.max_epochs == 2
+    assert fusion.modality_dropout == 0.0 and fusion.train.seed == 4
+    assert (
+        settings.encoder_config().embedding_dim
+        == TrainingSettings(preset="tiny").encoder_config().embedding_dim
+    )
+
+
+def _materialize_encoder(tmp_path, config: dict) -> dg.ExecuteInProcessResult:
+    from fusion_assets.definitions import defs
+
+    return dg.materialize(
+        list(defs.assets or []),
+        selection=dg.AssetSelection.assets("modality_encoder"),
+        partition_key="ehr",
+        resources=temp_resources(tmp_path),
+        instance=dg.DagsterInstance.ephemeral(),
+        run_config={"ops": {"modality_encoder": {"config": config}}},
+        raise_on_error=False,
+    )
+
+
+def test_a_misspelled_preset_is_refused_before_the_run(tmp_path) -> None:
+    with pytest.raises(dg.DagsterInvalidConfigError, match="tinny"):
+        _materialize_encoder(tmp_path, {"preset": "tinny"})
+
+
+def test_negative_max_epochs_fail_the_step_with_the_field_and_the_bound(tmp_path) -> None:
+    result = _materialize_encoder(tmp_path, {"preset": "tiny", "max_epochs": -1})
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    message = str(failure.step_failure_data.error)
+    assert "max_epochs" in message and "greater than or equal to 1" in message
+    # Refused before the body ran: nothing was fitted.
+    assert not (tmp_path / "models").exists()
