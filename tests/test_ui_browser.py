@@ -101,9 +101,12 @@ def test_catalog_shows_assets_and_materialize_click_runs(ui):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.set_default_timeout(60_000)
-            # The catalog lists this code location's assets by key.
+            # The catalog lists this code location's assets by key; the list is virtualized
+            # (only the first screenful is rendered), so filter it to each key.
             page.goto(f"{ui['url']}/assets")
+            search = page.get_by_role("textbox", name="Search and filter assets")
             for key in ("raw_patients", "aligned_patients"):
+                search.fill(key)
                 expect(page.get_by_text(key, exact=True).first).to_be_visible(timeout=60_000)
 
             page.goto(f"{ui['url']}/assets/aligned_patients")
