@@ -9,6 +9,7 @@ NaN in all its columns):
   imputation with missing indicators and standardisation; text columns one-hot
   encoded with "missing" as a level.
 
+Columns without any value in a fold's training rows are dropped for that fold.
 Each is fitted on everything the pipeline's fold model could learn from (the
 training folds including their inner validation part; in held-out mode the
 train and validation splits) and predicts the same test patients: per repeat
@@ -106,14 +107,23 @@ def fold_assignments(run: PipelineRun) -> Iterator[tuple[int, int, list[str], li
 
 def baseline_predictions(
     run: PipelineRun, features: pd.DataFrame
-) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, float]]:
-    """(predictions, per-repeat out-of-fold rows or None in held-out mode, seconds per model)."""
+) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, float], dict[int, int]]:
+    """Predictions, per-repeat out-of-fold rows (None in held-out mode), seconds per model,
+    and how many fold models dropped how many empty columns."""
     labels = run.patients.set_index("patient_id")["label"].astype(int)
     rows, seconds = [], dict.fromkeys(FITTERS, 0.0)
+    dropped: dict[int, int] = {}  # empty training columns -> number of fold models
     for repeat, fold, learn, test in fold_assignments(run):
+        # A column with no value in the training rows (e.g. a time bin nobody has) is
+        # dropped: scikit-learn's HGB binning raises "window shape cannot be larger than
+        # input array shape" on it, and imputation has nothing to learn from.
+        observed = features.columns[features.loc[learn].notna().any()]
+        empty = features.shape[1] - len(observed)
+        dropped[empty] = dropped.get(empty, 0) + 1
+        x, x_test = features.loc[learn, observed], features.loc[test, observed]
         for name, fit in FITTERS.items():
             t0 = time.perf_counter()
-            prob = fit(features.loc[learn], labels.loc[learn].to_numpy(), features.loc[test])
+            prob = fit(x, labels.loc[learn].to_numpy(), x_test)
             seconds[name] += time.perf_counter() - t0
             rows.append(
                 pd.DataFrame(
@@ -135,4 +145,4 @@ def baseline_predictions(
         .mean()
         .assign(split="test")[["strategy", "patient_id", "split", "prob"]]
     )
-    return predictions, (oof if run.mode == "cv" else None), seconds
+    return predictions, (oof if run.mode == "cv" else None), seconds, dropped

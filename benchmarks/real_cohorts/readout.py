@@ -26,7 +26,7 @@ class Modality:
     """One modality as the baselines see it: its aligned feature columns."""
 
     name: str
-    kind: str  # tabular | omics
+    kind: str  # tabular | omics | timeseries
     features: pd.DataFrame  # index patient_id; numeric columns, or object for categorical
     present: int  # patients with this modality
 
@@ -63,23 +63,19 @@ def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     return bool(row and row[0])
 
 
-def _modality(con: duckdb.DuckDBPyConnection, name: str) -> Modality:
+def _modality(con: duckdb.DuckDBPyConnection, name: str, kind: str) -> Modality:
     frame = con.sql(f'SELECT * FROM aligned."{name}"').df().set_index("patient_id")
-    if list(frame.columns) == [_OMICS_VECTOR]:  # dense omics; sparse ones also have indices
+    if kind == "timeseries":
+        return _timeseries(name, frame)
+    if kind == "omics" and list(frame.columns) == [_OMICS_VECTOR]:  # dense; sparse has indices
         vectors = np.stack(frame[_OMICS_VECTOR].to_numpy()).astype(np.float64)
         columns = [f"{name}:{j}" for j in range(vectors.shape[1])]
         features = pd.DataFrame(vectors, index=frame.index, columns=columns)
         return Modality(name, "omics", features, len(frame))
-    lists = [
-        c
-        for c in frame.columns
-        if frame[c].dtype == object and frame[c].map(lambda v: isinstance(v, np.ndarray)).any()
-    ]
-    if lists:
+    if kind != "tabular":
         raise NotImplementedError(
-            f"modality {name!r}: list column(s) {lists}; the baselines handle tabular and "
-            "dense omics modalities only (image, timeseries, text and sparse omics are not "
-            "concatenated here)."
+            f"modality {name!r} ({kind}): the baselines concatenate tabular, dense omics and "
+            "timeseries modalities only (not images, text or sparse omics)."
         )
     keep = [c for c in frame.columns if c not in _NOT_FEATURES]
     # Untimed modalities have no days_since_last; a timed one keeps it as a feature.
@@ -89,8 +85,22 @@ def _modality(con: duckdb.DuckDBPyConnection, name: str) -> Modality:
     return Modality(name, "tabular", features, len(frame))
 
 
-def read_run(db_path: Path) -> PipelineRun:
-    """Everything the benchmark needs from one warehouse (tables a failed run lacks are None)."""
+def _timeseries(name: str, frame: pd.DataFrame) -> Modality:
+    """One column per (bin, channel) cell, NaN where the bin has no sample; plus n_samples."""
+    values = np.stack(frame["values"].to_numpy()).astype(np.float64)
+    mask = np.stack(frame["mask"].to_numpy()) > 0
+    cells = np.where(mask, values, np.nan)
+    columns = [f"{name}:cell{j}" for j in range(cells.shape[1])]
+    features = pd.DataFrame(cells, index=frame.index, columns=columns)
+    features[f"{name}:n_samples"] = frame["n_samples"].astype(np.float64)
+    return Modality(name, "timeseries", features, len(frame))
+
+
+def read_run(db_path: Path, kinds: dict[str, str]) -> PipelineRun:
+    """Everything the benchmark needs from one warehouse (tables a failed run lacks are None).
+
+    ``kinds``: modality name -> kind, from the cohort spec.
+    """
     with duckdb.connect(str(db_path), read_only=True) as con:
         patients = con.sql(
             "SELECT p.patient_id, p.label, p.sex, p.age, p.site, a.pattern "
@@ -101,14 +111,8 @@ def read_run(db_path: Path) -> PipelineRun:
         mode = mode_row[0] if mode_row else "holdout"
         folds = con.sql("SELECT repeat, fold, patient_id, role FROM profile.folds").df()
         splits = con.sql("SELECT patient_id, split FROM profile.splits").df()
-        names = [
-            r[0]
-            for r in con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'aligned' "
-                "AND table_name NOT IN ('patients', 'provenance') ORDER BY table_name"
-            ).fetchall()
-        ]
-        run = PipelineRun(mode, patients, folds, splits, [_modality(con, n) for n in names])
+        modalities = [_modality(con, name, kind) for name, kind in kinds.items()]
+        run = PipelineRun(mode, patients, folds, splits, modalities)
         if mode_row:
             run.settings = json.loads(mode_row[1])
         if _exists(con, "eval", "predictions"):

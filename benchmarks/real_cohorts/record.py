@@ -145,6 +145,13 @@ def cohort_section(name: str, c: dict[str, Any]) -> list[str]:
         + ", ".join(f"{k} {v} s" for k, v in c.get("wall_s", {}).items() if v is not None)
         + f"; commit {c.get('commit', '–')}",
     ]
+    if c.get("baseline_features") is not None:
+        dropped = {int(k): v for k, v in c.get("baseline_empty_columns_dropped", {}).items()}
+        empty = ", ".join(f"{v} fold model(s) dropped {k}" for k, v in dropped.items() if k)
+        lines.append(
+            f"- baselines: {c['baseline_features']} concatenated feature columns"
+            + (f"; columns with no training value: {empty}" if empty else "")
+        )
     if c.get("consistent") is not None:
         lines.append(
             "- recomputed pipeline AUROCs and intervals equal eval.subgroup_metrics: "
@@ -205,6 +212,13 @@ def render(document: dict[str, Any]) -> str:
         '## Issue 11\'s "Done when", per cohort',
         "",
         *gaps_table(document),
+        "",
+        "Best strategy: the pipeline's highest all-patients AUROC, single modalities excluded "
+        "(references included); best fused: early, intermediate, late or attention; best "
+        "single: the highest all-patients AUROC among `single:*` (the report itself picks "
+        'its best single modality on validation AUROC: listed per cohort below). "met" '
+        "follows issue 11: ΔAUROC ≥ −0.005; slope interval containing 1 or slope in "
+        "[0.8, 1.25].",
         "",
         "## Cohorts",
         "",
