@@ -7,9 +7,9 @@ import sys
 
 import dagster as dg
 
-from fusion_assets.assets.fusion import STRATEGIES
 from fusion_assets.cohorts import synthetic_spec
 from fusion_assets.definitions import build_definitions
+from fusion_assets.models.strategies import STRATEGIES
 
 
 def test_loading_the_code_location_imports_no_torch_or_mlflow():
@@ -25,10 +25,10 @@ def test_loading_the_code_location_imports_no_torch_or_mlflow():
     assert out.stdout.strip() == ""
 
 
-def test_fusion_partitions_are_the_trainable_strategies():
-    from fusion_assets.models.training import STRATEGY_NAMES
-
-    assert tuple(STRATEGIES) == tuple(STRATEGY_NAMES)
+def test_fusion_partitions_are_the_registered_strategies():
+    fused_model = build_definitions(synthetic_spec()).resolve_assets_def("fused_model")
+    assert fused_model.partitions_def.get_partition_keys() == list(STRATEGIES)
+    assert list(STRATEGIES) == ["early", "intermediate", "late", "attention", "reference"]
 
 
 def test_assets_follow_the_cohort_spec():

@@ -18,7 +18,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from fusion_assets.names import STRATEGIES
+from fusion_assets.models.strategies import STRATEGIES
 from tests.fixtures.dagster_dev import (
     running_dagster_dev,
     train_tiny_models,

@@ -34,7 +34,7 @@ from fusion_assets.kinds import (
 )
 from fusion_assets.kinds.arrays import safe_mean, safe_std
 from fusion_assets.models.encoders import Encoder
-from fusion_assets.names import STRATEGIES
+from fusion_assets.models.strategies import STRATEGIES
 from fusion_assets.warehouse.align import align_all
 from fusion_assets.warehouse.ingest import ingest_batch
 

@@ -26,7 +26,8 @@ from fusion_assets.assets.metadata import png_markdown, table_metadata, table_ve
 from fusion_assets.cohorts import CohortSpec
 from fusion_assets.evaluation import StressSettings
 from fusion_assets.metrics.config import EvaluationConfig, ReportSettings
-from fusion_assets.names import FUSION_STORE, STRATEGIES
+from fusion_assets.models.strategies import STRATEGIES
+from fusion_assets.names import FUSION_STORE
 from fusion_assets.report_folders import point_latest, versioned_report_dir
 from fusion_assets.warehouse.cohort import load_cohort, load_frames
 from fusion_assets.warehouse.eval_tables import qualified, read_eval_table, write_eval_tables
