@@ -31,4 +31,5 @@ def unimodal_name(modality: str) -> str:
 
 
 def is_unimodal(strategy: str) -> bool:
+    """Whether ``strategy`` names a single-modality baseline."""
     return strategy.startswith(UNIMODAL_PREFIX)

@@ -9,8 +9,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from fusion_assets.landing_zone import list_ready_batches
 from fusion_assets.warehouse import ingest
-from fusion_assets.warehouse.ingest import ingest_batch, list_batches
+from fusion_assets.warehouse.ingest import ingest_batch
 from fusion_assets.warehouse.quarantine import BatchValidationError
 from tests.fixtures.cohort import SPARSE, handmade_batch, suite_spec, write_batch
 from tests.fixtures.warehouse import raw_snapshot
@@ -39,14 +40,14 @@ def test_ingest_loads_every_table_and_is_idempotent(tmp_path, warehouse_con):
     assert types["pixels"] == "FLOAT[]" and types["event_time"] == "TIMESTAMP"
 
 
-def test_list_batches_needs_ready_marker_and_skips_quarantine(tmp_path):
+def test_ready_batches_need_the_marker_and_skip_quarantine(tmp_path):
     landing = tmp_path / "landing"
     write_batch(landing, "b2", handmade_batch())
     write_batch(landing, "b1", handmade_batch())
     write_batch(landing, "b3", handmade_batch(), ready=False)
     write_batch(landing / "_quarantine", "bad", handmade_batch())
-    assert list_batches(landing) == ["b1", "b2"]
-    assert list_batches(tmp_path / "missing") == []
+    assert list_ready_batches(landing) == ["b1", "b2"]
+    assert list_ready_batches(tmp_path / "missing") == []
 
 
 def test_orphan_modality_rows_are_counted_and_skipped(tmp_path, warehouse_con):
@@ -151,7 +152,7 @@ def test_bad_batch_is_quarantined_and_warehouse_untouched(tmp_path, warehouse_co
     assert all(len(e["examples"]) <= 5 for e in report["errors"])
     assert all(e["fix"] for e in report["errors"])
     assert raw_snapshot(warehouse_con) == before
-    assert list_batches(landing) == ["b1"]
+    assert list_ready_batches(landing) == ["b1"]
 
 
 def test_all_errors_are_collected_in_one_report(tmp_path, warehouse_con):

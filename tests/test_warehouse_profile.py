@@ -121,7 +121,7 @@ def test_checks_pass_on_clean_cohort(profiled):
     assert check_labels_and_index_times(con)[0]
     assert check_availability_floor(con, spec, floor=0.1)[0]
     assert check_label_prevalence(con, min_patients=100)[0]
-    assert check_no_future_rows(con, spec) == (
+    assert check_no_future_rows(con, spec.modalities) == (
         True,
         {"future_rows": dict.fromkeys(spec.modality_names, 0)},
     )
@@ -161,7 +161,7 @@ def test_future_rows_check_fails(profiled, monkeypatch):
     con, spec, _ = profiled
     monkeypatch.setattr(align, "BEFORE_INDEX", "TRUE")
     align_modality(con, spec.modality("memo"))
-    passed, meta = check_no_future_rows(con, spec)
+    passed, meta = check_no_future_rows(con, spec.modalities)
     assert not passed and meta["future_rows"]["memo"] == 2  # P01's and P08's post-index notes
 
 

@@ -40,7 +40,7 @@ from fusion_assets.models.reference import ReferenceModel
 from fusion_assets.models.strategies import STRATEGIES
 from fusion_assets.models.threads import limit_threads
 from fusion_assets.models.unimodal import UnimodalModel
-from fusion_assets.names import REFERENCE, UNIMODAL_PREFIX
+from fusion_assets.names import REFERENCE, UNIMODAL_PREFIX, is_unimodal
 
 FORMAT_VERSION = 1
 
@@ -125,7 +125,7 @@ def build_predictor(
     config: EncoderConfig | FusionConfig,
 ) -> PatientModel | ReferenceModel:
     """An untrained model with the architecture a strategy / config / preprocessing implies."""
-    if strategy.startswith(UNIMODAL_PREFIX):
+    if is_unimodal(strategy):
         modality = strategy[len(UNIMODAL_PREFIX) :]
         return UnimodalModel(spec, modality, preprocessing[modality], config)
     if strategy not in STRATEGIES:
