@@ -14,6 +14,7 @@ import torch
 
 from fusion_assets.kinds.text import OOV_TOKEN
 from fusion_assets.models.api import FittedModel, load_model, predict_logits, save_model
+from fusion_assets.models.batch import Batch, make_batch
 from fusion_assets.models.config import EncoderConfig, FusionConfig
 from fusion_assets.models.inputs import fit_preprocessing, prepare
 from fusion_assets.models.training import (
@@ -68,6 +69,15 @@ def fused(cohort, unimodal) -> dict[str, tuple[FittedModel, TrainResult]]:
 
 def _all_models(unimodal, fused) -> dict[str, FittedModel]:
     return {f.strategy: f for f, _ in [*unimodal.values(), *fused.values()]}
+
+
+def _test_batch(cohort: SignalCohort, models: dict[str, FittedModel]) -> Batch:
+    """One batch of the test patients with every modality prepared by its unimodal model."""
+    prepared = next(iter(models.values())).prepare(cohort.frames, cohort.test_ids)
+    prepared.arrays = {
+        m: f.prepare(cohort.frames, cohort.test_ids).arrays[m] for m, f in models.items()
+    }
+    return make_batch(prepared, np.arange(len(prepared)), prepared.present)
 
 
 # --------------------------------------------------------------------------- preprocessing
@@ -369,13 +379,7 @@ def test_joint_models_start_from_the_unimodal_encoders(cohort, unimodal):
                 assert torch.equal(a, b)
         # with the late-fusion residual and a zeroed joint head, it starts as the sum of
         # the present modalities' unimodal logits
-        from fusion_assets.models.batch import make_batch
-
-        prepared = next(iter(models.values())).prepare(cohort.frames, cohort.test_ids)
-        prepared.arrays = {
-            m: f.prepare(cohort.frames, cohort.test_ids).arrays[m] for m, f in models.items()
-        }
-        batch = make_batch(prepared, np.arange(len(prepared)), prepared.present)
+        batch = _test_batch(cohort, models)
         model.eval()
         with torch.no_grad():
             expected = sum(
@@ -470,7 +474,6 @@ def test_a_modality_no_training_patient_has_is_left_out(cohort):
 
 def test_bagging_averages_members_and_old_configs_load_unbagged(cohort, unimodal):
     from fusion_assets.models.api import build_predictor
-    from fusion_assets.models.batch import make_batch
     from fusion_assets.models.config import config_from_dict, config_to_dict
     from fusion_assets.models.fusion import Bagged
 
@@ -484,11 +487,7 @@ def test_bagging_averages_members_and_old_configs_load_unbagged(cohort, unimodal
     config = replace(FusionConfig.tiny(), n_seeds=2)
     model = build_predictor("intermediate", cohort.spec, preprocessing, config)
     assert isinstance(model, Bagged) and len(model.members) == 2
-    prepared = next(iter(models.values())).prepare(cohort.frames, cohort.test_ids)
-    prepared.arrays = {
-        m: f.prepare(cohort.frames, cohort.test_ids).arrays[m] for m, f in models.items()
-    }
-    batch = make_batch(prepared, np.arange(len(prepared)), prepared.present)
+    batch = _test_batch(cohort, models)
     model.eval()
     with torch.no_grad():
         expected = (model.members[0](batch) + model.members[1](batch)) / 2
