@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 
@@ -23,6 +25,23 @@ def test_loading_the_code_location_imports_no_torch_or_mlflow():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == ""
+
+
+PACKAGE = Path(__file__).resolve().parents[1] / "fusion_assets"
+# The Dagster layer: assets, automation, checks, the code location and its runners.
+DAGSTER_LAYER = {"assets", "checks.py", "cli.py", "definitions.py", "demo.py", "jobs.py"}
+DAGSTER_LAYER |= {"schedules.py", "sensors.py"}
+
+
+def test_pure_layers_never_import_dagster():
+    """docs/architecture.md: everything outside the Dagster layer is usable on its own."""
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if path.relative_to(PACKAGE).parts[0] not in DAGSTER_LAYER
+        and re.search(r"^\s*(import dagster|from dagster)", path.read_text(), re.M)
+    ]
+    assert not offenders
 
 
 def test_fusion_partitions_are_the_registered_strategies():
