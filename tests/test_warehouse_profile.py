@@ -235,7 +235,12 @@ def test_write_recommendation(profiled):
 
 # ------------------------------------------------------------------ splits
 def fake_availability(con, n, offset=0):
-    """profile.availability rows for n patients in four strata (label x pattern)."""
+    """profile.availability rows for n patients in four strata (label x pattern).
+
+    Not tests/fixtures/availability.py's random frame: the strata sizes here are exact
+    multiples of 5, so the split counts asserted below are exact, and a second call
+    appends patients the way a second batch does.
+    """
     frame = pd.DataFrame(
         {
             "patient_id": [f"Q{offset + i:05d}" for i in range(n)],
