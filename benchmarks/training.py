@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fusion_assets.names import STRATEGIES
+from fusion_assets.models.strategies import STRATEGIES
 
 RESULTS = Path(__file__).parent / "results"
 

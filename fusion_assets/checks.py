@@ -63,7 +63,7 @@ def _no_rows_after_index_time(modality: ModalitySpec) -> dg.AssetChecksDefinitio
     def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         with warehouse.connect() as con:
             return _result(
-                rules.check_modality_no_future_rows(con, modality),
+                rules.check_no_future_rows(con, [modality]),
                 f"no row of aligned.{modality.name} from after index time",
             )
 

@@ -92,6 +92,19 @@ def _spec_schema(args: argparse.Namespace) -> None:
         sys.stdout.write(text)
 
 
+def _add_cohort_arguments(command: argparse.ArgumentParser) -> None:
+    """What ``import`` and ``run`` both read: the spec, the landing zone, the batch id."""
+    command.add_argument("--spec", required=True, help="cohort spec YAML (see docs/own-data.md)")
+    command.add_argument("--landing", default=default_path("landing"), help="landing zone folder")
+    command.add_argument("--batch-id", default=None, help="default: the cohort name")
+
+
+def _add_fast(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--fast", action="store_true", help="tiny networks and fewer resamples: a smoke run"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fusion-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -120,28 +133,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--landing", default=default_path("landing"))
     demo.add_argument("--patients", type=int, default=5000)
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument(
-        "--fast", action="store_true", help="tiny networks and fewer resamples: a smoke run"
-    )
+    _add_fast(demo)
     demo.set_defaults(func=_demo)
 
     imp = commands.add_parser(
         "import", help="import your own cohort (a spec file) as a landing batch"
     )
-    imp.add_argument("--spec", required=True, help="cohort spec YAML (see docs/own-data.md)")
-    imp.add_argument("--landing", default=default_path("landing"), help="landing zone folder")
-    imp.add_argument("--batch-id", default=None, help="default: the cohort name")
+    _add_cohort_arguments(imp)
     imp.set_defaults(func=_import)
 
     run = commands.add_parser(
         "run", help="import your own cohort and materialize every asset on it"
     )
-    run.add_argument("--spec", required=True, help="cohort spec YAML (see docs/own-data.md)")
-    run.add_argument("--landing", default=default_path("landing"), help="landing zone folder")
-    run.add_argument("--batch-id", default=None, help="default: the cohort name")
-    run.add_argument(
-        "--fast", action="store_true", help="tiny networks and fewer resamples: a smoke run"
-    )
+    _add_cohort_arguments(run)
+    _add_fast(run)
     run.set_defaults(func=_run)
 
     schema = commands.add_parser(

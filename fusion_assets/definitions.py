@@ -12,7 +12,7 @@ from fusion_assets.assets.profile import build_profile_assets
 from fusion_assets.checks import build_profile_checks, no_strategy_beats_oracle
 from fusion_assets.cohorts import CohortSpec, load_cohort_spec
 from fusion_assets.jobs import JOBS
-from fusion_assets.names import STRATEGIES
+from fusion_assets.models.strategies import STRATEGIES
 from fusion_assets.schedules import SCHEDULES
 from fusion_assets.sensors import SENSORS
 from resources import LandingZoneResource, ModelStoreResource, TrackingResource, WarehouseResource

@@ -1,4 +1,5 @@
-"""The names every layer shares: fusion strategies, unimodal baselines, model-store kinds.
+"""The names every layer shares: the built-in fusion strategies, unimodal baselines,
+model-store kinds.
 
 Pure and import-free (no torch, no dagster), so the code location, the models,
 the metrics and the decision matrix all read the same spelling from here.
@@ -13,10 +14,8 @@ ATTENTION = "attention"
 # The non-neural baseline every strategy is compared against (gradient boosting).
 REFERENCE = "reference"
 
-# The four fusion strategies the decision matrix chooses between.
-FUSION_STRATEGIES: tuple[str, ...] = (EARLY, INTERMEDIATE, LATE, ATTENTION)
-# Everything fused_model fits, in partition order: the four strategies and the reference.
-STRATEGIES: tuple[str, ...] = (*FUSION_STRATEGIES, REFERENCE)
+# What fused_model fits, in partition order, is the strategy registry
+# (fusion_assets.models.strategies): these four and the reference, plus any plug-in.
 
 # A single-modality baseline (a modality encoder's unimodal head) is named "single:<modality>".
 UNIMODAL_PREFIX = "single:"
@@ -32,4 +31,5 @@ def unimodal_name(modality: str) -> str:
 
 
 def is_unimodal(strategy: str) -> bool:
+    """Whether ``strategy`` names a single-modality baseline."""
     return strategy.startswith(UNIMODAL_PREFIX)

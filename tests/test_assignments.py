@@ -11,24 +11,11 @@ import hashlib
 import json
 
 import duckdb
-import numpy as np
-import pandas as pd
 
 from fusion_assets.evaluation.assignment import assign_folds
 from fusion_assets.evaluation.plan import plan_id
 from fusion_assets.warehouse.splits import assign_splits
-
-
-def _cohort(n: int = 203, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    patterns = rng.choice(["ehr", "ehr+notes", "ehr+notes+imaging", "notes", "ehr+genomics"], n)
-    return pd.DataFrame(
-        {
-            "patient_id": [f"p{i:04d}" for i in range(n)],
-            "label": (rng.random(n) < 0.3).astype(int),
-            "pattern": patterns,
-        }
-    )
+from tests.fixtures.availability import availability_frame, with_availability
 
 
 def _splits(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -39,17 +26,8 @@ def _digest(splits: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(sorted(splits.items())).encode()).hexdigest()[:16]
 
 
-def _with_availability(cohort: pd.DataFrame, con: duckdb.DuckDBPyConnection | None = None):
-    con = con or duckdb.connect()
-    con.execute("CREATE SCHEMA IF NOT EXISTS profile")
-    con.register("cohort_df", cohort)
-    con.execute("CREATE OR REPLACE TABLE profile.availability AS SELECT * FROM cohort_df")
-    con.unregister("cohort_df")
-    return con
-
-
 def test_fold_plan_is_pinned() -> None:
-    plan = assign_folds(_cohort(), folds=5, repeats=3, seed=0)
+    plan = assign_folds(availability_frame(), folds=5, repeats=3, seed=0)
     assert plan_id(plan) == "5804ad8377585d58"
     test = plan[plan["role"] == "test"].sort_values(["patient_id", "repeat"])
     folds = test.groupby("patient_id")["fold"].apply(list).to_dict()
@@ -61,7 +39,7 @@ def test_fold_plan_is_pinned() -> None:
 
 
 def test_holdout_split_is_pinned() -> None:
-    con = _with_availability(_cohort())
+    con = with_availability(availability_frame())
     assign_splits(con, seed=0)
     splits = _splits(con)
     assert {p: splits[p] for p in ("p0000", "p0001", "p0002", "p0100")} == {
@@ -74,10 +52,10 @@ def test_holdout_split_is_pinned() -> None:
 
 
 def test_grown_cohort_split_is_pinned() -> None:
-    cohort = _cohort()
-    con = _with_availability(cohort.iloc[:150])
+    cohort = availability_frame()
+    con = with_availability(cohort.iloc[:150])
     assign_splits(con, seed=4)
-    _with_availability(cohort, con)
+    with_availability(cohort, con)
     counts = assign_splits(con, seed=4)
     assert (counts["kept"], counts["added"]) == (150, 53)
     assert counts["per_split"] == {"train": 122, "validation": 42, "test": 39}

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
-import duckdb
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -17,22 +15,12 @@ from fusion_assets.evaluation.kfold import average_repeats
 from fusion_assets.evaluation.plan import fold_ids, fold_keys, plan_id
 from fusion_assets.metrics.crossval import repeat_aurocs
 from fusion_assets.warehouse.folds import read_evaluation_design, write_evaluation_plan
-
-
-def _cohort(n: int = 203, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    patterns = rng.choice(["ehr", "ehr+notes", "ehr+notes+imaging", "notes", "ehr+genomics"], n)
-    return pd.DataFrame(
-        {
-            "patient_id": [f"p{i:04d}" for i in range(n)],
-            "label": (rng.random(n) < 0.3).astype(int),
-            "pattern": patterns,
-        }
-    )
+from tests.fixtures.availability import availability_frame, with_availability
+from tests.fixtures.pipeline import temp_resources
 
 
 def test_every_patient_is_tested_exactly_once_per_repeat() -> None:
-    cohort = _cohort()
+    cohort = availability_frame()
     plan = assign_folds(cohort, folds=5, repeats=3, seed=1)
     test = plan[plan["role"] == "test"]
     per_repeat = test.groupby("repeat")["patient_id"]
@@ -48,7 +36,7 @@ def test_every_patient_is_tested_exactly_once_per_repeat() -> None:
 
 
 def test_folds_are_stratified_by_label_and_pattern() -> None:
-    cohort = _cohort()
+    cohort = availability_frame()
     plan = assign_folds(cohort, folds=5, repeats=2, seed=0)
     test = plan[plan["role"] == "test"].merge(cohort, on="patient_id")
     sizes = test.groupby(["repeat", "fold"]).size()
@@ -64,7 +52,7 @@ def test_folds_are_stratified_by_label_and_pattern() -> None:
 
 
 def test_plan_is_seeded_and_independent_of_row_order() -> None:
-    cohort = _cohort()
+    cohort = availability_frame()
     a = assign_folds(cohort, folds=4, repeats=2, seed=7)
     b = assign_folds(cohort.sample(frac=1.0, random_state=3), folds=4, repeats=2, seed=7)
     c = assign_folds(cohort, folds=4, repeats=2, seed=8)
@@ -76,7 +64,7 @@ def test_plan_is_seeded_and_independent_of_row_order() -> None:
 
 
 def test_small_strata_and_too_few_events() -> None:
-    cohort = _cohort(40)
+    cohort = availability_frame(40)
     cohort.loc[0, "pattern"] = "rare"  # a stratum of one
     plan = assign_folds(cohort, folds=3, repeats=1)
     assert plan.loc[plan["role"] == "test", "patient_id"].is_unique
@@ -94,16 +82,8 @@ def test_mode_follows_the_cohort_size() -> None:
         CrossValSettings(folds=1)
 
 
-def _warehouse(cohort: pd.DataFrame) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("CREATE SCHEMA profile")
-    con.register("c", cohort)
-    con.execute("CREATE TABLE profile.availability AS SELECT * FROM c")
-    return con
-
-
 def test_warehouse_plan_and_mode_switch() -> None:
-    con = _warehouse(_cohort(120))
+    con = with_availability(availability_frame(120))
     settings = CrossValSettings(folds=3, repeats=2)
     out = write_evaluation_plan(con, settings, (0.6, 0.2, 0.2))
     mode = read_evaluation_design(con)
@@ -121,7 +101,7 @@ def test_warehouse_plan_and_mode_switch() -> None:
 
 
 def test_failed_plan_changes_nothing() -> None:
-    con = _warehouse(_cohort(60))
+    con = with_availability(availability_frame(60))
     write_evaluation_plan(con, CrossValSettings(folds=3, repeats=1), (0.6, 0.2, 0.2))
     before = con.sql("SELECT * FROM profile.folds ORDER BY ALL").df()
     with pytest.raises(ValueError, match="patients of each label"):
@@ -167,7 +147,6 @@ def cv_run(tmp_path_factory):
     from fusion_assets.cohorts.synthetic import synthesize_batch
     from fusion_assets.definitions import defs
     from fusion_assets.demo import FAST_RUN_CONFIG, materialize_pipeline
-    from tests.pipeline_fixtures import temp_resources
 
     root = tmp_path_factory.mktemp("crossval")
     resources = temp_resources(root)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 
-from fusion_assets.assets.fusion import STRATEGIES
 from fusion_assets.cohorts import synthetic_spec
 from fusion_assets.definitions import build_definitions
+from fusion_assets.models.strategies import STRATEGIES
 
 
 def test_loading_the_code_location_imports_no_torch_or_mlflow():
@@ -25,10 +27,27 @@ def test_loading_the_code_location_imports_no_torch_or_mlflow():
     assert out.stdout.strip() == ""
 
 
-def test_fusion_partitions_are_the_trainable_strategies():
-    from fusion_assets.models.training import STRATEGY_NAMES
+PACKAGE = Path(__file__).resolve().parents[1] / "fusion_assets"
+# The Dagster layer: assets, automation, checks, the code location and its runners.
+DAGSTER_LAYER = {"assets", "checks.py", "cli.py", "definitions.py", "demo.py", "jobs.py"}
+DAGSTER_LAYER |= {"schedules.py", "sensors.py"}
 
-    assert tuple(STRATEGIES) == tuple(STRATEGY_NAMES)
+
+def test_pure_layers_never_import_dagster():
+    """docs/architecture.md: everything outside the Dagster layer is usable on its own."""
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if path.relative_to(PACKAGE).parts[0] not in DAGSTER_LAYER
+        and re.search(r"^\s*(import dagster|from dagster)", path.read_text(), re.M)
+    ]
+    assert not offenders
+
+
+def test_fusion_partitions_are_the_registered_strategies():
+    fused_model = build_definitions(synthetic_spec()).resolve_assets_def("fused_model")
+    assert fused_model.partitions_def.get_partition_keys() == list(STRATEGIES)
+    assert list(STRATEGIES) == ["early", "intermediate", "late", "attention", "reference"]
 
 
 def test_assets_follow_the_cohort_spec():

@@ -13,45 +13,25 @@ re-evaluated. It prints the time from landing to re-evaluated.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
 
-from tests.e2e_helpers import (
-    http_ok,
-    start_dagster_dev,
-    stop_process_group,
+from fusion_assets.models.strategies import STRATEGIES
+from tests.fixtures.dagster_dev import (
+    running_dagster_dev,
     train_tiny_models,
     wait_for,
     write_instance_yaml,
 )
+from tests.fixtures.pipeline import temp_resources
 
 pytestmark = pytest.mark.slow
 
 TIMEOUT_S = 300
 NEW_BATCHES = ("landed-a", "landed-b")
-SCORED = ["early", "intermediate", "late", "attention", "reference"]
-
-
-def _resources(data: Path, landing: Path) -> dict:
-    from resources import (
-        LandingZoneResource,
-        ModelStoreResource,
-        TrackingResource,
-        WarehouseResource,
-    )
-
-    return {
-        "warehouse": WarehouseResource(path=str(data / "warehouse.duckdb")),
-        "landing": LandingZoneResource(path=str(landing)),
-        "model_store": ModelStoreResource(path=str(data / "models")),
-        "tracking": TrackingResource(
-            tracking_uri=f"sqlite:///{data / 'mlflow' / 'mlflow.db'}",
-            artifact_root=str(data / "mlflow" / "artifacts"),
-        ),
-    }
+SCORED = list(STRATEGIES)
 
 
 @pytest.fixture(scope="module")
@@ -66,26 +46,16 @@ def dagster_dev(tmp_path_factory):
     t0 = time.perf_counter()
     with dg.DagsterInstance.ephemeral() as scratch:
         timings = train_tiny_models(
-            scratch, _resources(data, seed_landing), ["train"], strategies=SCORED
+            scratch, temp_resources(data, seed_landing), ["train"], strategies=SCORED
         )
     print(f"\n[e2e] set-up in {time.perf_counter() - t0:.0f} s: {timings}")
 
     log = root / "dagster-dev.log"
     env = {"FUSION_DATA_DIR": str(data), "DAGSTER_HOME": str(home)}
-    proc, port = start_dagster_dev(home, env, log)
-    try:
-        t0 = time.perf_counter()
-        wait_for(
-            "the Dagster webserver",
-            lambda: http_ok(f"http://127.0.0.1:{port}/server_info"),
-            120,
-            proc,
-            log,
-        )
+    t0 = time.perf_counter()
+    with running_dagster_dev(home, env, log) as port:
         print(f"[e2e] dagster dev answered after {time.perf_counter() - t0:.0f} s")
         yield {"home": home, "data": data, "landing": data / "landing", "port": port, "log": log}
-    finally:
-        stop_process_group(proc)
 
 
 def _batch_evaluation_wired() -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -15,22 +14,15 @@ from fusion_assets.evaluation import (
 )
 from fusion_assets.evaluation.plan import OOF_TABLE_COLUMNS
 from fusion_assets.metrics.crossval import REPEAT_COLUMNS
-
-
-def _cohort(n: int, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(
-        {
-            "patient_id": [f"p{i:04d}" for i in range(n)],
-            "label": (rng.random(n) < 0.3).astype(int),
-            "pattern": rng.choice(["ehr", "ehr+notes", "notes"], n),
-        }
-    )
+from tests.fixtures.availability import availability_frame
 
 
 def test_the_cohort_size_chooses_the_design() -> None:
     settings = CrossValSettings(small_cohort_size=100, folds=3, repeats=2)
-    small, large = choose_design(_cohort(99), settings), choose_design(_cohort(100), settings)
+    small, large = (
+        choose_design(availability_frame(99), settings),
+        choose_design(availability_frame(100), settings),
+    )
     assert isinstance(small, RepeatedKFold) and isinstance(large, HeldOut)
     assert len(small.fold_keys) == 6 and small.plan_id
     assert large.fold_keys == [] and large.plan.empty and large.plan_id == ""
@@ -38,11 +30,11 @@ def test_the_cohort_size_chooses_the_design() -> None:
 
 def test_splits_follow_the_design() -> None:
     holdout = (0.6, 0.2, 0.2)
-    kfold = choose_design(_cohort(60), CrossValSettings(folds=3, inner_validation=0.25))
+    kfold = choose_design(availability_frame(60), CrossValSettings(folds=3, inner_validation=0.25))
     assert kfold.split_fractions(holdout) == (0.75, 0.25, 0.0)  # the deployed model sees all
     assert HeldOut(500, CrossValSettings()).split_fractions(holdout) == holdout
     # A change of design starts the split afresh; the same design extends it.
-    cohort = _cohort(60)
+    cohort = availability_frame(60)
     existing = pd.DataFrame({"patient_id": ["p0000"], "split": ["test"]})
     fresh, _ = kfold.assign_splits(cohort, existing, "holdout", holdout, seed=0)
     kept, _ = kfold.assign_splits(cohort, existing, "cv", holdout, seed=0)
@@ -51,7 +43,7 @@ def test_splits_follow_the_design() -> None:
 
 
 def test_the_record_rebuilds_the_design() -> None:
-    design = choose_design(_cohort(80), CrossValSettings(folds=4, repeats=1, seed=3))
+    design = choose_design(availability_frame(80), CrossValSettings(folds=4, repeats=1, seed=3))
     record = design.record()
     record["settings"] = __import__("json").loads(record["settings"])
     again = design_from_record(record, design.plan)
@@ -74,7 +66,7 @@ def test_held_out_metrics_are_one_repeat_and_no_extra_report_text() -> None:
 
 
 def test_kfold_metrics_are_per_repeat_and_the_report_says_so() -> None:
-    design = choose_design(_cohort(60), CrossValSettings(folds=3, repeats=2))
+    design = choose_design(availability_frame(60), CrossValSettings(folds=3, repeats=2))
     oof = pd.DataFrame(
         {
             "strategy": "late",
@@ -92,10 +84,10 @@ def test_kfold_metrics_are_per_repeat_and_the_report_says_so() -> None:
     assert any("out-of-fold" in m for m in notes.methods)
     assert [title for title, _, _ in notes.sections] == ["Cross-validation: AUROC per repeat"]
     assert "Small cohort (60 patients, 12 events)" in notes.size_warning(60, 12)
-    assert design.plan_summary(_cohort(60)) is not None
+    assert design.plan_summary(availability_frame(60)) is not None
 
 
 def test_a_cohort_that_cannot_be_cross_validated_is_refused() -> None:
-    cohort = _cohort(30).assign(label=[1, 1] + [0] * 28)
+    cohort = availability_frame(30).assign(label=[1, 1] + [0] * 28)
     with pytest.raises(ValueError, match="patients of each label"):
         choose_design(cohort, CrossValSettings(folds=3))

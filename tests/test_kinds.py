@@ -6,7 +6,6 @@ import json
 import re
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,12 +19,10 @@ from fusion_assets.kinds import kind_of
 from fusion_assets.models.api import load_model, save_model, spec_from_dict, spec_to_dict
 from fusion_assets.models.config import EncoderConfig
 from fusion_assets.models.inputs import fit_modality, transform_modality
-from fusion_assets.models.toy import toy_cohort
 from fusion_assets.models.training import train_unimodal
-from fusion_assets.warehouse.align import align_all
-from fusion_assets.warehouse.ingest import ingest_batch
-from tests.conftest_warehouse import small_batch_frames, small_spec, sparse_spec, write_batch
-from tests.own_cohort_fixtures import cohort_spec
+from fusion_assets.warehouse.sql import qident
+from tests.fixtures.cohort import SPARSE, suite_spec
+from tests.fixtures.user_files import user_spec
 
 
 # ------------------------------------------------------------------ typed options
@@ -55,11 +52,11 @@ def test_bad_options_are_refused_with_every_problem():
 
 
 def test_a_spec_file_reports_all_problems_at_once(tmp_path: Path):
-    raw = cohort_spec()
+    raw = user_spec()
     raw["patients"]["label_colum"] = raw["patients"].pop("label_column")
-    raw["modalities"]["labs"]["features"] = ["crp", "crp"]
-    raw["modalities"]["rna"]["format"] = "densse"
-    raw["modalities"]["discharge"]["channels"] = ["x"]
+    raw["modalities"]["labs"]["features"] = ["lab_a", "lab_a"]
+    raw["modalities"]["genes"]["format"] = "densse"
+    raw["modalities"]["memo"]["channels"] = ["x"]
     raw["modalities"]["watch"] = {"kind": "timeseries", "source": "w.csv", "id_column": "p"}
     with pytest.raises(ValueError) as info:
         parse_spec(raw, tmp_path / "cohort.yaml")
@@ -67,9 +64,9 @@ def test_a_spec_file_reports_all_problems_at_once(tmp_path: Path):
     expected = [
         "key `patients.label_column`: missing -> name the column",
         "key `patients.label_colum`: unknown key -> did you mean `label_column`?",
-        "key `modalities.labs.features`: columns listed twice: ['crp']",
-        "key `modalities.rna.format`: 'densse' is not an omics format",
-        "key `modalities.discharge.channels`: not an option of a text modality",
+        "key `modalities.labs.features`: columns listed twice: ['lab_a']",
+        "key `modalities.genes.format`: 'densse' is not an omics format",
+        "key `modalities.memo.channels`: not an option of a text modality",
         "key `modalities.watch.channels`: missing",
         "key `modalities.watch`: a timeseries modality is resampled",
     ]
@@ -104,18 +101,8 @@ def test_spec_schema_command_writes_the_json_schema(tmp_path: Path, capsys):
 
 
 # ------------------------------------------------------------------ drift summaries
-@pytest.fixture(scope="module")
-def aligned(tmp_path_factory):
-    root = tmp_path_factory.mktemp("aligned")
-    con = duckdb.connect()
-    ingest_batch(con, write_batch(root / "landing", "b1", small_batch_frames()), small_spec())
-    align_all(con, small_spec().modalities)
-    yield con
-    con.close()
-
-
 def _summaries(con, modality) -> pd.DataFrame:
-    table = f'aligned."{modality.name}"'
+    table = f"aligned.{qident(modality.name)}"
     columns = dict(
         con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall()
     )
@@ -124,59 +111,43 @@ def _summaries(con, modality) -> pd.DataFrame:
     return con.execute(f"SELECT patient_id, {select} FROM {table} ORDER BY patient_id").df()
 
 
-def test_drift_summaries_of_every_kind(aligned):
-    spec = small_spec()
-    labs = _summaries(aligned, spec.modality("labs"))
+def test_drift_summaries_of_every_kind(handmade_warehouse, spec):
+    con, _ = handmade_warehouse
+    labs = _summaries(con, spec.modality("labs"))
     assert list(labs.columns) == ["patient_id", "days_since_last", "lab_a", "lab_b", "smoker"]
-    genes = _summaries(aligned, spec.modality("genes")).set_index("patient_id")
+    genes = _summaries(con, spec.modality("genes")).set_index("patient_id")
     assert genes.loc["P02", "mean_value"] == pytest.approx(2.5)
-    scan = _summaries(aligned, spec.modality("scan")).set_index("patient_id")
+    snps = _summaries(con, spec.modality(SPARSE)).set_index("patient_id")
+    assert snps.loc["P01", "n_nonzero"] == 2 and snps.loc["P01", "mean_value"] == 1.5
+    scan = _summaries(con, spec.modality("scan")).set_index("patient_id")
     assert list(scan.columns) == ["days_since_last", "mean_pixel", "sd_pixel"]
     assert scan.loc["P01", "mean_pixel"] == 2.0 and scan.loc["P01", "sd_pixel"] == 0.0
-    watch = _summaries(aligned, spec.modality("watch")).set_index("patient_id")
+    watch = _summaries(con, spec.modality("watch")).set_index("patient_id")
     # P01: 3 samples in the window; observed cells hr bin0, steps bin0 and bin3 of 8
     assert watch.loc["P01", "n_samples"] == 3
     assert watch.loc["P01", "observed_share"] == pytest.approx(3 / 8)
     assert watch.loc["P01", "mean_observed"] == pytest.approx((65 + 100 + 10) / 3)
-    memo = _summaries(aligned, spec.modality("memo")).set_index("patient_id")
+    memo = _summaries(con, spec.modality("memo")).set_index("patient_id")
     assert memo.loc["P01", "n_notes"] == 2
     assert memo.loc["P01", "text_length"] == len("first note\nsecond note")
 
 
-def test_sparse_drift_summaries(tmp_path: Path):
-    frames = {
-        "patients": small_batch_frames()["patients"],
-        "snps": pd.DataFrame(
-            {
-                "patient_id": ["P01", "P01", "P02"],
-                "variant_id": [3, 7, 3],
-                "dosage": [1.0, 2.0, 1.0],
-            }
-        ),
-    }
-    con = duckdb.connect()
-    ingest_batch(con, write_batch(tmp_path, "b1", frames), sparse_spec())
-    align_all(con, sparse_spec().modalities)
-    snps = _summaries(con, sparse_spec().modality("snps")).set_index("patient_id")
-    assert snps.loc["P01", "n_nonzero"] == 2 and snps.loc["P01", "mean_value"] == 1.5
-
-
 # ------------------------------------------------------------------ saved models
 def test_saved_specs_round_trip_and_name_unknown_kinds(tmp_path: Path):
-    for spec in (synthetic_spec(), synthetic_spec("sparse"), small_spec(), sparse_spec()):
+    for spec in (synthetic_spec(), synthetic_spec("sparse"), suite_spec()):
         loaded = spec_from_dict(json.loads(json.dumps(spec_to_dict(spec))))
         assert (loaded.name, loaded.modalities) == (spec.name, spec.modalities)
-    data = spec_to_dict(small_spec())
+    data = spec_to_dict(suite_spec())
     data["modalities"][0]["kind"] = "scalar_pair"
     with pytest.raises(ValueError, match="'scalar_pair'.*not registered.*register_kind"):
         spec_from_dict(data, tmp_path / "model.json")
 
 
-def test_a_saved_model_keeps_its_kind_tag(tmp_path: Path):
-    cohort = toy_cohort(n=80, seed=2)
+def test_a_saved_model_keeps_its_kind_tag(tmp_path: Path, small_signal):
+    cohort = small_signal
     fitted, _ = train_unimodal(
         cohort.spec,
-        "snp.calls",
+        SPARSE,
         cohort.frames,
         cohort.labels,
         cohort.train_ids,
@@ -184,17 +155,18 @@ def test_a_saved_model_keeps_its_kind_tag(tmp_path: Path):
         EncoderConfig.tiny(),
     )
     meta = json.loads((save_model(fitted, tmp_path / "m") / "model.json").read_text())
-    assert meta["preprocessing"]["snp.calls"]["kind"] == "omics_sparse"
+    assert meta["preprocessing"][SPARSE]["kind"] == "omics_sparse"
     loaded = load_model(tmp_path / "m")
     assert loaded.spec == cohort.spec
     state = fit_modality(
-        cohort.spec.modality("rna"), cohort.frames["rna"], cohort.train_ids, EncoderConfig.tiny()
+        cohort.spec.modality("genes"),
+        cohort.frames["genes"],
+        cohort.train_ids,
+        EncoderConfig.tiny(),
     )
     with pytest.raises(ValueError, match="fitted for another spec"):
-        transform_modality(
-            cohort.spec.modality("snp.calls"), state, cohort.frames["snp.calls"], ["p0001"]
-        )
+        transform_modality(cohort.spec.modality(SPARSE), state, cohort.frames[SPARSE], ["pt-0001"])
     present, arrays = transform_modality(
-        cohort.spec.modality("snp.calls"), loaded.preprocessing["snp.calls"], None, ["p0001"]
+        cohort.spec.modality(SPARSE), loaded.preprocessing[SPARSE], None, ["pt-0001"]
     )
     assert not present.any() and arrays["counts"].tolist() == [0] and np.all(arrays["offsets"] == 0)

@@ -8,7 +8,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from fusion_assets.metrics.bootstrap import (
-    bootstrap_indices,
     percentile_ci,
     stratified_bootstrap_counts,
     weighted_auroc,
@@ -122,6 +121,11 @@ def test_bootstrap_counts_are_stratified_and_seeded() -> None:
     assert (c[y == 0].sum(axis=0) == (y == 0).sum()).all()
     assert np.array_equal(c, stratified_bootstrap_counts(y, 200, seed=7))
     assert not np.array_equal(c, stratified_bootstrap_counts(y, 200, seed=8))
+
+
+def bootstrap_indices(counts: np.ndarray) -> list[np.ndarray]:
+    """Expand an ``(n, B)`` count matrix to explicit resample index arrays."""
+    return [np.repeat(np.arange(counts.shape[0]), col) for col in counts.T]
 
 
 @pytest.mark.parametrize("ties", [False, True])

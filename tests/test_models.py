@@ -1,4 +1,5 @@
-"""Model code on a tiny planted-signal cohort: every encoder kind, every strategy, the one API."""
+"""Model code on the suite's signal cohort (aligned by the warehouse): every encoder kind,
+every strategy, the one API."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ import torch
 
 from fusion_assets.kinds.text import OOV_TOKEN
 from fusion_assets.models.api import FittedModel, load_model, predict_logits, save_model
+from fusion_assets.models.batch import Batch, make_batch
 from fusion_assets.models.config import EncoderConfig, FusionConfig
 from fusion_assets.models.inputs import fit_preprocessing, prepare
-from fusion_assets.models.toy import ToyCohort, toy_cohort
 from fusion_assets.models.training import (
     STRATEGY_NAMES,
     TrainResult,
@@ -24,15 +25,16 @@ from fusion_assets.models.training import (
     train_fusion,
     train_unimodal,
 )
+from tests.fixtures.cohort import SPARSE, SignalCohort, signal_cohort
 
 
 @pytest.fixture(scope="module")
-def cohort() -> ToyCohort:
-    return toy_cohort(n=200, seed=1)
+def cohort() -> SignalCohort:
+    return signal_cohort(n=200, seed=1)
 
 
 @pytest.fixture(scope="module")
-def unimodal(cohort: ToyCohort) -> dict[str, tuple[FittedModel, TrainResult]]:
+def unimodal(cohort: SignalCohort) -> dict[str, tuple[FittedModel, TrainResult]]:
     return {
         m: train_unimodal(
             cohort.spec,
@@ -69,24 +71,33 @@ def _all_models(unimodal, fused) -> dict[str, FittedModel]:
     return {f.strategy: f for f, _ in [*unimodal.values(), *fused.values()]}
 
 
+def _test_batch(cohort: SignalCohort, models: dict[str, FittedModel]) -> Batch:
+    """One batch of the test patients with every modality prepared by its unimodal model."""
+    prepared = next(iter(models.values())).prepare(cohort.frames, cohort.test_ids)
+    prepared.arrays = {
+        m: f.prepare(cohort.frames, cohort.test_ids).arrays[m] for m, f in models.items()
+    }
+    return make_batch(prepared, np.arange(len(prepared)), prepared.present)
+
+
 # --------------------------------------------------------------------------- preprocessing
 
 
 def test_tabular_preprocessing_is_fitted_on_train_only(cohort):
-    name = "vitals panel"
+    name = "labs"
     train = cohort.frames[name][cohort.frames[name].patient_id.isin(cohort.train_ids)]
     state = fit_preprocessing(
         cohort.spec, cohort.frames, cohort.train_ids, EncoderConfig(), [name]
     )[name]
-    assert state["mean"][state["numeric"].index("crp")] == pytest.approx(
-        train["crp"].mean(), rel=1e-4
+    assert state["mean"][state["numeric"].index("lab_a")] == pytest.approx(
+        train["lab_a"].mean(), rel=1e-4
     )
 
     odd = pd.DataFrame(
         {
             "patient_id": ["a", "b"],
             "days_since_last": [1.0, np.nan],
-            "crp": [np.nan, 2.0],
+            "lab_a": [np.nan, 2.0],
             "lab_b": [0.0, 1.0],
             "smoker": ["never heard of", None],
         }
@@ -95,15 +106,15 @@ def test_tabular_preprocessing_is_fitted_on_train_only(cohort):
     n_num = len(state["numeric"])
     x = arrays["x"]
     assert x.shape[0] == 3
-    crp = state["numeric"].index("crp")
-    assert x[2, crp] == 0.0 and x[2, n_num + crp] == 1.0  # NaN → 0 + indicator
-    assert x[0, n_num + crp] == 0.0
+    lab_a = state["numeric"].index("lab_a")
+    assert x[2, lab_a] == 0.0 and x[2, n_num + lab_a] == 1.0  # NaN → 0 + indicator
+    assert x[0, n_num + lab_a] == 0.0
     assert np.all(x[:, 2 * n_num :] == 0)  # unknown / missing category → all zeros
     assert np.all(x[1] == 0)  # "zz" has no row: absent, zeros
 
 
 def test_prepare_handles_extra_and_missing_patients(cohort):
-    model = toy_cohort(n=60, seed=3)
+    model = signal_cohort(n=60, seed=3)
     prep = fit_preprocessing(model.spec, model.frames, model.train_ids, EncoderConfig.tiny())
     ids = ["nobody", *model.test_ids]
     prepared = prepare(model.spec, prep, model.frames, ids)
@@ -118,24 +129,22 @@ def test_prepare_handles_extra_and_missing_patients(cohort):
 
 def test_text_vocabulary_comes_from_train_only(cohort):
     frames = dict(cohort.frames)
-    text = frames["letters"].copy()
+    text = frames["memo"].copy()
     val_row = text.patient_id.isin(cohort.val_ids)
     text.loc[val_row, "text"] = "zebraword " * 3
-    frames["letters"] = text
-    state = fit_preprocessing(
-        cohort.spec, frames, cohort.train_ids, EncoderConfig.tiny(), ["letters"]
-    )
-    assert "zebraword" not in state["letters"]["vocab"]
+    frames["memo"] = text
+    state = fit_preprocessing(cohort.spec, frames, cohort.train_ids, EncoderConfig.tiny(), ["memo"])
+    assert "zebraword" not in state["memo"]["vocab"]
     ids = text.patient_id[val_row].tolist()[:3]
-    tokens = prepare(cohort.spec, state, frames, ids).arrays["letters"]["tokens"]
+    tokens = prepare(cohort.spec, state, frames, ids).arrays["memo"]["tokens"]
     assert np.all(tokens[:, :3] == OOV_TOKEN)
 
 
-def test_sparse_omics_never_densify():
+def test_sparse_omics_never_densify(small_signal):
     """10^6 variant columns: nothing of size n × 10^6 (or even 10^6) is ever allocated."""
 
-    def run(small: ToyCohort) -> tuple[FittedModel, dict[str, np.ndarray]]:
-        name = "snp.calls"
+    def run(small: SignalCohort) -> tuple[FittedModel, dict[str, np.ndarray]]:
+        name = SPARSE
         fitted, _ = train_unimodal(
             small.spec,
             name,
@@ -161,8 +170,8 @@ def test_sparse_omics_never_densify():
         return fitted, prepared.arrays[name]
 
     # warm up first: torch and sklearn import submodules lazily on first use
-    run(toy_cohort(n=80, seed=2, sparse_features=1_000))
-    small = toy_cohort(n=80, seed=2, sparse_features=1_000_000)
+    run(small_signal)  # 1,000 variants
+    small = signal_cohort(n=80, seed=2, sparse_features=1_000_000)
     tracemalloc.start()
     fitted, arrays = run(small)
     _, peak = tracemalloc.get_traced_memory()
@@ -224,7 +233,7 @@ def test_on_epoch_callback_sees_every_epoch(cohort):
     seen = []
     _, result = train_unimodal(
         cohort.spec,
-        "xray",
+        "scan",
         cohort.frames,
         cohort.labels,
         cohort.train_ids,
@@ -261,10 +270,10 @@ def test_every_modality_subset_scores(cohort, unimodal, fused):
 
 
 def test_unimodal_gives_prior_without_its_modality(cohort, unimodal):
-    fitted, _ = unimodal["rna"]
+    fitted, _ = unimodal["genes"]
     prepared = fitted.prepare(cohort.frames, cohort.test_ids)
     keep = np.ones_like(prepared.present)
-    keep[:, cohort.spec.modality_names.index("rna")] = False
+    keep[:, cohort.spec.modality_names.index("genes")] = False
     p = fitted.predict_proba(prepared, keep)
     prevalence = cohort.labels[cohort.train_ids].mean()
     np.testing.assert_allclose(p, prevalence, rtol=1e-4)
@@ -274,12 +283,12 @@ def test_early_fusion_zero_fills_absent_modalities(cohort, fused, unimodal):
     early, _ = fused["early"]
     assert not early.config.availability_indicators
     prepared = early.prepare(cohort.frames, cohort.test_ids)
-    j = cohort.spec.modality_names.index("xray")
+    j = cohort.spec.modality_names.index("scan")
     keep = np.ones_like(prepared.present)
     keep[:, j] = False
     removed = early.predict_proba(prepared, keep)
     # a present modality whose features are all zero is indistinguishable from an absent one
-    prepared.arrays["xray"]["x"][:] = 0.0
+    prepared.arrays["scan"]["x"][:] = 0.0
     prepared.present[:, j] = True
     np.testing.assert_allclose(removed, early.predict_proba(prepared), rtol=1e-5)
 
@@ -299,7 +308,7 @@ def test_early_fusion_zero_fills_absent_modalities(cohort, fused, unimodal):
     )
     prepared = flagged.prepare(cohort.frames, cohort.test_ids)
     removed = flagged.predict_proba(prepared, keep)
-    prepared.arrays["xray"]["x"][:] = 0.0
+    prepared.arrays["scan"]["x"][:] = 0.0
     prepared.present[:, j] = True
     assert not np.allclose(removed, flagged.predict_proba(prepared))
 
@@ -370,13 +379,7 @@ def test_joint_models_start_from_the_unimodal_encoders(cohort, unimodal):
                 assert torch.equal(a, b)
         # with the late-fusion residual and a zeroed joint head, it starts as the sum of
         # the present modalities' unimodal logits
-        from fusion_assets.models.batch import make_batch
-
-        prepared = next(iter(models.values())).prepare(cohort.frames, cohort.test_ids)
-        prepared.arrays = {
-            m: f.prepare(cohort.frames, cohort.test_ids).arrays[m] for m, f in models.items()
-        }
-        batch = make_batch(prepared, np.arange(len(prepared)), prepared.present)
+        batch = _test_batch(cohort, models)
         model.eval()
         with torch.no_grad():
             expected = sum(
@@ -403,7 +406,7 @@ def test_fusion_without_unimodal_models_and_clear_errors(cohort):
     with pytest.raises(ValueError, match="Unknown fusion strategy"):
         train_fusion("stacked", cohort.spec, cohort.frames, cohort.labels, cohort.train_ids, [])
     with pytest.raises(ValueError, match="have no label"):
-        train_unimodal(cohort.spec, "rna", cohort.frames, cohort.labels[:5], cohort.train_ids, [])
+        train_unimodal(cohort.spec, "genes", cohort.frames, cohort.labels[:5], cohort.train_ids, [])
 
 
 def test_config_round_trip():
@@ -450,10 +453,10 @@ def test_model_code_imports_neither_dagster_nor_mlflow():
 
 def test_a_modality_no_training_patient_has_is_left_out(cohort):
     frames = dict(cohort.frames)
-    xray = frames["xray"]
-    frames["xray"] = xray[~xray.patient_id.isin(cohort.train_ids)]
+    scan = frames["scan"]
+    frames["scan"] = scan[~scan.patient_id.isin(cohort.train_ids)]
     with pytest.raises(ValueError, match="none of the .* training patients"):
-        train_unimodal(cohort.spec, "xray", frames, cohort.labels, cohort.train_ids, [])
+        train_unimodal(cohort.spec, "scan", frames, cohort.labels, cohort.train_ids, [])
     fitted, _ = train_fusion(
         "early",
         cohort.spec,
@@ -464,14 +467,13 @@ def test_a_modality_no_training_patient_has_is_left_out(cohort):
         None,
         FusionConfig.tiny(),
     )
-    assert "xray" not in fitted.modalities
+    assert "scan" not in fitted.modalities
     p = fitted.predict_proba(fitted.prepare(cohort.frames, cohort.test_ids))
     assert np.all(np.isfinite(p))
 
 
 def test_bagging_averages_members_and_old_configs_load_unbagged(cohort, unimodal):
     from fusion_assets.models.api import build_predictor
-    from fusion_assets.models.batch import make_batch
     from fusion_assets.models.config import config_from_dict, config_to_dict
     from fusion_assets.models.fusion import Bagged
 
@@ -485,11 +487,7 @@ def test_bagging_averages_members_and_old_configs_load_unbagged(cohort, unimodal
     config = replace(FusionConfig.tiny(), n_seeds=2)
     model = build_predictor("intermediate", cohort.spec, preprocessing, config)
     assert isinstance(model, Bagged) and len(model.members) == 2
-    prepared = next(iter(models.values())).prepare(cohort.frames, cohort.test_ids)
-    prepared.arrays = {
-        m: f.prepare(cohort.frames, cohort.test_ids).arrays[m] for m, f in models.items()
-    }
-    batch = make_batch(prepared, np.arange(len(prepared)), prepared.present)
+    batch = _test_batch(cohort, models)
     model.eval()
     with torch.no_grad():
         expected = (model.members[0](batch) + model.members[1](batch)) / 2

@@ -1,9 +1,9 @@
 """Bring your own cohort: a spec unlike the synthetic batches runs end to end.
 
-The cohort (tests/own_cohort_fixtures.py) has its own column names, four
-modalities under its own names (``labs`` tabular CSV with a time column, ``rna``
-omics parquet without one, ``history`` tabular from the patients CSV and
-``discharge`` text CSV without one), CSV and parquet mixed.  The fast tests check the spec, the import and alignment without
+The cohort (tests/fixtures/user_files.py: the suite's signal cohort as a user's
+files) has its own column names and four modalities (``labs`` tabular CSV with a
+time column, ``genes`` omics parquet without one, ``history`` tabular from the
+patients CSV and ``memo`` text CSV without one), CSV and parquet mixed.  The fast tests check the spec, the import and alignment without
 Dagster; the slow one builds the code location for the spec in-process and
 materializes every asset.
 """
@@ -21,22 +21,22 @@ from fusion_assets.cohorts.importer import PLACEHOLDER_INDEX_TIME, import_cohort
 from fusion_assets.cohorts.spec_file import read_spec_file
 from fusion_assets.warehouse.align import align_all
 from fusion_assets.warehouse.ingest import ingest_batch
-from tests.own_cohort_fixtures import N_GENES, cohort_spec, write_cohort
-from tests.pipeline_fixtures import temp_resources
+from tests.fixtures.cohort import GENES
+from tests.fixtures.user_files import user_spec, write_user_files
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "breast_cancer" / "cohort.yaml"
 
 
-def test_spec_reads_names_kinds_and_timing(tmp_path: Path) -> None:
-    spec = read_spec_file(write_cohort(tmp_path / "files"))
+def test_spec_reads_names_kinds_and_timing(user_files: Path) -> None:
+    spec = read_spec_file(user_files)
     assert spec.name == "own_cohort" and not spec.has_oracle
     assert [(m.name, m.kind, m.timed) for m in spec.modalities] == [
         ("labs", "tabular", True),
-        ("rna", "omics", False),
+        ("genes", "omics", False),
         ("history", "tabular", False),
-        ("discharge", "text", False),
+        ("memo", "text", False),
     ]
-    assert spec.modality("labs").option("features") == ["crp", "sodium"]
+    assert spec.modality("labs").option("features") == ["lab_a", "lab_b"]
     assert spec.patients_source["label_column"] == "outcome"
 
 
@@ -49,7 +49,7 @@ def test_the_example_cohort_spec_is_valid() -> None:
 
 def test_without_index_time_alignment_takes_all_rows(tmp_path: Path) -> None:
     """``index_time: none``: a placeholder index time, every modality untimed."""
-    spec = read_spec_file(write_cohort(tmp_path / "files", spec=cohort_spec(index_time=False)))
+    spec = read_spec_file(write_user_files(tmp_path / "files", spec=user_spec(index_time=False)))
     assert not any(m.timed for m in spec.modalities)
     batch = import_cohort(spec, tmp_path / "landing")
     patients = pd.read_parquet(batch / "patients.parquet")
@@ -61,11 +61,11 @@ def test_without_index_time_alignment_takes_all_rows(tmp_path: Path) -> None:
         results = align_all(con, spec.modalities)
         n_labs_rows = con.execute("SELECT count(*) FROM raw.labs").fetchone()[0]
     assert results["labs"].rows_used == n_labs_rows  # all rows, none cut at an index time
-    assert results["rna"].patients == len(pd.read_parquet(batch / "rna.parquet"))
+    assert results["genes"].patients == len(pd.read_parquet(batch / "genes.parquet"))
 
 
-def test_import_renames_to_the_landing_format(tmp_path: Path) -> None:
-    spec = read_spec_file(write_cohort(tmp_path / "files"))
+def test_import_renames_to_the_landing_format(tmp_path: Path, user_files: Path) -> None:
+    spec = read_spec_file(user_files)
     batch = import_cohort(spec, tmp_path / "landing", "b1")
     assert batch == tmp_path / "landing" / "b1" and (batch / "_READY").exists()
     patients = pd.read_parquet(batch / "patients.parquet")
@@ -74,22 +74,21 @@ def test_import_renames_to_the_landing_format(tmp_path: Path) -> None:
     assert list(pd.read_parquet(batch / "labs.parquet").columns) == [
         "patient_id",
         "event_time",
-        "crp",
-        "sodium",
+        "lab_a",
+        "lab_b",
     ]
-    rna = pd.read_parquet(batch / "rna.parquet")
-    assert list(rna.columns) == ["patient_id", "expression"]
-    assert {len(v) for v in rna["expression"]} == {N_GENES}
-    assert list(pd.read_parquet(batch / "discharge.parquet").columns) == ["patient_id", "text"]
+    genes = pd.read_parquet(batch / "genes.parquet")
+    assert list(genes.columns) == ["patient_id", "expression"]
+    assert {len(v) for v in genes["expression"]} == {GENES}
+    assert list(pd.read_parquet(batch / "memo.parquet").columns) == ["patient_id", "text"]
 
 
 @pytest.mark.slow
-def test_own_cohort_runs_end_to_end(tmp_path: Path) -> None:
+def test_own_cohort_runs_end_to_end(tmp_path: Path, resources) -> None:
     from fusion_assets.definitions import build_definitions
     from fusion_assets.demo import FAST_RUN_CONFIG, materialize_pipeline
 
-    spec = read_spec_file(write_cohort(tmp_path / "files", n=80))
-    resources = temp_resources(tmp_path)
+    spec = read_spec_file(write_user_files(tmp_path / "files", n=80))
     batch = import_cohort(spec, tmp_path / "landing")
     defs = build_definitions(spec)
     instance = dg.DagsterInstance.ephemeral()
@@ -104,21 +103,21 @@ def test_own_cohort_runs_end_to_end(tmp_path: Path) -> None:
     )
     assert all(r.success for r in results)
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert {"raw_labs", "raw_rna", "raw_discharge", "aligned_labs", "aligned_rna"} <= keys
+    assert {"raw_labs", "raw_genes", "raw_memo", "aligned_labs", "aligned_genes"} <= keys
     assert not {k for k in keys if k.endswith(("_ehr", "_genomics", "_oracle"))}
 
     with resources["warehouse"].connect() as con:
         strategies = {
             r[0] for r in con.sql("SELECT DISTINCT strategy FROM eval.predictions").fetchall()
         }
-        max_crp = con.sql("SELECT max(crp) FROM aligned.labs").fetchone()[0]
-        n_rna, n_patients = con.sql(
-            "SELECT (SELECT count(*) FROM aligned.rna), (SELECT count(*) FROM aligned.patients)"
+        max_lab_a = con.sql("SELECT max(lab_a) FROM aligned.labs").fetchone()[0]
+        n_genes, n_patients = con.sql(
+            "SELECT (SELECT count(*) FROM aligned.genes), (SELECT count(*) FROM aligned.patients)"
         ).fetchone()
         some_id = con.sql("SELECT patient_id FROM aligned.patients LIMIT 1").fetchone()[0]
-    assert {"single:labs", "single:rna", "single:discharge", "late"} <= strategies
-    assert max_crp < 50  # the leakage bait (crp = 100 after the index time) never aligned
-    assert 0 < n_rna < n_patients == 80  # rna is missing for some patients
+    assert {"single:labs", "single:genes", "single:memo", "late"} <= strategies
+    assert max_lab_a < 50  # the leakage bait (lab_a = 100 after the index time) never aligned
+    assert 0 < n_genes < n_patients == 80  # genes are missing for some patients
 
     checks = {e.check_name: e for r in results for e in r.get_asset_check_evaluations()}
     assert checks["no_strategy_beats_oracle"].passed  # no oracle: the check does not apply
@@ -129,16 +128,17 @@ def test_own_cohort_runs_end_to_end(tmp_path: Path) -> None:
 
 def test_query_and_glob_sources(tmp_path: Path) -> None:
     """A DuckDB query (paths relative to the spec) and a glob over several CSVs."""
-    spec_dict = cohort_spec()
-    spec_dict["modalities"]["rna"]["source"] = {
-        "query": "SELECT * FROM 'rna.parquet' WHERE gene_1 > 0"
+    spec_dict = user_spec()
+    spec_dict["modalities"]["genes"]["source"] = {
+        "query": "SELECT * FROM 'genes.parquet' WHERE gene_1 > 0"
     }
     spec_dict["modalities"]["labs"]["source"] = "labs_part*.csv"
-    path = write_cohort(tmp_path / "files", spec=spec_dict)
+    path = write_user_files(tmp_path / "files", spec=spec_dict)
     labs = pd.read_csv(path.parent / "labs.csv")
     labs.iloc[:50].to_csv(path.parent / "labs_part1.csv", index=False)
     labs.iloc[50:].to_csv(path.parent / "labs_part2.csv", index=False)
     batch = import_cohort(read_spec_file(path), tmp_path / "landing")
-    rna = pd.read_parquet(path.parent / "rna.parquet")
-    assert len(pd.read_parquet(batch / "rna.parquet")) == (rna["gene_1"] > 0).sum()
+    genes = pd.read_parquet(path.parent / "genes.parquet")
+    selected = (genes["gene_1"] > 0).sum()
+    assert 0 < selected < len(genes) and len(pd.read_parquet(batch / "genes.parquet")) == selected
     assert len(pd.read_parquet(batch / "labs.parquet")) == len(labs)

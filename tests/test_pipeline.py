@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from fusion_assets.assets.fusion import STRATEGIES
 from fusion_assets.definitions import MODALITIES, defs
-from tests.pipeline_fixtures import PipelineRun, run_tiny_pipeline
+from tests.fixtures.pipeline import PipelineRun, run_tiny_pipeline
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,6 @@ from fusion_assets.assets.training_run import TrainingConfig
 from fusion_assets.evaluation import SplitSettings, StressSettings
 from fusion_assets.reevaluation.settings import BatchEvaluationSettings
 from fusion_assets.training_settings import TrainingSettings
-from tests.pipeline_fixtures import temp_resources
 
 CONFIGS = [
     BatchEvaluationConfig,
@@ -67,27 +66,29 @@ def test_training_overrides_build_the_dataclasses() -> None:
     )
 
 
-def _materialize_encoder(tmp_path, config: dict) -> dg.ExecuteInProcessResult:
+def _materialize_encoder(resources: dict, config: dict) -> dg.ExecuteInProcessResult:
     from fusion_assets.definitions import defs
 
     return dg.materialize(
         list(defs.assets or []),
         selection=dg.AssetSelection.assets("modality_encoder"),
         partition_key="ehr",
-        resources=temp_resources(tmp_path),
+        resources=resources,
         instance=dg.DagsterInstance.ephemeral(),
         run_config={"ops": {"modality_encoder": {"config": config}}},
         raise_on_error=False,
     )
 
 
-def test_a_misspelled_preset_is_refused_before_the_run(tmp_path) -> None:
+def test_a_misspelled_preset_is_refused_before_the_run(resources) -> None:
     with pytest.raises(dg.DagsterInvalidConfigError, match="tinny"):
-        _materialize_encoder(tmp_path, {"preset": "tinny"})
+        _materialize_encoder(resources, {"preset": "tinny"})
 
 
-def test_negative_max_epochs_fail_the_step_with_the_field_and_the_bound(tmp_path) -> None:
-    result = _materialize_encoder(tmp_path, {"preset": "tiny", "max_epochs": -1})
+def test_negative_max_epochs_fail_the_step_with_the_field_and_the_bound(
+    tmp_path, resources
+) -> None:
+    result = _materialize_encoder(resources, {"preset": "tiny", "max_epochs": -1})
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
     message = str(failure.step_failure_data.error)

@@ -18,13 +18,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from tests.e2e_helpers import (
-    http_ok,
-    start_dagster_dev,
-    stop_process_group,
-    wait_for,
-    write_instance_yaml,
-)
+from tests.fixtures.dagster_dev import running_dagster_dev, wait_for, write_instance_yaml
+from tests.fixtures.pipeline import temp_resources
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +45,6 @@ def ui(tmp_path_factory):
     from fusion_assets.assets.ingest import build_ingest_assets
     from fusion_assets.cohorts import load_cohort_spec
     from fusion_assets.cohorts.synthetic import synthesize_batch
-    from resources import LandingZoneResource, WarehouseResource
 
     root = tmp_path_factory.mktemp("ui")
     home, data = root / "home", root / "data"
@@ -63,26 +57,13 @@ def ui(tmp_path_factory):
             [build_ingest_assets(load_cohort_spec())],
             partition_key="ui-batch",
             instance=scratch,
-            resources={
-                "warehouse": WarehouseResource(path=str(data / "warehouse.duckdb")),
-                "landing": LandingZoneResource(path=str(seed)),
-            },
+            resources=temp_resources(data, seed),
         )
         assert result.success
 
     log = root / "dagster-dev.log"
-    proc, port = start_dagster_dev(home, {"FUSION_DATA_DIR": str(data)}, log)
-    try:
-        wait_for(
-            "the Dagster webserver",
-            lambda: http_ok(f"http://127.0.0.1:{port}/server_info"),
-            120,
-            proc,
-            log,
-        )
+    with running_dagster_dev(home, {"FUSION_DATA_DIR": str(data)}, log) as port:
         yield {"url": f"http://127.0.0.1:{port}", "home": home, "log": log}
-    finally:
-        stop_process_group(proc)
 
 
 def _aligned_patients_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
@@ -101,13 +82,14 @@ def test_catalog_shows_assets_and_materialize_click_runs(ui):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.set_default_timeout(60_000)
-            # The catalog lists this code location's assets by key; the list is virtualized
-            # (only the first screenful is rendered), so filter it to each key.
-            page.goto(f"{ui['url']}/assets")
-            search = page.get_by_role("textbox", name="Search and filter assets")
+            # The catalog lists this code location's assets by key. It renders only the rows
+            # in view (the list is longer than the window), so filter it to each key first.
             for key in ("raw_patients", "aligned_patients"):
+                page.goto(f"{ui['url']}/assets")
+                search = page.get_by_role("textbox", name="Search and filter assets")
                 search.fill(key)
-                expect(page.get_by_text(key, exact=True).first).to_be_visible(timeout=60_000)
+                search.press("Enter")  # applies the filter key:"*<key>*"
+                expect(page.get_by_role("link", name=f"{key} {key}")).to_be_visible(timeout=60_000)
 
             page.goto(f"{ui['url']}/assets/aligned_patients")
             # The accessible name carries the icon's name: "materialization Materialize".

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
-import duckdb
 import pandas as pd
-import pytest
 
 from fusion_assets.warehouse import align
 from fusion_assets.warehouse.align import (
@@ -17,32 +14,24 @@ from fusion_assets.warehouse.align import (
     count_future_rows,
 )
 from fusion_assets.warehouse.ingest import ingest_batch
-from tests.conftest_warehouse import (
+from fusion_assets.warehouse.sql import qident
+from tests.fixtures.cohort import (
+    SPARSE,
     T0,
     d,
+    handmade_batch,
     patients_frame,
-    small_batch_frames,
-    small_spec,
-    sparse_spec,
+    suite_spec,
     write_batch,
 )
-
-
-@pytest.fixture
-def aligned(tmp_path: Path):
-    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-    ingest_batch(con, write_batch(tmp_path / "landing", "b1", small_batch_frames()), small_spec())
-    results = align_all(con, small_spec().modalities)
-    yield con, results
-    con.close()
 
 
 def rows(con, sql):
     return con.execute(sql).fetchall()
 
 
-def test_patients_one_row_each(aligned):
-    con, _ = aligned
+def test_patients_one_row_each(handmade_warehouse):
+    con, _ = handmade_warehouse
     assert rows(
         con, "SELECT count(*), count(DISTINCT patient_id), sum(label) FROM aligned.patients"
     ) == [(10, 10, 4)]
@@ -50,8 +39,8 @@ def test_patients_one_row_each(aligned):
     assert cols == ["patient_id", "index_time", "label", "sex", "age", "site", "batch_id"]
 
 
-def test_tabular_last_non_null_before_index(aligned):
-    con, results = aligned
+def test_tabular_last_non_null_before_index(handmade_warehouse):
+    con, results = handmade_warehouse
     got = rows(con, "SELECT * FROM aligned.labs ORDER BY patient_id")
     assert got == [
         ("P01", 5.0, 1.0, 5.0, "no"),  # lab_a from d(10): the d(5) row has it null
@@ -66,15 +55,15 @@ def test_tabular_last_non_null_before_index(aligned):
     assert results["labs"].rows_after_index_time == 2 and results["labs"].rows_used == 10
 
 
-def test_dense_omics_image_text(aligned):
-    con, _ = aligned
+def test_dense_omics_image_text(handmade_warehouse):
+    con, _ = handmade_warehouse
     genes = rows(con, 'SELECT patient_id, "values" FROM aligned.genes ORDER BY 1')
     assert [g[0] for g in genes] == ["P01", "P02", "P05", "P06"] and genes[1][1] == [1, 2, 3, 4]
     assert rows(con, 'SELECT typeof("values") FROM aligned.genes LIMIT 1') == [("FLOAT[]",)]
     # Most recent image before the index time; P04's only image is after it.
     assert rows(con, "SELECT * FROM aligned.scan ORDER BY 1") == [
-        ("P01", 3.0, [2.0] * 4),
-        ("P07", 1.0, [3.0] * 4),
+        ("P01", 3.0, [2.0] * 16),
+        ("P07", 1.0, [3.0] * 16),
     ]
     assert rows(con, "SELECT * FROM aligned.memo ORDER BY 1") == [
         ("P01", 2, "first note\nsecond note"),
@@ -82,8 +71,8 @@ def test_dense_omics_image_text(aligned):
     ]
 
 
-def test_timeseries_bins_and_mask(aligned):
-    con, _ = aligned
+def test_timeseries_bins_and_mask(handmade_warehouse):
+    con, _ = handmade_warehouse
     got = rows(con, 'SELECT patient_id, n_samples, "values", mask FROM aligned.watch ORDER BY 1')
     # 4 one-day bins x (hr, steps), time-major.  P01: bin0 hr mean(60,70)=65, steps 100;
     # bin3 steps 10 only.  P02: bin2 hr 90, steps 5.  P03 only has samples outside the window.
@@ -93,9 +82,9 @@ def test_timeseries_bins_and_mask(aligned):
     ]
 
 
-def test_timeseries_bin_edges(tmp_path):
+def test_timeseries_bin_edges(tmp_path, warehouse_con):
     """Samples exactly on a bin edge go to the later bin; the window start is inclusive."""
-    spec = small_spec()
+    spec = suite_spec()
     frames = {
         "patients": patients_frame(["A"], [1]),
         "watch": pd.DataFrame(
@@ -107,7 +96,7 @@ def test_timeseries_bin_edges(tmp_path):
             }
         ),
     }
-    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con = warehouse_con
     ingest_batch(con, write_batch(tmp_path / "landing", "b1", frames), spec)
     align_patients(con)
     align_modality(con, spec.modality("watch"))
@@ -116,11 +105,11 @@ def test_timeseries_bin_edges(tmp_path):
     ]
 
 
-def test_leakage_bait_never_reaches_aligned(aligned):
-    con, _ = aligned
-    spec = small_spec()
+def test_leakage_bait_never_reaches_aligned(handmade_warehouse):
+    con, _ = handmade_warehouse
+    spec = suite_spec()
     for m in spec.modality_names:
-        dump = rows(con, f"SELECT CAST(a AS VARCHAR) FROM aligned.{m} a")
+        dump = rows(con, f"SELECT CAST(a AS VARCHAR) FROM aligned.{qident(m)} a")
         text = " ".join(r[0] for r in dump)
         assert "999" not in text and "LEAK" not in text and "label is positive" not in text, m
         assert count_future_rows(con, spec.modality(m)) == 0
@@ -130,27 +119,27 @@ def test_leakage_bait_never_reaches_aligned(aligned):
     assert rows(con, "SELECT count(*) FROM aligned.memo WHERE patient_id = 'P08'") == [(0,)]
 
 
-def test_count_future_rows_fails_when_the_filter_is_broken(aligned, monkeypatch):
-    con, _ = aligned
-    spec = small_spec()
+def test_count_future_rows_fails_when_the_filter_is_broken(handmade_warehouse, monkeypatch):
+    con, _ = handmade_warehouse
+    spec = suite_spec()
     monkeypatch.setattr(align, "BEFORE_INDEX", "TRUE")
     for name in ["labs", "scan", "watch", "memo"]:
         align_modality(con, spec.modality(name))
         assert count_future_rows(con, spec.modality(name)) > 0, name
 
 
-def test_count_future_rows_flags_unexplained_rows(aligned):
-    con, _ = aligned
+def test_count_future_rows_flags_unexplained_rows(handmade_warehouse):
+    con, _ = handmade_warehouse
     con.execute("INSERT INTO aligned.memo VALUES ('P05', 1, 'forged')")
-    assert count_future_rows(con, small_spec().modality("memo")) == 1
+    assert count_future_rows(con, suite_spec().modality("memo")) == 1
 
 
-def test_sparse_omics(tmp_path):
-    spec = sparse_spec()
+def test_sparse_omics(tmp_path, warehouse_con):
+    spec = suite_spec()
     frames = {
         "patients": patients_frame(["A", "B", "C"], [0, 1, 0]),
         "labs": pd.DataFrame({"patient_id": ["A"], "event_time": [d(1)], "x": [1.0]}),
-        "snps": pd.DataFrame(
+        SPARSE: pd.DataFrame(
             {
                 "patient_id": ["A", "A", "A", "B"],
                 "variant_id": pd.array([42, 7, 99, 3], dtype="int32"),
@@ -158,21 +147,27 @@ def test_sparse_omics(tmp_path):
             }
         ),
     }
-    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con = warehouse_con
     ingest_batch(con, write_batch(tmp_path / "landing", "b1", frames), spec)
     align_all(con, spec.modalities)
-    assert rows(con, 'SELECT patient_id, indices, "values" FROM aligned.snps ORDER BY 1') == [
+    assert rows(
+        con, 'SELECT patient_id, indices, "values" FROM aligned."snp.calls" ORDER BY 1'
+    ) == [
         ("A", [7, 42, 99], [2.0, 1.0, 1.0]),
         ("B", [3], [0.5]),
     ]
-    assert [r[1] for r in rows(con, "DESCRIBE aligned.snps")] == ["VARCHAR", "INTEGER[]", "FLOAT[]"]
+    assert [r[1] for r in rows(con, 'DESCRIBE aligned."snp.calls"')] == [
+        "VARCHAR",
+        "INTEGER[]",
+        "FLOAT[]",
+    ]
 
 
-def test_latest_batch_wins(tmp_path):
-    spec = small_spec()
+def test_latest_batch_wins(tmp_path, warehouse_con):
+    spec = suite_spec()
     landing = tmp_path / "landing"
-    con = duckdb.connect(str(tmp_path / "w.duckdb"))
-    ingest_batch(con, write_batch(landing, "b1", small_batch_frames()), spec)
+    con = warehouse_con
+    ingest_batch(con, write_batch(landing, "b1", handmade_batch()), spec)
     later = T0 + timedelta(days=10)
     frames = {
         "patients": patients_frame(["P01", "P11"], [0, 1], index_time=later),
@@ -200,13 +195,13 @@ def test_latest_batch_wins(tmp_path):
     # the image at T0+5d is now before it.
     assert rows(
         con, "SELECT days_since_last, pixels FROM aligned.scan WHERE patient_id = 'P01'"
-    ) == [(5.0, [9.0] * 4)]
+    ) == [(5.0, [9.0] * 16)]
 
 
-def test_modality_absent_from_every_batch_gives_empty_table(tmp_path):
-    spec = small_spec()
-    frames = {k: v for k, v in small_batch_frames().items() if k in ("patients", "labs")}
-    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+def test_modality_absent_from_every_batch_gives_empty_table(tmp_path, warehouse_con):
+    spec = suite_spec()
+    frames = {k: v for k, v in handmade_batch().items() if k in ("patients", "labs")}
+    con = warehouse_con
     ingest_batch(con, write_batch(tmp_path / "landing", "b1", frames), spec)
     results = align_all(con, spec.modalities)
     assert results["watch"].patients == 0

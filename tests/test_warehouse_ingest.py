@@ -4,84 +4,64 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pyarrow as pa
 import pytest
 
+from fusion_assets.landing_zone import list_ready_batches
 from fusion_assets.warehouse import ingest
-from fusion_assets.warehouse.ingest import ingest_batch, list_batches
+from fusion_assets.warehouse.ingest import ingest_batch
 from fusion_assets.warehouse.quarantine import BatchValidationError
-from tests.conftest_warehouse import small_batch_frames, small_spec, write_batch
+from tests.fixtures.cohort import SPARSE, handmade_batch, suite_spec, write_batch
+from tests.fixtures.warehouse import raw_snapshot
 
 
-@pytest.fixture
-def con(tmp_path: Path):
-    c = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-    yield c
-    c.close()
-
-
-def snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int]]:
-    """Row count and an order-independent checksum of every raw table."""
-    tables = [
-        r[0]
-        for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'raw' "
-            "AND table_name <> 'batches' ORDER BY 1"
-        ).fetchall()
-    ]
-    out = {}
-    for t in tables:
-        out[t] = tuple(
-            con.execute(f'SELECT count(*), coalesce(sum(hash(x)), 0) FROM raw."{t}" x').fetchall()[
-                0
-            ]
-        )
-    return out
-
-
-def test_ingest_loads_every_table_and_is_idempotent(tmp_path, con):
+def test_ingest_loads_every_table_and_is_idempotent(tmp_path, warehouse_con):
     landing = tmp_path / "landing"
-    batch = write_batch(landing, "b1", small_batch_frames())
-    first = ingest_batch(con, batch, small_spec())
-    assert first.rows == {"patients": 10, "labs": 12, "genes": 4, "scan": 5, "watch": 7, "memo": 5}
-    before = snapshot(con)
-    second = ingest_batch(con, batch, small_spec())
+    batch = write_batch(landing, "b1", handmade_batch())
+    first = ingest_batch(warehouse_con, batch, suite_spec())
+    assert first.rows == {
+        "patients": 10, "labs": 12, "genes": 4, SPARSE: 3, "scan": 5, "watch": 7, "memo": 5
+    }  # fmt: skip
+    before = raw_snapshot(warehouse_con)
+    second = ingest_batch(warehouse_con, batch, suite_spec())
     assert second.rows == first.rows
-    assert snapshot(con) == before
-    assert con.execute("SELECT count(*), max(seq) FROM raw.batches").fetchall() == [(1, 1)]
-    assert con.execute("SELECT DISTINCT batch_id FROM raw.labs").fetchall() == [("b1",)]
+    assert raw_snapshot(warehouse_con) == before
+    assert warehouse_con.execute("SELECT count(*), max(seq) FROM raw.batches").fetchall() == [
+        (1, 1)
+    ]
+    assert warehouse_con.execute("SELECT DISTINCT batch_id FROM raw.labs").fetchall() == [("b1",)]
     types = dict(
-        con.execute(
+        warehouse_con.execute(
             "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'scan'"
         ).fetchall()
     )
     assert types["pixels"] == "FLOAT[]" and types["event_time"] == "TIMESTAMP"
 
 
-def test_list_batches_needs_ready_marker_and_skips_quarantine(tmp_path):
+def test_ready_batches_need_the_marker_and_skip_quarantine(tmp_path):
     landing = tmp_path / "landing"
-    write_batch(landing, "b2", small_batch_frames())
-    write_batch(landing, "b1", small_batch_frames())
-    write_batch(landing, "b3", small_batch_frames(), ready=False)
-    write_batch(landing / "_quarantine", "bad", small_batch_frames())
-    assert list_batches(landing) == ["b1", "b2"]
-    assert list_batches(tmp_path / "missing") == []
+    write_batch(landing, "b2", handmade_batch())
+    write_batch(landing, "b1", handmade_batch())
+    write_batch(landing, "b3", handmade_batch(), ready=False)
+    write_batch(landing / "_quarantine", "bad", handmade_batch())
+    assert list_ready_batches(landing) == ["b1", "b2"]
+    assert list_ready_batches(tmp_path / "missing") == []
 
 
-def test_orphan_modality_rows_are_counted_and_skipped(tmp_path, con):
-    frames = small_batch_frames()
+def test_orphan_modality_rows_are_counted_and_skipped(tmp_path, warehouse_con):
+    frames = handmade_batch()
     memo = frames["memo"]
     frames["memo"] = pd.concat([memo, memo.head(2).assign(patient_id="P99")], ignore_index=True)
-    result = ingest_batch(con, write_batch(tmp_path / "landing", "b1", frames), small_spec())
+    result = ingest_batch(
+        warehouse_con, write_batch(tmp_path / "landing", "b1", frames), suite_spec()
+    )
     assert result.orphan_rows == {"memo": 2}
     assert result.rows["memo"] == 5
-    assert con.execute("SELECT count(*) FROM raw.memo WHERE patient_id = 'P99'").fetchall() == [
-        (0,)
-    ]
+    assert warehouse_con.execute(
+        "SELECT count(*) FROM raw.memo WHERE patient_id = 'P99'"
+    ).fetchall() == [(0,)]
 
 
 def _drop_label(f):
@@ -132,19 +112,19 @@ BAD_BATCHES = {
     "wrong_image_size": (
         _wrong_image_size,
         None,
-        ("scan.parquet", "pixels", "list_length == 4", 1),
+        ("scan.parquet", "pixels", "list_length == 16", 1),
     ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_BATCHES))
-def test_bad_batch_is_quarantined_and_warehouse_untouched(tmp_path, con, case):
+def test_bad_batch_is_quarantined_and_warehouse_untouched(tmp_path, warehouse_con, case):
     mutate, corrupt, (file, column, check, failing) = BAD_BATCHES[case]
     landing = tmp_path / "landing"
-    ingest_batch(con, write_batch(landing, "b1", small_batch_frames()), small_spec())
-    before = snapshot(con)
+    ingest_batch(warehouse_con, write_batch(landing, "b1", handmade_batch()), suite_spec())
+    before = raw_snapshot(warehouse_con)
 
-    frames = small_batch_frames()
+    frames = handmade_batch()
     if mutate:
         mutate(frames)
     bad = write_batch(landing, "b2", frames)
@@ -154,7 +134,7 @@ def test_bad_batch_is_quarantined_and_warehouse_untouched(tmp_path, con, case):
         (bad / name).write_bytes(data[: int(len(data) * keep)])
 
     with pytest.raises(BatchValidationError) as info:
-        ingest_batch(con, bad, small_spec())
+        ingest_batch(warehouse_con, bad, suite_spec())
 
     message = str(info.value)
     assert "'b2'" in message.splitlines()[0] and file in message and check.split()[0] in message
@@ -171,42 +151,42 @@ def test_bad_batch_is_quarantined_and_warehouse_untouched(tmp_path, con, case):
     assert match[0]["failing_rows"] == failing
     assert all(len(e["examples"]) <= 5 for e in report["errors"])
     assert all(e["fix"] for e in report["errors"])
-    assert snapshot(con) == before
-    assert list_batches(landing) == ["b1"]
+    assert raw_snapshot(warehouse_con) == before
+    assert list_ready_batches(landing) == ["b1"]
 
 
-def test_all_errors_are_collected_in_one_report(tmp_path, con):
-    frames = small_batch_frames()
+def test_all_errors_are_collected_in_one_report(tmp_path, warehouse_con):
+    frames = handmade_batch()
     _label_two(frames)
     _infinite_lab(frames)
     _wrong_image_size(frames)
     with pytest.raises(BatchValidationError) as info:
-        ingest_batch(con, write_batch(tmp_path / "landing", "b1", frames), small_spec())
+        ingest_batch(warehouse_con, write_batch(tmp_path / "landing", "b1", frames), suite_spec())
     checks = {(e["file"], e["check"]) for e in info.value.errors}
     assert {
         ("patients.parquet", "isin([0, 1])"),
         ("labs.parquet", "finite"),
-        ("scan.parquet", "list_length == 4"),
+        ("scan.parquet", "list_length == 16"),
     } <= checks
-    assert not con.execute(
+    assert not warehouse_con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw'"
     ).fetchall()[0][0]
 
 
-def test_examples_are_capped_at_five(tmp_path, con):
-    frames = small_batch_frames()
+def test_examples_are_capped_at_five(tmp_path, warehouse_con):
+    frames = handmade_batch()
     frames["patients"]["label"] = 7
     with pytest.raises(BatchValidationError) as info:
-        ingest_batch(con, write_batch(tmp_path / "landing", "b1", frames), small_spec())
+        ingest_batch(warehouse_con, write_batch(tmp_path / "landing", "b1", frames), suite_spec())
     (err,) = [e for e in info.value.errors if e["column"] == "label"]
     assert err["failing_rows"] == 10 and len(err["examples"]) == 5
 
 
-def test_crash_mid_transaction_rolls_back(tmp_path, con, monkeypatch):
+def test_crash_mid_transaction_rolls_back(tmp_path, warehouse_con, monkeypatch):
     landing = tmp_path / "landing"
-    batch = write_batch(landing, "b1", small_batch_frames())
-    ingest_batch(con, batch, small_spec())
-    before = snapshot(con)
+    batch = write_batch(landing, "b1", handmade_batch())
+    ingest_batch(warehouse_con, batch, suite_spec())
+    before = raw_snapshot(warehouse_con)
     original = ingest._insert_file
 
     def crash_on_scan(con_, check, batch_id, known_only):
@@ -217,30 +197,30 @@ def test_crash_mid_transaction_rolls_back(tmp_path, con, monkeypatch):
 
     monkeypatch.setattr(ingest, "_insert_file", crash_on_scan)
     with pytest.raises(RuntimeError, match="injected"):
-        ingest_batch(con, batch, small_spec())  # re-load: its DELETEs ran first
-    assert snapshot(con) == before
+        ingest_batch(warehouse_con, batch, suite_spec())  # re-load: its DELETEs ran first
+    assert raw_snapshot(warehouse_con) == before
 
-    second = write_batch(landing, "b2", small_batch_frames())
+    second = write_batch(landing, "b2", handmade_batch())
     with pytest.raises(RuntimeError, match="injected"):
-        ingest_batch(con, second, small_spec())
-    assert snapshot(con) == before
-    assert con.execute("SELECT list(batch_id) FROM raw.batches").fetchall() == [(["b1"],)]
+        ingest_batch(warehouse_con, second, suite_spec())
+    assert raw_snapshot(warehouse_con) == before
+    assert warehouse_con.execute("SELECT list(batch_id) FROM raw.batches").fetchall() == [(["b1"],)]
 
 
-def test_missing_patients_file_is_an_error(tmp_path, con):
-    frames = small_batch_frames()
+def test_missing_patients_file_is_an_error(tmp_path, warehouse_con):
+    frames = handmade_batch()
     del frames["patients"]
     with pytest.raises(BatchValidationError, match="patients.parquet"):
-        ingest_batch(con, write_batch(tmp_path / "landing", "b1", frames), small_spec())
+        ingest_batch(warehouse_con, write_batch(tmp_path / "landing", "b1", frames), suite_spec())
 
 
-def test_requarantine_keeps_the_older_report(tmp_path, con):
+def test_requarantine_keeps_the_older_report(tmp_path, warehouse_con):
     landing = tmp_path / "landing"
     for _ in range(2):
-        frames = small_batch_frames()
+        frames = handmade_batch()
         _label_two(frames)
         with pytest.raises(BatchValidationError):
-            ingest_batch(con, write_batch(landing, "b1", frames), small_spec())
+            ingest_batch(warehouse_con, write_batch(landing, "b1", frames), suite_spec())
     names = sorted(p.name for p in (landing / "_quarantine").iterdir())
     assert names[0] == "b1" and names[1].startswith("b1.") and len(names) == 2
     shutil.rmtree(landing)

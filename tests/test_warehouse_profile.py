@@ -24,24 +24,14 @@ from fusion_assets.warehouse.ingest import ingest_batch
 from fusion_assets.warehouse.profile import build_availability, summarize_profile
 from fusion_assets.warehouse.recommend import write_recommendation
 from fusion_assets.warehouse.splits import assign_splits
-from tests.conftest_warehouse import (
-    IDS,
-    patients_frame,
-    small_batch_frames,
-    small_spec,
-    write_batch,
-)
+from tests.fixtures.cohort import IDS, SPARSE, patients_frame, write_batch
 
 
 @pytest.fixture
-def profiled(tmp_path: Path):
-    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-    spec = small_spec()
-    ingest_batch(con, write_batch(tmp_path / "landing", "b1", small_batch_frames()), spec)
-    align_all(con, spec.modalities)
+def profiled(tmp_path: Path, handmade_warehouse, spec):
+    con, _ = handmade_warehouse
     build_availability(con, spec)
-    yield con, spec, tmp_path
-    con.close()
+    return con, spec, tmp_path
 
 
 def test_availability_table(profiled):
@@ -51,6 +41,7 @@ def test_availability_table(profiled):
         "patient_id",
         "labs",
         "genes",
+        SPARSE,
         "scan",
         "watch",
         "memo",
@@ -60,8 +51,8 @@ def test_availability_table(profiled):
     ]
     got = dict(con.execute("SELECT patient_id, pattern FROM profile.availability").fetchall())
     assert got == {
-        "P01": "labs+genes+scan+watch+memo",
-        "P02": "labs+genes+watch+memo",
+        "P01": "labs+genes+snp.calls+scan+watch+memo",
+        "P02": "labs+genes+snp.calls+watch+memo",
         "P03": "labs",
         "P04": "none",  # only post-index rows
         "P05": "labs+genes",
@@ -73,7 +64,7 @@ def test_availability_table(profiled):
     }
     assert con.execute(
         "SELECT n_modalities FROM profile.availability WHERE patient_id = 'P02'"
-    ).fetchall() == [(4,)]
+    ).fetchall() == [(5,)]
 
 
 def test_summary_matches_hand_computation(profiled):
@@ -85,7 +76,9 @@ def test_summary_matches_hand_computation(profiled):
         0.4,
         2,
     )
-    assert s["availability"] == {"labs": 0.8, "genes": 0.4, "scan": 0.2, "watch": 0.2, "memo": 0.2}
+    assert s["availability"] == {
+        "labs": 0.8, "genes": 0.4, SPARSE: 0.2, "scan": 0.2, "watch": 0.2, "memo": 0.2
+    }  # fmt: skip
     assert s["complete_case_fraction"] == 0.1
     patterns = {p["pattern"]: (p["n"], p["label_prevalence"]) for p in s["patterns"]}
     assert patterns == {
@@ -93,12 +86,15 @@ def test_summary_matches_hand_computation(profiled):
         "none": (2, 0.5),  # P04 (1), P10
         "labs+genes": (2, 0.0),
         "labs+scan": (1, 0.0),
-        "labs+genes+watch+memo": (1, 1.0),
-        "labs+genes+scan+watch+memo": (1, 1.0),
+        "labs+genes+snp.calls+watch+memo": (1, 1.0),
+        "labs+genes+snp.calls+scan+watch+memo": (1, 1.0),
     }
     assert [p["pattern"] for p in s["patterns"]][:3] == ["labs", "labs+genes", "none"]
-    # 3 lab features; 4 genes; 2x2x1 pixels; 4 bins x 2 channels; words first/note/second/hello/world.
-    assert s["dimensionality"] == {"labs": 3, "genes": 4, "scan": 4, "watch": 8, "memo": 5}
+    # 3 lab features; 4 genes; 1,000 variants; 4x4x1 pixels; 4 bins x 2 channels;
+    # words first/note/second/hello/world.
+    assert s["dimensionality"] == {
+        "labs": 3, "genes": 4, SPARSE: 1_000, "scan": 16, "watch": 8, "memo": 5
+    }  # fmt: skip
     labs = s["cadence"][
         "labs"
     ]  # samples used per patient: 2,1,1,2,1,1,1,1; gaps 5 d (P01), 1 d (P05)
@@ -109,7 +105,7 @@ def test_summary_matches_hand_computation(profiled):
         "watch"
     ]  # P01 in-window samples at 3.9, 3.5, 0.5 days before: gaps 0.4, 3.0
     assert watch["median_gap_days"] == pytest.approx(1.7) and watch["patients"] == 2
-    assert "genes" not in s["cadence"]  # untimed
+    assert "genes" not in s["cadence"] and SPARSE not in s["cadence"]  # untimed
 
 
 def test_pattern_chart(profiled):
@@ -125,7 +121,7 @@ def test_checks_pass_on_clean_cohort(profiled):
     assert check_labels_and_index_times(con)[0]
     assert check_availability_floor(con, spec, floor=0.1)[0]
     assert check_label_prevalence(con, min_patients=100)[0]
-    assert check_no_future_rows(con, spec) == (
+    assert check_no_future_rows(con, spec.modalities) == (
         True,
         {"future_rows": dict.fromkeys(spec.modality_names, 0)},
     )
@@ -151,7 +147,7 @@ def test_label_and_index_time_check_fails(profiled):
 def test_availability_floor_check_fails(profiled):
     con, spec, _ = profiled
     passed, meta = check_availability_floor(con, spec, floor=0.3)
-    assert not passed and meta["below_floor"] == ["scan", "watch", "memo"]
+    assert not passed and meta["below_floor"] == [SPARSE, "scan", "watch", "memo"]
     assert check_availability_floor(con, spec, floor={"labs": 0.9})[0] is False
 
 
@@ -165,7 +161,7 @@ def test_future_rows_check_fails(profiled, monkeypatch):
     con, spec, _ = profiled
     monkeypatch.setattr(align, "BEFORE_INDEX", "TRUE")
     align_modality(con, spec.modality("memo"))
-    passed, meta = check_no_future_rows(con, spec)
+    passed, meta = check_no_future_rows(con, spec.modalities)
     assert not passed and meta["future_rows"]["memo"] == 2  # P01's and P08's post-index notes
 
 
@@ -239,7 +235,12 @@ def test_write_recommendation(profiled):
 
 # ------------------------------------------------------------------ splits
 def fake_availability(con, n, offset=0):
-    """profile.availability rows for n patients in four strata (label x pattern)."""
+    """profile.availability rows for n patients in four strata (label x pattern).
+
+    Not tests/fixtures/availability.py's random frame: the strata sizes here are exact
+    multiples of 5, so the split counts asserted below are exact, and a second call
+    appends patients the way a second batch does.
+    """
     frame = pd.DataFrame(
         {
             "patient_id": [f"Q{offset + i:05d}" for i in range(n)],

@@ -147,7 +147,7 @@ def build_batch_evaluation(
             strategy_rows(strategy, probs, inputs, config, rows)
         table = rows.frame()
         with warehouse.connect() as con:
-            write_batch_metrics(con, table, batch_id, context.run_id)
+            write_batch_metrics(con, table, batch_id, context.run.run_id)
         params = {
             "batch_id": batch_id,
             "n_patients": len(inputs.batch),
@@ -155,7 +155,7 @@ def build_batch_evaluation(
             "strategies_scored": ",".join(scores) or "none",
             "psi_threshold": config.psi_threshold,
         }
-        mlflow_url = _log_mlflow(tracking, context.run_id, table, params)
+        mlflow_url = _log_mlflow(tracking, context.run.run_id, table, params)
         return dg.MaterializeResult(
             metadata=_metadata(table, params, mlflow_url),
             check_results=[_check_result(table, list(scores))],

@@ -26,7 +26,8 @@ from fusion_assets.assets.metadata import png_markdown, table_metadata, table_ve
 from fusion_assets.cohorts import CohortSpec
 from fusion_assets.evaluation import StressSettings
 from fusion_assets.metrics.config import EvaluationConfig, ReportSettings
-from fusion_assets.names import FUSION_STORE, STRATEGIES
+from fusion_assets.models.strategies import STRATEGIES
+from fusion_assets.names import FUSION_STORE
 from fusion_assets.report_folders import point_latest, versioned_report_dir
 from fusion_assets.warehouse.cohort import load_cohort, load_frames
 from fusion_assets.warehouse.eval_tables import qualified, read_eval_table, write_eval_tables
@@ -213,7 +214,7 @@ def build_report_asset(spec: CohortSpec) -> dg.AssetsDefinition:
         )
         repeat_metrics = design.repeat_metrics(inputs["oof"], inputs["patients"])
         result.cohort["design"] = design.notes(repeat_metrics)
-        out_dir = versioned_report_dir(config.report_dir, context.run_id)
+        out_dir = versioned_report_dir(config.report_dir, context.run.run_id)
         files = render_report(result, out_dir, title=f"Fusion strategy evaluation: {spec.name}")
         seconds = time.perf_counter() - t0
         context.log.info(f"Evaluation and report in {seconds:.1f} s: {files.html_path}")
@@ -263,7 +264,7 @@ def _log_report(context, tracking: TrackingResource, model_store, files, result)
     from mlflow.tracking import MlflowClient
 
     headline = files.headline.set_index("strategy")
-    with tracking.run("subgroup_report", dagster_run_id=context.run_id) as run:
+    with tracking.run("subgroup_report", dagster_run_id=context.run.run_id) as run:
         mlflow.log_artifacts(str(files.markdown_path.parent), artifact_path="report")
         for strategy, row in headline.iterrows():
             key = strategy.replace(":", "_")

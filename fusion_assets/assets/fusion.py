@@ -12,7 +12,8 @@ from fusion_assets.assets.design import (
 from fusion_assets.assets.training_run import TrainingConfig, fit_save_track
 from fusion_assets.cohorts import CohortSpec
 from fusion_assets.evaluation import EvaluationDesign, fold_root
-from fusion_assets.names import ENCODER_STORE, FUSION_STORE, STRATEGIES, unimodal_name
+from fusion_assets.models.strategies import STRATEGIES
+from fusion_assets.names import ENCODER_STORE, FUSION_STORE, unimodal_name
 from fusion_assets.pyfunc_io import input_example
 from fusion_assets.warehouse.cohort import load_training_data
 from resources import ModelStoreResource, TrackingResource, WarehouseResource

@@ -133,37 +133,33 @@ def build_recommendation_asset(spec: CohortSpec) -> dg.AssetsDefinition:
     return fusion_recommendation
 
 
+def _design_table(key: str, description: str) -> dg.AssetSpec:
+    """A profile table the ``splits`` step writes from the availability profile."""
+    return dg.AssetSpec(
+        key,
+        group_name="profile",
+        kinds={"duckdb"},
+        deps=["availability_profile"],
+        description=description,
+    )
+
+
 SPLIT_SPECS = [
-    dg.AssetSpec(
+    _design_table(
         "splits",
-        group_name="profile",
-        kinds={"duckdb"},
-        deps=["availability_profile"],
-        description=(
-            "profile.splits: patient-level train/validation/test, stratified by label x "
-            "availability pattern, seeded; a patient keeps its split when the cohort grows. "
-            "Cross-validated cohorts: the final model's train/validation carve-out (no test)."
-        ),
+        "profile.splits: patient-level train/validation/test, stratified by label x "
+        "availability pattern, seeded; a patient keeps its split when the cohort grows. "
+        "Cross-validated cohorts: the final model's train/validation carve-out (no test).",
     ),
-    dg.AssetSpec(
+    _design_table(
         "folds",
-        group_name="profile",
-        kinds={"duckdb"},
-        deps=["availability_profile"],
-        description=(
-            "profile.folds: the fold plan (repeat, fold, patient_id, role) of a cohort under "
-            "small_cohort_size patients (repeated stratified k-fold); no rows when held out."
-        ),
+        "profile.folds: the fold plan (repeat, fold, patient_id, role) of a cohort under "
+        "small_cohort_size patients (repeated stratified k-fold); no rows when held out.",
     ),
-    dg.AssetSpec(
+    _design_table(
         "evaluation_mode",
-        group_name="profile",
-        kinds={"duckdb"},
-        deps=["availability_profile"],
-        description=(
-            "profile.evaluation_mode: the evaluation design chosen from the cohort size "
-            "(holdout | cv), with its settings and the fold plan's fingerprint."
-        ),
+        "profile.evaluation_mode: the evaluation design chosen from the cohort size "
+        "(holdout | cv), with its settings and the fold plan's fingerprint.",
     ),
 ]
 

@@ -38,7 +38,9 @@ def fit_save_track(
     from fusion_assets.models.api import save_model
 
     started = time.perf_counter()
-    with tracking.run(name, dagster_run_id=context.run_id, tags={"fusion.kind": store_kind}) as run:
+    with tracking.run(
+        name, dagster_run_id=context.run.run_id, tags={"fusion.kind": store_kind}
+    ) as run:
         fitted, result = fit(_epoch_logger(context, name))
         directory = save_model(fitted, model_store.model_dir(store_kind, name))
         # Lets the evaluation attach its report to the run that produced this model.

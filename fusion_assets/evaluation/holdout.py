@@ -24,7 +24,7 @@ from fusion_assets.evaluation.models import ModelStore, load_deployed_models
 from fusion_assets.evaluation.plan import empty_oof_table
 from fusion_assets.evaluation.settings import HOLDOUT, CrossValSettings, StressSettings
 from fusion_assets.metrics.crossval import empty_repeat_table
-from fusion_assets.names import STRATEGIES
+from fusion_assets.models.strategies import STRATEGIES
 
 
 class HeldOut(EvaluationDesign):

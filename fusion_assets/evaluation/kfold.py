@@ -37,7 +37,8 @@ from fusion_assets.evaluation.models import ModelStore, evaluated_models, fold_r
 from fusion_assets.evaluation.plan import OOF_TABLE_COLUMNS, fold_summary, plan_id
 from fusion_assets.evaluation.settings import CV, CrossValSettings, StressSettings
 from fusion_assets.metrics.crossval import repeat_aurocs
-from fusion_assets.names import FUSION_STORE, STRATEGIES
+from fusion_assets.models.strategies import STRATEGIES
+from fusion_assets.names import FUSION_STORE
 
 METHODS = (
     "Cross-validation (small cohorts): 'test' means out-of-fold, and each repeat predicts "

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from fusion_assets.names import ENCODER_STORE, FUSION_STORE, STRATEGIES, unimodal_name
+from fusion_assets.models.strategies import STRATEGIES
+from fusion_assets.names import ENCODER_STORE, FUSION_STORE, unimodal_name
 
 FOLD_SUFFIX = "_folds"
 

@@ -172,8 +172,8 @@ class TabularKind(ModalityKind):
         for column, cats in state["categories"].items():
             onehot = np.zeros((len(rows), len(cats)))
             if column in rows.columns and cats:
-                codes = pd.Categorical(rows[column].astype("string"), categories=cats).codes
-                known = codes >= 0  # unknown or missing category → all zeros
+                codes = pd.Index(cats).get_indexer(rows[column].astype("string"))
+                known = codes >= 0  # unknown or missing category (-1) → all zeros
                 onehot[np.flatnonzero(known), codes[known]] = 1.0
             blocks.append(onehot)
         # the un-imputed standardized values, for the reference model's native NaN handling

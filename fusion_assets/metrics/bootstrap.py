@@ -50,11 +50,6 @@ def stratified_bootstrap_counts(
     return counts
 
 
-def bootstrap_indices(counts: np.ndarray) -> list[np.ndarray]:
-    """Expand an ``(n, B)`` count matrix to explicit resample index arrays (for naive checks)."""
-    return [np.repeat(np.arange(counts.shape[0]), col) for col in counts.T]
-
-
 def _as_weights(weights: np.ndarray, n: int) -> np.ndarray:
     # float64 throughout: cumulative sums are ~2.5x faster than int64 ones, and
     # integer counts stay exact (every partial sum is far below 2**53). Callers

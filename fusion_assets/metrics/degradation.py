@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from fusion_assets.metrics.classification import auroc
+from fusion_assets.names import LATE
 
 # The stress-test design: rates of whole modalities removed, and random masks per rate.
 STRESS_RATES: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9)
@@ -156,7 +157,7 @@ def degradation_curves(
     return agg[cols].sort_values(["scenario", "strategy", "rate"], ignore_index=True)
 
 
-def degradation_summary(curves: pd.DataFrame, late: str = "late") -> pd.DataFrame:
+def degradation_summary(curves: pd.DataFrame, late: str = LATE) -> pd.DataFrame:
     """Area under each degradation curve and robustness relative to ``late`` (see module doc)."""
     rows = []
     for (strategy, scenario), g in curves.groupby(["strategy", "scenario"], sort=True):

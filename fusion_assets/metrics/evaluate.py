@@ -30,6 +30,7 @@ from fusion_assets.metrics.subgroups import (
     wide_probabilities,
 )
 from fusion_assets.metrics.verdict import Verdict, build_verdict
+from fusion_assets.names import EARLY, LATE
 
 
 @dataclass
@@ -110,8 +111,8 @@ def evaluate(
     recommendation: list[dict] | None = None,
     config: EvaluationConfig | None = None,
     modalities: list[str] | None = None,
-    early: str = "early",
-    late: str = "late",
+    early: str = EARLY,
+    late: str = LATE,
     repeats: pd.DataFrame | None = None,
 ) -> EvaluationResult:
     """Subgroup table, degradation tables, verdict and leakage flags in one call.

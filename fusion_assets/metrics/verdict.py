@@ -29,6 +29,7 @@ import pandas as pd
 from fusion_assets.metrics.bootstrap import percentile_ci
 from fusion_assets.metrics.config import EvaluationConfig
 from fusion_assets.metrics.subgroups import SubgroupResult
+from fusion_assets.names import EARLY, LATE
 
 WINNER_COLUMNS = [
     "subgroup_type",
@@ -187,7 +188,7 @@ def complete_pattern(patterns: list[str], modalities: list[str] | None = None) -
 def check_early_on_complete(
     res: SubgroupResult,
     config: EvaluationConfig,
-    early: str = "early",
+    early: str = EARLY,
     modalities: list[str] | None = None,
 ) -> ClaimCheck:
     claim = "early fusion ahead on complete data"
@@ -232,7 +233,7 @@ def check_early_on_complete(
 def check_late_degrades_least(
     summary: pd.DataFrame | None,
     config: EvaluationConfig,
-    late: str = "late",
+    late: str = LATE,
     tolerance: float = 0.005,
 ) -> ClaimCheck:
     claim = "late fusion degrades least as modalities go missing"
@@ -278,8 +279,8 @@ def build_verdict(
     recommendation: list[dict] | None,
     summary: pd.DataFrame | None,
     config: EvaluationConfig,
-    early: str = "early",
-    late: str = "late",
+    early: str = EARLY,
+    late: str = LATE,
     modalities: list[str] | None = None,
 ) -> Verdict:
     """Everything the report's verdict section says, as data."""

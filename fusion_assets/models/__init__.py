@@ -13,7 +13,7 @@ Modules: ``config`` (dataclasses), ``inputs`` (aligned frames → arrays, fitted
 preprocessing, each modality's by its kind in ``fusion_assets.kinds``),
 ``encoders`` (the torch encoders the kinds build), ``unimodal``, ``fusion`` (early,
 intermediate, late, attention), ``reference`` (gradient boosting), ``training``,
-``api`` (``FittedModel``, save / load), ``toy`` (a tiny test cohort).
+``api`` (``FittedModel``, save / load). The tests' small cohorts are in ``tests/fixtures``.
 """
 
 import importlib

@@ -34,12 +34,13 @@ from fusion_assets.models.config import (
     config_from_dict,
     config_to_dict,
 )
-from fusion_assets.models.fusion import BAGGED, STRATEGIES, Bagged
+from fusion_assets.models.fusion import Bagged
 from fusion_assets.models.inputs import PreparedInputs, State, prepare
 from fusion_assets.models.reference import ReferenceModel
+from fusion_assets.models.strategies import STRATEGIES
 from fusion_assets.models.threads import limit_threads
 from fusion_assets.models.unimodal import UnimodalModel
-from fusion_assets.names import REFERENCE, UNIMODAL_PREFIX
+from fusion_assets.names import REFERENCE, UNIMODAL_PREFIX, is_unimodal
 
 FORMAT_VERSION = 1
 
@@ -122,22 +123,23 @@ def build_predictor(
     spec: CohortSpec,
     preprocessing: dict[str, State],
     config: EncoderConfig | FusionConfig,
-) -> PatientModel:
-    """An untrained torch model with the architecture a strategy / config / preprocessing implies."""
-    if strategy.startswith(UNIMODAL_PREFIX):
+) -> PatientModel | ReferenceModel:
+    """An untrained model with the architecture a strategy / config / preprocessing implies."""
+    if is_unimodal(strategy):
         modality = strategy[len(UNIMODAL_PREFIX) :]
         return UnimodalModel(spec, modality, preprocessing[modality], config)
     if strategy not in STRATEGIES:
         raise ValueError(
-            f"Unknown strategy {strategy!r}; expected 'single:<modality>', 'reference' "
-            f"or one of {sorted(STRATEGIES)}."
+            f"Unknown strategy {strategy!r}; expected 'single:<modality>' or one of "
+            f"{sorted(STRATEGIES)} (a plug-in strategy must be registered with "
+            "fusion_assets.models.strategies.register_strategy first)."
         )
+    registered = STRATEGIES[strategy]
+    model_class = registered.model_class()
     n_seeds = getattr(config, "n_seeds", 1)
-    if strategy in BAGGED and n_seeds > 1:
-        return Bagged(
-            spec, [STRATEGIES[strategy](spec, preprocessing, config) for _ in range(n_seeds)]
-        )
-    return STRATEGIES[strategy](spec, preprocessing, config)
+    if registered.bagged and n_seeds > 1:
+        return Bagged(spec, [model_class(spec, preprocessing, config) for _ in range(n_seeds)])
+    return model_class(spec, preprocessing, config)
 
 
 # --------------------------------------------------------------------------- persistence

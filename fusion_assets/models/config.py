@@ -25,6 +25,11 @@ class TrainConfig:
     # torch / OpenMP threads while training; 1 is fastest for these small models on 2 shared cores
     num_threads: int = 1
 
+    @classmethod
+    def tiny(cls) -> TrainConfig:
+        """A few large steps: what the tiny encoder and fusion presets train with."""
+        return cls(max_epochs=6, batch_size=16, learning_rate=1e-2, patience=3)
+
 
 @dataclass
 class EncoderConfig:
@@ -76,7 +81,7 @@ class EncoderConfig:
             text_min_df=1,
             text_max_tokens=64,
             text_embedding_dim=8,
-            train=TrainConfig(max_epochs=6, batch_size=16, learning_rate=1e-2, patience=3),
+            train=TrainConfig.tiny(),
         )
 
 
@@ -130,7 +135,7 @@ class FusionConfig:
             reference_text_top_k=50,
             reference_dense_top_k=20,
             n_seeds=1,
-            train=TrainConfig(max_epochs=6, batch_size=16, learning_rate=1e-2, patience=3),
+            train=TrainConfig.tiny(),
         )
 
 

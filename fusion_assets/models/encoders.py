@@ -42,6 +42,15 @@ class TabularEncoder(Encoder):
         return self.net(inputs["x"])
 
 
+def _omics_head(config: EncoderConfig) -> nn.Sequential:
+    """From an omics encoder's bottleneck to the shared embedding size (dense and sparse)."""
+    return nn.Sequential(
+        nn.GELU(),
+        nn.Dropout(config.dropout),
+        nn.Linear(config.omics_bottleneck, config.embedding_dim),
+    )
+
+
 class DenseOmicsEncoder(Encoder):
     """A narrow, L1-penalized first layer behind input dropout: 10^3+ features, few patients."""
 
@@ -49,11 +58,7 @@ class DenseOmicsEncoder(Encoder):
         super().__init__()
         self.input_dropout = nn.Dropout(config.omics_input_dropout)
         self.bottleneck = nn.Linear(n_features, config.omics_bottleneck)
-        self.out = nn.Sequential(
-            nn.GELU(),
-            nn.Dropout(config.dropout),
-            nn.Linear(config.omics_bottleneck, config.embedding_dim),
-        )
+        self.out = _omics_head(config)
         self.l1 = config.omics_l1
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -71,11 +76,7 @@ class SparseOmicsEncoder(Encoder):
         self.bag = nn.EmbeddingBag(vocab_size, config.omics_bottleneck, mode="sum")
         nn.init.normal_(self.bag.weight, std=0.05)
         self.bias = nn.Parameter(torch.zeros(config.omics_bottleneck))
-        self.out = nn.Sequential(
-            nn.GELU(),
-            nn.Dropout(config.dropout),
-            nn.Linear(config.omics_bottleneck, config.embedding_dim),
-        )
+        self.out = _omics_head(config)
         self.l1 = config.omics_l1
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:

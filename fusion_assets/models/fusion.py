@@ -1,4 +1,5 @@
-"""The four neural fusion strategies, each a ``PatientModel`` built as ``cls(spec, preprocessing, config)``.
+"""The four neural fusion strategies, each a ``PatientModel`` built as ``cls(spec, preprocessing, config)``
+(registered under their names in ``strategies.py``).
 
 - ``EarlyFusion``: minimally encoded inputs concatenated → one MLP; absent = zeros.
 - ``IntermediateFusion``: per-modality encoders → embeddings (absent → a learned
@@ -22,7 +23,6 @@ from fusion_assets.models.batch import Batch
 from fusion_assets.models.config import FusionConfig
 from fusion_assets.models.inputs import State
 from fusion_assets.models.unimodal import UnimodalModel
-from fusion_assets.names import ATTENTION, EARLY, INTERMEDIATE, LATE
 
 
 def _used(spec: CohortSpec, preprocessing: dict[str, State]) -> list[str]:
@@ -340,9 +340,6 @@ class AttentionFusion(_PretrainedEncoders):
 # --------------------------------------------------------------------------- bagging
 
 
-BAGGED = ("intermediate", "attention")
-
-
 class Bagged(PatientModel):
     """The mean calibrated logit of ``n_seeds`` independently trained copies of a strategy.
 
@@ -359,11 +356,3 @@ class Bagged(PatientModel):
 
     def forward(self, batch: Batch) -> torch.Tensor:
         return torch.stack([m(batch) for m in self.members]).mean(0)
-
-
-STRATEGIES: dict[str, type[PatientModel]] = {
-    EARLY: EarlyFusion,
-    INTERMEDIATE: IntermediateFusion,
-    LATE: LateFusion,
-    ATTENTION: AttentionFusion,
-}

@@ -30,10 +30,10 @@ from fusion_assets.models.config import EncoderConfig, FusionConfig, TrainConfig
 from fusion_assets.models.fusion import Bagged, LateFusion
 from fusion_assets.models.inputs import PreparedInputs, State, fit_modality, prepare, presence
 from fusion_assets.models.reference import ReferenceModel
+from fusion_assets.models.strategies import STRATEGIES as STRATEGY_NAMES
 from fusion_assets.models.threads import limit_threads
 from fusion_assets.models.unimodal import UnimodalModel
 from fusion_assets.names import REFERENCE, unimodal_name
-from fusion_assets.names import STRATEGIES as STRATEGY_NAMES
 
 EpochCallback = Callable[[int, float, float, float], None]
 

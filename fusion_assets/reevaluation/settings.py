@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from fusion_assets.disclosure import SMALL_CELL_LIMIT
 from fusion_assets.metrics.drift import DEFAULT_PSI_THRESHOLD, DEFAULT_TV_THRESHOLD
-from fusion_assets.names import STRATEGIES
+from fusion_assets.models.strategies import STRATEGIES
 
 
 class BatchEvaluationSettings(BaseModel):

@@ -18,8 +18,7 @@ audits it against ``aligned.patients``.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import duckdb
 
@@ -44,9 +43,6 @@ class AlignResult:
     rows_used: int  # raw rows that fed the aggregation
     rows_after_index_time: int  # raw rows excluded because event_time >= index_time
     seconds: float
-
-    def as_metadata(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def align_patients(con: duckdb.DuckDBPyConnection) -> int:

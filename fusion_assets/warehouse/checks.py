@@ -7,6 +7,7 @@ are pandera schemas so the same definitions can validate frames elsewhere.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
@@ -122,19 +123,10 @@ def check_label_prevalence(
     }
 
 
-def check_no_future_rows(con: duckdb.DuckDBPyConnection, spec: CohortSpec) -> CheckResult:
-    """No aligned row of any modality comes from at/after the patient's index time."""
-    return _no_future_rows(con, spec.modalities)
-
-
-def check_modality_no_future_rows(
-    con: duckdb.DuckDBPyConnection, modality: ModalitySpec
+def check_no_future_rows(
+    con: duckdb.DuckDBPyConnection, modalities: Sequence[ModalitySpec]
 ) -> CheckResult:
-    """No aligned row of ``modality`` comes from at/after the patient's index time."""
-    return _no_future_rows(con, [modality])
-
-
-def _no_future_rows(con: duckdb.DuckDBPyConnection, modalities: list[ModalitySpec]) -> CheckResult:
+    """No aligned row of these modalities comes from at/after the patient's index time."""
     counts = {m.name: count_future_rows(con, m) for m in modalities}
     frame = pd.DataFrame({"modality": list(counts), "future_rows": list(counts.values())})
     schema = pa.DataFrameSchema({"future_rows": pa.Column(int, pa.Check.eq(0))})

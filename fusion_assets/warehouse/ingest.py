@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa_arrow
 
 from fusion_assets.cohorts.spec import CohortSpec
-from fusion_assets.landing_zone import list_ready_batches
 from fusion_assets.warehouse import schemas
 from fusion_assets.warehouse.quarantine import (
     BatchValidationError,
@@ -49,15 +47,6 @@ class IngestResult:
     orphan_rows: dict[str, int] = field(default_factory=dict)  # skipped: patient unknown
     ignored_files: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-    def as_metadata(self) -> dict[str, Any]:
-        """JSON-able summary for Dagster metadata."""
-        return asdict(self)
-
-
-def list_batches(landing: Path) -> list[str]:
-    """Batch ids ready to ingest (see ``fusion_assets.landing_zone``)."""
-    return list_ready_batches(landing)
 
 
 def _column_types(check: FileCheck) -> dict[str, str]:
