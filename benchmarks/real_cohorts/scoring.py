@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 from fusion_assets.metrics.bootstrap import (
-    bootstrap_indices,
     percentile_ci,
     stratified_bootstrap_counts,
 )
@@ -66,7 +65,8 @@ def calibration_slope_ci(
     test, strategies = wide_probabilities(predictions, patients, "test")
     y = test["label"].to_numpy().astype(np.int8)
     per_repeat = repeat_probabilities(repeats, test, strategies)
-    resamples = bootstrap_indices(stratified_bootstrap_counts(y, config.n_boot, config.seed))
+    counts = stratified_bootstrap_counts(y, config.n_boot, config.seed)
+    resamples = [np.repeat(np.arange(counts.shape[0]), column) for column in counts.T]
     out = {}
     for s in strategies:
         slopes = np.full((len(per_repeat), len(resamples)), np.nan)
