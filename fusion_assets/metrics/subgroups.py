@@ -50,6 +50,7 @@ from fusion_assets.metrics.bootstrap import (
 )
 from fusion_assets.metrics.classification import auroc, binary_metrics, choose_threshold
 from fusion_assets.metrics.config import EvaluationConfig
+from fusion_assets.metrics.weighted_logistic import weighted_calibration
 
 METRIC_COLUMNS = [
     "auroc",
@@ -63,7 +64,11 @@ METRIC_COLUMNS = [
     "brier_ci_high",
     "scaled_brier",
     "cal_intercept",
+    "cal_intercept_ci_low",
+    "cal_intercept_ci_high",
     "cal_slope",
+    "cal_slope_ci_low",
+    "cal_slope_ci_high",
     "ece",
     "threshold",
     "sensitivity",
@@ -298,14 +303,18 @@ def repeat_mean(values: np.ndarray) -> np.ndarray:
         return np.where(k > 0, total / np.maximum(k, 1), np.nan)
 
 
+# Metrics with a percentile interval: each has ``<name>_ci_low`` / ``<name>_ci_high`` columns.
+INTERVAL_METRICS = ("auroc", "auprc", "brier", "cal_intercept", "cal_slope")
+
+
 def _strategy_estimates(
     y: np.ndarray,
     p: np.ndarray,
     counts: np.ndarray,
     threshold: float,
     config: EvaluationConfig,
-) -> tuple[dict[str, float], np.ndarray, np.ndarray, np.ndarray]:
-    """Point metrics and (AUROC, AP, Brier) resample statistics of one repeat's predictions.
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Point metrics and the resample statistics (``INTERVAL_METRICS``) of one repeat.
 
     A strategy missing some patients is scored on the rest; its resample
     weights are zeroed there so pairing holds on the patients it has.
@@ -314,12 +323,15 @@ def _strategy_estimates(
     w = counts if ok.all() else counts * ok[:, None]
     pp = np.where(ok, p, 0.0)
     m = binary_metrics(y[ok], pp[ok], threshold, config.ece_bins)
-    return (
-        m,
-        weighted_auroc(y, pp, w),
-        weighted_average_precision(y, pp, w),
-        weighted_brier(y, pp, w),
-    )
+    intercepts, slopes = weighted_calibration(y, pp, w)
+    resamples = {
+        "auroc": weighted_auroc(y, pp, w),
+        "auprc": weighted_average_precision(y, pp, w),
+        "brier": weighted_brier(y, pp, w),
+        "cal_intercept": intercepts,
+        "cal_slope": slopes,
+    }
+    return m, resamples
 
 
 @dataclass(frozen=True)
@@ -418,7 +430,7 @@ def _scored_subgroup(
     """Rows (one per strategy) of a published subgroup and each strategy's resample AUROCs."""
     y = data.labels[mask]
     # float64 once per subgroup, reused by every strategy and every repeat (see
-    # bootstrap._as_weights): one resample draws the same patients in every repeat,
+    # bootstrap.as_weights): one resample draws the same patients in every repeat,
     # which is what makes averaging the resample statistics over repeats paired.
     counts = stratified_bootstrap_counts(
         y, config.n_boot, _seed_for(config, base["subgroup_type"], base["subgroup"])
@@ -450,13 +462,15 @@ def _repeat_averaged_metrics(
     estimates = [_strategy_estimates(y, p, counts, threshold, config) for p in probs]
     # Point estimates and resample statistics are averaged over repeats here;
     # every derived number (deltas, lift) is linear in them, so it equals the
-    # per-repeat value averaged too.
+    # per-repeat value averaged too. A resample whose fit fails in one repeat
+    # (calibration under separation) is averaged over the repeats where it exists.
     m = {k: float(repeat_mean(np.array([e[0][k] for e in estimates]))) for k in estimates[0][0]}
-    b_auc, b_ap, b_br = (repeat_mean(np.stack([e[i] for e in estimates])) for i in (1, 2, 3))
-    m["auroc_ci_low"], m["auroc_ci_high"] = percentile_ci(b_auc, config.ci_level)
-    m["auprc_ci_low"], m["auprc_ci_high"] = percentile_ci(b_ap, config.ci_level)
-    m["brier_ci_low"], m["brier_ci_high"] = percentile_ci(b_br, config.ci_level)
-    return m, b_auc
+    resamples = {
+        name: repeat_mean(np.stack([e[1][name] for e in estimates])) for name in INTERVAL_METRICS
+    }
+    for name, values in resamples.items():
+        m[f"{name}_ci_low"], m[f"{name}_ci_high"] = percentile_ci(values, config.ci_level)
+    return m, resamples["auroc"]
 
 
 def _oracle_columns(
