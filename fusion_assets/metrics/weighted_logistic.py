@@ -142,8 +142,15 @@ class _Logistic:
 
 
 def rows_times(rows: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """``rows @ matrix`` for a few rows, computed as ``(matrix.T @ rows.T).T``: on these
-    shapes BLAS is several times faster with the long (patients) side inner."""
+    """``rows @ matrix`` for a few rows (k, n) and a weight-shaped matrix (n, B).
+
+    With up to three rows, or a small matrix, numpy's own loop (einsum): BLAS's
+    threaded matrix-matrix product is no faster there and, on a busy machine, often
+    far slower. Many rows over a large matrix (the series' moments) are real
+    matrix-matrix work, where BLAS is the faster.
+    """
+    if rows.shape[0] <= 3 or matrix.size < 1_000_000:
+        return np.einsum("rn,nb->rb", rows, matrix)
     return (matrix.T @ np.ascontiguousarray(rows.T)).T
 
 
@@ -160,16 +167,20 @@ def _fit(
     return _newton(model, target, w, theta, buffers)
 
 
-def _sigmoid_derivatives(g: np.ndarray, order: int) -> np.ndarray:
-    """g, g', ..., g^(order) of the sigmoid at points where it equals ``g`` ((order + 1, n)).
+def _derivative_polynomials(order: int) -> list[np.ndarray]:
+    """g, g', ..., g^(order) of the sigmoid as polynomials in g: d/deta P(g) = P'(g) g (1 - g)."""
+    polys = [np.array([0.0, 1.0])]
+    for _ in range(order):
+        polys.append(P.polymul(P.polyder(polys[-1]), [0.0, 1.0, -1.0]))
+    return polys
 
-    Each derivative is a polynomial in g: d/deta P(g) = P'(g) g (1 - g).
-    """
-    poly, rows = np.array([0.0, 1.0]), []
-    for _ in range(order + 1):
-        rows.append(P.polyval(g, poly))
-        poly = P.polymul(P.polyder(poly), [0.0, 1.0, -1.0])
-    return np.vstack(rows)
+
+_SIGMOID_DERIVATIVES = _derivative_polynomials(TAYLOR_ORDER)
+
+
+def _sigmoid_derivatives(g: np.ndarray) -> np.ndarray:
+    """g, g', ..., g^(TAYLOR_ORDER) of the sigmoid where it equals ``g`` ((K + 1, n))."""
+    return np.vstack([P.polyval(g, poly) for poly in _SIGMOID_DERIVATIVES])
 
 
 def _series_start(
@@ -215,7 +226,7 @@ class _ScoreSeries:
     def __init__(self, model: _Logistic, w: np.ndarray, theta0: np.ndarray, target: np.ndarray):
         order, self.k = TAYLOR_ORDER, model.n_params
         g = 1.0 / (1.0 + np.exp(-model.eta(theta0)))
-        derivs = _sigmoid_derivatives(g, order)
+        derivs = _sigmoid_derivatives(g)
         n_m = order + 2 if self.k == 2 else 1
         moments = rows_times(
             np.vstack(
