@@ -10,7 +10,11 @@ Inputs (pandas DataFrames):
 Subgroups (column ``subgroup_type`` / ``subgroup``): ``all/all``; ``pattern/<p>``
 for each availability pattern with at least ``min_pattern_size`` test patients,
 the rest pooled into ``pattern/other``; ``sex/<value>``; ``age_band/<band>``;
-``site/<value>``. Missing demographics become ``unknown``.
+``site/<value>``. Missing demographics become ``unknown``. A subgroup type
+with a single level (a column absent or empty, so every patient is
+``unknown``; one site; ages that all fall in one band, e.g. ages not in years)
+is left out: it would repeat the all-patients row. ``SubgroupResult.omitted``
+names it and its one level, for the report's note.
 
 Bootstrap: within each subgroup one label-stratified count matrix is drawn
 (seeded by the config seed and the subgroup's name) and shared by every
@@ -115,6 +119,8 @@ class SubgroupResult:
     best_single: str | None = None
     thresholds: dict[str, float] = field(default_factory=dict)
     strategies: list[str] = field(default_factory=list)
+    n_repeats: int = 1  # repeats averaged (cross-validation); 1 for a held-out split
+    omitted: list[tuple[str, str]] = field(default_factory=list)  # (type, its one level)
 
 
 def _check_columns(df: pd.DataFrame, required: tuple[str, ...], name: str) -> None:
@@ -164,10 +170,24 @@ def age_band_labels(age: pd.Series, edges: tuple[int, ...]) -> pd.Series:
     return pd.Series(out, index=age.index)
 
 
+Mask = tuple[str, str, np.ndarray]  # (subgroup_type, subgroup, boolean mask over cohort rows)
+
+
 def subgroup_masks(
     cohort: pd.DataFrame, config: EvaluationConfig
-) -> list[tuple[str, str, np.ndarray]]:
-    """(subgroup_type, subgroup, boolean mask over ``cohort`` rows), in report order."""
+) -> tuple[list[Mask], list[tuple[str, str]]]:
+    """The subgroups in report order, and the types left out for having a single level."""
+    masks = _candidate_masks(cohort, config)
+    levels: dict[str, list[str]] = {}
+    for kind, name, _ in masks[1:]:
+        levels.setdefault(kind, []).append(name)
+    single = {kind: names[0] for kind, names in levels.items() if len(names) == 1}
+    kept = [m for m in masks if m[0] not in single]
+    return kept, list(single.items())
+
+
+def _candidate_masks(cohort: pd.DataFrame, config: EvaluationConfig) -> list[Mask]:
+    """Every subgroup of every type, single-level types included, in report order."""
     n = len(cohort)
     out: list[tuple[str, str, np.ndarray]] = [("all", "all", np.ones(n, dtype=bool))]
     if "pattern" in cohort.columns:
@@ -363,7 +383,8 @@ def subgroup_table(
     test, data = _test_split(predictions, patients, config, repeats)
     rows: list[dict] = []
     boot: dict[tuple[str, str], dict[str, np.ndarray]] = {}
-    for kind, name, mask in subgroup_masks(test, config):
+    masks, omitted = subgroup_masks(test, config)
+    for kind, name, mask in masks:
         base = {"subgroup_type": kind, "subgroup": name, "n": int(mask.sum())}
         if base["n"] < config.suppress_below:
             rows.extend(_suppressed_rows(base, data.strategies, config))
@@ -376,6 +397,8 @@ def subgroup_table(
         best_single=data.best_single,
         thresholds=data.thresholds,
         strategies=data.strategies,
+        n_repeats=len(data.per_repeat),
+        omitted=omitted,
     )
 
 
