@@ -52,7 +52,7 @@ class FoldRun:
     """What ``train_folds`` produced: the out-of-fold rows and a per-fold summary."""
 
     oof: pd.DataFrame  # OOF_COLUMNS
-    summary: pd.DataFrame  # repeat, fold, n_train, n_validation, n_test, val_auroc, oof_auroc, ...
+    summary: pd.DataFrame  # repeat, fold, n_train, n_validation, n_test, val_auroc, fold_test_auroc, ...
     seconds: float
 
     def oof_auroc(self, labels: pd.Series) -> float:
@@ -113,7 +113,7 @@ def train_folds(
                 "n_validation": len(ids["validation"]),
                 "n_test": len(ids["test"]),
                 "val_auroc": float(result.val_auroc),
-                "oof_auroc": fold_auroc,
+                "fold_test_auroc": fold_auroc,
                 "best_epoch": int(result.best_epoch),
                 "seconds": round(time.perf_counter() - t0, 2),
             }
