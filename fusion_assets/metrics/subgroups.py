@@ -18,7 +18,10 @@ names it and its one level, for the report's note.
 
 Bootstrap: within each subgroup one label-stratified count matrix is drawn
 (seeded by the config seed and the subgroup's name) and shared by every
-strategy, so ΔAUROC intervals are paired.
+strategy, so ΔAUROC intervals are paired. AUROC, AUPRC and Brier are
+recomputed under every resample, and so are the calibration intercept and
+slope (a logistic fit per resample, ``weighted_logistic``): each has a
+``<metric>_ci_low`` / ``<metric>_ci_high`` interval (``INTERVAL_METRICS``).
 
 Repeats (cross-validation mode): ``repeats`` holds each patient's out-of-fold
 test prediction once per repeat (``strategy, repeat, patient_id, prob``). Every

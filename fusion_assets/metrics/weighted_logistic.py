@@ -50,7 +50,7 @@ def weighted_calibration(
     y = np.asarray(y, dtype=np.float64).ravel()
     x = logit(np.asarray(p, dtype=np.float64).ravel())
     w = as_weights(weights, y.size)
-    events = y @ w
+    events = rows_times(y[None, :], w)[0]
     two_classes = (events > 0) & (w.sum(axis=0) - events > 0)
     # Patients with weight in some column (the others: no prediction) give the start.
     present = (w > 0).any(axis=1).astype(np.float64)
