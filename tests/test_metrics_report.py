@@ -249,6 +249,9 @@ def test_oracle_sentences_only_with_an_oracle(inputs, files, tmp_path) -> None:
         EvaluationConfig(n_boot=30, seed=1, min_pattern_size=25),
         modalities=list(inputs.modalities),
     )
+    # With the cross-validation design's own text too.
+    design = RepeatedKFold(400, CrossValSettings(folds=5, repeats=2)).notes(pd.DataFrame())
+    r = replace(r, cohort={**r.cohort, "design": design})
     f = render_report(r, tmp_path)
     md = f.markdown_path.read_text(encoding="utf-8")
     for text in ("oracle", "Oracle", "lift", "Lift", "Leakage check", "leakage"):

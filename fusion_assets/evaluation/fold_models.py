@@ -52,7 +52,9 @@ class FoldRun:
     """What ``train_folds`` produced: the out-of-fold rows and a per-fold summary."""
 
     oof: pd.DataFrame  # OOF_COLUMNS
-    summary: pd.DataFrame  # repeat, fold, n_train, n_validation, n_test, val_auroc, fold_test_auroc, ...
+    summary: (
+        pd.DataFrame
+    )  # repeat, fold, n_train, n_validation, n_test, val_auroc, fold_test_auroc, ...
     seconds: float
 
     def oof_auroc(self, labels: pd.Series) -> float:

@@ -43,7 +43,7 @@ from fusion_assets.names import FUSION_STORE
 METHODS = (
     "Cross-validation (small cohorts): 'test' means out-of-fold, and each repeat predicts "
     "every patient exactly once. Every metric (AUROC, AUPRC, Brier, calibration, ECE, "
-    "sensitivity / specificity, oracle lift, ΔAUROC) is computed per repeat on that "
+    "sensitivity / specificity, ΔAUROC) is computed per repeat on that "
     "repeat's predictions and the point estimates are averaged over the repeats; the "
     "reliability bins likewise. Probabilities are never averaged over repeats first: that "
     "would score a small ensemble of fold models and flatter the one deployed model.",

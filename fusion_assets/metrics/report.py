@@ -244,6 +244,23 @@ def _headline_display(h: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+SUBGROUP_TABLE_COLUMNS = [
+    "subgroup",
+    "strategy",
+    "n",
+    "events",
+    "AUROC [CI]",
+    "ΔAUROC vs ref [CI]",
+    "AUPRC",
+    "Brier",
+    "slope [CI]",
+    "intercept [CI]",
+    "sens",
+    "spec",
+    "flags",
+]
+
+
 def _subgroup_display(t: pd.DataFrame, status_suppressed: str) -> pd.DataFrame:
     rows = []
     for r in t.itertuples():
@@ -253,58 +270,34 @@ def _subgroup_display(t: pd.DataFrame, status_suppressed: str) -> pd.DataFrame:
                 + ["–"] * 7
                 + [status_suppressed]
             )
-            continue
-        flags = []
-        if r.imprecise:
-            flags.append("imprecise")
-        if r.status != "ok":
-            flags.append(r.status)
-        rows.append(
-            [
-                r.subgroup,
-                r.strategy,
-                r.n,
-                int(r.events),
-                _ci(r.auroc, r.auroc_ci_low, r.auroc_ci_high),
-                _ci(
-                    r.delta_auroc_vs_reference,
-                    r.delta_auroc_vs_reference_ci_low,
-                    r.delta_auroc_vs_reference_ci_high,
-                    signed=True,
-                ),
-                _num(r.auprc),
-                _num(r.brier),
-                _ci(r.cal_slope, r.cal_slope_ci_low, r.cal_slope_ci_high, digits=2),
-                _ci(
-                    r.cal_intercept,
-                    r.cal_intercept_ci_low,
-                    r.cal_intercept_ci_high,
-                    signed=True,
-                    digits=2,
-                ),
-                _num(r.sensitivity, 2),
-                _num(r.specificity, 2),
-                "; ".join(flags) or "ok",
-            ]
-        )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "subgroup",
-            "strategy",
-            "n",
-            "events",
-            "AUROC [CI]",
-            "ΔAUROC vs ref [CI]",
-            "AUPRC",
-            "Brier",
-            "slope [CI]",
-            "intercept [CI]",
-            "sens",
-            "spec",
-            "flags",
-        ],
-    )
+        else:
+            rows.append(_subgroup_row(r))
+    return pd.DataFrame(rows, columns=SUBGROUP_TABLE_COLUMNS)
+
+
+def _subgroup_row(r) -> list:
+    """One published row of a subgroup table (``SUBGROUP_TABLE_COLUMNS``)."""
+    flags = (["imprecise"] if r.imprecise else []) + ([r.status] if r.status != "ok" else [])
+    return [
+        r.subgroup,
+        r.strategy,
+        r.n,
+        int(r.events),
+        _ci(r.auroc, r.auroc_ci_low, r.auroc_ci_high),
+        _ci(
+            r.delta_auroc_vs_reference,
+            r.delta_auroc_vs_reference_ci_low,
+            r.delta_auroc_vs_reference_ci_high,
+            signed=True,
+        ),
+        _num(r.auprc),
+        _num(r.brier),
+        _ci(r.cal_slope, r.cal_slope_ci_low, r.cal_slope_ci_high, digits=2),
+        _ci(r.cal_intercept, r.cal_intercept_ci_low, r.cal_intercept_ci_high, True, 2),
+        _num(r.sensitivity, 2),
+        _num(r.specificity, 2),
+        "; ".join(flags) or "ok",
+    ]
 
 
 def _cohort_notes(result: EvaluationResult) -> list[tuple[str, str]]:
