@@ -10,20 +10,27 @@ same patients that differ only in their weights, so they run together:
    power series in its distance from theta0 whose coefficients are weighted
    moments sum_i W_ib g^(k)(eta0_i) x_i^m of the sigmoid's derivatives: all of
    them come from one matrix product with W. The series truncated at order
-   ``TAYLOR_ORDER`` is solved by Newton steps on vectors of length B, which puts
-   most columns within about 1e-7 of their maximum with no sigmoid per cell.
-2. **Newton-Raphson**, exact: the sigmoid over every patient x column, until no
-   parameter of a column moves by more than ``NEWTON_TOL``. Newton converges
-   quadratically, so a column is then within about ``NEWTON_TOL**2`` of its
-   maximum. The start only saves steps (usually all but one); the result does
-   not depend on it. A column that does not converge, or whose events and
-   non-events do not overlap (separation: the slope's maximum is at infinity),
-   is NaN, as the single fit of ``classification`` is.
+   ``TAYLOR_ORDER`` is solved by Newton steps on vectors of length B (no sigmoid
+   per cell), and Lagrange's remainder bounds how far that root can be from the
+   column's maximum: a column within ``CERTIFIED_TOL`` is done.
+2. **Newton-Raphson**, exact, for the other columns: the sigmoid over every
+   patient x column, until no parameter of a column moves by more than
+   ``NEWTON_TOL``; Newton converges quadratically, so a column is then within
+   about ``NEWTON_TOL**2`` of its maximum. Small problems (under
+   ``SERIES_MIN_CELLS`` patients x columns, where an exact step is cheap) skip
+   the series and start from one Newton step from theta0. A column that does
+   not converge, or whose events and non-events do not overlap (separation:
+   the slope's maximum is at infinity), is NaN, as the single fit of
+   ``classification`` is.
+
+Either way a column's result is its maximum-likelihood fit to about 1e-7 or
+better; ``tests/test_metrics_classification.py`` checks it against one fit per
+resample and against scikit-learn.
 """
 
 from __future__ import annotations
 
-from math import factorial
+from math import comb, factorial
 
 import numpy as np
 from numpy.polynomial import polynomial as P
@@ -31,10 +38,16 @@ from numpy.polynomial import polynomial as P
 from fusion_assets.metrics.bootstrap import as_weights
 from fusion_assets.metrics.classification import logit, newton_logistic
 
-TAYLOR_ORDER = 4
+TAYLOR_ORDER = 6
 NEWTON_TOL = 1e-5
 NEWTON_MAX_ITER = 50
-_START_STEPS = 8
+_START_STEPS = 5
+# A column whose series root is provably (see _ScoreSeries.error_bound) this close to its
+# maximum takes no exact step.
+CERTIFIED_TOL = 1e-7
+# Below this many patients x columns an exact step costs less than the series' set-up:
+# columns start from one Newton step from theta0 instead.
+SERIES_MIN_CELLS = 1_000_000
 
 
 def weighted_calibration(
@@ -56,10 +69,11 @@ def weighted_calibration(
     present = (w > 0).any(axis=1).astype(np.float64)
     # Both fits write their (patients x columns) intermediates into the same two buffers.
     buffers = (np.empty(w.size), np.empty(w.size))
-    intercept = _fit(_Logistic(offset=x), y, w, present, buffers)[0]
-    slope = _fit(_Logistic(covariate=x), y, w, present, buffers)[1]
-    intercept[~two_classes] = np.nan
-    slope[~two_classes | _separated(y, x, w)] = np.nan
+    intercept = _fit(_Logistic(offset=x), y, w, present, buffers, ~two_classes)[0]
+    # Separated columns have no finite slope: known beforehand, they take no Newton steps.
+    slope = _fit(
+        _Logistic(covariate=x), y, w, present, buffers, ~two_classes | _separated(y, x, w)
+    )[1]
     return intercept, slope
 
 
@@ -158,13 +172,37 @@ Buffers = tuple[np.ndarray, np.ndarray]
 
 
 def _fit(
-    model: _Logistic, y: np.ndarray, w: np.ndarray, present: np.ndarray, buffers: Buffers
+    model: _Logistic,
+    y: np.ndarray,
+    w: np.ndarray,
+    present: np.ndarray,
+    buffers: Buffers,
+    no_fit: np.ndarray,
 ) -> np.ndarray:
-    """Per-column maximum-likelihood parameters (k, B) of one model; NaN where not converged."""
+    """Per-column maximum-likelihood parameters (k, B) of one model; NaN where not converged
+    and in the ``no_fit`` columns (no finite maximum)."""
     target = rows_times(model.design * y, w)  # weighted sums of y (and y x) per column
     theta0 = model.start(y, present)
-    theta = theta0[:, None] + _series_start(model, w, theta0, target)
-    return _newton(model, target, w, theta, buffers)
+    if w.size >= SERIES_MIN_CELLS:
+        delta, bound = _series_start(model, w, theta0, target)
+    else:
+        delta, bound = _first_step(model, w, theta0, target), np.full(w.shape[1], np.inf)
+    theta = theta0[:, None] + delta
+    theta[:, no_fit] = np.nan
+    # Columns the series already places within CERTIFIED_TOL of their maximum are done.
+    certified = bound < CERTIFIED_TOL
+    fitted = _newton(model, target, w, np.where(certified, np.nan, theta), buffers)
+    return np.where(certified, theta, fitted)
+
+
+def _first_step(
+    model: _Logistic, w: np.ndarray, theta0: np.ndarray, target: np.ndarray
+) -> np.ndarray:
+    """Every column's Newton step from the shared theta0 (two products with the weights)."""
+    mu = 1.0 / (1.0 + np.exp(-model.eta(theta0)))
+    gradient = target - rows_times(model.design * mu, w)
+    information = rows_times(model.information_rows() * (mu * (1.0 - mu)), w)
+    return newton_step(information, gradient)
 
 
 def _derivative_polynomials(order: int) -> list[np.ndarray]:
@@ -178,6 +216,19 @@ def _derivative_polynomials(order: int) -> list[np.ndarray]:
 _SIGMOID_DERIVATIVES = _derivative_polynomials(TAYLOR_ORDER)
 
 
+def _sup_on_unit_interval(poly: np.ndarray) -> float:
+    """max |poly(g)| over g in [0, 1]: at an end or a root of its derivative."""
+    roots = P.polyroots(P.polyder(poly))
+    g = np.r_[
+        0.0, 1.0, roots.real[(np.abs(roots.imag) < 1e-12) & (roots.real >= 0) & (roots.real <= 1)]
+    ]
+    return float(np.abs(P.polyval(g, poly)).max())
+
+
+# sup over eta of |g^(K+1)|, the constant of the series' remainder.
+_SIGMOID_SUP_NEXT = _sup_on_unit_interval(_derivative_polynomials(TAYLOR_ORDER + 1)[-1])
+
+
 def _sigmoid_derivatives(g: np.ndarray) -> np.ndarray:
     """g, g', ..., g^(TAYLOR_ORDER) of the sigmoid where it equals ``g`` ((K + 1, n))."""
     return np.vstack([P.polyval(g, poly) for poly in _SIGMOID_DERIVATIVES])
@@ -185,34 +236,27 @@ def _sigmoid_derivatives(g: np.ndarray) -> np.ndarray:
 
 def _series_start(
     model: _Logistic, w: np.ndarray, theta0: np.ndarray, target: np.ndarray
-) -> np.ndarray:
-    """Each column's offset from theta0 (k, B): a root of its truncated score series.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's offset from theta0 (k, B), a root of its truncated score series, and a
+    bound on that root's distance from the column's maximum (inf where there is none).
 
-    Where the series' Newton steps do not settle, or the offset moves some
-    patient's linear predictor by 1 or more (the series is then a poor guide), the
-    column keeps the first step, which is exactly a Newton step from theta0.
+    Where the series' Newton steps do not settle, the column keeps the first step,
+    which is exactly a Newton step from theta0, with no bound.
     """
     series = _ScoreSeries(model, w, theta0, target)
     delta = np.zeros((model.n_params, w.shape[1]))
-    first = settled = None
+    first = settled = information = None
     with np.errstate(all="ignore"):
         for _ in range(_START_STEPS):
-            step = newton_step(*reversed(series.score(delta)))
+            score, information = series.score(delta)
+            step = newton_step(information, score)
             delta = delta + step
             first = delta.copy() if first is None else first
-            settled = np.isfinite(delta).all(axis=0) & (np.abs(step).max(axis=0) < 1e-8)
+            settled = np.isfinite(delta).all(axis=0) & (np.abs(step).max(axis=0) < 1e-10)
             if (settled | ~np.isfinite(delta).all(axis=0)).all():
                 break
-        reach = _max_shift(delta, model)
-    return np.where(settled & (reach < 1.0), delta, first)
-
-
-def _max_shift(delta: np.ndarray, model: _Logistic) -> np.ndarray:
-    """max over patients of |da + ds x_i| per column (linear in x: attained at an end)."""
-    if model.n_params == 1:
-        return np.abs(delta[0])
-    x = model.covariate
-    return np.maximum(np.abs(delta[0] + delta[1] * x.min()), np.abs(delta[0] + delta[1] * x.max()))
+        bound = np.where(settled, series.error_bound(delta, information), np.inf)
+    return np.where(settled, delta, first), bound
 
 
 class _ScoreSeries:
@@ -221,6 +265,9 @@ class _ScoreSeries:
     With d_i = da + ds x_i the offset of column b's linear predictor from eta0:
     S_r = target_r - sum_(k, j) da^(k-j) ds^j M[k, j + r] / ((k - j)! j!), where
     M[k, m] = sum_i W_i g^(k)(eta0_i) x_i^m (j = 0 only in the one-parameter model).
+    Truncated at K = ``TAYLOR_ORDER``, the score is off by at most (Lagrange)
+    sup|g^(K+1)| / (K+1)! sum_i W_i |x_i|^r |d_i|^(K+1), bounded through the moments
+    A[m] = sum_i W_i |x_i|^m: :meth:`error_bound`.
     """
 
     def __init__(self, model: _Logistic, w: np.ndarray, theta0: np.ndarray, target: np.ndarray):
@@ -228,13 +275,15 @@ class _ScoreSeries:
         g = 1.0 / (1.0 + np.exp(-model.eta(theta0)))
         derivs = _sigmoid_derivatives(g)
         n_m = order + 2 if self.k == 2 else 1
-        moments = rows_times(
-            np.vstack(
-                [derivs[k] * model.x_powers[m] for k in range(order + 1) for m in range(n_m)]
-            ),
-            w,
+        abs_powers = (
+            np.abs(model.x_powers[1]) ** np.arange(order + 3)[:, None]
+            if self.k == 2
+            else model.x_powers[:1]
         )
-        self.moments = moments.reshape(order + 1, n_m, -1)  # [k, m, column]
+        rows = [derivs[k] * model.x_powers[m] for k in range(order + 1) for m in range(n_m)]
+        products = rows_times(np.vstack([*rows, abs_powers]), w)
+        self.moments = products[: len(rows)].reshape(order + 1, n_m, -1)  # [k, m, column]
+        self.abs_moments = products[len(rows) :]  # A[m], m = 0 .. K + 2 (0 alone: k = 1)
         self.target = target
         k_, j_ = np.meshgrid(np.arange(order + 1), np.arange(order + 1), indexing="ij")
         valid = (j_ <= k_) & ((j_ == 0) | (self.k == 2))
@@ -244,6 +293,35 @@ class _ScoreSeries:
         )
         self.e_a, self.e_s = np.maximum(k_ - j_, 0), j_  # exponents of da and ds
         self._m = [self._shifted(r) for r in range(self.k)]  # M[k, j + r] per score row r
+
+    def error_bound(self, delta: np.ndarray, information: np.ndarray) -> np.ndarray:
+        """max over parameters of |theta - theta_hat| implied by the truncation bound (B,).
+
+        The score at the series' root is at most E off zero, so the root is within
+        |H^-1| E of the maximum, H the information there (first order in E).
+        """
+        order = TAYLOR_ORDER + 1
+        da, ds = np.abs(delta[0]), (np.abs(delta[1]) if self.k == 2 else 0.0)
+        n_j = order + 1 if self.k == 2 else 1
+        scale = _SIGMOID_SUP_NEXT / factorial(order)
+        e = [
+            scale
+            * sum(
+                comb(order, j) * da ** (order - j) * ds**j * self.abs_moments[j + r]
+                for j in range(n_j)
+            )
+            for r in range(self.k)
+        ]
+        if self.k == 1:
+            return e[0] / np.abs(information[0])
+        h00, h01, h11 = information
+        det = np.abs(h00 * h11 - h01 * h01)
+        return (
+            np.maximum(
+                np.abs(h11) * e[0] + np.abs(h01) * e[1], np.abs(h01) * e[0] + np.abs(h00) * e[1]
+            )
+            / det
+        )
 
     def _shifted(self, r: int) -> np.ndarray:
         """M[k, j + r] for every (k, j) ((K+1, K+1, B); zero beyond the moments kept)."""
@@ -297,12 +375,16 @@ def _newton(
     n = w.shape[0]
     out = np.full_like(theta, np.nan)
     block = np.arange(w.shape[1])  # the columns of w_block, by index into theta
-    live = np.ones(block.size, dtype=bool)
+    live = np.isfinite(theta).all(axis=0)
     w_block, rows = w, model.information_rows()
     flat_mu, flat_wmu = buffers
     # A column that diverged stays in its block (inf, NaN) until the next copy-down.
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(NEWTON_MAX_ITER):
+            if not live.any():
+                break
+            if 2 * live.sum() <= block.size:
+                w_block, block, live = w_block[:, live], block[live], live[live]
             m = block.size
             mu = model.means(theta[:, block], flat_mu[: n * m].reshape(n, m))
             wmu = np.multiply(w_block, mu, out=flat_wmu[: n * m].reshape(n, m))
@@ -315,8 +397,4 @@ def _newton(
             done = live & finite & (np.abs(step).max(axis=0) < NEWTON_TOL)
             out[:, block[done]] = theta[:, block[done]]
             live &= finite & ~done
-            if not live.any():
-                break
-            if 2 * live.sum() <= m:
-                w_block, block, live = w_block[:, live], block[live], live[live]
     return out
