@@ -6,8 +6,9 @@ Synthetic predictions (tests/fixtures/simulate.py) for 5 strategies and 5
 single-modality baselines on ``--n-test`` test patients, stress-test
 predictions for the 5 strategies (6 rates × ``--seeds`` mask seeds × global and
 per-modality scenarios, plus leave-one-out / single-modality on complete cases),
-then: subgroup table with ``--n-boot`` paired resamples, degradation tables,
-verdict, and report rendering. Prints the timings and writes
+then: subgroup table with ``--n-boot`` paired resamples (AUROC, AUPRC, Brier,
+and the calibration intercept and slope refitted in every resample), degradation
+tables, verdict, and report rendering. Prints the timings and writes
 benchmarks/results/evaluation.json and .md. Target: < 60 s on 2 cores.
 """
 

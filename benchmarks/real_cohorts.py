@@ -32,8 +32,8 @@ visits as a time series). Per cohort:
 4. **scoring** (``real_cohorts/scoring.py``): the pipeline's all-patients rows of
    ``eval.subgroup_metrics`` and the baselines scored by the same
    ``fusion_assets.metrics.subgroups.subgroup_table`` (paired bootstrap,
-   per-repeat metrics averaged over repeats); calibration-slope intervals from
-   the pipeline's bootstrap helpers; the gaps of issue 11's "Done when".
+   per-repeat metrics averaged over repeats, calibration-slope intervals
+   included); the gaps of issue 11's "Done when".
 
 Results: ``benchmarks/results/real_cohorts.{md,json}`` (a run of some cohorts
 replaces only theirs), with the wall time per cohort and the commit measured.

@@ -137,6 +137,27 @@ def test_average_repeats_and_per_repeat_aurocs() -> None:
     assert table.loc[0, "repeats"] == 2 and table.loc[0, "auroc_mean"] == 1.0
 
 
+def test_the_fold_models_log_the_reports_estimate_and_label_the_ensemble() -> None:
+    """``FoldRun.oof_auroc`` (the log line and ``cv_oof_auroc``) is the report's headline
+    AUROC; the repeat-averaged ensemble, planted above it here, is a separate figure."""
+    import numpy as np
+
+    from fusion_assets.evaluation.fold_models import FoldRun
+    from fusion_assets.metrics.config import EvaluationConfig
+    from fusion_assets.metrics.subgroups import subgroup_table
+    from tests.test_metrics_subgroups import _repeated_scores
+
+    rng = np.random.default_rng(4)
+    patients, averaged, oof = _repeated_scores(rng, 150, 3, {"late": 1.2}, {"late": 1.5})
+    oof["fold"] = 0
+    run = FoldRun(oof.drop(columns="strategy"), pd.DataFrame(), 0.0)
+    labels = patients.set_index("patient_id")["label"]
+    table = subgroup_table(averaged, patients, EvaluationConfig(n_boot=20), repeats=oof).table
+    headline = table.loc[table["subgroup_type"] == "all", "auroc"].iloc[0]
+    assert run.oof_auroc(labels) == pytest.approx(headline, abs=1e-12)
+    assert run.ensemble_auroc(labels) > run.oof_auroc(labels) + 0.01
+
+
 # --------------------------------------------------------------------------- end to end
 
 FOLDS, REPEATS, N_PATIENTS = 3, 2, 180
@@ -229,3 +250,43 @@ def test_cv_report_says_cross_validation(cv_run) -> None:
         repeats = con.sql("SELECT min(repeats) FROM eval.cv_repeat_metrics").fetchone()[0]
     assert repeats == REPEATS
     assert all(lo <= auc <= hi for _, lo, auc, hi in overall)
+
+
+@pytest.mark.slow
+def test_cv_log_metadata_and_report_give_the_same_auroc(cv_run) -> None:
+    """Issue 11: the AUROC in the fold models' log line, in ``fused_model``'s metadata and
+    in the report's headline is one number (the per-repeat single-model estimate)."""
+    import re
+
+    from fusion_assets.models.strategies import STRATEGIES
+
+    instance = cv_run["instance"]
+    with cv_run["resources"]["warehouse"].connect() as con:
+        report = dict(
+            con.sql(
+                "SELECT strategy, auroc FROM eval.subgroup_metrics WHERE subgroup_type = 'all'"
+            ).fetchall()
+        )
+    md = (cv_run["root"] / "reports" / "latest" / "report.md").read_text()
+    logged = {}
+    for result in cv_run["results"]:
+        for event in instance.all_logs(result.run_id):
+            found = re.search(
+                r"^(\S+): \d+ fold models .* out-of-fold AUROC (\d\.\d{3}) "
+                r"\(per-repeat single-model estimate",
+                event.user_message or "",
+            )
+            if found:
+                logged[found.group(1)] = float(found.group(2))
+    for strategy in STRATEGIES:
+        record = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey("fused_model"), asset_partitions=[strategy]
+            ),
+            limit=1,
+        ).records[0]
+        metadata = record.asset_materialization.metadata["cv_oof_auroc"].value
+        assert metadata == pytest.approx(report[strategy], abs=1e-9), strategy
+        assert logged[strategy] == round(report[strategy], 3), strategy
+        assert f"| {strategy} | {N_PATIENTS} | {report[strategy]:.3f} [" in md, strategy
+    assert "per-repeat single-model estimate" in md

@@ -27,6 +27,7 @@ from fusion_assets.metrics.classification import (
     sensitivity_specificity,
     undefined_reason,
 )
+from fusion_assets.metrics.weighted_logistic import weighted_calibration
 
 
 def _data(seed: int, n: int = 400, ties: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -147,6 +148,87 @@ def test_vectorised_bootstrap_equals_naive_loop(ties: bool) -> None:
     # Unit weights reproduce the point estimates; real-valued weights work too.
     assert weighted_auroc(y, p, np.ones(y.size))[0] == pytest.approx(auroc(y, p))
     assert np.isfinite(weighted_auroc(y, p, counts * 0.5)).all()
+
+
+@pytest.mark.parametrize("n", [40, 150, 2000])
+def test_vectorised_calibration_equals_one_fit_per_resample(n: int) -> None:
+    # Miscalibrated on purpose (slope about 0.6), and from small (many Newton steps,
+    # the series start often refused) to large (one exact step).
+    rng = np.random.default_rng(n)
+    y = (rng.random(n) < 0.35).astype(int)
+    y[:2] = [0, 1]
+    p = 1 / (1 + np.exp(-(1.7 * rng.normal(0, 1, n) + 2.0 * y - 1.2)))
+    counts = stratified_bootstrap_counts(y, 60, seed=2)
+    intercepts, slopes = weighted_calibration(y, p, counts)
+    loop = np.array([calibration_intercept_slope(y[i], p[i]) for i in bootstrap_indices(counts)])
+    np.testing.assert_array_equal(np.isnan(slopes), np.isnan(loop[:, 1]))
+    np.testing.assert_allclose(intercepts, loop[:, 0], atol=1e-7, equal_nan=True)
+    np.testing.assert_allclose(slopes, loop[:, 1], atol=1e-7, equal_nan=True)
+    assert np.isfinite(slopes).mean() > 0.9
+    # Unit weights reproduce the point estimates.
+    one = weighted_calibration(y, p, np.ones(n))
+    assert (one[0][0], one[1][0]) == pytest.approx(calibration_intercept_slope(y, p), abs=1e-9)
+
+
+def test_vectorised_calibration_on_large_resample_matrices_uses_a_sound_certificate() -> None:
+    """Above SERIES_MIN_CELLS most columns are settled by the series with a bound, the rest
+    by Newton: both agree with one fit per resample, and every bound holds."""
+    from fusion_assets.metrics import weighted_logistic as wl
+
+    rng = np.random.default_rng(7)
+    n, n_boot = 2500, 420
+    y = (rng.random(n) < 0.3).astype(int)
+    p = 1 / (1 + np.exp(-(1.4 * rng.normal(0, 1, n) + 1.8 * y - 1.0)))
+    counts = stratified_bootstrap_counts(y, n_boot, seed=3)
+    assert counts.size >= wl.SERIES_MIN_CELLS
+    intercepts, slopes = weighted_calibration(y, p, counts)
+    picked = rng.choice(n_boot, 40, replace=False)
+    resamples = bootstrap_indices(counts)
+    loop = np.array([calibration_intercept_slope(y[resamples[b]], p[resamples[b]]) for b in picked])
+    np.testing.assert_allclose(intercepts[picked], loop[:, 0], atol=1e-7)
+    np.testing.assert_allclose(slopes[picked], loop[:, 1], atol=1e-7)
+    # The slope's certificate: which columns it settles, and that its bounds hold.
+    model = wl._Logistic(covariate=logit(p))
+    w = counts.astype(np.float64)
+    theta0 = model.start(y.astype(np.float64), np.ones(n))
+    target = wl.rows_times(model.design * y, w)
+    delta, bound = wl._series_start(model, w, theta0, target)
+    certified = bound < wl.CERTIFIED_TOL
+    assert 0.3 < certified.mean() < 1.0  # both paths are taken here
+    error = np.abs(theta0[1] + delta[1] - slopes)
+    assert (error[certified] <= bound[certified]).all()
+
+
+def test_vectorised_calibration_matches_scikit_learn_on_a_few_resamples() -> None:
+    y, p = _data(8, n=500)
+    counts = stratified_bootstrap_counts(y, 5, seed=4)
+    intercepts, slopes = weighted_calibration(y, p, counts)
+    x = logit(p)
+    for b, idx in enumerate(bootstrap_indices(counts)):
+        lr = LogisticRegression(C=np.inf, tol=1e-12, max_iter=10_000).fit(x[idx, None], y[idx])
+        assert slopes[b] == pytest.approx(lr.coef_[0, 0], abs=1e-5)
+        # Calibration-in-the-large: the score equation of logit P(y) = a + logit p.
+        mu = 1 / (1 + np.exp(-(intercepts[b] + x[idx])))
+        assert np.sum(y[idx] - mu) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_vectorised_calibration_is_nan_without_a_finite_fit() -> None:
+    y = np.array([0, 0, 0, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.8])
+    weights = np.column_stack(
+        [
+            [1, 1, 1, 1, 1, 1],  # separable: the slope's maximum is at infinity
+            [2, 2, 2, 0, 0, 0],  # no events
+            [1, 2, 0, 2, 1, 1],  # separable too
+        ]
+    )
+    intercepts, slopes = weighted_calibration(y, p, weights)
+    assert np.isnan(slopes).all()
+    assert np.isnan(intercepts[1]) and np.isfinite(intercepts[[0, 2]]).all()
+    # Overlapping scores: finite again, and equal to the single fit.
+    p2 = np.array([0.1, 0.7, 0.3, 0.2, 0.7, 0.8])
+    i2, s2 = weighted_calibration(y, p2, weights[:, :1])
+    assert (i2[0], s2[0]) == pytest.approx(calibration_intercept_slope(y, p2), abs=1e-9)
 
 
 def test_bootstrap_ci_covers_true_auroc_at_nominal_rate() -> None:

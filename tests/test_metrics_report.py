@@ -6,6 +6,7 @@ import html
 import re
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -187,3 +188,111 @@ def test_a_leak_is_flagged_in_the_check_and_on_the_model_card(result, tmp_path) 
     assert "FLAGGED: exceeds the oracle AUROC; suspect leakage" in late_card
     early_card = md.split("### Model card: early")[1].split("###")[0]
     assert "FLAGGED" not in early_card
+
+
+# ------------------------------------------- calibration, oracle sentences, omitted subgroups
+
+
+def _all_row(result, strategy: str):
+    t = result.table
+    return (t["subgroup_type"] == "all") & (t["strategy"] == strategy)
+
+
+def test_model_cards_judge_calibration_from_the_interval(result, tmp_path) -> None:
+    table = result.table.copy()
+    # late: point slope 0.70 (old rule: "too extreme") but the interval holds 1.
+    table.loc[_all_row(result, "late"), ["cal_slope", "cal_slope_ci_low", "cal_slope_ci_high"]] = (
+        0.70,
+        0.48,
+        1.05,
+    )
+    table.loc[
+        _all_row(result, "late"), ["cal_intercept", "cal_intercept_ci_low", "cal_intercept_ci_high"]
+    ] = (0.0, -0.1, 0.1)
+    # early: point slope 0.85 (old rule: "acceptable") but the interval lies below the band.
+    table.loc[_all_row(result, "early"), ["cal_slope", "cal_slope_ci_low", "cal_slope_ci_high"]] = (
+        0.85,
+        0.72,
+        0.78,
+    )
+    judged = replace(result, subgroups=replace(result.subgroups, table=table))
+    md = render_report(judged, tmp_path).markdown_path.read_text(encoding="utf-8")
+    late_card = md.split("### Model card: late")[1].split("###")[0]
+    early_card = md.split("### Model card: early")[1].split("###")[0]
+    assert (
+        "calibration of late is acceptable by its intervals (slope 0.70 [0.48, 1.05]" in late_card
+    )
+    assert "probabilities of early are too extreme: slope 0.85 [0.72, 0.78]" in early_card
+    assert "do not read its probabilities as risks without recalibration" in early_card
+    headline = md.split("## Headline")[1].split("\n## ")[0]
+    assert (
+        "> **Warning:** Calibration stays poor: probabilities of early are too extreme" in headline
+    )
+    assert "Calibration stays poor: calibration of late" not in headline
+    assert "| 0.85 [0.72, 0.78] | too extreme" in headline  # the headline shows the interval
+    verdict = md.split("## Verdict")[1].split("\n## ")[0]
+    assert "Calibration: The recommended strategy: calibration of late is acceptable" in verdict
+    calibration = md.split("## Calibration\n")[1].split("\n## ")[0]
+    assert "interval contains 1" in calibration and "| early |" in calibration
+
+
+def test_oracle_sentences_only_with_an_oracle(inputs, files, tmp_path) -> None:
+    synthetic = files.markdown_path.read_text(encoding="utf-8")
+    assert "## Leakage check" in synthetic and "lift captured" in synthetic
+    assert "Lift captured = (AUROC − 0.5)" in synthetic and "oracle AUROC" in synthetic
+    real = inputs.patients.drop(columns=["oracle_prob"])
+    r = evaluate(
+        inputs.predictions,
+        real,
+        inputs.degradation_predictions,
+        inputs.recommendation,
+        EvaluationConfig(n_boot=30, seed=1, min_pattern_size=25),
+        modalities=list(inputs.modalities),
+    )
+    # With the cross-validation design's own text too.
+    design = RepeatedKFold(400, CrossValSettings(folds=5, repeats=2)).notes(pd.DataFrame())
+    r = replace(r, cohort={**r.cohort, "design": design})
+    f = render_report(r, tmp_path)
+    md = f.markdown_path.read_text(encoding="utf-8")
+    for text in ("oracle", "Oracle", "lift", "Lift", "Leakage check", "leakage"):
+        assert text not in md, text
+    assert "lift_captured" not in f.headline.columns
+    assert "Leakage check" not in f.html_path.read_text(encoding="utf-8")
+
+
+def test_the_interval_note_agrees_with_paired_intervals(inputs, tmp_path) -> None:
+    # 200 test patients: the reference's interval is over 0.1 wide, yet some paired
+    # differences (the single modalities vs the reference) exclude 0.
+    small = inputs.predictions.copy()
+    test_ids = small.loc[small["split"] == "test", "patient_id"].unique()[:200]
+    small = small[(small["split"] != "test") | small["patient_id"].isin(test_ids)]
+    r = evaluate(small, inputs.patients, None, inputs.recommendation, EvaluationConfig(n_boot=100))
+    all_rows = r.table[r.table["subgroup_type"] == "all"].set_index("strategy")
+    ref = all_rows.loc["reference"]
+    assert ref["auroc_ci_high"] - ref["auroc_ci_low"] > 0.1
+    established = all_rows[all_rows["delta_auroc_vs_reference_ci_high"] < 0]
+    assert len(established) and (established["delta_auroc_vs_reference"].abs() > 0).all()
+    md = render_report(r, tmp_path).markdown_path.read_text(encoding="utf-8")
+    note = next(line for line in md.splitlines() if "AUROC interval of reference is" in line)
+    assert "established when its paired interval (the ΔAUROC columns) excludes 0" in note
+    assert "smaller than that are not established" not in md
+
+
+def test_single_level_subgroup_types_are_left_out_with_a_note(inputs, tmp_path) -> None:
+    patients = inputs.patients.drop(columns=["site"]).assign(sex=None, age=np.nan)
+    r = evaluate(
+        inputs.predictions, patients, None, inputs.recommendation, EvaluationConfig(n_boot=30)
+    )
+    assert set(r.table["subgroup_type"]) == {"all", "pattern"}
+    assert dict(r.subgroups.omitted) == {"sex": "unknown", "age_band": "unknown"}
+    # A site column with one site is left out too, naming the site.
+    one_site = inputs.patients.assign(site="A", sex=None)
+    r2 = evaluate(inputs.predictions, one_site, None, None, EvaluationConfig(n_boot=30))
+    assert dict(r2.subgroups.omitted) == {"sex": "unknown", "site": "A"}
+    md = render_report(r2, tmp_path).markdown_path.read_text(encoding="utf-8")
+    assert (
+        "Left out of the subgroup tables, having one level only (the same patients as all): "
+        "sex (not recorded); site (every test patient: A)." in md
+    )
+    assert "## Subgroups by sex" not in md and "## Subgroups by site" not in md
+    assert "## Subgroups by age band" in md and "| unknown |" not in md

@@ -295,3 +295,89 @@ def test_cv_intervals_cover_the_single_model_auroc() -> None:
     # Nominal 95 %; 150 simulations give a standard error of about 0.018.
     for name, k in hits.items():
         assert 0.88 <= k / n_sims <= 0.995, (name, k / n_sims)
+
+
+def test_calibration_intervals_equal_a_loop_over_resamples_and_repeats() -> None:
+    """The CI columns are the loop one would write: one fit per resample and repeat,
+    the same resamples as the AUROC interval, each resample's fit averaged over repeats."""
+    from sklearn.metrics import roc_auc_score
+
+    from fusion_assets.metrics.bootstrap import stratified_bootstrap_counts
+    from fusion_assets.metrics.classification import calibration_intercept_slope
+    from fusion_assets.metrics.subgroups import (
+        _seed_for,
+        repeat_mean,
+        repeat_probabilities,
+        wide_probabilities,
+    )
+
+    rng = np.random.default_rng(3)
+    patients, averaged, oof = _repeated_scores(
+        rng, 120, 3, {"reference": 1.0, "early": 1.6}, {"reference": 0.8, "early": 1.2}
+    )
+    cfg = EvaluationConfig(n_boot=40, seed=0)
+    table = subgroup_table(averaged, patients, cfg, repeats=oof).table
+    table = table[table["subgroup_type"] == "all"].set_index("strategy")
+    test, strategies = wide_probabilities(averaged, patients, "test")
+    y = test["label"].to_numpy()
+    counts = stratified_bootstrap_counts(y, cfg.n_boot, _seed_for(cfg, "all", "all"))
+    resamples = [np.repeat(np.arange(y.size), c) for c in counts.T]
+    repeats = repeat_probabilities(oof, test, strategies)
+    for s in strategies:
+        row = table.loc[s]
+        aurocs = [[roc_auc_score(y[i], probs[s][i]) for i in resamples] for probs in repeats]
+        # The same resamples as the AUROC interval ...
+        lo, hi = percentile_ci(repeat_mean(np.array(aurocs)), cfg.ci_level)
+        assert (row["auroc_ci_low"], row["auroc_ci_high"]) == pytest.approx((lo, hi), abs=1e-12)
+        # ... give the calibration intervals, fit by fit.
+        fits = np.array(
+            [
+                [calibration_intercept_slope(y[i], probs[s][i]) for i in resamples]
+                for probs in repeats
+            ]
+        )  # (repeats, resamples, intercept | slope)
+        for j, name in enumerate(("cal_intercept", "cal_slope")):
+            lo, hi = percentile_ci(repeat_mean(fits[:, :, j]), cfg.ci_level)
+            assert (row[f"{name}_ci_low"], row[f"{name}_ci_high"]) == pytest.approx(
+                (lo, hi), abs=1e-8
+            )
+            assert row[f"{name}_ci_low"] < row[name] < row[f"{name}_ci_high"]
+
+
+def test_complete_case_losses_compare_the_stress_tested_models(inputs) -> None:
+    from fusion_assets.metrics.classification import auroc
+    from fusion_assets.metrics.evaluate import stressed_repeat
+
+    stress = inputs.degradation_predictions
+    # Predictions from other models (here: shuffled): the full-data AUROC must not use them.
+    other = inputs.predictions.copy()
+    other["prob"] = np.random.default_rng(0).permutation(other["prob"].to_numpy())
+    cc = complete_case_table(stress, inputs.patients, other)
+    labels = inputs.patients.set_index("patient_id")["label"]
+    complete = stress.loc[stress["scenario"] == "leave_one_out", "patient_id"].unique()
+    full = stress[
+        (stress["scenario"] == "global") & (stress["rate"] == 0) & (stress["mask_seed"] == 0)
+    ]
+    late = full[(full["strategy"] == "late") & full["patient_id"].isin(complete)]
+    expected = auroc(labels[late["patient_id"]].to_numpy(), late["prob"].to_numpy())
+    assert (cc.loc[cc["strategy"] == "late", "full_auroc"] == expected).all()
+    # Without a rate-0 stress test: the given predictions, in cross-validation the first
+    # repeat's out-of-fold rows (the repeat the stress tests ran on), not the repeat average.
+    no_zero = stress[~((stress["scenario"] == "global") & (stress["rate"] == 0))]
+    oof = pd.concat([_oof_rows(inputs.predictions, r) for r in (0, 1)], ignore_index=True)
+    oof.loc[oof["repeat"] == 1, "prob"] = 1 - oof.loc[oof["repeat"] == 1, "prob"]
+    first = complete_case_table(no_zero, inputs.patients, stressed_repeat(other, oof))
+    np.testing.assert_allclose(first["full_auroc"], cc["full_auroc"], rtol=1e-12)
+
+
+def test_a_cohort_of_complete_cases_tests_the_early_claim_on_all_patients(inputs) -> None:
+    from fusion_assets.metrics.verdict import check_early_on_complete
+
+    complete = "+".join(inputs.modalities)
+    patients = inputs.patients.assign(pattern=complete)
+    res = subgroup_table(inputs.predictions, patients, CFG)
+    assert dict(res.omitted)["pattern"] == complete
+    assert "pattern" not in set(res.table["subgroup_type"])
+    claim = check_early_on_complete(res, CFG, modalities=list(inputs.modalities))
+    assert claim.status != "not testable"
+    assert f"complete-case pattern {complete} (n=1500)" in claim.evidence

@@ -202,8 +202,8 @@ def render(document: dict[str, Any]) -> str:
         "concatenated features, fitted on the pipeline's own folds and scored with its "
         "evaluation (per-repeat metrics averaged over repeats in cross-validation, the test "
         "split in held-out mode; paired label-stratified bootstrap, 95 % percentile "
-        "intervals). Calibration-slope intervals are computed by the benchmark with the "
-        "pipeline's bootstrap helpers (the subgroup table has none).",
+        "intervals). Calibration-slope intervals are the subgroup table's own (the slope "
+        "refitted in every resample, the same resamples as the AUROC).",
         "",
         f"Last run: {document.get('measured_at', '–')}, {document.get('machine', '')}.",
         "",

@@ -9,10 +9,12 @@ pipeline's own rows are taken from ``eval.subgroup_metrics``; recomputing them
 here must give the same AUROC and interval (``consistent``), which shows the
 baselines were scored exactly as the strategies were.
 
-The subgroup table has no interval for the calibration slope today; this module
-adds one the same way (the pipeline's bootstrap helpers, the same resamples for
-every strategy, each resample's slope averaged over repeats), unless
-``eval.subgroup_metrics`` already carries ``cal_slope_ci_low``/``_high``.
+Calibration-slope intervals come from the subgroup table too
+(``cal_slope_ci_low``/``_high``: the slope refitted in every resample, the same
+resamples as the AUROC, averaged over repeats), so the pipeline's rows and the
+baselines' are computed by the same code; they are part of ``consistent``. A
+warehouse written before the table had them (``--skip-pipeline`` on an old run)
+takes the recomputed pipeline rows instead.
 """
 
 from __future__ import annotations
@@ -22,19 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from fusion_assets.metrics.bootstrap import (
-    percentile_ci,
-    stratified_bootstrap_counts,
-)
-from fusion_assets.metrics.classification import calibration_intercept_slope
+from fusion_assets.metrics.bootstrap import percentile_ci
 from fusion_assets.metrics.config import EvaluationConfig
-from fusion_assets.metrics.subgroups import (
-    SubgroupResult,
-    repeat_mean,
-    repeat_probabilities,
-    subgroup_table,
-    wide_probabilities,
-)
+from fusion_assets.metrics.subgroups import SubgroupResult, subgroup_table
 from real_cohorts.baselines import BASELINES
 from real_cohorts.readout import PipelineRun
 
@@ -42,6 +34,10 @@ FUSED = ("early", "intermediate", "late", "attention")
 # Issue 11, "Done when".
 AUROC_TOLERANCE = 0.005
 SLOPE_RANGE = (0.8, 1.25)
+# Recomputed from the predictions, these must equal the pipeline's own table.
+_CONSISTENT_COLUMNS = [
+    "auroc", "auroc_ci_low", "auroc_ci_high", "cal_slope", "cal_slope_ci_low", "cal_slope_ci_high",
+]  # fmt: skip
 _ROW_COLUMNS = [
     "strategy", "n", "events", "auroc", "auroc_ci_low", "auroc_ci_high",
     "cal_slope", "cal_slope_ci_low", "cal_slope_ci_high", "cal_intercept", "brier",
@@ -58,34 +54,13 @@ class CohortScore:
     best_single_by_validation: str | None = None
 
 
-def calibration_slope_ci(
-    predictions: pd.DataFrame, patients: pd.DataFrame, config: EvaluationConfig, repeats
-) -> dict[str, tuple[float, float]]:
-    """Percentile interval of the repeat-averaged calibration slope, per strategy."""
-    test, strategies = wide_probabilities(predictions, patients, "test")
-    y = test["label"].to_numpy().astype(np.int8)
-    per_repeat = repeat_probabilities(repeats, test, strategies)
-    counts = stratified_bootstrap_counts(y, config.n_boot, config.seed)
-    resamples = [np.repeat(np.arange(counts.shape[0]), column) for column in counts.T]
-    out = {}
-    for s in strategies:
-        slopes = np.full((len(per_repeat), len(resamples)), np.nan)
-        for r, probs in enumerate(per_repeat):
-            p = probs[s]
-            for b, idx in enumerate(resamples):
-                idx = idx[np.isfinite(p[idx])]
-                slopes[r, b] = calibration_intercept_slope(y[idx], p[idx])[1]
-        out[s] = percentile_ci(repeat_mean(slopes), config.ci_level)
-    return out
-
-
 def _all_rows(result: SubgroupResult) -> pd.DataFrame:
     t = result.table
     return t[(t["subgroup_type"] == "all")].set_index("strategy")
 
 
 def _consistent(recomputed: pd.DataFrame, recorded: pd.DataFrame) -> bool:
-    cols = ["auroc", "auroc_ci_low", "auroc_ci_high"]
+    cols = [c for c in _CONSISTENT_COLUMNS if c in recorded.columns]
     mine = recomputed.loc[recorded.index, cols].to_numpy(dtype=float)
     return bool(np.allclose(mine, recorded[cols].to_numpy(dtype=float), atol=1e-9, equal_nan=True))
 
@@ -108,13 +83,12 @@ def score_cohort(
     result = subgroup_table(predictions, run.patients, config, repeats=repeats)
     table = _all_rows(result)
     recorded = run.subgroup_all.set_index("strategy") if run.subgroup_all is not None else None
-    slope_ci = calibration_slope_ci(predictions, run.patients, config, repeats)
+    # A table written before it had calibration intervals: the recomputed rows serve.
+    own = recorded is not None and "cal_slope_ci_low" in recorded.columns
     rows = []
     for s in table.index:
-        source = recorded if recorded is not None and s in recorded.index else table
-        row = {c: source.loc[s, c] for c in _ROW_COLUMNS if c in source.columns and c != "strategy"}
-        if "cal_slope_ci_low" not in source.columns:
-            row["cal_slope_ci_low"], row["cal_slope_ci_high"] = slope_ci[s]
+        source = recorded if own and s in recorded.index else table
+        row = {c: source.loc[s, c] for c in _ROW_COLUMNS if c != "strategy"}
         row["strategy"] = s
         row["source"] = "baseline" if s in BASELINES else "pipeline"
         rows.append(row)

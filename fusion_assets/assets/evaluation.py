@@ -244,6 +244,7 @@ def _report_metadata(files, result, seconds: float, run_id: str, latest: Path) -
         "report_markdown": dg.MetadataValue.path(str(files.markdown_path)),
         "report_latest": dg.MetadataValue.path(str(latest / files.html_path.name)),
         "headline": dg.MetadataValue.md(files.headline.round(3).to_markdown(index=False)),
+        "auroc_estimate": dg.MetadataValue.text(files.estimate),
         "verdict": dg.MetadataValue.md(_verdict_md(result.verdict)),
         "leaks_flagged": dg.MetadataValue.int(len(result.leaks)),
         "evaluation_seconds": dg.MetadataValue.float(round(seconds, 2)),
@@ -287,4 +288,5 @@ def _verdict_md(verdict) -> str:
     ]
     lines += [f"- {sentence}" for sentence in verdict.disagreements]
     lines += [f"- claim '{c.claim}': {c.status} ({c.evidence})" for c in verdict.claims]
+    lines += [f"- {sentence}" for sentence in verdict.calibration]
     return "\n".join(lines)

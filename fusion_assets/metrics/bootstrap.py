@@ -15,7 +15,9 @@ the original sample has both.
 Metrics on a count matrix are computed for all B resamples at once: scores are
 sorted once, and weighted cumulative sums over the sorted order give each
 resample's AUROC / average precision, with ties handled exactly (see each
-function). No Python loop runs over patients or resamples.
+function). The calibration intercept and slope are logistic fits, one per
+resample, run over the whole weight matrix at once
+(``metrics/weighted_logistic.py``). No Python loop runs over patients or resamples.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ def stratified_bootstrap_counts(
     return counts
 
 
-def _as_weights(weights: np.ndarray, n: int) -> np.ndarray:
+def as_weights(weights: np.ndarray, n: int) -> np.ndarray:
+    """``weights`` as a float64 ``(n, B)`` matrix (a vector is one resample)."""
     # float64 throughout: cumulative sums are ~2.5x faster than int64 ones, and
     # integer counts stay exact (every partial sum is far below 2**53). Callers
     # scoring many strategies on one count matrix convert it once and pass it in.
@@ -69,7 +72,7 @@ def _by_label(
     negative rows in ascending score order (stable sort: ties stay in patient order)."""
     y = np.asarray(y).ravel()
     p = np.asarray(p, dtype=np.float64).ravel()
-    w = _as_weights(weights, y.size)
+    w = as_weights(weights, y.size)
     pos = np.flatnonzero(y == 1)
     neg = np.flatnonzero(y != 1)
     return p, w, pos, neg[np.argsort(p[neg], kind="mergesort")]
@@ -134,7 +137,7 @@ def weighted_brier(y: np.ndarray, p: np.ndarray, weights: np.ndarray) -> np.ndar
     """Brier score under each column of ``weights``."""
     y = np.asarray(y, dtype=np.float64).ravel()
     p = np.asarray(p, dtype=np.float64).ravel()
-    w = _as_weights(weights, y.size)
+    w = as_weights(weights, y.size)
     with np.errstate(invalid="ignore", divide="ignore"):
         return ((p - y) ** 2 @ w) / w.sum(axis=0)
 

@@ -128,21 +128,28 @@ def scaled_brier(y: np.ndarray, p: np.ndarray) -> float:
     return float(1.0 - brier(y, p) / (prev * (1.0 - prev)))
 
 
-def _newton_logistic(
-    x: np.ndarray, y: np.ndarray, offset: np.ndarray, n_iter: int = 50, tol: float = 1e-10
+def newton_logistic(
+    x: np.ndarray,
+    y: np.ndarray,
+    offset: np.ndarray,
+    n_iter: int = 50,
+    tol: float = 1e-10,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """Unpenalised logistic regression y ~ x @ beta + offset by Newton-Raphson.
 
-    ``x`` is the (n, k) design (k is 1 or 2 here, so the k x k solve is trivial).
-    Returns None if the fit does not converge (e.g. perfect separation, where the
-    maximum-likelihood estimate is infinite).
+    ``x`` is the (n, k) design (k is 1 or 2 here, so the k x k solve is trivial);
+    ``weights`` (optional, one per row) weight each row's log-likelihood, so integer
+    counts fit exactly what repeating rows would. Returns None if the fit does not
+    converge (e.g. perfect separation, where the maximum-likelihood estimate is infinite).
     """
+    obs = np.ones_like(y) if weights is None else np.asarray(weights, dtype=np.float64)
     beta = np.zeros(x.shape[1])
     for _ in range(n_iter):
         eta = x @ beta + offset
         mu = expit(eta)  # overflow-safe sigmoid
-        w = mu * (1.0 - mu)
-        grad = x.T @ (y - mu)
+        w = obs * mu * (1.0 - mu)
+        grad = x.T @ (obs * (y - mu))
         hess = (x * w[:, None]).T @ x
         try:
             step = np.linalg.solve(hess, grad)
@@ -167,8 +174,8 @@ def calibration_intercept_slope(y: np.ndarray, p: np.ndarray) -> tuple[float, fl
         return float("nan"), float("nan")
     lp = logit(p)
     ones = np.ones((y.size, 1))
-    a = _newton_logistic(ones, y, offset=lp)
-    ab = _newton_logistic(np.column_stack([ones[:, 0], lp]), y, offset=np.zeros_like(lp))
+    a = newton_logistic(ones, y, offset=lp)
+    ab = newton_logistic(np.column_stack([ones[:, 0], lp]), y, offset=np.zeros_like(lp))
     intercept = float(a[0]) if a is not None else float("nan")
     slope = float(ab[1]) if ab is not None else float("nan")
     return intercept, slope

@@ -187,28 +187,46 @@ def complete_case_table(
     """Leave-one-out and single-modality AUROCs on the complete-case subset.
 
     Columns: strategy, scenario, modality, n, auroc, full_auroc (the strategy's
-    test AUROC with every modality, on the same patients, when ``predictions``
-    is given), delta_vs_full.
+    AUROC with every modality on the same patients), delta_vs_full.
+
+    ``full_auroc`` compares like with like: it scores the stress-tested models
+    themselves with nothing removed (the ``global`` rows at rate 0). Only when
+    the stress tests have no rate 0 does it fall back to the test rows of
+    ``predictions``, which must then come from the same models (in
+    cross-validation: the stress-tested repeat's out-of-fold predictions).
     """
     cols = ["strategy", "scenario", "modality", "n", "auroc", "full_auroc", "delta_vs_full"]
     df = _with_labels(degradation_predictions, patients)
-    df = df[df["scenario"].isin(["leave_one_out", "single_modality"])]
-    if df.empty:
+    cc = df[df["scenario"].isin(["leave_one_out", "single_modality"])]
+    if cc.empty:
         return pd.DataFrame(columns=cols)
-    out = _auroc_by_group(df, ["strategy", "scenario", "dropped"]).rename(
+    out = _auroc_by_group(cc, ["strategy", "scenario", "dropped"]).rename(
         columns={"dropped": "modality"}
     )
     for c in ("strategy", "scenario", "modality"):
         out[c] = out[c].astype(str)
+    full = _full_data_rows(df, predictions, patients)
     out["full_auroc"] = np.nan
-    if predictions is not None:
-        ids = pd.Index(df["patient_id"].unique())
-        test = predictions[(predictions["split"] == "test") & predictions["patient_id"].isin(ids)]
-        test = test.merge(patients[["patient_id", "label"]], on="patient_id")
-        full = {
+    if full is not None:
+        full = full[full["patient_id"].isin(pd.Index(cc["patient_id"].unique()))]
+        by_strategy = {
             s: auroc(g["label"].to_numpy(), g["prob"].to_numpy())
-            for s, g in test.groupby("strategy", observed=True)
+            for s, g in full.groupby("strategy", observed=True)
         }
-        out["full_auroc"] = out["strategy"].map(full)
+        out["full_auroc"] = out["strategy"].map(by_strategy)
     out["delta_vs_full"] = out["auroc"] - out["full_auroc"]
     return out[cols].sort_values(["scenario", "modality", "strategy"], ignore_index=True)
+
+
+def _full_data_rows(
+    stress: pd.DataFrame, predictions: pd.DataFrame | None, patients: pd.DataFrame
+) -> pd.DataFrame | None:
+    """``strategy, patient_id, prob, label`` of the stress-tested models with every modality."""
+    at_zero = stress[(stress["scenario"] == "global") & (stress["rate"] == 0.0)]
+    if len(at_zero):
+        # Rate 0 removes nothing, so every mask seed gives the same predictions.
+        return at_zero[at_zero["mask_seed"] == at_zero["mask_seed"].min()]
+    if predictions is None:
+        return None
+    test = predictions[predictions["split"] == "test"]
+    return test.merge(patients[["patient_id", "label"]], on="patient_id")

@@ -89,6 +89,17 @@ def reliability_table(
     return pd.DataFrame(rows, columns=["strategy", "bin", "mean_predicted", "observed", "n"])
 
 
+def stressed_repeat(predictions: pd.DataFrame, repeats: pd.DataFrame | None) -> pd.DataFrame:
+    """The test predictions of the models the stress tests ran on: in cross-validation the
+    first repeat's out-of-fold rows (``split`` 'test'), otherwise ``predictions``."""
+    if repeats is None:
+        return predictions
+    part = repeats[repeats["repeat"] == repeats["repeat"].min()]
+    if "role" in part.columns:
+        part = part[part["role"] == "test"]
+    return part.assign(split="test")[["strategy", "patient_id", "split", "prob"]]
+
+
 def pattern_counts(
     predictions: pd.DataFrame, patients: pd.DataFrame, config: EvaluationConfig
 ) -> pd.DataFrame:
@@ -129,7 +140,9 @@ def evaluate(
     if degradation_predictions is not None and len(degradation_predictions):
         curves = degradation_curves(degradation_predictions, patients)
         summary = degradation_summary(curves, late=late)
-        cc = complete_case_table(degradation_predictions, patients, predictions)
+        cc = complete_case_table(
+            degradation_predictions, patients, stressed_repeat(predictions, repeats)
+        )
     else:
         curves = pd.DataFrame(
             columns=["strategy", "scenario", "rate", "auroc_mean", "auroc_sd", "n_seeds", "n"]

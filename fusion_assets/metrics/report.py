@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from fusion_assets.metrics import plots
+from fusion_assets.metrics.calibration import RULE, judge_calibration
 from fusion_assets.metrics.evaluate import EvaluationResult
 
 HEADLINE_COLUMNS = [
@@ -31,9 +32,16 @@ HEADLINE_COLUMNS = [
     "delta_auroc_vs_reference_ci_low",
     "delta_auroc_vs_reference_ci_high",
     "brier",
+    "cal_intercept",
+    "cal_intercept_ci_low",
+    "cal_intercept_ci_high",
     "cal_slope",
+    "cal_slope_ci_low",
+    "cal_slope_ci_high",
     "lift_captured",
 ]
+# Columns that exist only where the cohort has an oracle (synthetic cohorts).
+ORACLE_COLUMNS = ("lift_captured",)
 # Below these the report warns that intervals are wide.
 SMALL_TEST_SET = 1000
 WIDE_INTERVAL = 0.10
@@ -60,6 +68,7 @@ class ReportFiles:
     plot_paths: dict[str, Path] = field(default_factory=dict)
     headline: pd.DataFrame = field(default_factory=pd.DataFrame)
     metadata_plot: Path | None = None  # the one PNG to attach to Dagster metadata
+    estimate: str = ""  # which estimate every figure is (for logs and metadata)
 
 
 # ---------------------------------------------------------------- formatting
@@ -71,10 +80,10 @@ def _num(x, digits: int = 3) -> str:
     return f"{x:.{digits}f}"
 
 
-def _ci(est, lo, hi, signed: bool = False) -> str:
+def _ci(est, lo, hi, signed: bool = False, digits: int = 3) -> str:
     if pd.isna(est):
         return "–"
-    f = "{:+.3f}" if signed else "{:.3f}"
+    f = f"{{:{'+' if signed else ''}.{digits}f}}"
     if pd.isna(lo) or pd.isna(hi):
         return f.format(est)
     return f"{f.format(est)} [{f.format(lo)}, {f.format(hi)}]"
@@ -164,15 +173,52 @@ class _Section:
 # ---------------------------------------------------------------- content
 
 
+def has_oracle(result: EvaluationResult) -> bool:
+    """Whether the cohort has an oracle (synthetic): only then do oracle sentences apply."""
+    return bool(result.table["oracle_auroc"].notna().any())
+
+
 def headline_table(result: EvaluationResult) -> pd.DataFrame:
-    """All-patients row per strategy (numeric; ``HEADLINE_COLUMNS``), best AUROC first."""
+    """All-patients row per strategy (numeric; ``HEADLINE_COLUMNS``, the oracle's only with
+    an oracle), best AUROC first."""
     t = result.table
-    h = t[t["subgroup_type"] == "all"][HEADLINE_COLUMNS]
+    columns = [c for c in HEADLINE_COLUMNS if has_oracle(result) or c not in ORACLE_COLUMNS]
+    h = t[t["subgroup_type"] == "all"][columns]
     return h.sort_values("auroc", ascending=False, ignore_index=True)
 
 
+def estimate_description(result: EvaluationResult) -> str:
+    """Which estimate every figure of the report (and its logs and metadata) is."""
+    r = result.subgroups.n_repeats
+    if r > 1:
+        return (
+            f"per-repeat single-model estimate: each of the {r} repeats' out-of-fold predictions "
+            f"scored on its own, then averaged over the {r} repeats (not the score of "
+            "probabilities averaged over repeats, which would be an ensemble of fold models)"
+        )
+    return "estimate on the held-out test split"
+
+
+def _calibration_cells(h: pd.DataFrame) -> dict[str, list[str]]:
+    """Intercept and slope with their intervals, and the rule's judgement, per row."""
+    judged = [judge_calibration(r) for _, r in h.iterrows()]
+    return {
+        "cal. intercept [CI]": [
+            _ci(a, lo, hi, signed=True, digits=2)
+            for a, lo, hi in h[
+                ["cal_intercept", "cal_intercept_ci_low", "cal_intercept_ci_high"]
+            ].values
+        ],
+        "cal. slope [CI]": [
+            _ci(a, lo, hi, digits=2)
+            for a, lo, hi in h[["cal_slope", "cal_slope_ci_low", "cal_slope_ci_high"]].values
+        ],
+        "calibration": [j.label for j in judged],
+    }
+
+
 def _headline_display(h: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "strategy": h["strategy"],
             "n": h["n"],
@@ -190,10 +236,29 @@ def _headline_display(h: pd.DataFrame) -> pd.DataFrame:
                 ].values
             ],
             "Brier": h["brier"].map(_num),
-            "cal. slope": h["cal_slope"].map(lambda x: _num(x, 2)),
-            "lift captured": h["lift_captured"].map(lambda x: _num(x, 2)),
+            **_calibration_cells(h),
         }
     )
+    if "lift_captured" in h.columns:
+        out["lift captured"] = h["lift_captured"].map(lambda x: _num(x, 2)).to_numpy()
+    return out
+
+
+SUBGROUP_TABLE_COLUMNS = [
+    "subgroup",
+    "strategy",
+    "n",
+    "events",
+    "AUROC [CI]",
+    "ΔAUROC vs ref [CI]",
+    "AUPRC",
+    "Brier",
+    "slope [CI]",
+    "intercept [CI]",
+    "sens",
+    "spec",
+    "flags",
+]
 
 
 def _subgroup_display(t: pd.DataFrame, status_suppressed: str) -> pd.DataFrame:
@@ -205,52 +270,34 @@ def _subgroup_display(t: pd.DataFrame, status_suppressed: str) -> pd.DataFrame:
                 + ["–"] * 7
                 + [status_suppressed]
             )
-            continue
-        flags = []
-        if r.imprecise:
-            flags.append("imprecise")
-        if r.status != "ok":
-            flags.append(r.status)
-        rows.append(
-            [
-                r.subgroup,
-                r.strategy,
-                r.n,
-                int(r.events),
-                _ci(r.auroc, r.auroc_ci_low, r.auroc_ci_high),
-                _ci(
-                    r.delta_auroc_vs_reference,
-                    r.delta_auroc_vs_reference_ci_low,
-                    r.delta_auroc_vs_reference_ci_high,
-                    signed=True,
-                ),
-                _num(r.auprc),
-                _num(r.brier),
-                _num(r.cal_slope, 2),
-                _num(r.cal_intercept, 2),
-                _num(r.sensitivity, 2),
-                _num(r.specificity, 2),
-                "; ".join(flags) or "ok",
-            ]
-        )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "subgroup",
-            "strategy",
-            "n",
-            "events",
-            "AUROC [CI]",
-            "ΔAUROC vs ref [CI]",
-            "AUPRC",
-            "Brier",
-            "slope",
-            "intercept",
-            "sens",
-            "spec",
-            "flags",
-        ],
-    )
+        else:
+            rows.append(_subgroup_row(r))
+    return pd.DataFrame(rows, columns=SUBGROUP_TABLE_COLUMNS)
+
+
+def _subgroup_row(r) -> list:
+    """One published row of a subgroup table (``SUBGROUP_TABLE_COLUMNS``)."""
+    flags = (["imprecise"] if r.imprecise else []) + ([r.status] if r.status != "ok" else [])
+    return [
+        r.subgroup,
+        r.strategy,
+        r.n,
+        int(r.events),
+        _ci(r.auroc, r.auroc_ci_low, r.auroc_ci_high),
+        _ci(
+            r.delta_auroc_vs_reference,
+            r.delta_auroc_vs_reference_ci_low,
+            r.delta_auroc_vs_reference_ci_high,
+            signed=True,
+        ),
+        _num(r.auprc),
+        _num(r.brier),
+        _ci(r.cal_slope, r.cal_slope_ci_low, r.cal_slope_ci_high, digits=2),
+        _ci(r.cal_intercept, r.cal_intercept_ci_low, r.cal_intercept_ci_high, True, 2),
+        _num(r.sensitivity, 2),
+        _num(r.specificity, 2),
+        "; ".join(flags) or "ok",
+    ]
 
 
 def _cohort_notes(result: EvaluationResult) -> list[tuple[str, str]]:
@@ -274,8 +321,10 @@ def _cohort_notes(result: EvaluationResult) -> list[tuple[str, str]]:
     if np.isfinite(width) and width > WIDE_INTERVAL:
         notes.append(
             (
-                f"The all-patients AUROC interval of {cfg.reference} is {width:.3f} wide; "
-                "differences smaller than that are not established.",
+                f"The all-patients AUROC interval of {cfg.reference} is {width:.3f} wide: each "
+                "strategy's AUROC is imprecise at this size. A difference between two strategies "
+                "is established when its paired interval (the ΔAUROC columns) excludes 0, "
+                "whatever the width of the strategies' own intervals; otherwise it is not.",
                 "warn",
             )
         )
@@ -300,23 +349,6 @@ def _cohort_notes(result: EvaluationResult) -> list[tuple[str, str]]:
     return notes
 
 
-def _calibration_phrase(slope: float, intercept: float) -> str:
-    parts = []
-    if np.isfinite(slope):
-        if slope < 0.8:
-            parts.append(f"predictions are too extreme (slope {slope:.2f})")
-        elif slope > 1.25:
-            parts.append(f"predictions are too timid (slope {slope:.2f})")
-        else:
-            parts.append(f"calibration slope {slope:.2f} is acceptable")
-    if np.isfinite(intercept) and abs(intercept) > 0.2:
-        parts.append(
-            f"risk is {'under' if intercept > 0 else 'over'}-estimated on average "
-            f"(intercept {intercept:+.2f})"
-        )
-    return "; ".join(parts) or "calibration could not be estimated"
-
-
 def _model_card(result: EvaluationResult, strategy: str) -> _Section:
     t = result.table
     mine = t[(t["strategy"] == strategy) & ~t["suppressed"]]
@@ -325,7 +357,7 @@ def _model_card(result: EvaluationResult, strategy: str) -> _Section:
     limits = _card_limitations(result, strategy, allr, sub)
     bullets = [
         f"All patients: AUROC {_ci(allr['auroc'], allr['auroc_ci_low'], allr['auroc_ci_high'])}, "
-        f"Brier {_num(allr['brier'])}; {_calibration_phrase(allr['cal_slope'], allr['cal_intercept'])}.",
+        f"Brier {_num(allr['brier'])}; {judge_calibration(allr).sentence()}.",
         *_card_subgroup_bullets(sub, result.config.reference),
         "Limitations: " + ("; ".join(limits) if limits else "none measured") + ".",
     ]
@@ -422,23 +454,33 @@ def _card_stress_limitations(result: EvaluationResult, strategy: str) -> list[st
     return limits
 
 
-def _methods(cohort: dict | None = None) -> list[str]:
-    design = (cohort or {}).get("design")
+def _methods(result: EvaluationResult) -> list[str]:
+    design = result.cohort.get("design")
     extra = list(design.methods) if design is not None else []
-    return extra + [
+    methods = extra + [
+        f"Every figure (tables, model cards, and the Dagster log and metadata) is one estimate: the "
+        f"{estimate_description(result)}.",
         "AUROC: rank-based, ties count one half. AUPRC: average precision (step-wise, as scikit-learn).",
         "Brier: mean squared error of the probability; scaled Brier = 1 − Brier / (prevalence × (1 − prevalence)).",
         "Calibration slope: b in logit P(y) = a + b·logit p; calibration intercept: a with logit p as offset "
-        "(slope fixed at 1). Ideal: slope 1, intercept 0. ECE over equal-mass bins.",
+        "(slope fixed at 1). Ideal: slope 1, intercept 0; both are refitted in every bootstrap resample "
+        "(the same resamples as the AUROC) for their intervals. ECE over equal-mass bins.",
+        RULE,
         "Intervals: percentile intervals of a label-stratified patient bootstrap; the same resamples are "
-        "used for every strategy within a subgroup, so ΔAUROC intervals are paired.",
+        "used for every strategy within a subgroup, so ΔAUROC intervals are paired: a difference is "
+        "established when its paired interval excludes 0.",
         "Thresholds are chosen on the validation split and applied unchanged on test.",
         "Best single modality: the single-modality baseline with the highest validation AUROC.",
-        "Lift captured = (AUROC − 0.5) / (oracle AUROC − 0.5), where the oracle is the Bayes-optimal "
-        "probability given the modalities each patient has (synthetic cohorts only).",
         "Degradation area: trapezoid of mean AUROC over the missingness rate, divided by the rate span "
         "(the AUROC averaged over rates); drop = AUROC at rate 0 − area.",
     ]
+    if has_oracle(result):
+        methods += [
+            "Lift captured = (AUROC − 0.5) / (oracle AUROC − 0.5), where the oracle is the "
+            "Bayes-optimal probability given the modalities each patient has (synthetic cohorts).",
+            "Leakage check: a strategy whose AUROC interval lies above the oracle AUROC is flagged.",
+        ]
+    return methods
 
 
 # ---------------------------------------------------------------- sections
@@ -467,6 +509,37 @@ def _design_sections(result: EvaluationResult) -> list[_Section]:
     return [_Section(heading).p(text).table(table) for heading, text, table in sections]
 
 
+def _judged(result: EvaluationResult, strategies: list[str]):
+    """The calibration rule on each strategy's all-patients row (``metrics.calibration``)."""
+    rows = result.table[result.table["subgroup_type"] == "all"].set_index("strategy")
+    return [judge_calibration({**rows.loc[s].to_dict(), "strategy": s}) for s in strategies]
+
+
+def _headline_section(result: EvaluationResult, headline: pd.DataFrame) -> _Section:
+    """The all-patients table, which estimate it is, and where calibration stays poor."""
+    sec = _Section("Headline: all test patients").table(_headline_display(headline))
+    sec.p(
+        f"Every figure here, in the model cards and in the pipeline's log and metadata is the "
+        f"{estimate_description(result)}."
+    )
+    candidates = [s for s in result.subgroups.strategies if not result.config.is_single(s)]
+    for judgement in _judged(result, candidates):
+        if judgement.acceptable is False:
+            sentence = judgement.sentence()
+            sec.note(f"Calibration stays poor: {sentence}.", "bad")
+    return sec
+
+
+def _calibration_section(result: EvaluationResult, plot: Path) -> _Section:
+    """Intercept and slope with their intervals per strategy, judged by the rule, and the plot."""
+    t = result.table
+    h = t[t["subgroup_type"] == "all"].sort_values("auroc", ascending=False)
+    table = pd.DataFrame(
+        {"strategy": h["strategy"].to_numpy(), **_calibration_cells(h), "ECE": h["ece"].map(_num)}
+    )
+    return _Section("Calibration").p(RULE).table(table).img(plot, "reliability diagram")
+
+
 def _verdict_section(result: EvaluationResult) -> _Section:
     v, cfg = result.verdict, result.config
     vs = _Section("Verdict")
@@ -482,6 +555,8 @@ def _verdict_section(result: EvaluationResult) -> _Section:
         vs.bullets(dis)
     if v.stress_sentence not in dis:
         vs.p(v.stress_sentence)
+    if v.calibration:
+        vs.p("Calibration: " + " ".join(v.calibration))
     n_clear = int(v.winners["clear"].sum())
     vs.p(
         f"{len(v.winners)} subgroups were compared; at {cfg.ci_level:.0%} intervals about one "
@@ -511,6 +586,24 @@ SUBGROUP_LABELS = {
     "age_band": "age band",
     "site": "site",
 }
+
+
+def _forest_section(result: EvaluationResult, plot: Path) -> _Section:
+    """The forest plot, and a note on subgroup types left out for having a single level."""
+    sec = _Section("AUROC by subgroup").img(plot, "forest plot of AUROC")
+    if result.subgroups.omitted:
+        sec.note(
+            "Left out of the subgroup tables, having one level only (the same patients as "
+            "all): "
+            + "; ".join(
+                f"{SUBGROUP_LABELS.get(kind, kind)} (not recorded)"
+                if level == "unknown"
+                else f"{SUBGROUP_LABELS.get(kind, kind)} (every test patient: {level})"
+                for kind, level in result.subgroups.omitted
+            )
+            + "."
+        )
+    return sec
 
 
 def _subgroup_sections(result: EvaluationResult) -> list[_Section]:
@@ -641,18 +734,19 @@ def render_report(
     body = [
         _cohort_section(result),
         *_design_sections(result),
-        _Section("Headline: all test patients").table(_headline_display(headline)),
+        _headline_section(result, headline),
         _verdict_section(result),
-        _Section("AUROC by subgroup").img(plot_paths["forest"], "forest plot of AUROC"),
+        _forest_section(result, plot_paths["forest"]),
         *_subgroup_sections(result),
-        _Section("Calibration").img(plot_paths["calibration"], "reliability diagram"),
+        _calibration_section(result, plot_paths["calibration"]),
         _degradation_section(result, plot_paths.get("degradation")),
         _Section("Availability patterns").img(
             plot_paths["patterns"], "availability pattern counts"
         ),
     ]
     cards = [_model_card(result, s) for s in fusion]
-    closing = [_leakage_section(result), _Section("Definitions").bullets(_methods(result.cohort))]
+    closing = [_leakage_section(result)] if has_oracle(result) else []
+    closing.append(_Section("Definitions").bullets(_methods(result)))
     document = _Document(title, body, cards, closing)
     md_path = out / "report.md"
     md_path.write_text(document.markdown(), encoding="utf-8")
@@ -664,4 +758,5 @@ def render_report(
         plot_paths=plot_paths,
         headline=headline,
         metadata_plot=plot_paths["forest"],
+        estimate=estimate_description(result),
     )

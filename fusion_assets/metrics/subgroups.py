@@ -10,11 +10,18 @@ Inputs (pandas DataFrames):
 Subgroups (column ``subgroup_type`` / ``subgroup``): ``all/all``; ``pattern/<p>``
 for each availability pattern with at least ``min_pattern_size`` test patients,
 the rest pooled into ``pattern/other``; ``sex/<value>``; ``age_band/<band>``;
-``site/<value>``. Missing demographics become ``unknown``.
+``site/<value>``. Missing demographics become ``unknown``. A subgroup type
+with a single level (a column absent or empty, so every patient is
+``unknown``; one site; ages that all fall in one band, e.g. ages not in years)
+is left out: it would repeat the all-patients row. ``SubgroupResult.omitted``
+names it and its one level, for the report's note.
 
 Bootstrap: within each subgroup one label-stratified count matrix is drawn
 (seeded by the config seed and the subgroup's name) and shared by every
-strategy, so ΔAUROC intervals are paired.
+strategy, so ΔAUROC intervals are paired. AUROC, AUPRC and Brier are
+recomputed under every resample, and so are the calibration intercept and
+slope (a logistic fit per resample, ``weighted_logistic``): each has a
+``<metric>_ci_low`` / ``<metric>_ci_high`` interval (``INTERVAL_METRICS``).
 
 Repeats (cross-validation mode): ``repeats`` holds each patient's out-of-fold
 test prediction once per repeat (``strategy, repeat, patient_id, prob``). Every
@@ -50,6 +57,7 @@ from fusion_assets.metrics.bootstrap import (
 )
 from fusion_assets.metrics.classification import auroc, binary_metrics, choose_threshold
 from fusion_assets.metrics.config import EvaluationConfig
+from fusion_assets.metrics.weighted_logistic import weighted_calibration
 
 METRIC_COLUMNS = [
     "auroc",
@@ -63,7 +71,11 @@ METRIC_COLUMNS = [
     "brier_ci_high",
     "scaled_brier",
     "cal_intercept",
+    "cal_intercept_ci_low",
+    "cal_intercept_ci_high",
     "cal_slope",
+    "cal_slope_ci_low",
+    "cal_slope_ci_high",
     "ece",
     "threshold",
     "sensitivity",
@@ -110,6 +122,8 @@ class SubgroupResult:
     best_single: str | None = None
     thresholds: dict[str, float] = field(default_factory=dict)
     strategies: list[str] = field(default_factory=list)
+    n_repeats: int = 1  # repeats averaged (cross-validation); 1 for a held-out split
+    omitted: list[tuple[str, str]] = field(default_factory=list)  # (type, its one level)
 
 
 def _check_columns(df: pd.DataFrame, required: tuple[str, ...], name: str) -> None:
@@ -159,10 +173,24 @@ def age_band_labels(age: pd.Series, edges: tuple[int, ...]) -> pd.Series:
     return pd.Series(out, index=age.index)
 
 
+Mask = tuple[str, str, np.ndarray]  # (subgroup_type, subgroup, boolean mask over cohort rows)
+
+
 def subgroup_masks(
     cohort: pd.DataFrame, config: EvaluationConfig
-) -> list[tuple[str, str, np.ndarray]]:
-    """(subgroup_type, subgroup, boolean mask over ``cohort`` rows), in report order."""
+) -> tuple[list[Mask], list[tuple[str, str]]]:
+    """The subgroups in report order, and the types left out for having a single level."""
+    masks = _candidate_masks(cohort, config)
+    levels: dict[str, list[str]] = {}
+    for kind, name, _ in masks[1:]:
+        levels.setdefault(kind, []).append(name)
+    single = {kind: names[0] for kind, names in levels.items() if len(names) == 1}
+    kept = [m for m in masks if m[0] not in single]
+    return kept, list(single.items())
+
+
+def _candidate_masks(cohort: pd.DataFrame, config: EvaluationConfig) -> list[Mask]:
+    """Every subgroup of every type, single-level types included, in report order."""
     n = len(cohort)
     out: list[tuple[str, str, np.ndarray]] = [("all", "all", np.ones(n, dtype=bool))]
     if "pattern" in cohort.columns:
@@ -298,14 +326,18 @@ def repeat_mean(values: np.ndarray) -> np.ndarray:
         return np.where(k > 0, total / np.maximum(k, 1), np.nan)
 
 
+# Metrics with a percentile interval: each has ``<name>_ci_low`` / ``<name>_ci_high`` columns.
+INTERVAL_METRICS = ("auroc", "auprc", "brier", "cal_intercept", "cal_slope")
+
+
 def _strategy_estimates(
     y: np.ndarray,
     p: np.ndarray,
     counts: np.ndarray,
     threshold: float,
     config: EvaluationConfig,
-) -> tuple[dict[str, float], np.ndarray, np.ndarray, np.ndarray]:
-    """Point metrics and (AUROC, AP, Brier) resample statistics of one repeat's predictions.
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Point metrics and the resample statistics (``INTERVAL_METRICS``) of one repeat.
 
     A strategy missing some patients is scored on the rest; its resample
     weights are zeroed there so pairing holds on the patients it has.
@@ -314,12 +346,15 @@ def _strategy_estimates(
     w = counts if ok.all() else counts * ok[:, None]
     pp = np.where(ok, p, 0.0)
     m = binary_metrics(y[ok], pp[ok], threshold, config.ece_bins)
-    return (
-        m,
-        weighted_auroc(y, pp, w),
-        weighted_average_precision(y, pp, w),
-        weighted_brier(y, pp, w),
-    )
+    intercepts, slopes = weighted_calibration(y, pp, w)
+    resamples = {
+        "auroc": weighted_auroc(y, pp, w),
+        "auprc": weighted_average_precision(y, pp, w),
+        "brier": weighted_brier(y, pp, w),
+        "cal_intercept": intercepts,
+        "cal_slope": slopes,
+    }
+    return m, resamples
 
 
 @dataclass(frozen=True)
@@ -351,7 +386,8 @@ def subgroup_table(
     test, data = _test_split(predictions, patients, config, repeats)
     rows: list[dict] = []
     boot: dict[tuple[str, str], dict[str, np.ndarray]] = {}
-    for kind, name, mask in subgroup_masks(test, config):
+    masks, omitted = subgroup_masks(test, config)
+    for kind, name, mask in masks:
         base = {"subgroup_type": kind, "subgroup": name, "n": int(mask.sum())}
         if base["n"] < config.suppress_below:
             rows.extend(_suppressed_rows(base, data.strategies, config))
@@ -364,6 +400,8 @@ def subgroup_table(
         best_single=data.best_single,
         thresholds=data.thresholds,
         strategies=data.strategies,
+        n_repeats=len(data.per_repeat),
+        omitted=omitted,
     )
 
 
@@ -418,7 +456,7 @@ def _scored_subgroup(
     """Rows (one per strategy) of a published subgroup and each strategy's resample AUROCs."""
     y = data.labels[mask]
     # float64 once per subgroup, reused by every strategy and every repeat (see
-    # bootstrap._as_weights): one resample draws the same patients in every repeat,
+    # bootstrap.as_weights): one resample draws the same patients in every repeat,
     # which is what makes averaging the resample statistics over repeats paired.
     counts = stratified_bootstrap_counts(
         y, config.n_boot, _seed_for(config, base["subgroup_type"], base["subgroup"])
@@ -450,13 +488,15 @@ def _repeat_averaged_metrics(
     estimates = [_strategy_estimates(y, p, counts, threshold, config) for p in probs]
     # Point estimates and resample statistics are averaged over repeats here;
     # every derived number (deltas, lift) is linear in them, so it equals the
-    # per-repeat value averaged too.
+    # per-repeat value averaged too. A resample whose fit fails in one repeat
+    # (calibration under separation) is averaged over the repeats where it exists.
     m = {k: float(repeat_mean(np.array([e[0][k] for e in estimates]))) for k in estimates[0][0]}
-    b_auc, b_ap, b_br = (repeat_mean(np.stack([e[i] for e in estimates])) for i in (1, 2, 3))
-    m["auroc_ci_low"], m["auroc_ci_high"] = percentile_ci(b_auc, config.ci_level)
-    m["auprc_ci_low"], m["auprc_ci_high"] = percentile_ci(b_ap, config.ci_level)
-    m["brier_ci_low"], m["brier_ci_high"] = percentile_ci(b_br, config.ci_level)
-    return m, b_auc
+    resamples = {
+        name: repeat_mean(np.stack([e[1][name] for e in estimates])) for name in INTERVAL_METRICS
+    }
+    for name, values in resamples.items():
+        m[f"{name}_ci_low"], m[f"{name}_ci_high"] = percentile_ci(values, config.ci_level)
+    return m, resamples["auroc"]
 
 
 def _oracle_columns(

@@ -6,6 +6,8 @@
   whether the difference is clear (lower bound > 0) or "no clear winner".
 - Stress tests: the winner is the candidate with the largest normalised area
   under the ``global`` degradation curve.
+- Calibration: the rule of ``metrics.calibration`` on the recommended strategy
+  and the measured all-patients winner, one plain sentence each.
 - Seed claims, each answered ``holds`` / ``does not hold`` / ``inconclusive`` /
   ``not testable``:
   * "early fusion ahead on complete data": on the complete-case pattern
@@ -27,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from fusion_assets.metrics.bootstrap import percentile_ci
+from fusion_assets.metrics.calibration import judge_calibration
 from fusion_assets.metrics.config import EvaluationConfig
 from fusion_assets.metrics.subgroups import SubgroupResult
 from fusion_assets.names import EARLY, LATE
@@ -63,6 +66,7 @@ class Verdict:
     stress_winner: str | None
     stress_sentence: str
     claims: list[ClaimCheck] = field(default_factory=list)
+    calibration: list[str] = field(default_factory=list)  # one sentence per strategy judged
 
     @property
     def disagreements(self) -> list[str]:
@@ -194,7 +198,14 @@ def check_early_on_complete(
     claim = "early fusion ahead on complete data"
     t = res.table
     pats = t.loc[t["subgroup_type"] == "pattern", "subgroup"].unique().tolist()
-    complete = complete_pattern(pats, modalities)
+    key = ("pattern", complete_pattern(pats, modalities))
+    only = dict(res.omitted).get("pattern")
+    if key[1] is None and only is not None and complete_pattern([only], modalities) == only:
+        # Every test patient is a complete case: the pattern subgroup is the whole cohort.
+        key = ("all", "all")
+        complete = only
+    else:
+        complete = key[1]
     if complete is None:
         return ClaimCheck(
             claim,
@@ -202,12 +213,11 @@ def check_early_on_complete(
             "No complete-case pattern subgroup of its own (too few complete-case test "
             f"patients; patterns under {config.min_pattern_size} are pooled into 'other').",
         )
-    g = t[(t["subgroup_type"] == "pattern") & (t["subgroup"] == complete)]
+    g = t[(t["subgroup_type"] == key[0]) & (t["subgroup"] == key[1])]
     g = g[~g["strategy"].map(config.is_single) & g["auroc"].notna()]
     if g.empty or early not in set(g["strategy"]):
         return ClaimCheck(claim, "not testable", f"No {early} AUROC on pattern {complete}.")
     g = g.sort_values("auroc", ascending=False)
-    key = ("pattern", complete)
     n = int(g["n"].iloc[0])
     if g["strategy"].iloc[0] == early:
         other = g["strategy"].iloc[1]
@@ -306,4 +316,23 @@ def build_verdict(
         check_early_on_complete(res, config, early, modalities),
         check_late_degrades_least(summary, config, late),
     ]
-    return Verdict(recommended, winners, sw, stress_sentence, claims)
+    calibration = calibration_sentences(res, recommended, winners)
+    return Verdict(recommended, winners, sw, stress_sentence, claims, calibration)
+
+
+def calibration_sentences(
+    res: SubgroupResult, recommended: str | None, winners: pd.DataFrame
+) -> list[str]:
+    """The calibration rule on the recommended strategy and the all-patients winner."""
+    overall = winners[winners["subgroup_type"] == "all"]
+    named = {"recommended": recommended}
+    if len(overall) and overall["winner"].iloc[0] != recommended:
+        named["measured best"] = overall["winner"].iloc[0]
+    rows = res.table[res.table["subgroup_type"] == "all"].set_index("strategy")
+    return [
+        f"The {role} strategy: "
+        + judge_calibration({**rows.loc[strategy].to_dict(), "strategy": strategy}).sentence()
+        + "."
+        for role, strategy in named.items()
+        if strategy is not None and strategy in rows.index
+    ]
