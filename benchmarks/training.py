@@ -9,16 +9,16 @@ benchmarks/results/training.json and .md.
 
 ``--baseline COMMIT`` also times that commit's code (``git archive`` into a temp
 folder, imported by the child process instead of this tree), alternating with this
-tree ``--repeats`` times, and records the ratio of each fit's CPU time (the
-machine is shared: wall times move with the neighbours, one-thread CPU time much
-less). ``--profile`` adds one run per tree with every fit under cProfile: seconds
+tree ``--repeats`` times at ``--baseline-sizes`` (default: the first size), and
+records the ratio of each fit's CPU time (the machine is shared: wall times move
+with the neighbours, one-thread CPU time much less). ``--profile`` adds one run per tree with every fit under cProfile: seconds
 per phase (minibatch steps, validation passes, batch building, best-state copies,
 preprocessing, the boosting's weighted binning, first-use imports) and the
 functions with the most self time.
 
     python benchmarks/training.py                  # 5k, 50k and the sparse case
     python benchmarks/training.py --sizes 5000 --no-sparse
-    python benchmarks/training.py --sizes 5000 --baseline afb74c0 --repeats 2 --profile
+    python benchmarks/training.py --baseline afb74c0 --repeats 2 --profile
 """
 
 from __future__ import annotations
@@ -263,10 +263,12 @@ def _run_trees(args: argparse.Namespace, trees: dict[str, Path]) -> dict:
     """Every size for every tree, interleaved per repeat; profiled runs; the sparse case."""
     record: dict = {"trees": {k: str(v) for k, v in trees.items()}, "cases": []}
     record["comparisons"], record["profiles"] = [], []
+    compared = set(args.baseline_sizes or args.sizes[:1])
     for n in args.sizes:
-        runs: dict[str, list[dict]] = {label: [] for label in trees}
-        for repeat in range(args.repeats):
-            for label, root in trees.items():
+        these = trees if n in compared else {NEW: trees[NEW]}
+        runs: dict[str, list[dict]] = {label: [] for label in these}
+        for repeat in range(args.repeats if n in compared else 1):
+            for label, root in these.items():
                 print(f"{n:,} patients, dense genomics, {label} (run {repeat + 1})", flush=True)
                 runs[label].append(_subprocess(root, n, "dense", STRATEGIES, args.batch_id))
         record["cases"].append(runs[NEW][0])
@@ -426,6 +428,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--baseline", metavar="COMMIT", help="also time this commit's code, interleaved"
+    )
+    parser.add_argument(
+        "--baseline-sizes",
+        type=int,
+        nargs="+",
+        help="sizes timed against the baseline, --repeats times (default: the first size)",
     )
     parser.add_argument("--tree", type=Path, default=REPO, help="the code to time (default: here)")
     parser.add_argument("--repeats", type=int, default=1, help="runs per tree and size")
