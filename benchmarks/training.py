@@ -414,7 +414,7 @@ def _case_md(case: dict) -> list[str]:
     return lines
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -440,8 +440,13 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="one more run per tree, every fit under cProfile"
     )
+    parser.add_argument("--no-record", action="store_true", help="print only; write no results")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = _parser().parse_args()
     if args.child:
         n, fmt, strategies, batch_id, profile = args.child
         result = run_case(int(n), fmt, tuple(strategies.split(",")), batch_id, profile == "1")
@@ -463,10 +468,11 @@ def main() -> None:
             "baseline_commit": args.baseline,
         }
     )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "training.json").write_text(json.dumps(record, indent=2) + "\n")
-    (RESULTS / "training.md").write_text(_markdown(record))
     print(_markdown(record))
+    if not args.no_record:
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+        (RESULTS / "training.md").write_text(_markdown(record))
 
 
 if __name__ == "__main__":
