@@ -16,6 +16,7 @@ stopped; the stages it finished are kept and the record says where it stopped.
 
     python benchmarks/scale.py                               # 5k, 20k, 100k
     python benchmarks/scale.py --sizes 5000 20000 --time-limit 2700
+    python benchmarks/scale.py --sizes 100000 --merge        # re-measure one size
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class StageRecorder:
     def __init__(self, memory: StageMemory, progress: Path, instance) -> None:
         self.memory, self.progress, self.instance = memory, progress, instance
         self.stages: list[dict] = []
+        self.extra: dict = {}
         self.current: str | None = None
         self.wall = self.cpu = 0.0
 
@@ -60,6 +62,8 @@ class StageRecorder:
         if text.endswith(" ..."):
             self.memory.mark()
             self.current, self.wall, self.cpu = text[:-4], time.perf_counter(), time.process_time()
+            # what a stopped run was doing, and since when (epoch seconds)
+            self.save(running={"stage": self.current, "since": time.time()})
             return
         if self.current is None or not text.startswith(self.current + " done"):
             return
@@ -75,11 +79,13 @@ class StageRecorder:
             }
         )
         self.current = None
-        self.save()
+        self.save(running=None)
 
     def save(self, **extra: object) -> None:
+        """Rewrite the progress file; ``extra`` keys are kept for later saves too."""
+        self.extra.update(extra)
         partial = self.progress.with_suffix(".partial")
-        partial.write_text(json.dumps({"stages": self.stages, **extra}, indent=1))
+        partial.write_text(json.dumps({"stages": self.stages, **self.extra}, indent=1))
         partial.replace(self.progress)  # the parent never reads a half-written file
 
 
@@ -189,8 +195,14 @@ def _run_child(n: int, work: Path, time_limit: float, max_rss_gib: float) -> dic
         }
     )
     if stopped or child.returncode:
+        running = record.pop("running", None)
         done = [s["stage"] for s in record["stages"]]
-        record["stopped_in"] = f"after {done[-1]!r}" if done else "before the first stage"
+        record["stopped_in"] = (
+            f"in {running['stage']!r}, {time.time() - running['since']:.0f} s into it"
+            if running
+            else (f"after {done[-1]!r}" if done else "before the first stage")
+        )
+    record.pop("running", None)
     return record
 
 
@@ -247,27 +259,30 @@ def _by_group(stages: list[dict]) -> dict[str, dict]:
 
 
 def _markdown(record: dict) -> str:
+    commands = list(dict.fromkeys(size["command"] for size in record["sizes"]))
     lines = [
         "# Scale benchmark: the whole pipeline by cohort size",
         "",
-        f"`{record['command']}` on {record['date']}, {record['cores']} cores, "
-        f"load average at the start {record['load_average_start']} and at the end "
-        f"{record['load_average_end']} (a shared machine: other agents' work runs beside "
-        "it, so wall seconds are pessimistic; CPU seconds are this process's own). Default "
-        "settings, the default synthetic cohort, `fusion_assets.demo.materialize_pipeline` "
-        "as `fusion-assets demo` runs it, one fresh process per size. Targets (issue 14): "
-        "100k patients end to end under 30 min and 8 GiB on 2 cores.",
+        "`" + "`, then `".join(commands) + "` on a shared machine with "
+        f"{record['cores']} cores (other agents' work runs beside it: wall seconds are "
+        "pessimistic, CPU seconds are the pipeline process's own; the load average of each "
+        "run is in the table). Default settings, the default synthetic cohort, "
+        "`fusion_assets.demo.materialize_pipeline` as `fusion-assets demo` runs it, one fresh "
+        "process per size. Targets (issue 14): 100k patients end to end under 30 min and "
+        "8 GiB on 2 cores.",
         "",
         "| patients | completed | pipeline wall s | generate s (not a stage) | peak RSS MiB "
-        "| stopped |",
-        "|---:|---|---:|---:|---:|---|",
+        "| run at | load average start → end | stopped |",
+        "|---:|---|---:|---:|---:|---|---|---|",
     ]
     for size in record["sizes"]:
-        wall = size.get("pipeline_wall_s") or round(sum(s["wall_s"] for s in size["stages"]), 1)
+        wall = size.get("pipeline_wall_s") or f"> {size['wall_s_including_startup']}"
         lines.append(
             f"| {size['n_patients']:,} | {'yes' if size.get('completed') else 'no'} | {wall} "
             f"| {size.get('generate', {}).get('wall_s', '–')} | {size['peak_rss_mib']:,.0f} "
-            f"| {size.get('stopped') or ''} {size.get('stopped_in', '')} |"
+            f"| {size['date']} | {size['load_average_start'][0]} → "
+            f"{size['load_average_end'][0]} | {size.get('stopped') or ''} "
+            f"{size.get('stopped_in', '')} |"
         )
     lines += _stage_table(record["sizes"])
     lines += _growth_table(record["growth"])
@@ -327,7 +342,7 @@ def _growth_table(growth: list[dict]) -> list[str]:
     return lines
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -336,37 +351,63 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=2700.0, help="seconds per size")
     parser.add_argument("--max-rss-gib", type=float, default=10.0)
     parser.add_argument("--keep", action="store_true", help="keep each size's data folder")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the recorded sizes that this run does not measure again",
+    )
     parser.add_argument("--no-record", action="store_true", help="print only")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def _measure_size(n: int, args: argparse.Namespace) -> dict:
+    """One size in a child process, with when and under which load it ran."""
+    print(f"== {n:,} patients", flush=True)
+    command = " ".join(["python", "benchmarks/scale.py", *sys.argv[1:]])
+    started = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "load_average_start": load_average()}
+    size = _run_child(n, args.work_dir / str(n), args.time_limit, args.max_rss_gib)
+    size.update(command=command, **started, load_average_end=load_average())
+    size["groups"] = _by_group(size["stages"])
+    if not args.keep:
+        shutil.rmtree(args.work_dir / str(n), ignore_errors=True)
+    return size
+
+
+def _recorded_sizes(path: Path) -> list[dict]:
+    """The sizes of a results file; a file written before sizes carried their own command,
+    date and load average gets them from the run's (which measured every size)."""
+    record = json.loads(path.read_text())
+    run = {k: record[k] for k in RUN_FIELDS if k in record}
+    run.setdefault("load_average_start", run.get("load_average_end", []))
+    return [{**run, **size} for size in record["sizes"]]
+
+
+RUN_FIELDS = ("command", "date", "load_average_start", "load_average_end")
+
+
+def main() -> None:
+    args = _parser().parse_args()
     if args.child:
         run_size(int(args.child[0]), Path(args.child[1]))
         return
-
-    record: dict = {"command": " ".join(["python", "benchmarks/scale.py", *sys.argv[1:]])}
-    record.update(date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), load_average_start=load_average())
-    sizes = []
-    for n in sorted(args.sizes):
-        print(f"== {n:,} patients", flush=True)
-        work = args.work_dir / str(n)
-        size = _run_child(n, work, args.time_limit, args.max_rss_gib)
-        size["groups"] = _by_group(size["stages"])
-        sizes.append(size)
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-    record.update(
-        cores=os.cpu_count(),
-        python=platform.python_version(),
-        load_average_end=load_average(),
-        benchmark_rss_mib=round(rss_mib()),
-        sizes=sizes,
-        growth=_growth(sizes),
-    )
+    sizes = [_measure_size(n, args) for n in sorted(args.sizes)]
+    recorded = RESULTS / "scale.json"
+    if args.merge and recorded.exists():
+        kept = [s for s in _recorded_sizes(recorded) if s["n_patients"] not in args.sizes]
+        sizes = sorted(kept + sizes, key=lambda s: s["n_patients"])
+    record = {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "benchmark_rss_mib": round(rss_mib()),
+        "sizes": sizes,
+        "growth": _growth(sizes),
+    }
     text = _markdown(record)
     print(text)
     if not args.no_record:
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "scale.json").write_text(json.dumps(record, indent=2) + "\n")
+        recorded.write_text(json.dumps(record, indent=2) + "\n")
         (RESULTS / "scale.md").write_text(text)
 
 
