@@ -125,11 +125,7 @@ def run_size(n_patients: int, progress: Path) -> None:
         resources = {**(defs.resources or {}), "landing": zone}
         t = time.perf_counter()
         materialize_pipeline(defs, resources, instance, zone.ready_batches(), None, recorder)
-        recorder.save(
-            generate=generate,
-            pipeline_wall_s=round(time.perf_counter() - t, 1),
-            completed=True,
-        )
+        recorder.save(pipeline_wall_s=round(time.perf_counter() - t, 1), completed=True)
 
 
 def _vm_hwm_mib(pid: int) -> float:
