@@ -25,7 +25,7 @@ from fusion_assets.cohorts.spec import CohortSpec
 from fusion_assets.metrics.classification import auroc
 from fusion_assets.models.api import FittedModel, build_predictor, predict_logits
 from fusion_assets.models.base import PatientModel
-from fusion_assets.models.batch import make_batch, subset_inputs
+from fusion_assets.models.batch import TensorInputs, make_batch, to_tensors
 from fusion_assets.models.config import EncoderConfig, FusionConfig, TrainConfig
 from fusion_assets.models.fusion import Bagged, LateFusion
 from fusion_assets.models.inputs import PreparedInputs, State, fit_modality, prepare, presence
@@ -160,9 +160,9 @@ class _EarlyStopping:
 
 def fit_module(
     model: PatientModel,
-    train: PreparedInputs,
+    train: PreparedInputs | TensorInputs,
     y_train: np.ndarray,
-    val: PreparedInputs,
+    val: PreparedInputs | TensorInputs,
     y_val: np.ndarray,
     config: TrainConfig,
     train_rows: np.ndarray | None = None,
@@ -173,31 +173,34 @@ def fit_module(
     """Minibatch AdamW on pos-weighted BCE; early stopping on validation loss (best restored).
 
     ``train_rows`` / ``val_rows`` restrict the patients used (e.g. those with the
-    modality, for a unimodal model).
+    modality, for a unimodal model). Inputs are converted to tensors once (pass
+    ``TensorInputs`` to share them between fits, as bagged members do).
     """
     start = time.perf_counter()
+    train, val = _tensors(train), _tensors(val)
     train_rows = np.arange(len(train)) if train_rows is None else train_rows
     val_rows = np.arange(len(val)) if val_rows is None else val_rows
     generator = _seed(config.seed)
     rng = np.random.default_rng(config.seed)
     loss_fn = _class_weighted_loss(model, y_train, train_rows, config.balance_classes)
+    # the fused kernel updates every parameter in one call: a quarter of the CPU time of
+    # the per-tensor loop on these many small tensors (same update, other rounding)
     optimizer = torch.optim.AdamW(
-        model.param_groups(config.learning_rate), weight_decay=config.weight_decay
+        model.param_groups(config.learning_rate), weight_decay=config.weight_decay, fused=True
     )
     step = _Minibatches(
         model, loss_fn, optimizer, config.batch_size, modality_dropout, generator, rng
     )
-    val_prepared = subset_inputs(val, val_rows)
-    y_val_rows = y_val[val_rows]
+    validation = _Validation(val, val_rows, y_val[val_rows])
     result = TrainResult(
         n_parameters=count_parameters(model), n_train=len(train_rows), n_val=len(val_rows)
     )
     stopping = _EarlyStopping(config.patience)
+    targets = torch.from_numpy(np.asarray(y_train, dtype=np.float32))
     with limit_threads(config.num_threads):
         for epoch in range(1, config.max_epochs + 1):
-            train_loss = _train_epoch(step, train, y_train, train_rows)
-            logits = predict_logits(model, val_prepared, val_prepared.present)
-            val_loss, val_auc = log_loss(y_val_rows, logits), auroc(y_val_rows, logits)
+            train_loss = _train_epoch(step, train, targets, train_rows)
+            val_loss, val_auc = validation.score(model)
             result.history.append(
                 {
                     "epoch": epoch,
@@ -216,6 +219,38 @@ def fit_module(
     return result
 
 
+def _tensors(inputs: PreparedInputs | TensorInputs) -> TensorInputs:
+    return inputs if isinstance(inputs, TensorInputs) else to_tensors(inputs)
+
+
+# rows per validation forward pass: with 512 instead of 1,024 the activations stay in
+# cache (intermediate and attention fusion's validation pass ~15 % less CPU time)
+VALIDATION_CHUNK = 512
+
+
+class _Validation:
+    """The early-stopping score of a model on fixed validation rows (eval mode, no grad)."""
+
+    def __init__(self, val: TensorInputs, rows: np.ndarray, labels: np.ndarray) -> None:
+        self.val, self.labels = val, labels
+        index = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+        self.chunks = index.split(VALIDATION_CHUNK)
+
+    def logits(self, model: PatientModel) -> np.ndarray:
+        """Calibrated logits [len(rows)], float64."""
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            out = [model(self.val.batch(rows)).double() for rows in self.chunks]
+        model.train(was_training)
+        return torch.cat(out).numpy() if out else np.zeros(0)
+
+    def score(self, model: PatientModel) -> tuple[float, float]:
+        """(validation log loss, validation AUROC)."""
+        logits = self.logits(model)
+        return log_loss(self.labels, logits), auroc(self.labels, logits)
+
+
 def _class_weighted_loss(
     model: PatientModel, y_train: np.ndarray, train_rows: np.ndarray, balance_classes: bool
 ) -> nn.BCEWithLogitsLoss:
@@ -229,22 +264,21 @@ def _class_weighted_loss(
 
 
 def _train_epoch(
-    step: _Minibatches, train: PreparedInputs, y_train: np.ndarray, train_rows: np.ndarray
+    step: _Minibatches, train: TensorInputs, targets: torch.Tensor, train_rows: np.ndarray
 ) -> float:
     """One pass over ``train_rows`` in a fresh random order; the mean minibatch loss."""
     model = step.model
     model.train()
-    order = step.rng.permutation(train_rows)
+    order = torch.from_numpy(step.rng.permutation(train_rows).astype(np.int64))
     losses = []
-    for i in range(0, len(order), step.batch_size):
-        idx = order[i : i + step.batch_size]
-        batch = make_batch(train, idx, train.present)
+    for idx in order.split(step.batch_size):
+        batch = train.batch(idx)
         if model.uses_modality_dropout:
             batch = batch.with_present(
                 modality_dropout_mask(batch.present, step.modality_dropout, step.generator)
             )
         # the loss sees uncalibrated logits; the offset only shifts predictions
-        loss = step.loss_fn(model(batch) - model.logit_offset, torch.from_numpy(y_train[idx]))
+        loss = step.loss_fn(model(batch) - model.logit_offset, targets[idx])
         step.optimizer.zero_grad()
         (loss + model.penalty()).backward()
         step.optimizer.step()
@@ -503,6 +537,8 @@ def _train_members(
     Member 0 is the model as built; each later member is rebuilt from its own
     seed's initialisation. Only member 0 reports epochs to ``on_epoch``.
     """
+    # converted once: every member gathers its minibatches from the same tensors
+    train, val = to_tensors(data.train), to_tensors(data.val)
     results = []
     for k, member in enumerate(members):
         if k > 0:
@@ -513,7 +549,10 @@ def _train_members(
             member.init_from_unimodal(modules)
         fitted = fit_module(
             member,
-            *data,
+            train,
+            data.y_train,
+            val,
+            data.y_val,
             replace(config.train, seed=config.train.seed + k),
             modality_dropout=config.modality_dropout,
             on_epoch=on_epoch if k == 0 else None,
