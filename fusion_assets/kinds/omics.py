@@ -27,11 +27,12 @@ from fusion_assets.kinds.base import (
     ModalityKind,
     State,
 )
+from fusion_assets.kinds.limits import MAX_DENSE_FEATURES, MAX_OMICS_FEATURES
 from fusion_assets.kinds.options import (
     FeatureSelection,
     KindOptions,
     OptionalColumn,
-    OptionalPositiveInt,
+    positive_int_at_most,
     spec_problem,
 )
 from fusion_assets.kinds.sql import latest_list_sql, max_list_length, scalar
@@ -49,6 +50,11 @@ LANDING_LIST = "expression"  # dense landing payload
 SPARSE_INDEX_COLUMN = "variant_id"
 SPARSE_VALUE_COLUMN = "dosage"
 SPARSE_OOV = 0  # sparse: the shared bucket of variants outside the fitted vocabulary
+NFeatures = positive_int_at_most(
+    MAX_OMICS_FEATURES,
+    "a sparse vector of at most 10^7 features; screen the rest out",
+    optional=True,
+)
 
 
 def _format(value: Any) -> Any:
@@ -65,7 +71,7 @@ class OmicsOptions(KindOptions):
     format: Annotated[
         Literal["dense", "sparse"], BeforeValidator(_format, json_schema_input_type=str)
     ] = "dense"
-    n_features: OptionalPositiveInt = None
+    n_features: NFeatures = None
     # dense: wide columns packed into one vector, or a column already holding it
     features: FeatureSelection = None
     list_column: OptionalColumn = None
@@ -81,6 +87,17 @@ class OmicsOptions(KindOptions):
         if listed and data.get("n_features") is None and data.get("format", "dense") == "dense":
             return {**data, "n_features": len(data["features"])}
         return data
+
+    @model_validator(mode="after")
+    def _dense_width(self) -> OmicsOptions:
+        if self.format == "dense" and (self.n_features or 0) > MAX_DENSE_FEATURES:
+            raise spec_problem(
+                f"a dense omics vector of {self.n_features:,} features is over the limit of "
+                f"{MAX_DENSE_FEATURES:,}",
+                "screen the features (e.g. the most variable genes), or use `format: sparse`",
+                "n_features",
+            )
+        return self
 
 
 class OmicsFileOptions(OmicsOptions):

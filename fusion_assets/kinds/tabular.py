@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 import pandas as pd
 import pyarrow as pa_arrow
+from pydantic import model_validator
 
 from fusion_assets.kinds.arrays import safe_mean, safe_std
 from fusion_assets.kinds.base import (
@@ -26,7 +27,14 @@ from fusion_assets.kinds.base import (
     State,
     listed_or_all,
 )
-from fusion_assets.kinds.options import FeatureSelection, KindOptions, listed
+from fusion_assets.kinds.limits import MAX_TABULAR_FEATURES
+from fusion_assets.kinds.options import (
+    FeatureSelection,
+    KindOptions,
+    listed,
+    refuse_reserved,
+    spec_problem,
+)
 from fusion_assets.kinds.sql import days_since_last, is_numeric_type, raw_payload
 from fusion_assets.warehouse.sql import qident, table_columns
 
@@ -46,6 +54,25 @@ class TabularOptions(KindOptions):
     """``features``: a list of columns, a glob or ``regex:...``; absent: every column but the keys."""
 
     features: FeatureSelection = None
+
+    @model_validator(mode="after")
+    def _usable_features(self) -> TabularOptions:
+        names = listed(self.features)
+        refuse_reserved(names, RENAME, "features")
+        if names and len(names) > MAX_TABULAR_FEATURES:
+            raise spec_problem(*_too_many(len(names)), "features")
+        return self
+
+
+RENAME = "rename the column in the source or with a `query` (SELECT ..., x AS x_value)"
+
+
+def _too_many(n: int) -> tuple[str, str]:
+    return (
+        f"{n:,} tabular features, over the limit of {MAX_TABULAR_FEATURES:,} (alignment "
+        "computes one aggregate per feature)",
+        "select fewer features, or pack a wide numeric block as `kind: omics`",
+    )
 
 
 def _features(modality: ModalitySpec) -> list[str] | None:
