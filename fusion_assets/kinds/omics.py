@@ -161,9 +161,17 @@ class DenseOmicsKind(_Omics):
                 LANDING_LIST,
                 options.n_features,
                 "fix those vectors or `n_features`",
+                max_length=MAX_DENSE_FEATURES,
             )
         names = ctx.features(options.features)
         if names is None or not ctx.numeric_only(names, "omics features"):
+            return None
+        if len(names) > MAX_DENSE_FEATURES:
+            ctx.problem(
+                f"`{ctx.key('features')}` selects {len(names):,} columns, over the limit of "
+                f"{MAX_DENSE_FEATURES:,} for a dense omics vector",
+                "screen the features before import, or use `format: sparse`",
+            )
             return None
         n_features = options.n_features
         if n_features and n_features != len(names):
@@ -171,10 +179,12 @@ class DenseOmicsKind(_Omics):
                 f"`{ctx.key('features')}` selects {len(names)} columns but `n_features` is {n_features}",
                 "make them agree (or drop `n_features`)",
             )
+        # one scan each for empty columns, infinities and missing cells, whatever the width
         ctx.empty_columns(names, "features")
         ctx.infinite_values(names)
         any_null = " OR ".join(f"{qident(c)} IS NULL" for c in names)
         n, rows, _ = ctx.bad_rows(any_null, "NULL")
+        ctx.log(f"packing {len(names):,} columns into one vector per row")
         if n:
             ctx.problem(
                 f"{n} of {ctx.n_rows} rows have missing values among the {len(names)} packed omics features (data rows {rows})",
@@ -258,6 +268,43 @@ def top_correlated(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     return np.sort(np.argsort(-score, kind="stable")[:k])
 
 
+def _check_indices(ctx: ImportContext, idx: str, n_features: int | None) -> None:
+    """Feature indices are whole numbers in 0 .. n_features - 1 (never rounded, never wrapped)."""
+    col = qident(idx)
+    checks = [
+        (f"{col} IS NULL", "are empty", "give every row its feature index, or drop those rows"),
+        (f"{col} <> round({col})", "are not whole numbers", "write whole feature indices"),
+        (f"{col} < 0", "are negative", "count feature indices from 0"),
+    ]
+    if n_features:
+        checks.append(
+            (
+                f"{col} >= {n_features}",
+                f"are >= n_features ({n_features})",
+                "fix them or `n_features`",
+            )
+        )
+    for condition, what, fix in checks:
+        n, rows, values = ctx.bad_rows(condition, col)
+        if n:
+            ctx.problem(
+                f"index column {idx!r}: {n} of {ctx.n_rows} indices {what} (values {values}, data rows {rows})",
+                fix,
+            )
+
+
+def _check_pairs(ctx: ImportContext, idx: str) -> None:
+    """One value per (patient, feature) (and time, when timed): a repeat would be dropped silently."""
+    keys = [ctx.id_column, idx] + ([ctx.time_column] if ctx.time_column else [])
+    n_pairs, n_rows, examples = ctx.duplicates(keys)
+    if n_pairs:
+        ctx.problem(
+            f"{n_pairs} (patient, index{', time' if ctx.time_column else ''}) pairs appear more than "
+            f"once ({n_rows} rows; e.g. {examples})",
+            "keep one value per patient and feature (sum or average the repeats in a `query`)",
+        )
+
+
 class SparseOmicsKind(_Omics):
     format_name = "sparse"
 
@@ -268,6 +315,9 @@ class SparseOmicsKind(_Omics):
         assert idx is not None and val is not None
         if not ctx.numeric_only([idx, val], "sparse omics index and value columns"):
             return None
+        ctx.infinite_values([val])
+        _check_indices(ctx, idx, _options(modality).n_features)
+        _check_pairs(ctx, idx)
         return {
             SPARSE_INDEX_COLUMN: f"CAST({qident(idx)} AS INTEGER)",
             SPARSE_VALUE_COLUMN: f"CAST({qident(val)} AS DOUBLE)",

@@ -16,9 +16,9 @@ import pandas as pd
 import pyarrow as pa_arrow
 from pydantic import model_validator
 
+from fusion_assets.identifiers import reserved_problem
 from fusion_assets.kinds.arrays import safe_mean, safe_std
 from fusion_assets.kinds.base import (
-    KEY_COLUMNS,
     Arrays,
     ImportContext,
     LandingColumn,
@@ -46,8 +46,6 @@ if TYPE_CHECKING:
     from fusion_assets.models.encoders import Encoder
 
 DAYS_SINCE_LAST = "days_since_last"
-# Landing column names a user's feature may not take.
-_LANDING_KEYS = KEY_COLUMNS | {"index_time"}
 
 
 class TabularOptions(KindOptions):
@@ -64,7 +62,7 @@ class TabularOptions(KindOptions):
         return self
 
 
-RENAME = "rename the column in the source or with a `query` (SELECT ..., x AS x_value)"
+RENAME = "rename the column in the source or with a `query`"
 
 
 def _too_many(n: int) -> tuple[str, str]:
@@ -89,15 +87,18 @@ class TabularKind(ModalityKind):
         names = ctx.features(cast(TabularOptions, modality.options).features)
         if names is None:
             return None
-        clash = [c for c in names if c in _LANDING_KEYS]
-        if clash:
-            ctx.problem(
-                f"feature column(s) {clash} use a reserved landing name",
-                "rename them in the source or with a `query`",
-            )
+        for c in names:  # a pattern may select what a list could not name (spec load checks lists)
+            problem = reserved_problem(c, "column", RENAME)
+            if problem:
+                ctx.problem(f"feature column {problem[0]}", problem[1])
+        if len(names) > MAX_TABULAR_FEATURES:
+            ctx.problem(*_too_many(len(names)))
+        if not ctx.flat_columns(names, "features"):
             return None
         ctx.empty_columns(names, "features")
         ctx.infinite_values(names)
+        ctx.numbers_as_text(names)
+        ctx.text_lengths(names)
         out = {}
         for c in names:
             typ = ctx.column_type(c)
