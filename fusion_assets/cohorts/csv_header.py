@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+from dataclasses import dataclass
 from pathlib import Path
 
 from fusion_assets.kinds.limits import MAX_CSV_LINE_BYTES
@@ -24,8 +25,17 @@ def _first_lines(path: Path, n: int = 2) -> list[str]:
     return [line for line in lines if line]
 
 
-def read_header(path: Path, delimiter: str | None) -> list[str] | None:
-    """The header's column names; None when the file cannot be read as text here."""
+@dataclass(frozen=True)
+class Header:
+    """A CSV header as written: its names, the delimiter and the line ending."""
+
+    names: list[str]
+    delimiter: str
+    newline: str
+
+
+def read_header(path: Path, delimiter: str | None) -> Header | None:
+    """The header of ``path``; None when the file cannot be read as text here."""
     try:
         lines = _first_lines(path)
     except (OSError, UnicodeDecodeError, EOFError):
@@ -41,11 +51,13 @@ def read_header(path: Path, delimiter: str | None) -> list[str] | None:
             dialect = csv.excel  # a single column, or nothing to tell
     else:
         dialect = csv.excel
+    delimiter = delimiter or dialect.delimiter
     try:
-        reader = csv.reader([lines[0]], dialect, **({"delimiter": delimiter} if delimiter else {}))
-        return [name.strip() for name in next(reader)]
+        names = next(csv.reader([lines[0]], dialect, delimiter=delimiter))
     except (csv.Error, StopIteration, TypeError):
         return None
+    newline = "\r\n" if lines[0].endswith("\r\n") else "\n"
+    return Header([name.strip() for name in names], delimiter, newline)
 
 
 def repeated_names(names: list[str]) -> list[str]:

@@ -29,6 +29,12 @@ NUMERIC_SHARE = 0.8
 _SHOWN_COLUMNS = 10
 
 
+def _inf_count(column: str) -> str:
+    # sum(CAST(...)), not count(*) FILTER (...): DuckDB plans a filter per aggregate,
+    # 40 s for 3,000 columns against 0.7 s
+    return f"sum(CAST(isinf({qid(column)}) AS INTEGER))"
+
+
 class PayloadContext:
     """One modality's source, as its kind's ``import_payload`` sees it."""
 
@@ -154,25 +160,52 @@ class PayloadContext:
     def empty_columns(self, names: list[str], option: str) -> None:
         started = time.perf_counter()
         counts = self.scalar_row(", ".join(f"count({qid(c)})" for c in names))
-        empty = [c for c, n in zip(names, counts, strict=True) if n == 0]
-        if empty:
-            self.problem(
-                f"feature column(s) {empty[:_SHOWN_COLUMNS]} are entirely empty ({self.src.n_rows} rows, no value)",
-                f"drop them from `{self.key(option)}` (or from the file), or fill them",
-            )
+        self._report_empty(names, list(counts), option)
         self._timed("empty columns", names, started)
 
     def infinite_values(self, names: list[str]) -> None:
         """Numeric columns holding +/-inf, by column, with the data rows (one scan for all)."""
         floats = [c for c in names if self.src.columns[c] in _FLOATS]
-        if not floats:
-            return  # only floating-point columns can hold infinities
+        if floats:  # only floating-point columns can hold infinities
+            started = time.perf_counter()
+            self._report_infinite(floats, list(self.scalar_row(", ".join(map(_inf_count, floats)))))
+            self._timed("infinities", floats, started)
+
+    def numeric_block(self, names: list[str], option: str, what: str) -> None:
+        """Empty columns, infinities and rows with an empty cell of many columns, in ONE scan."""
         started = time.perf_counter()
-        counts = self.scalar_row(
-            ", ".join(f"count(*) FILTER (WHERE isinf({qid(c)}))" for c in floats)
-        )
-        flagged = [(c, int(n)) for c, n in zip(floats, counts, strict=True) if n]
-        for c, _ in flagged[:_SHOWN_COLUMNS]:
+        floats = [c for c in names if self.src.columns[c] in _FLOATS]
+        any_null = " OR ".join(f"{qid(c)} IS NULL" for c in names)
+        parts = [f"count({qid(c)})" for c in names] + [_inf_count(c) for c in floats]
+        row = self.scalar_row(", ".join([*parts, f"sum(CAST(({any_null}) AS INTEGER))"]))
+        self._report_empty(names, list(row[: len(names)]), option)
+        self._report_infinite(floats, list(row[len(names) : len(parts)]))
+        if row[-1]:
+            n, rows, _ = self.bad_rows(any_null, "NULL")
+            self.problem(
+                f"{n} of {self.n_rows} rows have missing values among the {len(names):,} {what} "
+                f"(data rows {rows})",
+                "impute them before import (a vector is stored whole) or drop those rows",
+            )
+        self._timed("empty columns, infinities and missing cells", names, started)
+
+    def _report_empty(self, names: list[str], counts: list[int], option: str) -> None:
+        empty = [c for c, n in zip(names, counts, strict=True) if n == 0]
+        if empty:
+            self.problem(
+                f"feature column(s) {empty[:_SHOWN_COLUMNS]} are entirely empty "
+                f"({self.src.n_rows} rows, no value)"
+                + (
+                    f" and {len(empty) - _SHOWN_COLUMNS} more"
+                    if len(empty) > _SHOWN_COLUMNS
+                    else ""
+                ),
+                f"drop them from `{self.key(option)}` (or from the file), or fill them",
+            )
+
+    def _report_infinite(self, floats: list[str], counts: list[int | None]) -> None:
+        flagged = [c for c, n in zip(floats, counts, strict=True) if n]
+        for c in flagged[:_SHOWN_COLUMNS]:
             n, rows, values = self.bad_rows(f"isinf({qid(c)})", qid(c))
             self.problem(
                 f"column {c!r}: {n} value(s) are infinite ({values[:2]}; data rows {rows})",
@@ -183,7 +216,6 @@ class PayloadContext:
                 f"{len(flagged) - _SHOWN_COLUMNS} more columns hold infinite values",
                 "replace them by empty cells (missing) or real values",
             )
-        self._timed("infinities", floats, started)
 
     def numbers_as_text(self, names: list[str]) -> None:
         """Text columns that are numbers but for a few values ('<0.5', 'NA'): refused, named."""

@@ -104,6 +104,7 @@ class Importer:
         self.spec = spec
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")  # the machine's zone never matters
+        self.con.execute("SET enable_progress_bar = false")  # progress goes to ``log``
         self._log = log or (lambda _: None)
         self.problems: list[ImportProblem] = []
         self.notes: list[str] = []

@@ -17,7 +17,7 @@ from typing import Any
 
 import duckdb
 
-from fusion_assets.cohorts.csv_header import read_header, repeated_names
+from fusion_assets.cohorts.csv_header import Header, read_header, repeated_names
 from fusion_assets.cohorts.problems import ImportProblem, qid, short_error, strlit
 from fusion_assets.cohorts.sandbox import read_query
 from fusion_assets.identifiers import reserved
@@ -141,11 +141,26 @@ def _format(where: str, files: list[Path]) -> str:
     )
 
 
-def _reader_sql(fmt: str, files: list[Path], delimiter: str | None, text_columns: list[str]) -> str:
+# Sniffing the dialect of a CSV costs per column: a file this wide is read with the
+# standard dialect (double quotes) and the delimiter of its header instead.
+WIDE_CSV_COLUMNS = 1_000
+
+
+def _reader_sql(
+    fmt: str,
+    files: list[Path],
+    delimiter: str | None,
+    text_columns: list[str],
+    wide: Header | None = None,
+) -> str:
     paths = "[" + ", ".join(strlit(p) for p in files) + "]"
     if fmt == "parquet":
         return f"read_parquet({paths}, union_by_name = true)"
     options = ["header = true", "union_by_name = true", f"max_line_size = {MAX_CSV_LINE_BYTES}"]
+    if wide is not None:
+        delimiter = delimiter or wide.delimiter
+        newline = strlit(wide.newline).replace("\r", "\\r").replace("\n", "\\n")
+        options += ["quote = '\"'", "escape = '\"'", f"new_line = {newline}"]
     if delimiter is not None:
         options.append(f"delim = {strlit(delimiter)}")
     if text_columns:
@@ -155,14 +170,14 @@ def _reader_sql(fmt: str, files: list[Path], delimiter: str | None, text_columns
     return f"read_csv({paths}, {', '.join(options)})"
 
 
-def _csv_headers(where: str, files: list[Path], delimiter: str | None) -> list[list[str]] | None:
+def _csv_headers(where: str, files: list[Path], delimiter: str | None) -> list[Header] | None:
     """Every file's header as written; ImportProblem when one repeats a name."""
     headers = []
     for path in files:
-        names = read_header(path, delimiter)
-        if names is None:
+        header = read_header(path, delimiter)
+        if header is None:
             return None  # DuckDB's read says what is wrong with the file
-        repeated = repeated_names(names)
+        repeated = repeated_names(header.names)
         if repeated:
             raise ImportProblem(
                 where,
@@ -170,7 +185,7 @@ def _csv_headers(where: str, files: list[Path], delimiter: str | None) -> list[l
                 "the reader would keep the first and rename the others",
                 "give every column its own name in the file",
             )
-        headers.append(names)
+        headers.append(header)
     return headers
 
 
@@ -183,11 +198,14 @@ def _read_files(
     display = files[0].name if len(files) == 1 else f"{source['path']} ({len(files)} files)"
     delimiter = source.get("delimiter")
     present: list[str] = []
+    wide = None
     if fmt == "csv":
         headers = _csv_headers(where, files, delimiter)
         if headers is not None:
-            present = [c for c in dict.fromkeys(text) if all(c in h for h in headers)]
-    reader = _reader_sql(fmt, files, delimiter, present)
+            present = [c for c in dict.fromkeys(text) if all(c in h.names for h in headers)]
+            widest = max(headers, key=lambda h: len(h.names))
+            wide = widest if len(widest.names) >= WIDE_CSV_COLUMNS else None
+    reader = _reader_sql(fmt, files, delimiter, present, wide)
     try:
         con.execute(f"CREATE TEMP TABLE {qid(table)} AS SELECT * FROM {reader}")
     except duckdb.Error as exc:

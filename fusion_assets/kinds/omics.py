@@ -179,17 +179,9 @@ class DenseOmicsKind(_Omics):
                 f"`{ctx.key('features')}` selects {len(names)} columns but `n_features` is {n_features}",
                 "make them agree (or drop `n_features`)",
             )
-        # one scan each for empty columns, infinities and missing cells, whatever the width
-        ctx.empty_columns(names, "features")
-        ctx.infinite_values(names)
-        any_null = " OR ".join(f"{qident(c)} IS NULL" for c in names)
-        n, rows, _ = ctx.bad_rows(any_null, "NULL")
+        # empty columns, infinities and missing cells in one scan, whatever the width
+        ctx.numeric_block(names, "features", "packed omics features")
         ctx.log(f"packing {len(names):,} columns into one vector per row")
-        if n:
-            ctx.problem(
-                f"{n} of {ctx.n_rows} rows have missing values among the {len(names)} packed omics features (data rows {rows})",
-                "impute them before import (an expression vector is stored whole) or drop those rows",
-            )
         return {LANDING_LIST: "CAST([" + ", ".join(qident(c) for c in names) + "] AS FLOAT[])"}
 
     def landing_payload(
