@@ -28,8 +28,8 @@ _FIX = "fix the SQL in `source.query`"
 _PATH_HINTS = (".", "/", "*")
 
 
-def _statement(sql: str, where: str) -> None:
-    """Exactly one SELECT statement, or an ImportProblem naming what was found."""
+def _statement(sql: str, where: str) -> str:
+    """The text of exactly one SELECT statement, or an ImportProblem naming what was found."""
     with duckdb.connect() as parser:
         try:
             statements = parser.extract_statements(sql)
@@ -44,6 +44,7 @@ def _statement(sql: str, where: str) -> None:
             f"a source query must be exactly one SELECT statement; found {kinds or 'nothing'}",
             "write one SELECT (no ATTACH, COPY, INSTALL, LOAD, SET or second statement)",
         )
+    return statements[0].query
 
 
 def _path_literals(node: Any, out: list[tuple[int, str]], in_function: bool = False) -> None:
@@ -138,15 +139,18 @@ def read_query(
     con: duckdb.DuckDBPyConnection, table: str, sql: str, base_dir: Path, where: str
 ) -> None:
     """Run ``sql`` in the sandbox and store its rows, in order, as temp table ``table`` of ``con``."""
-    _statement(sql, where)
+    select = _statement(sql, where)
     try:
-        safe_sql = absolute_paths(sql, base_dir)
+        safe_sql = absolute_paths(select, base_dir)
     except (duckdb.Error, KeyError, ValueError) as exc:
         raise ImportProblem(where, f"the source query could not be parsed: {exc}", _FIX) from None
     temp_dir = tempfile.mkdtemp(prefix="fusion-query-")
     sandbox = _sandbox(base_dir, temp_dir)
     try:
-        reader = sandbox.execute(safe_sql).to_arrow_reader()
+        # materialised in the sandbox first: a plain execute that Ctrl-C / SIGTERM interrupts
+        # (a stream consumed by another connection would block on a query that never yields)
+        sandbox.execute(f"CREATE TEMP TABLE query_result AS {safe_sql}")
+        reader = sandbox.execute("SELECT * FROM query_result").to_arrow_reader()
         con.register("_query_result", reader)
         try:
             con.execute(f"CREATE TEMP TABLE {qid(table)} AS SELECT * FROM _query_result")

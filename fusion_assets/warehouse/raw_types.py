@@ -128,11 +128,13 @@ def type_drift_errors(con: duckdb.DuckDBPyConnection, plan: BatchPlan) -> list[d
         existing = table_columns(con, RAW, check.schema.table)
         for name, typ in column_types(check).items():
             before = existing.get(name)
-            if before is None or typ in (UNTYPED, before) or name not in check.arrow_schema.names:
+            if before is None or typ == UNTYPED or name not in check.arrow_schema.names:
                 continue
-            if typ == "FLOAT[]":
-                found = _list_lengths(con, check, name) if before == "FLOAT[]" else None
+            if typ == "FLOAT[]" == before:
+                found = _list_lengths(con, check, name)
                 errors += [found] if found else []
+                continue
+            if typ == before:
                 continue
             numeric_before = is_numeric_type(before)
             if numeric_before == is_numeric_type(typ):
