@@ -161,7 +161,7 @@ SPEC_CASES: dict[str, Case] = {
     ),
     "feature_listed_as_patient_id": Case(
         SpecError,
-        ("'patient_id' is a reserved name",),
+        ("'PATIENT_ID' is a reserved name", "a key column"),  # DuckDB ignores case
         spec=modality_key("labs", features=["PATIENT_ID"]),
     ),
     # source queries: one read-only SELECT in a sandbox
