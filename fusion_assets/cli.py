@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from resources.paths import default_path
@@ -12,15 +14,16 @@ from resources.paths import default_path
 def _synth(args: argparse.Namespace) -> None:
     from fusion_assets.cohorts.synthetic import synthesize_batch
 
-    batch_dir = synthesize_batch(
-        Path(args.landing),
-        n_patients=args.patients,
-        regime=args.regime,
-        missingness=args.missingness,
-        seed=args.seed,
-        batch_id=args.batch_id,
-        genomics_format=args.genomics_format,
-    )
+    with _user_errors():
+        batch_dir = synthesize_batch(
+            Path(args.landing),
+            n_patients=args.patients,
+            regime=args.regime,
+            missingness=args.missingness,
+            seed=args.seed,
+            batch_id=args.batch_id,
+            genomics_format=args.genomics_format,
+        )
     print(f"Wrote landing batch {batch_dir}")
 
 
@@ -32,12 +35,13 @@ def _land(args: argparse.Namespace) -> None:
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     seed = args.seed if args.seed is not None else int(stamp[-6:])
-    batch_dir = synthesize_batch(
-        Path(args.landing),
-        n_patients=args.patients,
-        seed=seed,
-        batch_id=f"batch-{stamp}",
-    )
+    with _user_errors():
+        batch_dir = synthesize_batch(
+            Path(args.landing),
+            n_patients=args.patients,
+            seed=seed,
+            batch_id=f"batch-{stamp}",
+        )
     print(f"Landed {batch_dir} ({args.patients} patients); the landing sensor picks it up.")
 
 
@@ -53,30 +57,51 @@ def _user_error(exc: Exception) -> None:
     sys.exit(2)
 
 
-def _import(args: argparse.Namespace) -> None:
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Spec, data, identifier and landing-zone problems end the command with their message."""
     from fusion_assets.cohorts.importer import CohortImportError
     from fusion_assets.cohorts.spec_file import SpecError
-    from fusion_assets.own_cohort import import_spec
+    from fusion_assets.identifiers import InvalidIdentifier
+    from fusion_assets.landing_zone import BatchNotReady, LandingConflict
+    from fusion_assets.warehouse.quarantine import BatchValidationError
 
     try:
-        import_spec(Path(args.spec), Path(args.landing), args.batch_id)
-    except (SpecError, CohortImportError) as exc:
+        yield
+    except (
+        SpecError,
+        CohortImportError,
+        InvalidIdentifier,
+        LandingConflict,
+        BatchNotReady,
+        BatchValidationError,
+    ) as exc:
         _user_error(exc)
+
+
+def _import(args: argparse.Namespace) -> None:
+    from fusion_assets.own_cohort import import_spec
+
+    with _user_errors():
+        import_spec(Path(args.spec), Path(args.landing), args.batch_id, replace=args.replace)
 
 
 def _run(args: argparse.Namespace) -> None:
     import dagster as dg
 
-    from fusion_assets.cohorts.importer import CohortImportError
-    from fusion_assets.cohorts.spec_file import SpecError
     from fusion_assets.own_cohort import run_spec
 
-    try:
-        run_spec(Path(args.spec), Path(args.landing), args.batch_id, fast=args.fast)
-    except (SpecError, CohortImportError) as exc:
-        _user_error(exc)
-    except dg.Failure as exc:  # e.g. the batch failed validation and was quarantined
-        _user_error(RuntimeError(exc.description or str(exc)))
+    with _user_errors():
+        try:
+            run_spec(
+                Path(args.spec),
+                Path(args.landing),
+                args.batch_id,
+                fast=args.fast,
+                replace=args.replace,
+            )
+        except dg.Failure as exc:  # e.g. the batch failed validation and was quarantined
+            _user_error(RuntimeError(exc.description or str(exc)))
 
 
 def _spec_schema(args: argparse.Namespace) -> None:
@@ -97,6 +122,12 @@ def _add_cohort_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--spec", required=True, help="cohort spec YAML (see docs/own-data.md)")
     command.add_argument("--landing", default=default_path("landing"), help="landing zone folder")
     command.add_argument("--batch-id", default=None, help="default: the cohort name")
+    command.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace a landing batch of that id with other data (the old copy is kept until "
+        "the new one is ingested)",
+    )
 
 
 def _add_fast(command: argparse.ArgumentParser) -> None:

@@ -19,16 +19,22 @@ from fusion_assets.report_folders import LATEST, latest_report
 from resources.paths import default_path
 
 
-def import_spec(spec_path: Path, landing: Path, batch_id: str | None = None) -> Path:
+def import_spec(
+    spec_path: Path, landing: Path, batch_id: str | None = None, replace: bool = False
+) -> Path:
     """Validate the spec, import its sources into ``landing``; returns the batch folder."""
     spec = read_spec_file(spec_path)
-    batch_dir = import_cohort(spec, landing, batch_id, log=print)
+    batch_dir = import_cohort(spec, landing, batch_id, log=print, replace=replace)
     print(f"[import] cohort {spec.name!r}: wrote landing batch {batch_dir}")
     return batch_dir
 
 
 def run_spec(
-    spec_path: Path, landing: Path, batch_id: str | None = None, fast: bool = False
+    spec_path: Path,
+    landing: Path,
+    batch_id: str | None = None,
+    fast: bool = False,
+    replace: bool = False,
 ) -> Path:
     """Import the cohort of ``spec_path`` and materialize the whole pipeline on it.
 
@@ -38,7 +44,7 @@ def run_spec(
 
     started = time.perf_counter()
     spec_path = Path(spec_path).resolve()
-    batch_dir = import_spec(spec_path, landing, batch_id)
+    batch_dir = import_spec(spec_path, landing, batch_id, replace=replace)
     # The definitions module builds its assets from this variable when first imported.
     os.environ[COHORT_SPEC_ENV] = str(spec_path)
     from fusion_assets.definitions import COHORT, defs

@@ -7,10 +7,12 @@
 - ``tests/fixtures/pipeline.py``: resources in a temporary folder, the tiny pipeline run.
 - ``tests/fixtures/dagster_dev.py``: ``dagster dev`` for the slow end-to-end tests.
 - ``tests/fixtures/simulate.py``: simulated predictions for the metrics and report tests.
+- ``tests/fixtures/bad_input.py``: the bad-input corpus's warehouse with earlier batches.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ import pytest
 from fusion_assets.cohorts.spec import CohortSpec
 from fusion_assets.warehouse.align import AlignResult, align_all
 from fusion_assets.warehouse.ingest import ingest_batch
+from tests.fixtures.bad_input import Warehouse, build_template
 from tests.fixtures.cohort import (
     SignalCohort,
     handmade_batch,
@@ -79,3 +82,19 @@ def dagster_instance() -> Iterator[dg.DagsterInstance]:
     """An ephemeral Dagster instance."""
     with dg.DagsterInstance.ephemeral() as instance:
         yield instance
+
+
+@pytest.fixture(scope="module")
+def corpus_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Batch ``good`` ingested and ``old_bad`` quarantined (built once per module; copy it)."""
+    return build_template(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture
+def corpus_warehouse(corpus_template: Path, tmp_path: Path) -> Iterator[Warehouse]:
+    """This test's own copy of the corpus template, connected."""
+    root = tmp_path / "wh"
+    shutil.copytree(corpus_template, root, symlinks=True)
+    con = duckdb.connect(str(root / "warehouse.duckdb"))
+    yield Warehouse(root, con)
+    con.close()

@@ -3,11 +3,13 @@
 ``import_cohort`` reads every source with DuckDB, renames the user's columns to
 the landing format of docs/data-contracts.md §1 (``patient_id``, ``index_time``,
 ``label``, ``sex``, ``age``, ``site``; ``event_time``; the kind's payload), checks
-what only the user's files can tell (columns present, ids unique, labels 0/1 with
-both classes, times parseable, no empty feature column, every modality reaching
-some patient), and writes ``<landing>/<batch_id>/`` with ``_READY`` last.  The
-warehouse's own ingest (pandera validation, quarantine, idempotent load) then
-takes over unchanged.
+what only the user's files can tell (columns present, ids unique and real, labels
+0/1 with both classes, times parseable and unambiguous, no empty feature column,
+every modality reaching some patient before its index time), and writes the batch
+through the landing zone's append-only protocol (``fusion_assets.landing_zone``:
+staged, manifest in ``_READY``, moved into place in one rename, never over another
+batch).  The warehouse's own ingest (pandera validation, quarantine, idempotent
+load) then takes over.
 
 Any problem raises :class:`CohortImportError` listing all of them, each naming
 the table, file, column, rows and the fix; nothing is written in that case, so a
@@ -16,10 +18,7 @@ bad import never touches the landing zone or the warehouse.
 
 from __future__ import annotations
 
-import fnmatch
 import json
-import os
-import re
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,27 +27,22 @@ from typing import Any
 
 import duckdb
 
-from fusion_assets.cohorts.sources import (
-    ImportProblem,
-    SourceTable,
-    qid,
-    read_source,
-    short_error,
-    source_key,
-)
+from fusion_assets.cohorts import import_patients as pt
+from fusion_assets.cohorts.import_context import PayloadContext
+from fusion_assets.cohorts.problems import ImportProblem, qid, short_error, strlit
+from fusion_assets.cohorts.sources import SourceTable, read_source, source_key
 from fusion_assets.cohorts.spec import CohortSpec, ModalitySpec
+from fusion_assets.cohorts.times import parse_time
+from fusion_assets.evaluation.settings import CrossValSettings
+from fusion_assets.identifiers import InvalidIdentifier, check_batch_id
 from fusion_assets.kinds import kind_of
-from fusion_assets.kinds.options import REGEX_PREFIX
-from fusion_assets.kinds.sql import is_numeric_type
-from fusion_assets.landing_zone import READY_MARKER
+from fusion_assets.landing_zone import LandingConflict, Published, publish_batch, staging_dir
 
 REPORT_FILE = "import_report.json"
 # Written as every patient's index time when the data has none: every modality is
 # then untimed, so alignment takes all rows and never compares against it.
 PLACEHOLDER_INDEX_TIME = "2000-01-01 00:00:00"
 _EXAMPLES = 5
-
-_TEXT_TYPES = ("VARCHAR",)
 
 
 class CohortImportError(ValueError):
@@ -68,23 +62,39 @@ class CohortImportError(ValueError):
 
 @dataclass
 class ImportReport:
-    """What an import wrote, and what it reported without failing."""
+    """What an import wrote, and what it reported without failing (``import_report.json``).
+
+    ``age_scale`` is set when the age column is not in years: ages are then NULL in
+    the batch and the evaluation leaves age bands out (ingest copies this report
+    into ``raw.batches.import_report``).
+    """
 
     cohort: str
     batch_id: str
     batch_dir: str
     rows: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    age_scale: dict[str, Any] | None = None
 
 
-def _strlit(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
+def _text_columns(spec: CohortSpec) -> dict[tuple, list[str]]:
+    """Per source, the columns read as text from a CSV: ids, the label, times."""
+    out: dict[tuple, list[str]] = {}
+    p = spec.patients_source or {}
+    out.setdefault(source_key(p), []).extend(
+        c for c in (p.get("id_column"), p.get("label_column"), p.get("index_time")) if c
+    )
+    for m in spec.modalities:
+        desc = m.source or {}
+        cols = (desc.get("id_column"), desc.get("time_column"))
+        out.setdefault(source_key(desc), []).extend(c for c in cols if c)
+    return out
 
 
-class _Importer:
+class Importer:
     """One import: a DuckDB connection holding every source, and the problems found."""
 
-    def __init__(self, spec: CohortSpec) -> None:
+    def __init__(self, spec: CohortSpec, log: Callable[[str], None] | None = None) -> None:
         if spec.patients_source is None:
             raise ValueError(
                 f"Cohort {spec.name!r} has no patients source: only cohorts read from a spec "
@@ -93,17 +103,30 @@ class _Importer:
             )
         self.spec = spec
         self.con = duckdb.connect()
+        self.con.execute("SET TimeZone = 'UTC'")  # the machine's zone never matters
+        self.con.execute("SET enable_progress_bar = false")  # progress goes to ``log``
+        self._log = log or (lambda _: None)
         self.problems: list[ImportProblem] = []
         self.notes: list[str] = []
+        self.age_scale: dict[str, Any] | None = None
         self.sources: dict[tuple, SourceTable] = {}
+        self.text_columns = _text_columns(spec)
         self.selects: dict[str, str] = {}  # landing file stem -> SELECT writing it
+        self.time_exprs: dict[str, str] = {}  # modality -> its event time SQL
+        self.min_per_class = CrossValSettings().folds
 
     # ------------------------------------------------------------- helpers
-    def source(self, where: str, desc: dict[str, Any], id_column: str | None) -> SourceTable:
+    def log(self, text: str) -> None:
+        self._log(f"[import] {text}")
+
+    def source(self, where: str, desc: dict[str, Any]) -> SourceTable:
         key = source_key(desc)
         if key not in self.sources:
             table = f"src_{len(self.sources)}"
-            self.sources[key] = read_source(self.con, where, desc, table, [id_column or ""])
+            self.log(f"{where}: reading {desc.get('path') or 'the query'}")
+            src = read_source(self.con, where, desc, table, self.text_columns.get(key, []))
+            self.log(f"{where}: {src.n_rows:,} rows, {len(src.columns):,} columns")
+            self.sources[key] = src
         return self.sources[key]
 
     def bad_rows(self, src: SourceTable, condition: str, shown: str) -> tuple[int, list, list]:
@@ -115,6 +138,13 @@ class _Importer:
         ).fetchone()
         return int(count), list(rows or []), list(values or [])
 
+    def distinct_values(self, src: SourceTable, shown: str, condition: str) -> list:
+        rows = self.con.execute(
+            f"SELECT DISTINCT CAST({shown} AS VARCHAR) AS v FROM {qid(src.table)} "
+            f"WHERE {condition} ORDER BY v LIMIT {_EXAMPLES}"
+        ).fetchall()
+        return [r[0] for r in rows]
+
     def need(self, where: str, src: SourceTable, key: str, column: str | None) -> bool:
         problem = src.missing(where, key, column)
         if problem:
@@ -124,26 +154,29 @@ class _Importer:
     def problem(self, where: str, text: str, fix: str) -> None:
         self.problems.append(ImportProblem(where, text, fix))
 
+    def note_age_scale(self, scale: dict[str, Any]) -> None:
+        self.age_scale = scale
+        self.notes.append(
+            f"patients: age column {scale['column']!r} is not in years ({scale['reason']}); "
+            f"{scale['action']}"
+        )
+
+    # ------------------------------------------------------------- times
     def time_expr(
-        self, where: str, src: SourceTable, column: str, fmt: str | None, key: str
+        self, where: str, src: SourceTable, column: str, desc: dict[str, Any], key: str
     ) -> str | None:
         """SQL parsing ``column`` to a naive UTC TIMESTAMP; reports rows that do not parse."""
-        col, typ = qid(column), src.columns[column]
-        if typ.startswith("TIMESTAMP WITH TIME ZONE"):
-            expr = f"timezone('UTC', {col})"
-        elif typ.startswith(("TIMESTAMP", "DATE")):
-            expr = f"CAST({col} AS TIMESTAMP)"
-        elif typ in _TEXT_TYPES:
-            expr = (
-                f"try_strptime({col}, {_strlit(fmt)})" if fmt else f"TRY_CAST({col} AS TIMESTAMP)"
-            )
-        else:
+        col, typ, fmt = qid(column), src.columns[column], desc.get("time_format")
+        parse = parse_time(col, typ, fmt, desc.get("timezone"))
+        if parse is None:
             self.problem(
                 where,
                 f"time column {column!r} holds {typ} values, not dates or times",
                 f"write dates/times (e.g. 2024-03-01 or 2024-03-01 08:30) in {column!r}, or fix `{key}`",
             )
             return None
+        if fmt and typ != "VARCHAR":
+            self.notes.append(f"{where}: `time_format` not used for {column!r}, which holds {typ}")
         missing, rows, _ = self.bad_rows(src, f"{col} IS NULL", col)
         if missing:
             self.problem(
@@ -151,7 +184,7 @@ class _Importer:
                 f"time column {column!r} is empty on {missing} of {src.n_rows} rows (data rows {rows})",
                 "fill in the times or drop those rows",
             )
-        n, rows, values = self.bad_rows(src, f"{col} IS NOT NULL AND ({expr}) IS NULL", col)
+        n, rows, values = self.bad_rows(src, f"{col} IS NOT NULL AND ({parse.expr}) IS NULL", col)
         if n:
             fix = (
                 f"correct those values or set `time_format` (now {fmt!r}) to their strptime format"
@@ -164,13 +197,32 @@ class _Importer:
                 f"(data rows {rows}, values {values})",
                 fix,
             )
-        return expr
+        if parse.zoned and not desc.get("timezone"):
+            self._mixed_zones(where, src, column, parse.zoned)
+        return parse.expr
+
+    def _mixed_zones(self, where: str, src: SourceTable, column: str, zoned: str) -> None:
+        """Naive and zoned values in one column mean two clocks: refused without ``timezone``."""
+        n_zoned, _, _ = self.bad_rows(src, f"{zoned}", qid(column))
+        n_naive, rows, values = self.bad_rows(
+            src, f"{qid(column)} IS NOT NULL AND NOT {zoned}", qid(column)
+        )
+        if n_zoned and n_naive:
+            self.problem(
+                where,
+                f"time column {column!r} mixes {n_zoned} values with a time zone and {n_naive} "
+                f"without (data rows {rows}, values {values})",
+                "write every time with its zone, or set `timezone` (e.g. 'Europe/Berlin') to "
+                "say which zone the times without one are in",
+            )
+        elif n_zoned:
+            self.notes.append(f"{where}: times of {column!r} carry time zones; stored in UTC")
 
     # ------------------------------------------------------------- patients
     def patients(self) -> SourceTable | None:
         desc = self.spec.patients_source or {}
         try:
-            src = self.source("patients", desc, desc.get("id_column"))
+            src = self.source("patients", desc)
         except ImportProblem as problem:
             self.problems.append(problem)
             return None
@@ -183,18 +235,19 @@ class _Importer:
         }
         if not all([self.need(where, src, f"patients.{k}", c) for k, c in keys.items()]):
             return None
+        index_time = desc.get("index_time")
         exprs = {
-            "patient_id": self.id_expr(where, src, desc["id_column"], unique=True),
+            "patient_id": pt.id_expr(self, where, src, desc["id_column"], unique=True),
             "index_time": (
-                self.time_expr(
-                    where, src, desc["index_time"], desc.get("time_format"), "patients.index_time"
-                )
-                if desc.get("index_time")
+                self.time_expr(where, src, index_time, desc, "patients.index_time")
+                if index_time
                 else f"TIMESTAMP '{PLACEHOLDER_INDEX_TIME}'"
             ),
-            "label": self.label_expr(where, src, desc["label_column"], desc.get("positive_label")),
-            "sex": self.sex_expr(where, src, desc.get("sex_column")),
-            "age": self.age_expr(where, src, desc.get("age_column")),
+            "label": pt.label_expr(
+                self, where, src, desc["label_column"], desc.get("positive_label")
+            ),
+            "sex": pt.sex_expr(self, where, src, desc.get("sex_column"), desc.get("sex_values")),
+            "age": pt.age_expr(self, where, src, desc.get("age_column")),
             "site": (
                 f"CAST({qid(desc['site_column'])} AS VARCHAR)"
                 if desc.get("site_column")
@@ -210,135 +263,11 @@ class _Importer:
         self.selects["patients"] = "SELECT * EXCLUDE (_row) FROM patients_out ORDER BY _row"
         return src
 
-    def id_expr(self, where: str, src: SourceTable, column: str, unique: bool) -> str:
-        expr = f"trim(CAST({qid(column)} AS VARCHAR))"
-        n, rows, _ = self.bad_rows(src, f"{expr} IS NULL OR {expr} = ''", qid(column))
-        if n:
-            self.problem(
-                where,
-                f"id column {column!r} is empty on {n} of {src.n_rows} rows (data rows {rows})",
-                "give every row an id, or drop those rows",
-            )
-        if unique:
-            dupes = self.con.execute(
-                f"""SELECT count(*), sum(n), list(id ORDER BY first_row)[1:{_EXAMPLES}],
-                           list(rows ORDER BY first_row)[1:{_EXAMPLES}]
-                    FROM (SELECT {expr} AS id, count(*) AS n, min(rowid) AS first_row,
-                                 list(rowid + 1 ORDER BY rowid)[1:3] AS rows
-                          FROM {qid(src.table)} WHERE {expr} IS NOT NULL
-                          GROUP BY 1 HAVING count(*) > 1)"""
-            ).fetchone()
-            if dupes[0]:
-                examples = ", ".join(
-                    f"{i!r} at data rows {r}" for i, r in zip(dupes[2], dupes[3], strict=False)
-                )
-                self.problem(
-                    where,
-                    f"id column {column!r}: {dupes[0]} id(s) appear more than once "
-                    f"({int(dupes[1])} rows; e.g. {examples})",
-                    "keep one row per patient in the patients table (a patient's repeated "
-                    "measurements belong in a modality)",
-                )
-        return expr
-
-    def label_expr(self, where: str, src: SourceTable, column: str, positive: Any) -> str | None:
-        col, typ = qid(column), src.columns[column]
-        if positive is not None:
-            if isinstance(positive, bool):
-                value = f"(TRY_CAST({col} AS BOOLEAN) = {str(positive).upper()})"
-            elif isinstance(positive, int | float):
-                value = f"(TRY_CAST({col} AS DOUBLE) = {float(positive)!r})"
-            else:
-                value = f"(trim(CAST({col} AS VARCHAR)) = {_strlit(str(positive).strip())})"
-            numeric = f"CASE WHEN {col} IS NULL THEN NULL WHEN {value} THEN 1 ELSE 0 END"
-        elif typ == "BOOLEAN":
-            numeric = f"CAST({col} AS INTEGER)"
-        elif is_numeric_type(typ):
-            numeric = f"TRY_CAST({col} AS DOUBLE)"
-        else:
-            low = f"lower(trim(CAST({col} AS VARCHAR)))"
-            numeric = (
-                f"CASE WHEN {low} IN ('1', '1.0', 'true', 'yes') THEN 1 "
-                f"WHEN {low} IN ('0', '0.0', 'false', 'no') THEN 0 END"
-            )
-        ok = True
-        n, rows, _ = self.bad_rows(src, f"{col} IS NULL", col)
-        if n:
-            ok = False
-            self.problem(
-                where,
-                f"label column {column!r} is empty on {n} of {src.n_rows} rows (data rows {rows})",
-                "give every patient a label, or drop the unlabelled patients",
-            )
-        bad = f"{col} IS NOT NULL AND (({numeric}) IS NULL OR ({numeric}) NOT IN (0, 1))"
-        n, rows, _ = self.bad_rows(src, bad, col)
-        if n:
-            ok = False
-            found = [
-                r[0]
-                for r in self.con.execute(
-                    f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM {qid(src.table)} WHERE {bad} "
-                    f"ORDER BY 1 LIMIT {_EXAMPLES}"
-                ).fetchall()
-            ]
-            self.problem(
-                where,
-                f"label column {column!r}: {n} of {src.n_rows} values are not 0/1 "
-                f"(values {found}, data rows {rows})",
-                "recode the label to 0/1, or set `patients.positive_label` to the value that means 1",
-            )
-        if ok:
-            classes = self.con.execute(
-                f"SELECT DISTINCT CAST({numeric} AS INTEGER) FROM {qid(src.table)}"
-            ).fetchall()
-            if len(classes) < 2:
-                self.problem(
-                    where,
-                    f"label column {column!r} has a single class ({classes[0][0] if classes else '-'}) "
-                    f"over all {src.n_rows} patients",
-                    "a classifier needs both classes: check `patients.label_column` / `positive_label`",
-                )
-        return f"CAST({numeric} AS INTEGER)"
-
-    def sex_expr(self, where: str, src: SourceTable, column: str | None) -> str:
-        if not column:
-            return "NULL::VARCHAR"
-        col = qid(column)
-        up = f"upper(trim(CAST({col} AS VARCHAR)))"
-        expr = (
-            f"CASE WHEN {up} IN ('F', 'FEMALE', 'W', 'WOMAN') THEN 'F' "
-            f"WHEN {up} IN ('M', 'MALE', 'MAN') THEN 'M' END"
-        )
-        n, rows, values = self.bad_rows(src, f"{col} IS NOT NULL AND ({expr}) IS NULL", col)
-        if n:
-            self.problem(
-                where,
-                f"sex column {column!r}: {n} values are neither F/M nor female/male (values {values}, data rows {rows})",
-                "recode them (unknown: leave empty), or drop `patients.sex_column`",
-            )
-        return expr
-
-    def age_expr(self, where: str, src: SourceTable, column: str | None) -> str:
-        if not column:
-            return "NULL::INTEGER"
-        col = qid(column)
-        n, rows, values = self.bad_rows(
-            src, f"{col} IS NOT NULL AND TRY_CAST({col} AS DOUBLE) IS NULL", col
-        )
-        if n:
-            self.problem(
-                where,
-                f"age column {column!r}: {n} values are not numbers (values {values}, data rows {rows})",
-                "write ages in years as numbers (unknown: leave empty)",
-            )
-        # The landing contract stores whole years.
-        return f"CAST(round(TRY_CAST({col} AS DOUBLE)) AS INTEGER)"
-
     # ------------------------------------------------------------- modalities
     def modality(self, m: ModalitySpec, patients: SourceTable | None) -> None:
         desc = m.source or {}
         try:
-            src = self.source(f"modality {m.name}", desc, desc.get("id_column"))
+            src = self.source(f"modality {m.name}", desc)
         except ImportProblem as problem:
             self.problems.append(problem)
             return
@@ -354,15 +283,13 @@ class _Importer:
                 "patients table has no index time; alignment takes all rows"
             )
         n_before = len(self.problems)
-        exprs = {"patient_id": self.id_expr(where, src, desc["id_column"], unique=False)}
+        exprs = {"patient_id": pt.id_expr(self, where, src, desc["id_column"], unique=False)}
         if time_col:
-            t = self.time_expr(
-                where, src, time_col, desc.get("time_format"), f"modalities.{m.name}.time_column"
-            )
+            t = self.time_expr(where, src, time_col, desc, f"modalities.{m.name}.time_column")
             if t:
                 exprs["event_time"] = t
         same_as_patients = patients is not None and src is patients
-        ctx = _PayloadContext(self, where, m, src, {desc["id_column"], time_col}, same_as_patients)
+        ctx = PayloadContext(self, where, m, src, {desc["id_column"], time_col}, same_as_patients)
         payload = kind_of(m).import_payload(ctx, m)
         if payload is None or len(self.problems) > n_before:
             return
@@ -370,36 +297,23 @@ class _Importer:
         select = ", ".join(f"{e} AS {qid(n)}" for n, e in exprs.items())
         self.selects[m.name] = f"SELECT {select} FROM {qid(src.table)} ORDER BY rowid"
         if patients is not None and "patients" in self.selects:
-            self.coverage(where, m, src, exprs["patient_id"])
+            self.coverage(where, m, src, exprs)
 
-    def coverage(self, where: str, m: ModalitySpec, src: SourceTable, id_expr: str) -> None:
-        """No patient in the cohort is fatal; some rows of unknown patients are reported."""
+    def coverage(
+        self, where: str, m: ModalitySpec, src: SourceTable, exprs: dict[str, str]
+    ) -> None:
+        """No patient in the cohort, or no row before the index time, is fatal; orphans are noted."""
+        id_expr = exprs["patient_id"]
         known, rows_known = self.con.execute(
             f"""SELECT count(DISTINCT {id_expr}) FILTER (WHERE {id_expr} IN (SELECT patient_id FROM patients_out)),
                        count(*) FILTER (WHERE {id_expr} IN (SELECT patient_id FROM patients_out))
                 FROM {qid(src.table)}"""
         ).fetchone()
         if known == 0:
-            theirs = [
-                r[0]
-                for r in self.con.execute(
-                    # Sorted: DISTINCT alone returns an arbitrary sample on several threads.
-                    f"SELECT DISTINCT {id_expr} AS id FROM {qid(src.table)} ORDER BY id LIMIT 3"
-                ).fetchall()
-            ]
-            ours = [
-                r[0]
-                for r in self.con.execute(
-                    "SELECT patient_id FROM patients_out ORDER BY patient_id LIMIT 3"
-                ).fetchall()
-            ]
-            self.problem(
-                where,
-                f"none of its {src.n_rows} rows belongs to a patient of the patients table "
-                f"(its ids look like {theirs}, the patients' like {ours})",
-                f"check `modalities.{m.name}.id_column` and that both tables write ids the same way",
-            )
+            self._no_patient(where, m, src, id_expr)
             return
+        if "event_time" in exprs:
+            self._usable_before_index(where, m, src, exprs, int(rows_known))
         orphans = src.n_rows - int(rows_known)
         if orphans:
             n, _, ids = self.bad_rows(
@@ -410,179 +324,87 @@ class _Importer:
                 f"patients table (e.g. ids {sorted(set(ids))[:3]}) are ignored by ingest"
             )
 
+    def _no_patient(self, where: str, m: ModalitySpec, src: SourceTable, id_expr: str) -> None:
+        # Sorted: DISTINCT alone returns an arbitrary sample on several threads.
+        theirs = self.distinct_values(src, id_expr, "TRUE")[:3]
+        ours = [
+            r[0]
+            for r in self.con.execute(
+                "SELECT patient_id FROM patients_out ORDER BY patient_id LIMIT 3"
+            ).fetchall()
+        ]
+        self.problem(
+            where,
+            f"none of its {src.n_rows} rows belongs to a patient of the patients table "
+            f"(its ids look like {theirs}, the patients' like {ours})",
+            f"check `modalities.{m.name}.id_column` and that both tables write ids the same way",
+        )
+
+    def _usable_before_index(
+        self, where: str, m: ModalitySpec, src: SourceTable, exprs: dict[str, str], rows_known: int
+    ) -> None:
+        """A timed modality all of whose rows are at/after their patient's index time is unusable."""
+        before = self.con.execute(
+            f"""SELECT count(*) FROM (SELECT {exprs["patient_id"]} AS pid, {exprs["event_time"]} AS t
+                                      FROM {qid(src.table)}) s
+                JOIN patients_out p ON p.patient_id = s.pid WHERE s.t < p.index_time"""
+        ).fetchone()[0]
+        if not before:
+            self.problem(
+                where,
+                f"all {rows_known} rows of the cohort's patients are at or after their index time, "
+                "so alignment can use none of them (only rows before the index time count)",
+                f"check `modalities.{m.name}.time_column`, `patients.index_time` and their "
+                "time_format / timezone; an untimed modality has no time_column",
+            )
+
     # ------------------------------------------------------------- writing
-    def write(self, landing_dir: Path, batch_id: str) -> Path:
-        landing_dir.mkdir(parents=True, exist_ok=True)
-        # Hidden until complete: folders starting with "." are never listed as batches.
-        tmp = landing_dir / f".import-{batch_id}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
+    def write(self, landing_dir: Path, batch_id: str, replace: bool) -> Published:
+        """Write every landing file into a staging folder, then publish it (landing_zone)."""
+        staging = staging_dir(landing_dir, batch_id)
         report = ImportReport(
-            self.spec.name, batch_id, str(landing_dir / batch_id), notes=self.notes
+            self.spec.name,
+            batch_id,
+            str(landing_dir / batch_id),
+            notes=self.notes,
+            age_scale=self.age_scale,
         )
         try:
             for stem, select in self.selects.items():
-                target = tmp / f"{stem}.parquet"
-                try:
-                    self.con.execute(f"COPY ({select}) TO {_strlit(str(target))} (FORMAT parquet)")
-                except duckdb.Error as exc:
-                    raise CohortImportError(
-                        self.spec.name,
-                        [
-                            ImportProblem(
-                                stem,
-                                f"could not convert the data: {short_error(exc)}",
-                                "correct the values named above",
-                            )
-                        ],
-                    ) from None
-                report.rows[stem] = int(
-                    self.con.execute(
-                        f"SELECT count(*) FROM read_parquet({_strlit(str(target))})"
-                    ).fetchone()[0]
-                )
-            (tmp / REPORT_FILE).write_text(json.dumps(asdict(report), indent=2))
-            batch_dir = landing_dir / batch_id
-            if batch_dir.exists():
-                shutil.rmtree(batch_dir)  # a re-import replaces the batch (ingest is idempotent)
-            tmp.rename(batch_dir)
+                report.rows[stem] = self._copy(stem, select, staging / f"{stem}.parquet")
+                self.log(f"wrote {stem}.parquet ({report.rows[stem]:,} rows)")
+            (staging / REPORT_FILE).write_text(json.dumps(asdict(report), indent=2))
+            return publish_batch(staging, landing_dir, batch_id, replace=replace)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(staging, ignore_errors=True)
             raise
-        (batch_dir / READY_MARKER).touch()  # last: the batch is complete
-        return batch_dir
 
-
-class _PayloadContext:
-    """The importer's checks for one modality's payload, as a kind calls them (ImportContext)."""
-
-    def __init__(
-        self,
-        importer: _Importer,
-        where: str,
-        m: ModalitySpec,
-        src: SourceTable,
-        keys: set,
-        same_as_patients: bool,
-    ) -> None:
-        self.importer, self.where, self.m, self.src = importer, where, m, src
-        self.keys, self.same_as_patients = keys, same_as_patients
-
-    @property
-    def n_rows(self) -> int:
-        return self.src.n_rows
-
-    def key(self, option: str) -> str:
-        return f"modalities.{self.m.name}.{option}"
-
-    def column_type(self, column: str) -> str:
-        return self.src.columns[column]
-
-    def problem(self, text: str, fix: str) -> None:
-        self.importer.problem(self.where, text, fix)
-
-    def need(self, option: str, column: str | None) -> bool:
-        return self.importer.need(self.where, self.src, self.key(option), column)
-
-    def bad_rows(self, condition: str, shown: str) -> tuple[int, list, list]:
-        return self.importer.bad_rows(self.src, condition, shown)
-
-    def features(
-        self, selection: list[str] | str | None, option: str = "features"
-    ) -> list[str] | None:
-        """Resolve a selection (list, glob, regex or absent: all columns but the keys)."""
-        reserved = set(self.keys)
-        if self.same_as_patients:
-            pdesc = self.importer.spec.patients_source or {}
-            # The label (and index time) of a shared table must never become a feature: leakage.
-            reserved |= {pdesc.get("label_column"), pdesc.get("index_time")}
-        key = self.key(option)
-        if isinstance(selection, list):
-            for c in selection:
-                if c in reserved - self.keys:
-                    self.problem(
-                        f"feature {c!r} is the patients' label or index time",
-                        f"remove it from `{key}` (it would leak the label)",
+    def _copy(self, stem: str, select: str, target: Path) -> int:
+        try:
+            self.con.execute(f"COPY ({select}) TO {strlit(target)} (FORMAT parquet)")
+        except duckdb.Error as exc:
+            raise CohortImportError(
+                self.spec.name,
+                [
+                    ImportProblem(
+                        stem,
+                        f"could not convert the data: {short_error(exc)}",
+                        "correct the values named above",
                     )
-            if not all([self.need(option, c) for c in selection]):
-                return None
-            return list(selection)
-        candidates = [c for c in self.src.columns if c not in reserved]
-        if selection is None:
-            names = candidates
-        elif selection.startswith(REGEX_PREFIX):
-            pattern = re.compile(selection[len(REGEX_PREFIX) :])
-            names = [c for c in candidates if pattern.search(c)]
-        else:
-            names = [c for c in candidates if fnmatch.fnmatchcase(c, selection)]
-        if not names:
-            self.problem(
-                f"`{key}` ({selection!r}) matches no column of {self.src.display}",
-                f"fix the pattern; the columns are {candidates[:15]}",
-            )
-            return None
-        return names
+                ],
+            ) from None
+        return int(
+            self.con.execute(f"SELECT count(*) FROM read_parquet({strlit(target)})").fetchone()[0]
+        )
 
-    def infinite_values(self, names: list[str]) -> None:
-        """Numeric columns holding +/-inf, by column, with the data rows."""
-        for c in names:
-            if self.src.columns[c] not in ("FLOAT", "DOUBLE", "REAL"):
-                continue  # only floating-point columns can hold infinities
-            n, rows, values = self.bad_rows(f"isinf({qid(c)})", qid(c))
-            if n:
-                self.problem(
-                    f"column {c!r}: {n} value(s) are infinite ({values[:2]}; data rows {rows})",
-                    "replace them by an empty cell (missing) or a real value",
-                )
 
-    def empty_columns(self, names: list[str], option: str) -> None:
-        counts = self.importer.con.execute(
-            "SELECT "
-            + ", ".join(f"count({qid(c)})" for c in names)
-            + f" FROM {qid(self.src.table)}"
-        ).fetchone()
-        empty = [c for c, n in zip(names, counts, strict=True) if n == 0]
-        if empty:
-            self.problem(
-                f"feature column(s) {empty[:10]} are entirely empty ({self.src.n_rows} rows, no value)",
-                f"drop them from `{self.key(option)}` (or from the file), or fill them",
-            )
-
-    def numeric_only(self, names: list[str], what: str) -> bool:
-        columns = self.src.columns
-        bad = [f"{c} ({columns[c]})" for c in names if not is_numeric_type(columns[c])]
-        if bad:
-            self.problem(
-                f"{what} must be numeric; not numeric: {bad[:10]}",
-                "convert them to numbers or leave them out",
-            )
-        return not bad
-
-    def list_payload(
-        self, column: str, option: str, out: str, length: int | None, fix: str
-    ) -> dict[str, str] | None:
-        """``out``: the list column ``column`` as FLOAT[], every list ``length`` long."""
-        if not self.need(option, column):
-            return None
-        typ = self.src.columns[column]
-        if not typ.endswith("]"):
-            self.problem(
-                f"column {column!r} holds {typ}, not a list of numbers",
-                "store one list of numbers per row (parquet list column)",
-            )
-            return None
-        if length:
-            n, rows, lengths = self.bad_rows(
-                f"{qid(column)} IS NOT NULL AND len({qid(column)}) <> {length}",
-                f"len({qid(column)})",
-            )
-            if n:
-                self.problem(
-                    f"column {column!r}: {n} of {self.src.n_rows} lists do not have {length} values "
-                    f"(lengths {lengths}, data rows {rows})",
-                    fix,
-                )
-        return {out: f"CAST({qid(column)} AS FLOAT[])"}
+def _batch_id(spec: CohortSpec, batch_id: str | None) -> str:
+    try:
+        return check_batch_id(batch_id or spec.name)
+    except InvalidIdentifier as exc:
+        raise CohortImportError(
+            spec.name, [ImportProblem("landing batch", str(exc), "choose another `--batch-id`")]
+        ) from None
 
 
 def import_cohort(
@@ -590,25 +412,39 @@ def import_cohort(
     landing_dir: Path | str,
     batch_id: str | None = None,
     log: Callable[[str], None] | None = None,
+    replace: bool = False,
 ) -> Path:
     """Write ``spec``'s data as the landing batch ``<landing_dir>/<batch_id>/``; returns its folder.
 
-    ``batch_id`` defaults to the cohort name, so importing again replaces the
-    batch (and re-ingesting it changes nothing).  Raises :class:`CohortImportError`
-    (nothing written) when any source is unusable; notes that are not fatal
-    (e.g. rows of unknown patients) go to ``log`` and ``import_report.json``.
+    ``batch_id`` defaults to the cohort name.  Importing the same data again changes
+    nothing; other data under an existing batch id is refused (:class:`CohortImportError`)
+    unless ``replace``, which keeps the old copy until the new one is ingested.  Raises
+    :class:`CohortImportError` (nothing written) when any source is unusable; notes that
+    are not fatal (e.g. rows of unknown patients) go to ``log`` and ``import_report.json``.
     """
-    batch_id = batch_id or re.sub(r"[^A-Za-z0-9_.-]", "_", spec.name)
-    importer = _Importer(spec)
+    batch_id = _batch_id(spec, batch_id)
+    importer = Importer(spec, log)
     try:
         patients = importer.patients()
         for m in spec.modalities:
             importer.modality(m, patients)
         if importer.problems:
             raise CohortImportError(spec.name, importer.problems)
-        batch_dir = importer.write(Path(landing_dir), batch_id)
+        published = importer.write(Path(landing_dir), batch_id, replace)
+    except LandingConflict as exc:
+        raise CohortImportError(
+            spec.name, [ImportProblem(f"landing batch {batch_id!r}", *str(exc).split(" -> ", 1))]
+        ) from None
+    except RuntimeError as exc:
+        if "interrupted" in str(exc).lower():  # DuckDB turned Ctrl-C / SIGTERM into this
+            raise KeyboardInterrupt(str(exc)) from exc
+        raise
     finally:
         importer.con.close()
     for note in importer.notes:
-        (log or (lambda _: None))(f"[import] note: {note}")
-    return batch_dir
+        importer.log(f"note: {note}")
+    if published.unchanged:
+        importer.log(f"batch {batch_id!r} is already in the landing zone with the same data")
+    if published.replaced:
+        importer.log(f"replaced batch {batch_id!r}; the old copy is kept in {published.replaced}")
+    return published.batch_dir

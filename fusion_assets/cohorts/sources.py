@@ -10,35 +10,23 @@ here writes anywhere.
 from __future__ import annotations
 
 import glob
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from fusion_assets.cohorts.csv_header import Header, read_header, repeated_names
+from fusion_assets.cohorts.problems import ImportProblem, qid, short_error, strlit
+from fusion_assets.cohorts.sandbox import read_query
+from fusion_assets.identifiers import reserved
+from fusion_assets.kinds.limits import MAX_CSV_LINE_BYTES, MAX_SOURCE_BYTES, MAX_TEXT_BYTES
+
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 # Delimiters worth suggesting when a CSV comes back as a single column.
 _DELIMITERS = (";", "\t", "|", ",")
-
-
-class ImportProblem(Exception):
-    """One problem with one table of a cohort; the importer collects them."""
-
-    def __init__(self, where: str, problem: str, fix: str):
-        self.where, self.problem, self.fix = where, problem, fix
-        super().__init__(f"{where}: {problem} -> {fix}")
-
-
-def qid(name: str) -> str:
-    """A DuckDB identifier, quoted."""
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def short_error(exc: BaseException) -> str:
-    """DuckDB's message without its multi-line dump of reader options."""
-    text = str(exc).split("Possible Solution")[0].split("\n\n")[0]
-    return " ".join(text.split())[:400]
 
 
 @dataclass
@@ -88,10 +76,18 @@ def source_key(source: dict[str, Any]) -> tuple:
     )
 
 
+def _inside(path: Path, base: Path) -> bool:
+    """Whether ``path`` (symbolic links and ``..`` resolved) lies under ``base``."""
+    try:
+        path.resolve().relative_to(base.resolve())
+    except ValueError:
+        return False
+    return True
+
+
 def _files(where: str, source: dict[str, Any]) -> list[Path]:
     base = Path(source["base_dir"])
-    pattern = Path(source["path"])
-    full = pattern if pattern.is_absolute() else base / pattern
+    full = base / source["path"]  # an absolute path stays absolute (and is then refused)
     matches = sorted(Path(p) for p in glob.glob(str(full), recursive=True))
     if not matches:
         raise ImportProblem(
@@ -99,6 +95,15 @@ def _files(where: str, source: dict[str, Any]) -> list[Path]:
             f"source file {source['path']!r} not found (looked for {full})",
             "fix `source` in the spec (paths are relative to the spec file's folder) or add the file",
         )
+    outside = [str(p) for p in matches if not _inside(p, base)]
+    if outside:
+        raise ImportProblem(
+            where,
+            f"source {source['path']!r} reaches outside the spec's folder {base} "
+            f"({outside[0]}, symbolic links and '..' resolved)",
+            "keep the data in the spec file's folder or below it (move the spec beside the data)",
+        )
+    total = 0
     for path in matches:
         if path.is_dir():
             raise ImportProblem(
@@ -106,12 +111,20 @@ def _files(where: str, source: dict[str, Any]) -> list[Path]:
                 f"source {path} is a folder",
                 "point `source` at files, e.g. 'folder/*.parquet'",
             )
-        if path.stat().st_size == 0:
+        size = path.stat().st_size
+        if size == 0:
             raise ImportProblem(
                 where,
                 f"source file {path.name} is empty (0 bytes)",
                 "re-export the file; an interrupted copy leaves empty files",
             )
+        total += size
+    if total > MAX_SOURCE_BYTES:
+        raise ImportProblem(
+            where,
+            f"the source's files hold {total:,} bytes, over the limit of {MAX_SOURCE_BYTES:,}",
+            "import the cohort in several batches (e.g. one per year), or select with a `query`",
+        )
     return matches
 
 
@@ -128,18 +141,82 @@ def _format(where: str, files: list[Path]) -> str:
     )
 
 
-def _reader_sql(fmt: str, files: list[Path], delimiter: str | None, text_columns: list[str]) -> str:
-    paths = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in files) + "]"
+# Sniffing the dialect of a CSV costs per column: a file this wide is read with the
+# standard dialect (double quotes) and the delimiter of its header instead.
+WIDE_CSV_COLUMNS = 1_000
+
+
+def _reader_sql(
+    fmt: str,
+    files: list[Path],
+    delimiter: str | None,
+    text_columns: list[str],
+    wide: Header | None = None,
+) -> str:
+    paths = "[" + ", ".join(strlit(p) for p in files) + "]"
     if fmt == "parquet":
         return f"read_parquet({paths}, union_by_name = true)"
-    options = ["header = true", "union_by_name = true"]
+    options = ["header = true", "union_by_name = true", f"max_line_size = {MAX_CSV_LINE_BYTES}"]
+    if wide is not None:
+        delimiter = delimiter or wide.delimiter
+        newline = strlit(wide.newline).replace("\r", "\\r").replace("\n", "\\n")
+        options += ["quote = '\"'", "escape = '\"'", f"new_line = {newline}"]
     if delimiter is not None:
-        options.append("delim = '" + delimiter.replace("'", "''") + "'")
+        options.append(f"delim = {strlit(delimiter)}")
     if text_columns:
-        # Ids like "007" must stay text; DuckDB would otherwise infer integers.
-        types = ", ".join(f"'{c.replace(chr(39), chr(39) * 2)}': 'VARCHAR'" for c in text_columns)
+        # Ids like "007" must stay text, and labels and times are parsed by the importer.
+        types = ", ".join(f"{strlit(c)}: 'VARCHAR'" for c in text_columns)
         options.append(f"types = {{{types}}}")
     return f"read_csv({paths}, {', '.join(options)})"
+
+
+def _csv_headers(where: str, files: list[Path], delimiter: str | None) -> list[Header] | None:
+    """Every file's header as written; ImportProblem when one repeats a name."""
+    headers = []
+    for path in files:
+        header = read_header(path, delimiter)
+        if header is None:
+            return None  # DuckDB's read says what is wrong with the file
+        repeated = repeated_names(header.names)
+        if repeated:
+            raise ImportProblem(
+                where,
+                f"the header of {path.name} names {repeated[:5]} more than once (ignoring case); "
+                "the reader would keep the first and rename the others",
+                "give every column its own name in the file",
+            )
+        headers.append(header)
+    return headers
+
+
+def _read_files(
+    con: duckdb.DuckDBPyConnection, where: str, source: dict[str, Any], table: str, text: list[str]
+) -> tuple[str, bool]:
+    """Read a path or glob into ``table``; returns (display name, is_csv)."""
+    files = _files(where, source)
+    fmt = _format(where, files)
+    display = files[0].name if len(files) == 1 else f"{source['path']} ({len(files)} files)"
+    delimiter = source.get("delimiter")
+    present: list[str] = []
+    wide = None
+    if fmt == "csv":
+        headers = _csv_headers(where, files, delimiter)
+        if headers is not None:
+            present = [c for c in dict.fromkeys(text) if all(c in h.names for h in headers)]
+            widest = max(headers, key=lambda h: len(h.names))
+            wide = widest if len(widest.names) >= WIDE_CSV_COLUMNS else None
+    reader = _reader_sql(fmt, files, delimiter, present, wide)
+    try:
+        con.execute(f"CREATE TEMP TABLE {qid(table)} AS SELECT * FROM {reader}")
+    except duckdb.Error as exc:
+        if present and "types" in str(exc).lower():  # DuckDB saw other columns: read plainly
+            con.execute(
+                f"CREATE TEMP TABLE {qid(table)} AS SELECT * FROM "
+                + _reader_sql(fmt, files, delimiter, [])
+            )
+        else:
+            raise _unreadable(where, display, exc) from None
+    return display, fmt == "csv"
 
 
 def read_source(
@@ -151,37 +228,23 @@ def read_source(
 ) -> SourceTable:
     """Read ``source`` into the temporary table ``table``; ImportProblem when it cannot.
 
-    ``text_columns`` (id columns) are read as text from CSVs when present.
+    ``text_columns`` (ids, the label, times) are read as text from CSVs when present.
+    A ``query`` runs in the sandbox of :mod:`fusion_assets.cohorts.sandbox`.
     """
     if source.get("query"):
-        base = str(source["base_dir"]).replace("'", "''")
-        con.execute(f"SET file_search_path = '{base}'")
-        display, reader, is_csv = "query", f"({source['query']})", False
+        read_query(con, table, source["query"], Path(source["base_dir"]), where)
+        display, is_csv = "query", False
     else:
-        files = _files(where, source)
-        fmt = _format(where, files)
-        display = files[0].name if len(files) == 1 else f"{source['path']} ({len(files)} files)"
-        is_csv = fmt == "csv"
-        delimiter = source.get("delimiter")
-        try:
-            header = con.execute(
-                f"DESCRIBE SELECT * FROM {_reader_sql(fmt, files, delimiter, [])}"
-            ).fetchall()
-        except duckdb.Error as exc:
-            raise _unreadable(where, display, exc) from None
-        present = [c for c in text_columns if c in {row[0] for row in header}]
-        reader = _reader_sql(fmt, files, delimiter, present if is_csv else [])
-    try:
-        con.execute(f"CREATE TEMP TABLE {qid(table)} AS SELECT * FROM {reader}")
-    except duckdb.Error as exc:
-        if source.get("query"):
-            raise ImportProblem(
-                where,
-                f"the source query failed: {short_error(exc)}",
-                "fix the SQL in `source.query`",
-            ) from None
-        raise _unreadable(where, display, exc) from None
+        display, is_csv = _read_files(con, where, source, table, text_columns)
     columns = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {qid(table)}").fetchall()}
+    taken = [c for c in columns if reserved(c, "column") and c.lower() == "rowid"]
+    if taken:
+        raise ImportProblem(
+            where,
+            f"{display} has a column named {taken[0]!r}, which DuckDB reserves for row numbers",
+            f"rename it in the file, or read the source with a `query` "
+            f"(SELECT * RENAME ({taken[0]} AS row_id) FROM '...')",
+        )
     n_rows = con.execute(f"SELECT count(*) FROM {qid(table)}").fetchone()[0]
     if n_rows == 0:
         raise ImportProblem(
@@ -192,8 +255,23 @@ def read_source(
     return SourceTable(table, display, columns, int(n_rows), is_csv, source.get("delimiter"))
 
 
+_LINE_SIZE = re.compile(r"Maximum line size of (\d+) bytes exceeded\. Actual Size:\s*(\d+)")
+_CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
+
+
 def _unreadable(where: str, display: str, exc: BaseException) -> ImportProblem:
     message = short_error(exc)
+    too_long = _LINE_SIZE.search(str(exc))
+    if too_long:
+        line = _CSV_LINE.search(str(exc))
+        return ImportProblem(
+            where,
+            f"a line of {display}{f' (line {line.group(1)})' if line else ''} is "
+            f"{int(too_long.group(2)):,} bytes, over the CSV line limit of "
+            f"{int(too_long.group(1)):,} bytes",
+            f"shorten or split that field (text values may hold up to {MAX_TEXT_BYTES:,} bytes), "
+            "or store long texts in a parquet file",
+        )
     if "unicode" in message.lower() or "utf-8" in message.lower():
         return ImportProblem(
             where,

@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from fusion_assets.identifiers import reserved_problem
 from fusion_assets.kinds import KindOptions, get_kind
 
 
@@ -50,6 +51,15 @@ class ModalitySpec(BaseModel):
             )
         data.update(zip(_MODALITY_FIELDS, args, strict=False))
         super().__init__(**data)
+
+    @field_validator("name")
+    @classmethod
+    def _usable_name(cls, name: str) -> str:
+        # spec files also hold names to a pattern (spec_file); code may quote any name
+        problem = reserved_problem(name, "modality", "rename the modality")
+        if problem:
+            raise ValueError(" -> ".join(problem))
+        return name
 
     @field_validator("kind")
     @classmethod
@@ -90,10 +100,11 @@ class CohortSpec(BaseModel):
 
     @model_validator(mode="after")
     def _unique_names(self) -> CohortSpec:
-        names = self.modality_names
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        # DuckDB table names are case-insensitive: "Labs" and "labs" are one table
+        names = [n.lower() for n in self.modality_names]
+        dupes = sorted({n for n in self.modality_names if names.count(n.lower()) > 1})
         if dupes:
-            raise ValueError(f"modality names must be unique; repeated: {dupes}")
+            raise ValueError(f"modality names must be unique (ignoring case); repeated: {dupes}")
         return self
 
     @property

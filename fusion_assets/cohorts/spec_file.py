@@ -15,10 +15,11 @@ data files; ``fusion_assets.cohorts.importer`` does (see docs/own-data.md).
 from __future__ import annotations
 
 import difflib
-import re
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
+import duckdb
 import yaml
 from pydantic import (
     BaseModel,
@@ -32,7 +33,15 @@ from pydantic import (
 )
 
 from fusion_assets.cohorts.spec import CohortSpec, ModalitySpec
+from fusion_assets.cohorts.yaml_loader import YAMLProblem, load_spec_yaml
+from fusion_assets.identifiers import (
+    MODALITY_NAME,
+    cohort_name_problem,
+    default_cohort_name,
+    modality_name_problem,
+)
 from fusion_assets.kinds import ModalityKind, get_kind, kind_names, registry_version
+from fusion_assets.kinds.limits import MAX_MODALITIES
 from fusion_assets.kinds.options import (
     SPEC_PROBLEM,
     Column,
@@ -43,10 +52,6 @@ from fusion_assets.kinds.options import (
 )
 from fusion_assets.kinds.registry import unknown_kind_hint
 
-# Table names the warehouse uses for itself; a modality may not take them.
-RESERVED_NAMES = frozenset({"patients", "oracle", "batches", "provenance", "availability"})
-# Modality names become DuckDB tables, Dagster asset names and partition keys.
-NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 # ``index_time: none`` (or null): the dataset has no index time; alignment takes all rows.
 NO_INDEX_TIME = "none"
 DOCS = "docs/own-data.md"
@@ -114,28 +119,71 @@ def _sql(value: Any) -> Any:
 
 
 def _cohort_name(value: Any) -> Any:
-    if value is not None and not (isinstance(value, str) and value.strip()):
+    if value is None:
+        return None
+    if not (isinstance(value, str) and value.strip()):
         raise spec_problem(f"expected text, got {value!r}", "give the cohort a name")
-    return value.strip() if isinstance(value, str) else value
+    problem = cohort_name_problem(value.strip())
+    if problem:
+        raise spec_problem(problem, "rename the cohort (`name:`)")
+    return value.strip()
 
 
 def _modality_name(name: Any) -> Any:
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise spec_problem(
-            f"modality name {name!r} is not usable as a table name",
-            "use letters, digits and _ (starting with a letter)",
-        )
-    if name in RESERVED_NAMES:
-        raise spec_problem(
-            f"{name!r} is reserved by the warehouse", f"rename the modality (e.g. {name}_data)"
-        )
+    problem = modality_name_problem(name)
+    if problem:
+        raise spec_problem(*problem)
     return name
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    """The zone names DuckDB (which converts the times) knows."""
+    with duckdb.connect() as con:
+        return frozenset(
+            r[0] for r in con.execute("SELECT name FROM pg_timezone_names()").fetchall()
+        )
+
+
+def _timezone(value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in _time_zones():
+        close = difflib.get_close_matches(str(value), sorted(_time_zones()), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise spec_problem(
+            f"{value!r} is not a time zone name",
+            f"{hint}give an IANA name such as 'Europe/Berlin' or 'UTC'",
+        )
+    return value
+
+
+_SEX_CODES = {"F": "F", "FEMALE": "F", "W": "F", "WOMAN": "F", "M": "M", "MALE": "M", "MAN": "M"}
+
+
+def _sex_values(value: Any) -> Any:
+    """``{0: F, 1: M}``: the source's codes -> F / M (empty: unknown)."""
+    if value is None:
+        return None
+    fix = "map each code of the column to F or M, e.g. sex_values: {0: F, 1: M}"
+    if not isinstance(value, dict) or not value:
+        raise spec_problem(f"expected a mapping of codes to F/M, got {value!r}", fix)
+    out = {}
+    for code, sex in value.items():
+        if isinstance(code, list | dict) or code is None:
+            raise spec_problem(f"code {code!r} is not a value of the column", fix)
+        mapped = None if sex in (None, "") else _SEX_CODES.get(str(sex).strip().upper())
+        if sex not in (None, "") and mapped is None:
+            raise spec_problem(f"code {code!r} maps to {sex!r}, not F or M", fix)
+        out[code] = mapped
+    return out
 
 
 Delimiter = Annotated[str | None, BeforeValidator(_delimiter)]
 TimeFormat = Annotated[str | None, BeforeValidator(_time_format)]
+TimeZone = Annotated[str | None, BeforeValidator(_timezone, json_schema_input_type=str | None)]
 ModalityName = Annotated[
-    str, StringConstraints(pattern=NAME_PATTERN.pattern), BeforeValidator(_modality_name)
+    str, StringConstraints(pattern=MODALITY_NAME.pattern), BeforeValidator(_modality_name)
 ]
 
 
@@ -170,6 +218,7 @@ class _TableKeys(BaseModel):
     id_column: Column
     delimiter: Delimiter = None  # CSV only: sniffed when absent
     time_format: TimeFormat = None  # strptime format of text times
+    timezone: TimeZone = None  # the zone of times written without one (default: UTC)
 
 
 class PatientsEntry(_TableKeys):
@@ -185,8 +234,22 @@ class PatientsEntry(_TableKeys):
         Any, BeforeValidator(_positive_label, json_schema_input_type=str | int | float | bool)
     ] = None
     sex_column: OptionalColumn = None
+    sex_values: Annotated[
+        dict[Any, Any] | None,
+        BeforeValidator(_sex_values, json_schema_input_type=dict[str, str] | None),
+    ] = None
     age_column: OptionalColumn = None
     site_column: OptionalColumn = None
+
+    @model_validator(mode="after")
+    def _sex_values_need_a_column(self) -> PatientsEntry:
+        if self.sex_values and not self.sex_column:
+            raise spec_problem(
+                "`sex_values` maps the codes of `sex_column`, which is not given",
+                "add `sex_column: <column>` or drop `sex_values`",
+                "sex_values",
+            )
+        return self
 
 
 class ModalityKeys(_TableKeys):
@@ -196,7 +259,15 @@ class ModalityKeys(_TableKeys):
     time_column: OptionalColumn = None  # rows at/after the index time are never used
 
 
-COMMON_MODALITY_KEYS = ("kind", "source", "id_column", "time_column", "delimiter", "time_format")
+COMMON_MODALITY_KEYS = (
+    "kind",
+    "source",
+    "id_column",
+    "time_column",
+    "delimiter",
+    "time_format",
+    "timezone",
+)
 TOP_HINTS = {
     "patients": "add a `patients:` section (source, id_column, label_column, index_time)",
     "modalities": "add at least one modality: "
@@ -365,6 +436,32 @@ def _kind_problems(raw: dict) -> list[str]:
     return problems
 
 
+def _name_problems(raw: dict) -> list[str]:
+    """Modality names that collide in DuckDB (case-insensitive), and too many modalities."""
+    modalities = raw.get("modalities") if isinstance(raw.get("modalities"), dict) else {}
+    names = [str(n) for n in modalities]
+    problems = []
+    for name in names:
+        same = [n for n in names if n.lower() == name.lower()]
+        if len(same) > 1 and name == same[0]:
+            problems.append(
+                _line(
+                    ["modalities", name],
+                    f"modalities {same} differ only in case; DuckDB tables ignore case",
+                    "give them names that differ in letters, not only in case",
+                )
+            )
+    if len(names) > MAX_MODALITIES:
+        problems.append(
+            _line(
+                ["modalities"],
+                f"{len(names)} modalities, over the limit of {MAX_MODALITIES}",
+                "merge related tables into one modality (e.g. several lab panels as one tabular)",
+            )
+        )
+    return problems
+
+
 # ------------------------------------------------------------------ the CohortSpec
 def _source_desc(source: SourceEntry, base_dir: Path) -> dict[str, Any]:
     return {"path": source.path, "query": source.query, "base_dir": str(base_dir)}
@@ -372,7 +469,7 @@ def _source_desc(source: SourceEntry, base_dir: Path) -> dict[str, Any]:
 
 def _patients_source(entry: PatientsEntry, base_dir: Path) -> dict[str, Any]:
     keys = ("id_column", "index_time", "label_column", "positive_label", "sex_column")
-    keys += ("age_column", "site_column", "delimiter", "time_format")
+    keys += ("sex_values", "age_column", "site_column", "delimiter", "time_format", "timezone")
     return {**_source_desc(entry.source, base_dir), **{k: getattr(entry, k) for k in keys}}
 
 
@@ -387,6 +484,7 @@ def _modality(name: str, entry: Any, base_dir: Path, has_index_time: bool) -> Mo
         "ignored_time_column": entry.time_column if not timed else None,
         "delimiter": entry.delimiter,
         "time_format": entry.time_format,
+        "timezone": entry.timezone,
     }
     options = entry.model_dump(include=set(kind.Options.model_fields))
     return ModalitySpec(name, entry.kind, timed=timed, options=options, source=source)
@@ -403,14 +501,15 @@ def parse_spec(raw: Any, path: Path) -> CohortSpec:
         doc: Any = spec_document_model().model_validate(raw)
     except ValidationError as exc:
         problems = [p for error in exc.errors() for p in _problems(error, raw)]
-    problems += _kind_problems(raw)
+    problems += _kind_problems(raw) + _name_problems(raw)
     if problems:
         raise SpecError(path, problems)
     base_dir = path.resolve().parent
     has_index_time = doc.patients.index_time is not None
-    default_name = path.parent.name if path.stem in ("cohort", "spec") else path.stem
+    # the folder name (for cohort.yaml / spec.yaml) or the file name, made a safe name
+    default_name = base_dir.name if path.stem in ("cohort", "spec") else path.stem
     return CohortSpec(
-        name=doc.name or default_name,
+        name=doc.name or default_cohort_name(default_name),
         modalities=tuple(
             _modality(name, entry, base_dir, has_index_time)
             for name, entry in doc.modalities.items()
@@ -431,7 +530,9 @@ def read_spec_file(path: str | Path) -> CohortSpec:
             ],
         )
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_spec_yaml(path.read_text(encoding="utf-8"))
+    except YAMLProblem as exc:
+        raise SpecError(path, [str(exc)]) from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise SpecError(
             path, [f"not valid YAML: {exc} -> fix the syntax at the position shown"]

@@ -43,7 +43,7 @@ uncertainty lives in the latent and the data-to-signal maps are easy to learn
 from __future__ import annotations
 
 import hashlib
-import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,7 +68,7 @@ from fusion_assets.cohorts.synthetic_oracle import (
     notes_llr,
 )
 from fusion_assets.cohorts.synthetic_params import MODALITIES, ModelParams
-from fusion_assets.landing_zone import READY_MARKER
+from fusion_assets.landing_zone import publish_batch, staging_dir
 from fusion_assets.metrics.classification import auroc
 
 DAY = 86_400  # seconds
@@ -603,18 +603,23 @@ def _arrow_table(df: pd.DataFrame) -> pa.Table:
 
 
 def write_batch(cohort: SyntheticCohort, landing_dir: Path, batch_id: str) -> Path:
-    """Write the landing batch (contract section 1); ``_READY`` is written last."""
-    folder = Path(landing_dir) / batch_id
-    folder.mkdir(parents=True, exist_ok=True)
-    ready = folder / READY_MARKER
-    ready.unlink(missing_ok=True)
-    files = {"patients": cohort.patients, "oracle": cohort.oracle, **cohort.modalities}
-    for name, df in files.items():
-        tmp = folder / f".{name}.parquet.tmp"
-        pq.write_table(_arrow_table(df), tmp)
-        os.replace(tmp, folder / f"{name}.parquet")
-    ready.touch()
-    return folder
+    """Write the landing batch (contract section 1) through the append-only landing protocol.
+
+    The files go to a staging folder, ``_READY`` (the manifest) last, and the folder
+    is moved into place in one rename (``fusion_assets.landing_zone.publish_batch``):
+    writing the same batch again changes nothing; other content under an existing
+    batch id raises ``LandingConflict``.
+    """
+    root = Path(landing_dir)
+    staging = staging_dir(root, batch_id)
+    try:
+        files = {"patients": cohort.patients, "oracle": cohort.oracle, **cohort.modalities}
+        for name, df in files.items():
+            pq.write_table(_arrow_table(df), staging / f"{name}.parquet")
+        return publish_batch(staging, root, batch_id).batch_dir
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def batch_id_prefix(batch_id: str) -> str:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
+from pydantic import model_validator
 
 from fusion_assets.kinds.arrays import safe_mean, safe_std, stack_lists
 from fusion_assets.kinds.base import (
@@ -22,7 +23,14 @@ from fusion_assets.kinds.base import (
     ModalityKind,
     State,
 )
-from fusion_assets.kinds.options import Column, KindOptions, OptionalColumn, PositiveInt
+from fusion_assets.kinds.limits import MAX_IMAGE_CHANNELS, MAX_IMAGE_SIDE, MAX_IMAGE_VALUES
+from fusion_assets.kinds.options import (
+    Column,
+    KindOptions,
+    OptionalColumn,
+    positive_int_at_most,
+    spec_problem,
+)
 from fusion_assets.kinds.sql import latest_list_sql, with_days_since_last
 
 if TYPE_CHECKING:
@@ -35,15 +43,28 @@ if TYPE_CHECKING:
 
 PIXELS = "pixels"  # landing and aligned payload
 GRID = 8  # the reference block-averages images to at most 8 × 8 per channel
+Side = positive_int_at_most(MAX_IMAGE_SIDE, "downsample the images (or give an embedding)")
+Channels = positive_int_at_most(MAX_IMAGE_CHANNELS, "give at most 16 channels per pixel")
 
 
 class ImageOptions(KindOptions):
     """The image size, and (spec files) the source column holding the pixels."""
 
     pixels_column: OptionalColumn = None
-    height: PositiveInt
-    width: PositiveInt
-    channels: PositiveInt = 1
+    height: Side
+    width: Side
+    channels: Channels = 1
+
+    @model_validator(mode="after")
+    def _bounded_size(self) -> ImageOptions:
+        if self.size > MAX_IMAGE_VALUES:
+            raise spec_problem(
+                f"height x width x channels = {self.size:,} values per image, over the limit "
+                f"of {MAX_IMAGE_VALUES:,}",
+                "downsample the images (or give an embedding)",
+                "height",
+            )
+        return self
 
     @property
     def size(self) -> int:

@@ -27,11 +27,12 @@ from fusion_assets.kinds.base import (
     ModalityKind,
     State,
 )
+from fusion_assets.kinds.limits import MAX_DENSE_FEATURES, MAX_OMICS_FEATURES
 from fusion_assets.kinds.options import (
     FeatureSelection,
     KindOptions,
     OptionalColumn,
-    OptionalPositiveInt,
+    positive_int_at_most,
     spec_problem,
 )
 from fusion_assets.kinds.sql import latest_list_sql, max_list_length, scalar
@@ -49,6 +50,11 @@ LANDING_LIST = "expression"  # dense landing payload
 SPARSE_INDEX_COLUMN = "variant_id"
 SPARSE_VALUE_COLUMN = "dosage"
 SPARSE_OOV = 0  # sparse: the shared bucket of variants outside the fitted vocabulary
+NFeatures = positive_int_at_most(
+    MAX_OMICS_FEATURES,
+    "a sparse vector of at most 10^7 features; screen the rest out",
+    optional=True,
+)
 
 
 def _format(value: Any) -> Any:
@@ -65,7 +71,7 @@ class OmicsOptions(KindOptions):
     format: Annotated[
         Literal["dense", "sparse"], BeforeValidator(_format, json_schema_input_type=str)
     ] = "dense"
-    n_features: OptionalPositiveInt = None
+    n_features: NFeatures = None
     # dense: wide columns packed into one vector, or a column already holding it
     features: FeatureSelection = None
     list_column: OptionalColumn = None
@@ -81,6 +87,17 @@ class OmicsOptions(KindOptions):
         if listed and data.get("n_features") is None and data.get("format", "dense") == "dense":
             return {**data, "n_features": len(data["features"])}
         return data
+
+    @model_validator(mode="after")
+    def _dense_width(self) -> OmicsOptions:
+        if self.format == "dense" and (self.n_features or 0) > MAX_DENSE_FEATURES:
+            raise spec_problem(
+                f"a dense omics vector of {self.n_features:,} features is over the limit of "
+                f"{MAX_DENSE_FEATURES:,}",
+                "screen the features (e.g. the most variable genes), or use `format: sparse`",
+                "n_features",
+            )
+        return self
 
 
 class OmicsFileOptions(OmicsOptions):
@@ -144,9 +161,17 @@ class DenseOmicsKind(_Omics):
                 LANDING_LIST,
                 options.n_features,
                 "fix those vectors or `n_features`",
+                max_length=MAX_DENSE_FEATURES,
             )
         names = ctx.features(options.features)
         if names is None or not ctx.numeric_only(names, "omics features"):
+            return None
+        if len(names) > MAX_DENSE_FEATURES:
+            ctx.problem(
+                f"`{ctx.key('features')}` selects {len(names):,} columns, over the limit of "
+                f"{MAX_DENSE_FEATURES:,} for a dense omics vector",
+                "screen the features before import, or use `format: sparse`",
+            )
             return None
         n_features = options.n_features
         if n_features and n_features != len(names):
@@ -154,15 +179,9 @@ class DenseOmicsKind(_Omics):
                 f"`{ctx.key('features')}` selects {len(names)} columns but `n_features` is {n_features}",
                 "make them agree (or drop `n_features`)",
             )
-        ctx.empty_columns(names, "features")
-        ctx.infinite_values(names)
-        any_null = " OR ".join(f"{qident(c)} IS NULL" for c in names)
-        n, rows, _ = ctx.bad_rows(any_null, "NULL")
-        if n:
-            ctx.problem(
-                f"{n} of {ctx.n_rows} rows have missing values among the {len(names)} packed omics features (data rows {rows})",
-                "impute them before import (an expression vector is stored whole) or drop those rows",
-            )
+        # empty columns, infinities and missing cells in one scan, whatever the width
+        ctx.numeric_block(names, "features", "packed omics features")
+        ctx.log(f"packing {len(names):,} columns into one vector per row")
         return {LANDING_LIST: "CAST([" + ", ".join(qident(c) for c in names) + "] AS FLOAT[])"}
 
     def landing_payload(
@@ -241,6 +260,43 @@ def top_correlated(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     return np.sort(np.argsort(-score, kind="stable")[:k])
 
 
+def _check_indices(ctx: ImportContext, idx: str, n_features: int | None) -> None:
+    """Feature indices are whole numbers in 0 .. n_features - 1 (never rounded, never wrapped)."""
+    col = qident(idx)
+    checks = [
+        (f"{col} IS NULL", "are empty", "give every row its feature index, or drop those rows"),
+        (f"{col} <> round({col})", "are not whole numbers", "write whole feature indices"),
+        (f"{col} < 0", "are negative", "count feature indices from 0"),
+    ]
+    if n_features:
+        checks.append(
+            (
+                f"{col} >= {n_features}",
+                f"are >= n_features ({n_features})",
+                "fix them or `n_features`",
+            )
+        )
+    for condition, what, fix in checks:
+        n, rows, values = ctx.bad_rows(condition, col)
+        if n:
+            ctx.problem(
+                f"index column {idx!r}: {n} of {ctx.n_rows} indices {what} (values {values}, data rows {rows})",
+                fix,
+            )
+
+
+def _check_pairs(ctx: ImportContext, idx: str) -> None:
+    """One value per (patient, feature) (and time, when timed): a repeat would be dropped silently."""
+    keys = [ctx.id_column, idx] + ([ctx.time_column] if ctx.time_column else [])
+    n_pairs, n_rows, examples = ctx.duplicates(keys)
+    if n_pairs:
+        ctx.problem(
+            f"{n_pairs} (patient, index{', time' if ctx.time_column else ''}) pairs appear more than "
+            f"once ({n_rows} rows; e.g. {examples})",
+            "keep one value per patient and feature (sum or average the repeats in a `query`)",
+        )
+
+
 class SparseOmicsKind(_Omics):
     format_name = "sparse"
 
@@ -251,6 +307,9 @@ class SparseOmicsKind(_Omics):
         assert idx is not None and val is not None
         if not ctx.numeric_only([idx, val], "sparse omics index and value columns"):
             return None
+        ctx.infinite_values([val])
+        _check_indices(ctx, idx, _options(modality).n_features)
+        _check_pairs(ctx, idx)
         return {
             SPARSE_INDEX_COLUMN: f"CAST({qident(idx)} AS INTEGER)",
             SPARSE_VALUE_COLUMN: f"CAST({qident(val)} AS DOUBLE)",

@@ -18,6 +18,8 @@ from annotated_types import Gt
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 from pydantic_core import PydanticCustomError
 
+from fusion_assets.identifiers import reserved_problem
+
 # Features may be chosen by a regular expression: ``features: "regex:^lab_"``.
 REGEX_PREFIX = "regex:"
 # The pydantic error type of every problem raised here.
@@ -61,6 +63,33 @@ def _positive_int(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise spec_problem(f"expected a whole number > 0, got {value!r}", "give a whole number > 0")
     return value
+
+
+def positive_int_at_most(limit: int, fix: str, optional: bool = False) -> Any:
+    """A whole number > 0 and at most ``limit`` (kinds/limits.py); ``fix`` says what to do."""
+
+    def check(value: Any) -> Any:
+        value = _positive_int(value)
+        if value is not None and value > limit:
+            raise spec_problem(f"{value:,} is over the limit of {limit:,}", fix)
+        return value
+
+    if optional:
+        return Annotated[int | None, BeforeValidator(check, json_schema_input_type=int | None)]
+    return Annotated[
+        int,
+        Gt(0),
+        BeforeValidator(check, json_schema_input_type=int),
+        Hint(f"give a whole number from 1 to {limit:,}"),
+    ]
+
+
+def refuse_reserved(names: list[str] | None, rename: str, key: str) -> None:
+    """A spec problem (at option ``key``) if a listed column takes a reserved name."""
+    for name in names or []:
+        problem = reserved_problem(name, "column", rename)
+        if problem:
+            raise spec_problem(*problem, key)
 
 
 def _features(value: Any) -> Any:

@@ -30,6 +30,14 @@ def is_numeric_type(sql_type: str) -> bool:
     return bool(_NUMERIC.match(sql_type))
 
 
+_NESTED = re.compile(r"^(STRUCT|MAP|UNION|BLOB|BIT|JSON)\b|\]$")
+
+
+def is_nested_type(sql_type: str) -> bool:
+    """Whether a DuckDB column type is nested or binary (a struct, map, list, array, blob)."""
+    return bool(_NESTED.search(sql_type))
+
+
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> Any:
     rows = con.execute(sql, params or []).fetchall()
     return rows[0][0] if rows else None

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 import pandas as pd
 import pyarrow as pa_arrow
+from pydantic import model_validator
 
+from fusion_assets.identifiers import reserved_problem
 from fusion_assets.kinds.arrays import safe_mean, safe_std
 from fusion_assets.kinds.base import (
-    KEY_COLUMNS,
     Arrays,
     ImportContext,
     LandingColumn,
@@ -26,7 +27,14 @@ from fusion_assets.kinds.base import (
     State,
     listed_or_all,
 )
-from fusion_assets.kinds.options import FeatureSelection, KindOptions, listed
+from fusion_assets.kinds.limits import MAX_TABULAR_FEATURES
+from fusion_assets.kinds.options import (
+    FeatureSelection,
+    KindOptions,
+    listed,
+    refuse_reserved,
+    spec_problem,
+)
 from fusion_assets.kinds.sql import days_since_last, is_numeric_type, raw_payload
 from fusion_assets.warehouse.sql import qident, table_columns
 
@@ -38,14 +46,31 @@ if TYPE_CHECKING:
     from fusion_assets.models.encoders import Encoder
 
 DAYS_SINCE_LAST = "days_since_last"
-# Landing column names a user's feature may not take.
-_LANDING_KEYS = KEY_COLUMNS | {"index_time"}
 
 
 class TabularOptions(KindOptions):
     """``features``: a list of columns, a glob or ``regex:...``; absent: every column but the keys."""
 
     features: FeatureSelection = None
+
+    @model_validator(mode="after")
+    def _usable_features(self) -> TabularOptions:
+        names = listed(self.features)
+        refuse_reserved(names, RENAME, "features")
+        if names and len(names) > MAX_TABULAR_FEATURES:
+            raise spec_problem(*_too_many(len(names)), "features")
+        return self
+
+
+RENAME = "rename the column in the source or with a `query`"
+
+
+def _too_many(n: int) -> tuple[str, str]:
+    return (
+        f"{n:,} tabular features, over the limit of {MAX_TABULAR_FEATURES:,} (alignment "
+        "computes one aggregate per feature)",
+        "select fewer features, or pack a wide numeric block as `kind: omics`",
+    )
 
 
 def _features(modality: ModalitySpec) -> list[str] | None:
@@ -62,15 +87,18 @@ class TabularKind(ModalityKind):
         names = ctx.features(cast(TabularOptions, modality.options).features)
         if names is None:
             return None
-        clash = [c for c in names if c in _LANDING_KEYS]
-        if clash:
-            ctx.problem(
-                f"feature column(s) {clash} use a reserved landing name",
-                "rename them in the source or with a `query`",
-            )
+        for c in names:  # a pattern may select what a list could not name (spec load checks lists)
+            problem = reserved_problem(c, "column", RENAME)
+            if problem:
+                ctx.problem(f"feature column {problem[0]}", problem[1])
+        if len(names) > MAX_TABULAR_FEATURES:
+            ctx.problem(*_too_many(len(names)))
+        if not ctx.flat_columns(names, "features"):
             return None
         ctx.empty_columns(names, "features")
         ctx.infinite_values(names)
+        ctx.numbers_as_text(names)
+        ctx.text_lengths(names)
         out = {}
         for c in names:
             typ = ctx.column_type(c)
@@ -97,8 +125,13 @@ class TabularKind(ModalityKind):
         for name, typ in raw_payload(con, modality, _features(modality)).items():
             col = qident(name)
             usable = f"{col} IS NOT NULL" + (f" AND NOT isnan({col})" if typ == "DOUBLE" else "")
-            pick = f"arg_max({col}, event_time)" if modality.timed else f"first({col})"
-            feats.append(f"{pick} FILTER (WHERE {usable}) AS {col}")
+            # NULL where unusable instead of FILTER (WHERE ...): DuckDB plans a filter per
+            # aggregate, 72 s for 1,000 features against 2 s (both skip NULLs alike)
+            if modality.timed:
+                pick = f"arg_max({col}, CASE WHEN {usable} THEN event_time END)"
+            else:
+                pick = f"any_value(CASE WHEN {usable} THEN {col} END)"
+            feats.append(f"{pick} AS {col}")
         feat_sql = "".join(f",\n               {f}" for f in feats)
         return f"""
         SELECT patient_id,

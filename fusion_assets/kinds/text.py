@@ -83,6 +83,10 @@ class TextKind(ModalityKind):
         column = cast(TextOptions, modality.options).text_column
         if not ctx.need("text_column", column):
             return None
+        assert column is not None
+        if not ctx.flat_columns([column], "the text column"):
+            return None
+        ctx.text_lengths([column])
         return {TEXT_COLUMN: f"CAST({qident(str(column))} AS VARCHAR)"}
 
     def landing_payload(

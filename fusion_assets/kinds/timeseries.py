@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
+from pydantic import model_validator
 
 from fusion_assets.kinds.arrays import safe_mean, safe_std, stack_lists
 from fusion_assets.kinds.base import (
@@ -24,7 +25,14 @@ from fusion_assets.kinds.base import (
     State,
     TimeSteps,
 )
-from fusion_assets.kinds.options import ColumnList, KindOptions, PositiveInt
+from fusion_assets.kinds.limits import MAX_CHANNELS, MAX_N_BINS, MAX_SERIES_CELLS, MAX_WINDOW_DAYS
+from fusion_assets.kinds.options import (
+    ColumnList,
+    KindOptions,
+    positive_int_at_most,
+    refuse_reserved,
+    spec_problem,
+)
 from fusion_assets.kinds.sql import US_PER_DAY, raw_payload
 from fusion_assets.warehouse.sql import qident
 
@@ -39,14 +47,39 @@ if TYPE_CHECKING:
 
 DEFAULT_WINDOW_DAYS = 28
 DEFAULT_N_BINS = 28
+WindowDays = positive_int_at_most(MAX_WINDOW_DAYS, "give a window of at most 100 years")
+NBins = positive_int_at_most(
+    MAX_N_BINS, "use fewer, wider bins (each is window_days / n_bins days)"
+)
 
 
 class TimeseriesOptions(KindOptions):
     """The channel columns and the resampling grid (``n_bins`` over ``window_days``)."""
 
     channels: ColumnList
-    window_days: PositiveInt = DEFAULT_WINDOW_DAYS
-    n_bins: PositiveInt = DEFAULT_N_BINS
+    window_days: WindowDays = DEFAULT_WINDOW_DAYS
+    n_bins: NBins = DEFAULT_N_BINS
+
+    @model_validator(mode="after")
+    def _bounded_grid(self) -> TimeseriesOptions:
+        rename = "rename the channel column in the source or with a `query`"
+        refuse_reserved(self.channels, rename, "channels")
+        if len(self.channels) > MAX_CHANNELS:
+            raise spec_problem(
+                f"{len(self.channels)} channels, over the limit of {MAX_CHANNELS}",
+                "keep the channels that matter, or describe the rest as a tabular modality",
+                "channels",
+            )
+        cells = self.n_bins * len(self.channels)
+        if cells > MAX_SERIES_CELLS:
+            raise spec_problem(
+                f"n_bins x channels = {self.n_bins} x {len(self.channels)} = {cells:,} cells, "
+                f"over the limit of {MAX_SERIES_CELLS:,} (alignment computes one mean per cell)",
+                f"use at most {MAX_SERIES_CELLS // len(self.channels)} bins for "
+                f"{len(self.channels)} channel(s), or fewer channels",
+                "n_bins",
+            )
+        return self
 
 
 def _options(modality: ModalitySpec) -> TimeseriesOptions:
@@ -116,7 +149,8 @@ class TimeseriesKind(ModalityKind):
         chans = [qident(c) for c in raw_payload(con, modality, list(_options(modality).channels))]
         cells = [(b, i, c) for b in range(n_bins) for i, c in enumerate(chans)]
         means = ",\n               ".join(
-            f"avg({c}) FILTER (WHERE bin = {b} AND {c} IS NOT NULL AND NOT isnan({c})) AS m{b}_{i}"
+            # CASE, not FILTER (WHERE ...): a filter per aggregate plans in quadratic time
+            f"avg(CASE WHEN bin = {b} AND NOT isnan({c}) THEN {c} END) AS m{b}_{i}"
             for b, i, c in cells
         )
         values = ", ".join(f"coalesce(m{b}_{i}, 0)" for b, i, _ in cells)

@@ -11,30 +11,27 @@ import duckdb
 import pyarrow as pa_arrow
 
 from fusion_assets.cohorts.spec import CohortSpec
-from fusion_assets.warehouse import schemas
+from fusion_assets.identifiers import check_batch_id
+from fusion_assets.landing_zone import (
+    READY_MARKER,
+    BatchNotReady,
+    drop_replaced,
+    manifest_gaps,
+    read_manifest,
+    unlisted_files,
+)
 from fusion_assets.warehouse.quarantine import (
     BatchValidationError,
     quarantine_batch,
 )
+from fusion_assets.warehouse.raw_types import RAW, UNTYPED, column_types, type_drift_errors
 from fusion_assets.warehouse.sql import qident, table_columns
 from fusion_assets.warehouse.validate import FileCheck, validate_batch
 
-RAW = "raw"
-LEDGER = "raw.batches"
+IMPORT_REPORT = "import_report.json"  # written by the importer (cohorts/importer.py)
+_MAX_REPORT_BYTES = 1_000_000
 
-# Fixed column types of the non-modality tables (data-contracts §1).
-_PATIENTS_TYPES = {
-    "patient_id": "VARCHAR",
-    "index_time": "TIMESTAMP",
-    "label": "INTEGER",
-    "sex": "VARCHAR",
-    "age": "INTEGER",
-    "site": "VARCHAR",
-}
-_ORACLE_TYPES = {"patient_id": "VARCHAR", "oracle_prob": "DOUBLE"}
-# An all-null payload column (arrow type "null") takes the type the raw table
-# already has for it, else DOUBLE.
-_UNTYPED = "NULL"
+LEDGER = "raw.batches"
 
 
 @dataclass
@@ -47,36 +44,7 @@ class IngestResult:
     orphan_rows: dict[str, int] = field(default_factory=dict)  # skipped: patient unknown
     ignored_files: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def _column_types(check: FileCheck) -> dict[str, str]:
-    """DuckDB type of every column ingest keeps from one file."""
-    fs = check.schema
-    assert fs is not None and check.arrow_schema is not None
-    if fs.table == "patients":
-        return dict(_PATIENTS_TYPES)
-    if fs.table == "oracle":
-        return dict(_ORACLE_TYPES)
-    spec = fs.modality
-    assert spec is not None
-    types = {schemas.PATIENT_KEY: "VARCHAR"}
-    if spec.timed:
-        types[schemas.EVENT_TIME] = "TIMESTAMP"
-    for name in fs.scalar_columns:
-        if name in types:
-            continue
-        typ = check.arrow_schema.field(name).type
-        if name in fs.raw_types:
-            types[name] = fs.raw_types[name]
-        elif pa_arrow.types.is_null(typ):
-            types[name] = _UNTYPED  # resolved against the existing table in _insert_file
-        elif pa_arrow.types.is_string(typ) or pa_arrow.types.is_large_string(typ):
-            types[name] = "VARCHAR"
-        else:
-            types[name] = "DOUBLE"
-    for rule in fs.lists:
-        types[rule.column] = "FLOAT[]"
-    return types
+    notes: list[str] = field(default_factory=list)
 
 
 def _select_expr(name: str, sql_type: str, arrow_schema: pa_arrow.Schema) -> str:
@@ -109,9 +77,9 @@ def _insert_file(
     """
     assert check.schema is not None and check.arrow_schema is not None
     table = check.schema.table
-    types = _column_types(check)
+    types = column_types(check)
     existing = table_columns(con, RAW, table)
-    types = {n: (existing.get(n, "DOUBLE") if t == _UNTYPED else t) for n, t in types.items()}
+    types = {n: (existing.get(n, "DOUBLE") if t == UNTYPED else t) for n, t in types.items()}
     _ensure_table(con, table, types)
     exprs = ", ".join(_select_expr(n, t, check.arrow_schema) for n, t in types.items())
     where = "WHERE patient_id IN (SELECT patient_id FROM raw.patients)" if known_only else ""
@@ -132,15 +100,20 @@ def _raw_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in rows]
 
 
-def _record_batch(con: duckdb.DuckDBPyConnection, result: IngestResult) -> None:
+def _record_batch(
+    con: duckdb.DuckDBPyConnection, result: IngestResult, import_report: str | None
+) -> None:
     """Ledger row; re-loading a batch keeps its original sequence number.
 
-    ``seq`` orders batches for "latest batch wins" in align.
+    ``seq`` orders batches for "latest batch wins" in align; ``import_report`` is the
+    batch's ``import_report.json`` (the importer's notes and decisions, e.g. ages left
+    out because they were not in years), for the evaluation to read.
     """
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {LEDGER} (batch_id VARCHAR, seq BIGINT, "
-        "first_ingested_at TIMESTAMP, rows_json VARCHAR)"
+        "first_ingested_at TIMESTAMP, rows_json VARCHAR, import_report VARCHAR)"
     )
+    con.execute(f"ALTER TABLE {LEDGER} ADD COLUMN IF NOT EXISTS import_report VARCHAR")
     found = con.execute(
         f"SELECT seq, first_ingested_at FROM {LEDGER} WHERE batch_id = ?", [result.batch_id]
     ).fetchall()
@@ -153,9 +126,62 @@ def _record_batch(con: duckdb.DuckDBPyConnection, result: IngestResult) -> None:
     )
     con.execute(f"DELETE FROM {LEDGER} WHERE batch_id = ?", [result.batch_id])
     con.execute(
-        f"INSERT INTO {LEDGER} VALUES (?, ?, ?, ?)",
-        [result.batch_id, prev[0], prev[1], json.dumps(result.rows, sort_keys=True)],
+        f"INSERT INTO {LEDGER} (batch_id, seq, first_ingested_at, rows_json, import_report) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [result.batch_id, prev[0], prev[1], json.dumps(result.rows, sort_keys=True), import_report],
     )
+
+
+def _manifest_errors(batch_dir: Path, result: IngestResult) -> list[dict]:
+    """The batch against its ``_READY`` manifest: BatchNotReady while files are missing or
+    growing (left in place for a later attempt); changed or added files are errors."""
+    if not (batch_dir / READY_MARKER).is_file():
+        raise BatchNotReady(f"Landing batch {batch_dir.name!r} has no {READY_MARKER} marker yet.")
+    try:
+        manifest = read_manifest(batch_dir)
+    except (OSError, ValueError) as exc:
+        raise BatchNotReady(
+            f"Landing batch {batch_dir.name!r}: {READY_MARKER} unreadable ({exc})."
+        ) from None
+    if manifest is None:
+        result.notes.append(f"{READY_MARKER} holds no manifest: completeness not checked")
+        return []
+    gaps = manifest_gaps(batch_dir, manifest, checksums=False)
+    if gaps:
+        raise BatchNotReady(
+            f"Landing batch {batch_dir.name!r} is not complete: {'; '.join(gaps[:5])}. It is left "
+            "in place and ingested once every file of its manifest is there."
+        )
+    errors = [
+        {
+            "file": g.split(":")[0],
+            "column": None,
+            "check": "manifest_checksum",
+            "failing_rows": 0,
+            "examples": [{"reason": g}],
+        }
+        for g in manifest_gaps(batch_dir, manifest, checksums=True)
+    ]
+    errors += [
+        {
+            "file": name,
+            "column": None,
+            "check": "manifest_lists_file",
+            "failing_rows": 0,
+            "examples": [
+                {"reason": "not in the batch's manifest: added after the batch was written"}
+            ],
+        }
+        for name in unlisted_files(batch_dir, manifest)
+    ]
+    return errors
+
+
+def _import_report(batch_dir: Path) -> str | None:
+    path = batch_dir / IMPORT_REPORT
+    if not path.is_file() or path.stat().st_size > _MAX_REPORT_BYTES:
+        return None
+    return path.read_text(encoding="utf-8", errors="replace")
 
 
 def ingest_batch(
@@ -166,38 +192,50 @@ def ingest_batch(
 ) -> IngestResult:
     """Validate every file of ``batch_dir``, then load it into ``raw`` atomically.
 
-    Raises :class:`BatchValidationError` after moving the batch to
-    ``<landing>/_quarantine/<batch_id>/`` (with ``errors.json``) when any file
-    fails; nothing is written to the warehouse in that case.  Re-loading a batch
-    replaces its rows, so loading it twice changes nothing.
+    Raises :class:`~fusion_assets.landing_zone.BatchNotReady` (nothing moved) while the
+    files its manifest lists are not all there, and :class:`BatchValidationError` after
+    moving the batch to ``<landing>/_quarantine/<batch_id>/`` (with ``errors.json``) when
+    any file fails, including a column whose type differs from the raw table's; nothing
+    is written to the warehouse in either case.  Re-loading a batch replaces its rows,
+    so loading it twice changes nothing.
     """
     start = time.perf_counter()
     batch_dir = Path(batch_dir)
-    batch_id = batch_id or batch_dir.name
+    batch_id = check_batch_id(batch_id or batch_dir.name)
+    result = IngestResult(batch_id=batch_id)
+    manifest_errors = _manifest_errors(batch_dir, result)
     plan = validate_batch(batch_dir, spec)
+    plan.errors = manifest_errors + plan.errors + type_drift_errors(con, plan)
     if plan.errors:
         where = quarantine_batch(batch_dir, batch_id, plan.errors)
         raise BatchValidationError(batch_id, plan.errors, where)
+    result.ignored_files = plan.ignored_files
+    _load(con, plan.files, result, _import_report(batch_dir))
+    drop_replaced(batch_dir.parent, batch_id)  # the new copy is in: the old one can go
+    result.seconds = round(time.perf_counter() - start, 3)
+    return result
 
-    result = IngestResult(batch_id=batch_id, ignored_files=plan.ignored_files)
-    # patients first: modality rows are filtered against raw.patients.
-    ordered = sorted(plan.files, key=lambda c: (c.schema.table != "patients", c.path.name))
+
+def _load(
+    con: duckdb.DuckDBPyConnection, files: list[FileCheck], result: IngestResult, report: str | None
+) -> None:
+    """Every file into ``raw`` in one transaction (patients first: modality rows are
+    filtered against raw.patients)."""
+    ordered = sorted(files, key=lambda c: (c.schema.table != "patients", c.path.name))
     con.begin()
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW}")
         for table in _raw_tables(con):
-            con.execute(f"DELETE FROM {RAW}.{qident(table)} WHERE batch_id = ?", [batch_id])
+            con.execute(f"DELETE FROM {RAW}.{qident(table)} WHERE batch_id = ?", [result.batch_id])
         for check in ordered:
             table = check.schema.table
-            inserted = _insert_file(con, check, batch_id, known_only=table != "patients")
+            inserted = _insert_file(con, check, result.batch_id, known_only=table != "patients")
             result.rows[table] = inserted
             result.files_read.append(check.path.name)
             if check.n_rows > inserted:
                 result.orphan_rows[table] = check.n_rows - inserted
-        _record_batch(con, result)
+        _record_batch(con, result, report)
         con.commit()
     except BaseException:
         con.rollback()
         raise
-    result.seconds = round(time.perf_counter() - start, 3)
-    return result

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fusion_assets.landing_zone import QUARANTINE_DIR
+from fusion_assets.identifiers import check_batch_id
+from fusion_assets.landing_zone import QUARANTINE_DIR, restore_replaced
 
 # What the data owner should do, per failed check (prefix match on the check name).
 _FIXES: list[tuple[str, str]] = [
@@ -25,6 +26,24 @@ _FIXES: list[tuple[str, str]] = [
     ("list_length", "resize the list payload to the spec's shape or fix the spec options"),
     ("integral", "write whole numbers"),
     ("values_are_strings", "write text values only"),
+    (
+        "type_matches_raw",
+        "write the column with the type earlier batches gave it (shown in brackets)",
+    ),
+    (
+        "list_length_matches_raw",
+        "give the vectors the length earlier batches had (or a new modality)",
+    ),
+    ("list_length_uniform", "give every row a vector of the same length"),
+    (
+        "name_not_reserved",
+        "rename the column (see fusion_assets/identifiers.py for reserved names)",
+    ),
+    (
+        "manifest_checksum",
+        "the file changed after the batch was written: re-send it under a new id",
+    ),
+    ("manifest_lists_file", "write the batch again with every file (under a new batch id)"),
 ]
 
 
@@ -50,7 +69,8 @@ def format_errors(batch_id: str, errors: list[dict[str, Any]], where: Path | Non
     """Batch id, then one line per error: file, column, check, rows, what to do."""
     lines = [
         f"Batch {batch_id!r} failed validation with {len(errors)} error(s)"
-        + (f"; moved to {where} (see errors.json there):" if where else ":")
+        + (f"; moved to {where} (see errors.json there)" if where else "")
+        + "; nothing was written to the warehouse (rows count from 1, as data rows of the file):"
     ]
     for e in errors:
         column = e["column"] or "-"
@@ -68,8 +88,10 @@ def quarantine_batch(batch_dir: Path, batch_id: str, errors: list[dict[str, Any]
     """Move ``batch_dir`` to ``<landing>/_quarantine/<batch_id>/`` and write errors.json.
 
     An older quarantined copy of the same batch id is renamed with a timestamp
-    suffix rather than deleted, so no evidence is lost.
+    suffix rather than deleted, so no evidence is lost.  A batch that replaced an
+    earlier copy (``--replace``) gets that copy back in place.
     """
+    check_batch_id(batch_id)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     target_root = batch_dir.parent / QUARANTINE_DIR
     target_root.mkdir(parents=True, exist_ok=True)
@@ -83,4 +105,5 @@ def quarantine_batch(batch_dir: Path, batch_id: str, errors: list[dict[str, Any]
         "errors": [e | {"fix": fix_for(e["check"])} for e in errors],
     }
     (target / "errors.json").write_text(json.dumps(report, indent=2))
+    restore_replaced(batch_dir.parent, batch_id)
     return target

@@ -19,6 +19,7 @@ import pyarrow as pa_arrow
 import pyarrow.parquet as pq
 
 from fusion_assets.cohorts.spec import CohortSpec
+from fusion_assets.identifiers import reserved
 from fusion_assets.warehouse import schemas
 
 MAX_EXAMPLES = 5
@@ -93,8 +94,9 @@ def _pandera_errors(file: str, frame: pd.DataFrame, schema: pa.DataFrameSchema) 
                 examples = [{"present_columns": [str(c) for c in frame.columns][:20]}]
         else:
             failing = int(group["index"].nunique())
+            # data rows of the file, counted from 1 (as the importer counts them)
             examples = [
-                {"row": int(r.index), "value": _jsonable(r.failure_case)}
+                {"row": int(r.index) + 1, "value": _jsonable(r.failure_case)}
                 for r in group.head(MAX_EXAMPLES).itertuples()
             ]
         out.append(_error(file, column, str(check), failing, examples))
@@ -140,18 +142,23 @@ def _list_errors(
             )
         ]
     qcol = f'"{col}"'
-    length_bad = f"len({qcol}) <> {rule.length}" if rule.length else "FALSE"
+    # no declared length: every list must have the file's most common length
+    length = (
+        str(rule.length) if rule.length else f"(SELECT mode(len({qcol})) FROM read_parquet($1))"
+    )
+    length_bad = f"len({qcol}) <> {length}"
+    length_check = f"list_length == {rule.length}" if rule.length else "list_length_uniform"
     # list_max is NaN when any element is NaN (NaN sorts last) and inf when any is inf.
     nonfinite = f"NOT (list_max({qcol}) < 'inf'::DOUBLE AND list_min({qcol}) > '-inf'::DOUBLE)"
     sql = f"""
         WITH flagged AS (
-            SELECT file_row_number AS row_number,
+            SELECT file_row_number + 1 AS row_number,
                    len({qcol}) AS length,
                    {qcol} IS NULL AS is_null,
                    {qcol} IS NOT NULL AND ({length_bad}) AS bad_length,
                    {qcol} IS NOT NULL AND len({qcol}) > 0 AND (
                        list_count({qcol}) < len({qcol}) OR {nonfinite}) AS non_finite
-            FROM read_parquet(?, file_row_number = true)
+            FROM read_parquet($1, file_row_number = true)
         )
         SELECT check_name, count(*) AS failing,
                list(row_number ORDER BY row_number)[1:{MAX_EXAMPLES}] AS rows,
@@ -159,7 +166,7 @@ def _list_errors(
         FROM (
             SELECT 'not_nullable' AS check_name, row_number, length FROM flagged WHERE is_null
             UNION ALL
-            SELECT 'list_length == {rule.length}', row_number, length FROM flagged WHERE bad_length
+            SELECT '{length_check}', row_number, length FROM flagged WHERE bad_length
             UNION ALL
             SELECT 'elements_finite', row_number, length FROM flagged WHERE non_finite
         )
@@ -230,6 +237,19 @@ def _validate_file(check: FileCheck, errors: list[dict]) -> None:
             )
 
 
+def _reserved_columns(check: FileCheck, errors: list[dict]) -> None:
+    """Payload columns of a modality file that take a name the pipeline uses itself."""
+    assert check.schema is not None and check.arrow_schema is not None
+    keys = {schemas.PATIENT_KEY, schemas.EVENT_TIME}
+    for name in check.arrow_schema.names:
+        if name not in keys and reserved(name, "column"):
+            errors.append(
+                _error(
+                    check.path.name, name, "name_not_reserved", check.n_rows, [{"reserved": name}]
+                )
+            )
+
+
 def validate_batch(batch_dir: Path, spec: CohortSpec) -> BatchPlan:
     """Check every file of ``batch_dir`` against the spec; never writes anything."""
     plan = BatchPlan()
@@ -256,6 +276,7 @@ def validate_batch(batch_dir: Path, spec: CohortSpec) -> BatchPlan:
             check.schema = schemas.modality_schema(
                 spec.modality(expected[path.name]), check.arrow_schema
             )
+            _reserved_columns(check, plan.errors)
         _validate_file(check, plan.errors)
         plan.files.append(check)
     return plan
