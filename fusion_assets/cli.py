@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from resources.paths import default_path
+from resources.paths import DATA_DIR_ENV, DEFAULT_DATA_DIR, cohort_dir
+
+DEFAULT_COHORT = "synthetic"
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    return Path(args.data_dir).resolve()
+
+
+def _landing(args: argparse.Namespace, cohort: str = DEFAULT_COHORT) -> Path:
+    """``--landing`` if given, else the cohort's landing zone under the data folder."""
+    return Path(args.landing) if args.landing else cohort_dir(args.data_dir, cohort) / "landing"
 
 
 def _synth(args: argparse.Namespace) -> None:
     from fusion_assets.cohorts.synthetic import synthesize_batch
 
     batch_dir = synthesize_batch(
-        Path(args.landing),
+        _landing(args),
         n_patients=args.patients,
         regime=args.regime,
         missingness=args.missingness,
@@ -33,7 +45,7 @@ def _land(args: argparse.Namespace) -> None:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     seed = args.seed if args.seed is not None else int(stamp[-6:])
     batch_dir = synthesize_batch(
-        Path(args.landing),
+        _landing(args, args.cohort),
         n_patients=args.patients,
         seed=seed,
         batch_id=f"batch-{stamp}",
@@ -44,7 +56,7 @@ def _land(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> None:
     from fusion_assets.demo import run_demo
 
-    run_demo(landing=Path(args.landing), patients=args.patients, seed=args.seed, fast=args.fast)
+    run_demo(_data_dir(args), cohort_name=args.cohort, fast=args.fast)
 
 
 def _user_error(exc: Exception) -> None:
@@ -55,11 +67,12 @@ def _user_error(exc: Exception) -> None:
 
 def _import(args: argparse.Namespace) -> None:
     from fusion_assets.cohorts.importer import CohortImportError
-    from fusion_assets.cohorts.spec_file import SpecError
+    from fusion_assets.cohorts.spec_file import SpecError, read_spec_file
     from fusion_assets.own_cohort import import_spec
 
     try:
-        import_spec(Path(args.spec), Path(args.landing), args.batch_id)
+        landing = _landing(args, read_spec_file(args.spec).name)
+        import_spec(Path(args.spec), landing, args.batch_id)
     except (SpecError, CohortImportError) as exc:
         _user_error(exc)
 
@@ -72,7 +85,7 @@ def _run(args: argparse.Namespace) -> None:
     from fusion_assets.own_cohort import run_spec
 
     try:
-        run_spec(Path(args.spec), Path(args.landing), args.batch_id, fast=args.fast)
+        run_spec(Path(args.spec), _data_dir(args), args.batch_id, fast=args.fast)
     except (SpecError, CohortImportError) as exc:
         _user_error(exc)
     except dg.Failure as exc:  # e.g. the batch failed validation and was quarantined
@@ -94,10 +107,16 @@ def _spec_schema(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fusion-assets", description=__doc__)
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get(DATA_DIR_ENV, DEFAULT_DATA_DIR),
+        help=f"the data folder, one sub-folder per cohort (default ${DATA_DIR_ENV} or ./data)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
+    landing_help = "landing zone folder (default: <data-dir>/<cohort>/landing)"
 
     synth = commands.add_parser("synth", help="write one synthetic landing batch")
-    synth.add_argument("--landing", default=default_path("landing"), help="landing zone folder")
+    synth.add_argument("--landing", default=None, help=landing_help)
     synth.add_argument("--patients", type=int, default=5000)
     synth.add_argument(
         "--regime", choices=["independent", "correlated", "synergy"], default="correlated"
@@ -109,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(func=_synth)
 
     land = commands.add_parser("land", help="drop a new synthetic batch into the landing zone")
-    land.add_argument("--landing", default=default_path("landing"))
+    land.add_argument("--landing", default=None, help=landing_help)
+    land.add_argument("--cohort", default=DEFAULT_COHORT, help="a synthetic cohort of the location")
     land.add_argument("--patients", type=int, default=500)
     land.add_argument("--seed", type=int, default=None)
     land.set_defaults(func=_land)
@@ -117,9 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="land the default synthetic cohort and materialize every asset"
     )
-    demo.add_argument("--landing", default=default_path("landing"))
-    demo.add_argument("--patients", type=int, default=5000)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--cohort", default=DEFAULT_COHORT, help="a synthetic cohort of fusion_assets/defs/"
+    )
     demo.add_argument(
         "--fast", action="store_true", help="tiny networks and fewer resamples: a smoke run"
     )
@@ -129,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         "import", help="import your own cohort (a spec file) as a landing batch"
     )
     imp.add_argument("--spec", required=True, help="cohort spec YAML (see docs/own-data.md)")
-    imp.add_argument("--landing", default=default_path("landing"), help="landing zone folder")
+    imp.add_argument("--landing", default=None, help=landing_help)
     imp.add_argument("--batch-id", default=None, help="default: the cohort name")
     imp.set_defaults(func=_import)
 
@@ -137,7 +157,6 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="import your own cohort and materialize every asset on it"
     )
     run.add_argument("--spec", required=True, help="cohort spec YAML (see docs/own-data.md)")
-    run.add_argument("--landing", default=default_path("landing"), help="landing zone folder")
     run.add_argument("--batch-id", default=None, help="default: the cohort name")
     run.add_argument(
         "--fast", action="store_true", help="tiny networks and fewer resamples: a smoke run"

@@ -1,0 +1,92 @@
+"""Retraining as declarative automation, and the freshness of what people read.
+
+A retraining refreshes, in dependency order: the availability profile, the
+recommendation and the evaluation design, the encoders (one partition per
+modality), the fused models (one per strategy), the predictions and the
+subgroup report. Nothing here lists that order:
+
+- the root, ``availability_profile``, is cron-gated (the cohort's
+  ``retrain_cron``, default Sundays 03:00): once per tick, when its inputs are
+  present and not being refreshed;
+- everything downstream is ``eager``: requested in the same evaluation as its
+  upstream, so one tick requests the whole chain, and Dagster runs it as one
+  backfill that starts each partition once its upstream partitions are done.
+  The aligned tables are ignored by these conditions: the re-evaluation of each
+  landed batch refreshes them, which must not start a retraining.
+
+The cohort's automation sensor ships STOPPED (a retraining replaces the models
+that re-evaluation and the report compare against: a reviewed decision); turn it
+on in the UI (Automation → ``<cohort>_retraining``) or with
+``dagster sensor start <cohort>_retraining``. Re-evaluation of landed batches is
+the landing and re-evaluation sensors' job (sensors.py), RUNNING by default.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dagster as dg
+
+from fusion_assets.location.cohort import Cohort
+
+RETRAIN_TAG = "fusion_assets/retrain"
+# The report is refreshed by the weekly retraining: a day of slack before it is overdue.
+REPORT_FRESHNESS = timedelta(days=8)
+# Landing batches are expected at least weekly; none evaluated for longer is worth a look.
+BATCH_EVALUATION_FRESHNESS = timedelta(days=7)
+AUTOMATION_INTERVAL_S = 30
+
+
+def retraining_root_condition(cohort: Cohort) -> dg.AutomationCondition:
+    """Once per tick of ``cohort.retrain_cron``, when the inputs exist and are not being written."""
+    return (
+        dg.AutomationCondition.cron_tick_passed(cohort.retrain_cron).since_last_handled()
+        & ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label(f"retraining cron {cohort.retrain_cron!r}")
+
+
+def retraining_condition(cohort: Cohort) -> dg.AutomationCondition:
+    """Eager on everything upstream except the aligned tables (refreshed by re-evaluation)."""
+    return dg.AutomationCondition.eager().ignore(dg.AssetSelection.groups(cohort.group("align")))
+
+
+def retraining_sensor(cohort: Cohort) -> dg.AutomationConditionSensorDefinition:
+    return dg.AutomationConditionSensorDefinition(
+        name=cohort.sensor("retraining"),
+        target=dg.AssetSelection.key_prefixes(cohort.prefix),
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        minimum_interval_seconds=AUTOMATION_INTERVAL_S,
+        run_tags={RETRAIN_TAG: cohort.name},
+        description=(
+            f"Retraining of cohort {cohort.name!r}: on each tick of {cohort.retrain_cron!r}, the "
+            "profile, encoders, fused models, predictions and report, in dependency order "
+            "(shipped STOPPED: a retraining replaces the models; see docs/operations.md)."
+        ),
+    )
+
+
+def freshness_checks(cohort: Cohort) -> list[dg.AssetChecksDefinition]:
+    """WARN when the report or the newest batch evaluation is older than expected."""
+    return [
+        *dg.build_last_update_freshness_checks(
+            assets=[cohort.key("subgroup_report")],
+            lower_bound_delta=REPORT_FRESHNESS,
+            severity=dg.AssetCheckSeverity.WARN,
+        ),
+        *dg.build_last_update_freshness_checks(
+            assets=[cohort.key("batch_evaluation")],
+            lower_bound_delta=BATCH_EVALUATION_FRESHNESS,
+            severity=dg.AssetCheckSeverity.WARN,
+        ),
+    ]
+
+
+def freshness_sensor(cohort: Cohort, checks: list[dg.AssetChecksDefinition]) -> dg.SensorDefinition:
+    # RUNNING: it only evaluates the two checks when they could have changed (cheap).
+    return dg.build_sensor_for_freshness_checks(
+        freshness_checks=checks,
+        name=cohort.sensor("freshness"),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
