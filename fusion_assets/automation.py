@@ -8,11 +8,16 @@ subgroup report. Nothing here lists that order:
 - the root, ``availability_profile``, is cron-gated (the cohort's
   ``retrain_cron``, default Sundays 03:00): once per tick, when its inputs are
   present and not being refreshed;
-- everything downstream is ``eager``: requested in the same evaluation as its
-  upstream, so one tick requests the whole chain, and Dagster runs it as one
-  backfill that starts each partition once its upstream partitions are done.
-  The aligned tables are ignored by these conditions: the re-evaluation of each
-  landed batch refreshes them, which must not start a retraining.
+- everything downstream is ``on_cron`` with the same cron: once per tick, as
+  soon as every input was updated since the tick and none is still running. So
+  the profile's refresh starts the design tables, those the encoders (every
+  modality partition at once), the last encoder the fused models, the last
+  fused model the predictions, and those the report. (``eager`` would not do:
+  it fires on the first updated input, e.g. the predictions on the new
+  encoders before the fused models are refitted.)
+- the aligned tables are ignored by these conditions: the re-evaluation of each
+  landed batch refreshes them, which must not start a retraining. The chain of
+  one tick has until the next tick to finish (a week by default).
 
 The cohort's automation sensor ships STOPPED (a retraining replaces the models
 that re-evaluation and the report compare against: a reviewed decision); turn it
@@ -48,8 +53,15 @@ def retraining_root_condition(cohort: Cohort) -> dg.AutomationCondition:
 
 
 def retraining_condition(cohort: Cohort) -> dg.AutomationCondition:
-    """Eager on everything upstream except the aligned tables (refreshed by re-evaluation)."""
-    return dg.AutomationCondition.eager().ignore(dg.AssetSelection.groups(cohort.group("align")))
+    """Once per tick, after every input but the aligned tables was updated since the tick."""
+    aligned = dg.AssetSelection.groups(cohort.group("align"))
+    return (
+        dg.AutomationCondition.on_cron(cohort.retrain_cron).ignore(aligned)
+        # A partitioned input (encoders, fused models) is refitted partition by partition:
+        # wait until none is running, so the step sees them all.
+        & ~dg.AutomationCondition.any_deps_in_progress().ignore(aligned)
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label(f"after its inputs, once per {cohort.retrain_cron!r} tick")
 
 
 def retraining_sensor(cohort: Cohort) -> dg.AutomationConditionSensorDefinition:

@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from fusion_assets.cohorts import COHORT_SPEC_ENV
-from fusion_assets.location import build_location
+from fusion_assets.location.build import build_location
 from fusion_assets.location.component import cohort_from_source
 
 __all__ = ["defs", "load_definitions"]

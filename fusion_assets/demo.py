@@ -111,7 +111,7 @@ def print_report_location(reports: Path, prefix: str) -> Path:
 def run_demo(data_dir: Path, cohort_name: str = "synthetic", fast: bool = False) -> Path:
     """Land the cohort's synthetic data (if its landing zone is empty) and materialize it all."""
     from fusion_assets.cohorts.synthetic import synthesize_batch
-    from fusion_assets.location import build_location, location_resources
+    from fusion_assets.location.build import build_location, location_resources
     from fusion_assets.location.component import declared_cohorts
 
     started = time.perf_counter()

@@ -39,7 +39,7 @@ def run_spec(
         materialize_cohort,
         print_report_location,
     )
-    from fusion_assets.location import build_location, location_resources
+    from fusion_assets.location.build import build_location, location_resources
 
     started = time.perf_counter()
     spec_path = Path(spec_path).resolve()

@@ -13,7 +13,7 @@ from fusion_assets.assets.training_run import TrainingConfig
 from fusion_assets.evaluation import SplitSettings, StressSettings
 from fusion_assets.reevaluation.settings import BatchEvaluationSettings
 from fusion_assets.training_settings import TrainingSettings
-from tests.pipeline_fixtures import temp_resources
+from tests.pipeline_fixtures import SYNTHETIC, temp_resources
 
 CONFIGS = [
     BatchEvaluationConfig,
@@ -68,15 +68,15 @@ def test_training_overrides_build_the_dataclasses() -> None:
 
 
 def _materialize_encoder(tmp_path, config: dict) -> dg.ExecuteInProcessResult:
-    from fusion_assets.definitions import defs
+    from fusion_assets.location.build import cohort_assets
 
     return dg.materialize(
-        list(defs.assets or []),
-        selection=dg.AssetSelection.assets("modality_encoder"),
+        cohort_assets(SYNTHETIC),
+        selection=dg.AssetSelection.assets(SYNTHETIC.key("modality_encoder")),
         partition_key="ehr",
         resources=temp_resources(tmp_path),
         instance=dg.DagsterInstance.ephemeral(),
-        run_config={"ops": {"modality_encoder": {"config": config}}},
+        run_config=SYNTHETIC.run_config({"modality_encoder": {"config": config}}),
         raise_on_error=False,
     )
 
@@ -93,4 +93,4 @@ def test_negative_max_epochs_fail_the_step_with_the_field_and_the_bound(tmp_path
     message = str(failure.step_failure_data.error)
     assert "max_epochs" in message and "greater than or equal to 1" in message
     # Refused before the body ran: nothing was fitted.
-    assert not (tmp_path / "models").exists()
+    assert not (tmp_path / "synthetic" / "models").exists()

@@ -75,7 +75,7 @@ def _spec(cohort: Cohort, key: str, description: str, deps: list, kind: str = "d
 
 _PREDICTION_TABLES = {
     "predictions": (
-        "eval.predictions: every strategy and single-modality baseline on every validation and "
+        "eval.predictions: one row per strategy (or single-modality baseline) and validation or "
         "test patient. Cross-validation mode (small cohorts): test rows are every patient's "
         "out-of-fold predictions averaged over repeats, validation rows the fold models' inner "
         "validation predictions."

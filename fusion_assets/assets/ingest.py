@@ -34,7 +34,7 @@ def _raw_spec(cohort: Cohort, table: str) -> dg.AssetSpec:
         if table == "patients"
         else "one row per patient: the Bayes-optimal probability given the patient's modalities"
         if table == "oracle"
-        else f"the rows of modality {table!r} ({cohort.spec.modality(table).kind}) as landed"
+        else f"one row per landed row of modality {table!r} ({cohort.spec.modality(table).kind})"
     )
     return dg.AssetSpec(
         cohort.key(f"raw_{table}"),

@@ -165,7 +165,7 @@ _SPLIT_TABLES = {
     "folds": "profile.folds: one row per fold model (repeat, fold) and patient with its role, "
     "for cohorts under small_cohort_size patients (repeated stratified k-fold); no rows when "
     "held out.",
-    "evaluation_mode": "profile.evaluation_mode: one row, the evaluation design chosen from the "
+    "evaluation_mode": "profile.evaluation_mode: one row per cohort: the evaluation design chosen from the "
     "cohort size (holdout | cv), with its settings and the fold plan's fingerprint.",
 }
 

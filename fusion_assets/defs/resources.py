@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from fusion_assets.location import location_resources
+from fusion_assets.location.build import location_resources
 
 
 @dg.definitions

@@ -1,18 +1,10 @@
-"""The code location: cohorts served side by side (names, definitions, shared resources)."""
+"""The code location: cohorts served side by side.
 
-from fusion_assets.location.build import (
-    build_cohort_definitions,
-    build_location,
-    cohort_assets,
-    location_resources,
-)
+``cohort`` names everything a cohort owns (light: the sensors import it);
+``build`` assembles the definitions and the shared resources; ``component``
+reads the cohorts declared under ``fusion_assets/defs/``.
+"""
+
 from fusion_assets.location.cohort import Cohort, SyntheticSource
 
-__all__ = [
-    "Cohort",
-    "SyntheticSource",
-    "build_cohort_definitions",
-    "build_location",
-    "cohort_assets",
-    "location_resources",
-]
+__all__ = ["Cohort", "SyntheticSource"]
