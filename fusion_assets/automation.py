@@ -19,6 +19,9 @@ subgroup report. Nothing here lists that order:
   landed batch refreshes them, which must not start a retraining. The chain of
   one tick has until the next tick to finish (a week by default).
 
+Freshness policies (evaluated by the daemon when ``freshness: enabled`` in
+dagster.yaml) say when the report and the batch evaluation are overdue.
+
 The cohort's automation sensor ships STOPPED (a retraining replaces the models
 that re-evaluation and the report compare against: a reviewed decision); turn it
 on in the UI (Automation → ``<cohort>_retraining``) or with
@@ -79,26 +82,15 @@ def retraining_sensor(cohort: Cohort) -> dg.AutomationConditionSensorDefinition:
     )
 
 
-def freshness_checks(cohort: Cohort) -> list[dg.AssetChecksDefinition]:
-    """WARN when the report or the newest batch evaluation is older than expected."""
-    return [
-        *dg.build_last_update_freshness_checks(
-            assets=[cohort.key("subgroup_report")],
-            lower_bound_delta=REPORT_FRESHNESS,
-            severity=dg.AssetCheckSeverity.WARN,
-        ),
-        *dg.build_last_update_freshness_checks(
-            assets=[cohort.key("batch_evaluation")],
-            lower_bound_delta=BATCH_EVALUATION_FRESHNESS,
-            severity=dg.AssetCheckSeverity.WARN,
-        ),
-    ]
+def report_freshness() -> dg.FreshnessPolicy:
+    """The report is refreshed by the weekly retraining: WARN after a week, FAIL after eight days."""
+    return dg.FreshnessPolicy.time_window(
+        fail_window=REPORT_FRESHNESS, warn_window=timedelta(days=7)
+    )
 
 
-def freshness_sensor(cohort: Cohort, checks: list[dg.AssetChecksDefinition]) -> dg.SensorDefinition:
-    # RUNNING: it only evaluates the two checks when they could have changed (cheap).
-    return dg.build_sensor_for_freshness_checks(
-        freshness_checks=checks,
-        name=cohort.sensor("freshness"),
-        default_status=dg.DefaultSensorStatus.RUNNING,
+def batch_evaluation_freshness() -> dg.FreshnessPolicy:
+    """Batches are expected at least weekly: WARN when none was evaluated for a week."""
+    return dg.FreshnessPolicy.time_window(
+        fail_window=2 * BATCH_EVALUATION_FRESHNESS, warn_window=BATCH_EVALUATION_FRESHNESS
     )

@@ -7,10 +7,14 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+
+RETRAIN_TAG = "fusion_assets/retrain"
 
 # The tiny preset, fewer and larger steps: the models only have to exist and rank a bit.
 TINY = {"config": {"preset": "tiny", "max_epochs": 2, "batch_size": 128}}
@@ -53,51 +57,50 @@ sensors:
     )
 
 
-def train_tiny_models(
-    instance: dg.DagsterInstance,
-    resources: dict,
-    batch_ids: list[str],
-    strategies: list[str] | None = None,
-    evaluate: bool = True,
-) -> dict[str, float]:
-    """Ingest, align, profile, fit every encoder and some fused models (tiny), evaluate.
+# Run-config defaults of the end-to-end cohort: tiny fits and a quick report, so the runs the
+# daemon launches (which carry no run config) take seconds.
+TINY_DEFAULTS = {
+    "modality_encoder": TINY["config"],
+    "fused_model": TINY["config"],
+    "splits": {"small_cohort_size": 0},  # one held-out split, no fold models
+    "predictions": TINY_STRESS["config"],
+    "subgroup_report": TINY_REPORT["config"],
+}
 
-    In process (one torch import). Returns seconds per stage.
+
+def write_location(
+    root: Path, retrain_cron: str, deploy: bool = False, tracking_uri: str | None = None
+) -> Path:
+    """A workspace serving the synthetic cohort with tiny defaults; returns its workspace.yaml.
+
+    ``deploy``: the production location's settings (multiprocess executor, MLflow at
+    ``MLFLOW_TRACKING_URI``); otherwise the laptop's, MLflow at ``tracking_uri`` (default
+    sqlite under the data folder).
     """
-    from fusion_assets.definitions import MODALITIES, STRATEGIES, defs
+    root.mkdir(parents=True, exist_ok=True)
+    build = (
+        "deploy_location([COHORT])"  # the production location's settings (fusion_assets/deploy.py)
+        if deploy
+        else f"build_location([COHORT], location_resources(tracking_uri={tracking_uri!r}))"
+    )
+    (root / "e2e_location.py").write_text(
+        f"""from fusion_assets.cohorts import synthetic_spec
+from fusion_assets.deploy import deploy_location
+from fusion_assets.location import Cohort
+from fusion_assets.location.build import build_location, location_resources
 
-    assets = list(defs.assets or []) + list(defs.asset_checks or [])
-    timings: dict[str, float] = {}
-
-    def stage(name: str, group: str, keys: list[str | None], run_config: dict | None = None):
-        t0 = time.perf_counter()
-        for key in keys:
-            result = dg.materialize(
-                assets,
-                selection=dg.AssetSelection.groups(group)
-                - dg.AssetSelection.key_prefixes(["batch_evaluation"]),
-                partition_key=key,
-                resources=resources,
-                instance=instance,
-                run_config=run_config,
-                tags={"fusion_assets/source": "e2e-setup"},
-            )
-            assert result.success, f"{name} [{key}] failed"
-        timings[name] = time.perf_counter() - t0
-
-    instance.add_dynamic_partitions("landing_batches", batch_ids)
-    stage("ingest", "ingest", list(batch_ids))
-    stage("align", "align", [None])
-    stage("profile", "profile", [None])
-    stage("encoders", "encoders", list(MODALITIES), {"ops": {"modality_encoder": TINY}})
-    stage("fusion", "fusion", list(strategies or STRATEGIES), {"ops": {"fused_model": TINY}})
-    if evaluate:
-        # The report goes beside the test's warehouse, never into the repository's data/.
-        reports = str(Path(resources["warehouse"].path).parent / "reports")
-        report = {"config": {**TINY_REPORT["config"], "report_dir": reports}}
-        config = {"subgroup_report": report, "predictions": TINY_STRESS}
-        stage("evaluation", "evaluation", [None], {"ops": config})
-    return timings
+COHORT = Cohort(
+    "synthetic", synthetic_spec(), retrain_cron={retrain_cron!r}, config_defaults={TINY_DEFAULTS!r}
+)
+defs = {build}
+"""
+    )
+    workspace = root / "workspace.yaml"
+    workspace.write_text(
+        f"load_from:\n  - python_file:\n      relative_path: {root / 'e2e_location.py'}\n"
+        "      location_name: fusion_assets\n"
+    )
+    return workspace
 
 
 def free_port() -> int:
@@ -106,16 +109,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_dagster_dev(home: Path, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
+REPO = Path(__file__).resolve().parents[1]
+
+
+def start_dagster_dev(
+    home: Path, env: dict[str, str], log: Path, workspace: Path = REPO / "workspace.yaml"
+) -> tuple[subprocess.Popen, int]:
     """``dagster dev`` on a free loopback port, in its own process group."""
     port = free_port()
-    repo = Path(__file__).resolve().parents[1]
+    repo = REPO
     proc = subprocess.Popen(
         [
             str(Path(os.sys.executable).parent / "dagster"),
             "dev",
             "-w",
-            str(repo / "workspace.yaml"),
+            str(workspace),
             "-h",
             "127.0.0.1",
             "-p",
@@ -173,3 +181,175 @@ def http_ok(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+def start_sensor(home: Path, env: dict[str, str], workspace: Path, name: str) -> None:
+    """What an operator does to turn on a STOPPED sensor: ``dagster sensor start``."""
+    subprocess.run(
+        [
+            str(Path(os.sys.executable).parent / "dagster"),
+            "sensor",
+            "start",
+            "-w",
+            str(workspace),
+            name,
+        ],
+        cwd=REPO,
+        env={**os.environ, **env, "DAGSTER_HOME": str(home)},
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+
+
+def next_minute_cron(lead_s: float = 45.0) -> tuple[str, float]:
+    """A daily cron whose next tick is the first minute boundary at least ``lead_s`` away."""
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC)
+    tick = (now + dt.timedelta(seconds=lead_s + 60)).replace(second=0, microsecond=0)
+    return f"{tick.minute} {tick.hour} * * *", tick.timestamp()
+
+
+# --- a daemon-driven session: dagster dev on a throwaway home ---------------------------
+
+COHORT = "synthetic"
+RETRAIN_SENSOR = f"{COHORT}_retraining"
+RETRAINED = (
+    "availability_profile",
+    "splits",
+    "modality_encoder",
+    "fused_model",
+    "predictions",
+    "subgroup_report",
+    "subgroup_metrics",
+)
+TIMEOUT_S = 420
+
+
+@dataclass
+class DaemonSession:
+    root: Path
+    home: Path
+    data: Path
+    workspace: Path
+    log: Path
+    port: int
+    env: dict[str, str]
+    tick_at: float
+
+    @property
+    def instance(self) -> dg.DagsterInstance:
+        return dg.DagsterInstance.from_config(str(self.home))
+
+    @property
+    def cohort_dir(self) -> Path:
+        return self.data / COHORT
+
+    @classmethod
+    @contextmanager
+    def start(
+        cls,
+        root: Path,
+        write_instance: Callable[[Path], None] = write_instance_yaml,
+        deploy: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> Iterator[DaemonSession]:
+        """dagster dev up, the retraining sensor on; the cron ticks about two minutes later."""
+        home, data = root / "home", root / "data"
+        write_instance(home)
+        cron, tick_at = next_minute_cron(lead_s=100)
+        workspace = write_location(root / "location", cron, deploy)
+        env = {"FUSION_DATA_DIR": str(data), **(env or {})}
+        log = root / "dagster-dev.log"
+        t0 = time.perf_counter()
+        proc, port = start_dagster_dev(home, env, log, workspace)
+        try:
+            url = f"http://127.0.0.1:{port}/server_info"
+            wait_for("the Dagster webserver", lambda: http_ok(url), 180, proc, log)
+            print(f"\n[e2e] dagster dev answered after {time.perf_counter() - t0:.0f} s")
+            start_sensor(home, env, workspace, RETRAIN_SENSOR)
+            # The sensor's first evaluation (within its 30 s interval) must come before the
+            # tick: a tick before it is not seen, and the test would wait a day.
+            assert time.time() + 30 < tick_at, "dagster dev started too slowly for the cron tick"
+            session = cls(root, home, data, workspace, log, port, env, tick_at)
+            yield session
+        finally:
+            stop_process_group(proc)
+
+    def retrain_and_wait(self) -> dict[str, dg.DagsterRun]:
+        """Wait for the retraining the cron tick starts: until the new report is materialized."""
+        report = dg.AssetKey([COHORT, "subgroup_report"])
+
+        def done():
+            event = self.instance.get_latest_materialization_event(report)
+            if event is None:
+                failed = [
+                    r
+                    for r in self.instance.get_runs(dg.RunsFilter(tags={RETRAIN_TAG: COHORT}))
+                    if r.status == dg.DagsterRunStatus.FAILURE
+                ]
+                assert not failed, f"retraining run {failed[0].run_id} failed"
+            return event
+
+        wait_for("the retrained report", done, TIMEOUT_S, None, self.log, 3)
+        assert time.time() >= self.tick_at, "a retraining started before its cron tick"
+
+    def assert_retrained_by_the_daemon(self) -> None:
+        """Every retrained asset was materialized by a run of the automation sensor, and the
+        daemon recorded why (the evaluations the UI's automation view shows)."""
+        instance = self.instance
+        for name in RETRAINED:
+            key = dg.AssetKey([COHORT, name])
+            event = instance.get_latest_materialization_event(key)
+            assert event is not None, f"{name} was not retrained"
+            run = instance.get_run_by_id(event.run_id)
+            assert run.tags.get(RETRAIN_TAG) == COHORT, f"{name}: run {run.run_id} {run.tags}"
+            evaluations = instance.schedule_storage.get_auto_materialize_asset_evaluations(
+                key=key, limit=50
+            )
+            launched = [e for e in evaluations if e.get_evaluation_with_run_ids().run_ids]
+            assert launched, f"no automation evaluation launched {name}"
+        assert_partitions_overlapped(instance, dg.AssetKey([COHORT, "modality_encoder"]))
+
+
+def assert_partitions_overlapped(instance: dg.DagsterInstance, key: dg.AssetKey) -> None:
+    """At least two partition runs of ``key`` were executing at the same time."""
+    runs = [
+        r
+        for r in instance.get_runs(dg.RunsFilter(tags={RETRAIN_TAG: COHORT}))
+        if r.asset_selection and key in r.asset_selection
+    ]
+    windows = sorted(
+        (instance.get_run_stats(r.run_id).start_time, instance.get_run_stats(r.run_id).end_time)
+        for r in runs
+    )
+    overlapping = any(b[0] < a[1] for a, b in zip(windows, windows[1:], strict=False))
+    print(f"[e2e] {key.to_user_string()}: {len(runs)} runs, windows {windows}")
+    assert len(runs) >= 2 and overlapping, "the partitions did not train in parallel"
+
+
+def land(session: DaemonSession, batch: str, **settings) -> Path:
+    from fusion_assets.cohorts.synthetic import synthesize_batch
+
+    return synthesize_batch(session.cohort_dir / "landing", batch_id=batch, **settings)
+
+
+def runs_of(instance: dg.DagsterInstance, job: str) -> list[dg.DagsterRun]:
+    return list(instance.get_runs(dg.RunsFilter(job_name=job)))
+
+
+def wait_for_runs(session: DaemonSession, job: str, batches) -> dict[str, dg.DagsterRun]:
+    """The successful run of ``job`` per batch, once every batch has one; fails on a failure."""
+
+    def done():
+        finished = {}
+        for run in runs_of(session.instance, job):
+            partition = run.tags.get("dagster/partition")
+            if run.status == dg.DagsterRunStatus.FAILURE:
+                raise AssertionError(f"{job} run {run.run_id} for {partition} failed")
+            if run.status == dg.DagsterRunStatus.SUCCESS:
+                finished[partition] = run
+        return finished if set(batches) <= set(finished) else None
+
+    return wait_for(f"{job} for {list(batches)}", done, TIMEOUT_S, None, session.log, 2)

@@ -126,14 +126,13 @@ def test_the_retraining_sensor_ships_stopped_and_the_batch_sensors_running(defs)
     sensors = {s.name: s for s in defs.sensors}
     assert sensors["synthetic_retraining"].default_status == dg.DefaultSensorStatus.STOPPED
     assert isinstance(sensors["synthetic_retraining"], dg.AutomationConditionSensorDefinition)
-    for name in ("landing_sensor", "reevaluation_sensor", "freshness"):
+    for name in ("landing_sensor", "reevaluation_sensor"):
         assert sensors[f"synthetic_{name}"].default_status == dg.DefaultSensorStatus.RUNNING
     assert not [s for s in defs.schedules or []]
 
 
-def test_freshness_checks_watch_the_report_and_the_batch_evaluation(defs):
-    checks = {(k.asset_key.path[-1], k.name) for k in defs.resolve_asset_graph().asset_check_keys}
-    assert {
-        ("subgroup_report", "freshness_check"),
-        ("batch_evaluation", "freshness_check"),
-    } <= checks
+def test_the_report_and_the_batch_evaluation_have_freshness_policies(defs):
+    specs = {s.key.path[-1]: s for s in defs.resolve_all_asset_specs()}
+    for name in ("subgroup_report", "batch_evaluation"):
+        assert isinstance(specs[name].freshness_policy, dg.FreshnessPolicy), name
+    assert specs["predictions"].freshness_policy is None

@@ -94,3 +94,26 @@ def test_negative_max_epochs_fail_the_step_with_the_field_and_the_bound(tmp_path
     assert "max_epochs" in message and "greater than or equal to 1" in message
     # Refused before the body ran: nothing was fitted.
     assert not (tmp_path / "synthetic" / "models").exists()
+
+
+def test_a_cohort_sets_the_launchpad_defaults_of_its_assets() -> None:
+    from fusion_assets.location import Cohort
+
+    cohort = Cohort(
+        "smoke",
+        SYNTHETIC.spec,
+        config_defaults={"fused_model": {"preset": "tiny", "max_epochs": 3}},
+    )
+    config = cohort.config_class("fused_model", TrainingConfig)
+    fields = config.to_config_schema().config_type.fields
+    assert fields["preset"].default_value == "tiny" and fields["max_epochs"].default_value == 3
+    assert fields["max_epochs"].description  # ranges and descriptions are kept
+    assert cohort.config_class("modality_encoder", TrainingConfig) is TrainingConfig
+    with pytest.raises(ValueError, match="no field"):
+        Cohort(
+            "smoke", SYNTHETIC.spec, config_defaults={"fused_model": {"epochs": 3}}
+        ).config_class("fused_model", TrainingConfig)
+    with pytest.raises(ValidationError, match="max_epochs"):
+        Cohort(
+            "smoke", SYNTHETIC.spec, config_defaults={"fused_model": {"max_epochs": 0}}
+        ).config_class("fused_model", TrainingConfig)

@@ -1,10 +1,11 @@
-"""The Dagster UI in headless Chromium: this project's assets show, and a click materializes one.
+"""The Dagster UI in headless Chromium: both cohorts in one code location, a click materializes.
 
 A batch is ingested in process first (outside the landing zone, so the sensors
-stay idle), then ``dagster dev`` starts on a throwaway DAGSTER_HOME. The test
-opens the asset catalog, checks that the ingest and align assets are listed,
-opens ``aligned_patients``, clicks "Materialize" and polls the instance until
-that run succeeds. Skipped only when no Chromium binary exists (``make test``
+stay idle), then ``dagster dev`` starts on a throwaway DAGSTER_HOME with the
+repository's workspace. The test checks that the code location lists the asset
+groups of both shipped cohorts (synthetic and breast_cancer), each with its
+assets, opens ``synthetic/aligned_patients``, clicks "Materialize" and polls the
+instance until that run succeeds. Skipped only when no Chromium binary exists (``make test``
 installs Debian's ``chromium``; ``playwright install`` is not used).
 """
 
@@ -48,24 +49,25 @@ def ui(tmp_path_factory):
         pytest.skip("No Chromium at /usr/bin/chromium (make test installs Debian's chromium).")
     pytest.importorskip("playwright.sync_api", reason="the playwright package (dev extra)")
     from fusion_assets.assets.ingest import build_ingest_assets
-    from fusion_assets.cohorts import load_cohort_spec
     from fusion_assets.cohorts.synthetic import synthesize_batch
     from resources import LandingZoneResource, WarehouseResource
+    from tests.pipeline_fixtures import SYNTHETIC
 
     root = tmp_path_factory.mktemp("ui")
     home, data = root / "home", root / "data"
     write_instance_yaml(home)
-    seed = root / "seed"
-    synthesize_batch(seed, n_patients=100, seed=3, batch_id="ui-batch")
+    seed = root / "seed"  # a data folder of its own: the sensors never see this batch
+    synthesize_batch(seed / "synthetic" / "landing", n_patients=100, seed=3, batch_id="ui-batch")
+    partitions = dg.DynamicPartitionsDefinition(name=SYNTHETIC.landing_partitions)
     with dg.DagsterInstance.ephemeral() as scratch:
-        scratch.add_dynamic_partitions("landing_batches", ["ui-batch"])
+        scratch.add_dynamic_partitions(partitions.name, ["ui-batch"])
         result = dg.materialize(
-            [build_ingest_assets(load_cohort_spec())],
+            [build_ingest_assets(SYNTHETIC, partitions)],
             partition_key="ui-batch",
             instance=scratch,
             resources={
-                "warehouse": WarehouseResource(path=str(data / "warehouse.duckdb")),
-                "landing": LandingZoneResource(path=str(seed)),
+                "warehouse": WarehouseResource(data_dir=str(data)),
+                "landing": LandingZoneResource(data_dir=str(seed)),
             },
         )
         assert result.success
@@ -85,8 +87,16 @@ def ui(tmp_path_factory):
         stop_process_group(proc)
 
 
+GROUPS = {  # one group of each stage, per cohort, with one of its assets
+    "synthetic_1_ingest": "raw_oracle",
+    "synthetic_4_encoders": "modality_encoder",
+    "breast_cancer_1_ingest": "raw_expression",
+    "breast_cancer_6_evaluation": "subgroup_report",
+}
+
+
 def _aligned_patients_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
-    key = dg.AssetKey("aligned_patients")
+    key = dg.AssetKey(["synthetic", "aligned_patients"])
     return [r for r in instance.get_runs() if r.asset_selection and key in r.asset_selection]
 
 
@@ -101,15 +111,14 @@ def test_catalog_shows_assets_and_materialize_click_runs(ui):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.set_default_timeout(60_000)
-            # The catalog lists this code location's assets by key; the list is virtualized
-            # (only the first screenful is rendered), so filter it to each key.
-            page.goto(f"{ui['url']}/assets")
-            search = page.get_by_role("textbox", name="Search and filter assets")
-            for key in ("raw_patients", "aligned_patients"):
-                search.fill(key)
-                expect(page.get_by_text(key, exact=True).first).to_be_visible(timeout=60_000)
+            # One code location, both cohorts: each group's page lists its assets.
+            for group, asset in GROUPS.items():
+                page.goto(f"{ui['url']}/locations/fusion_assets/asset-groups/{group}/list")
+                expect(page.get_by_text(group).first).to_be_visible(timeout=60_000)
+                expect(page.get_by_text(asset, exact=True).first).to_be_visible(timeout=60_000)
+            page.screenshot(path=str(ui["home"].parent / "asset-group.png"))
 
-            page.goto(f"{ui['url']}/assets/aligned_patients")
+            page.goto(f"{ui['url']}/assets/synthetic/aligned_patients")
             # The accessible name carries the icon's name: "materialization Materialize".
             button = page.get_by_role("button", name=re.compile(r"^(\w+ )?Materialize$")).first
             expect(button).to_be_enabled(timeout=60_000)

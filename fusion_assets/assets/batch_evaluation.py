@@ -15,6 +15,7 @@ import dagster as dg
 import pandas as pd
 
 from fusion_assets.assets.metadata import frame_table, rounded
+from fusion_assets.automation import batch_evaluation_freshness
 from fusion_assets.location.cohort import Cohort
 from fusion_assets.names import FUSION_STORE
 from fusion_assets.reevaluation import summary
@@ -88,6 +89,7 @@ def build_batch_evaluation(
 ) -> dg.AssetsDefinition:
     """The asset (with its check) for the cohort's modalities, partitioned like the raw tables."""
     spec = cohort.spec
+    config_type = cohort.config_class("batch_evaluation", BatchEvaluationConfig)
 
     @dg.asset(
         key=cohort.key("batch_evaluation"),
@@ -113,6 +115,7 @@ def build_batch_evaluation(
         ],
         pool=cohort.writer_pool,
         kinds={"duckdb", "mlflow"},
+        freshness_policy=batch_evaluation_freshness(),
         description=(
             "eval.batch_metrics for one landing batch (partition): one row per strategy x "
             "metric x subgroup. The current fused models scored on the batch (no retraining): "
@@ -122,7 +125,7 @@ def build_batch_evaluation(
     )
     def batch_evaluation(
         context: dg.AssetExecutionContext,
-        config: BatchEvaluationConfig,
+        config: config_type,
         warehouse: WarehouseResource,
         model_store: ModelStoreResource,
         tracking: TrackingResource,

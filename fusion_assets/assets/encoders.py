@@ -39,6 +39,7 @@ def _describe_fit(
 
 def build_encoder_asset(cohort: Cohort) -> dg.AssetsDefinition:
     spec = cohort.spec
+    config_type = cohort.config_class("modality_encoder", TrainingConfig)
     partitions = dg.StaticPartitionsDefinition(spec.modality_names)
 
     @dg.asset(
@@ -60,7 +61,7 @@ def build_encoder_asset(cohort: Cohort) -> dg.AssetsDefinition:
     )
     def modality_encoder(
         context: dg.AssetExecutionContext,
-        config: TrainingConfig,
+        config: config_type,
         warehouse: WarehouseResource,
         model_store: ModelStoreResource,
         tracking: TrackingResource,

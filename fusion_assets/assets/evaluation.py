@@ -28,7 +28,7 @@ from fusion_assets.assets.metadata import (
     table_metadata,
     table_version,
 )
-from fusion_assets.automation import retraining_condition
+from fusion_assets.automation import report_freshness, retraining_condition
 from fusion_assets.evaluation import StressSettings
 from fusion_assets.location.cohort import Cohort
 from fusion_assets.metrics.config import EvaluationConfig, ReportSettings
@@ -62,7 +62,7 @@ def _model_deps(cohort: Cohort) -> list:
     ]
 
 
-def _spec(cohort: Cohort, key: str, description: str, deps: list, kind: str = "duckdb"):
+def _spec(cohort: Cohort, key: str, description: str, deps: list, kind: str = "duckdb", **extra):
     return dg.AssetSpec(
         cohort.key(key),
         kinds={kind},
@@ -70,6 +70,7 @@ def _spec(cohort: Cohort, key: str, description: str, deps: list, kind: str = "d
         description=description,
         automation_condition=retraining_condition(cohort),
         **cohort.asset_attributes("evaluation"),
+        **extra,
     )
 
 
@@ -112,6 +113,7 @@ def _table_results(
 
 def build_predictions_asset(cohort: Cohort) -> dg.AssetsDefinition:
     spec = cohort.spec
+    config_type = cohort.config_class("predictions", StressTestConfig)
     deps = _model_deps(cohort)
 
     @dg.multi_asset(
@@ -122,7 +124,7 @@ def build_predictions_asset(cohort: Cohort) -> dg.AssetsDefinition:
     )
     def predictions(
         context: dg.AssetExecutionContext,
-        config: StressTestConfig,
+        config: config_type,
         warehouse: WarehouseResource,
         model_store: ModelStoreResource,
     ) -> Iterator[dg.MaterializeResult]:
@@ -177,7 +179,14 @@ _REPORT_DESCRIPTION = (
 def _report_specs(cohort: Cohort) -> list[dg.AssetSpec]:
     deps = cohort.keys(*_REPORT_INPUTS, *DESIGN_ASSETS)
     return [
-        _spec(cohort, "subgroup_report", _REPORT_DESCRIPTION, deps, kind="mlflow"),
+        _spec(
+            cohort,
+            "subgroup_report",
+            _REPORT_DESCRIPTION,
+            deps,
+            kind="mlflow",
+            freshness_policy=report_freshness(),
+        ),
         *(_spec(cohort, name, text, deps) for name, text in REPORT_TABLES.items()),
     ]
 
@@ -195,6 +204,7 @@ def _report_inputs(warehouse) -> dict:
 
 def build_report_asset(cohort: Cohort) -> dg.AssetsDefinition:
     spec = cohort.spec
+    config_type = cohort.config_class("subgroup_report", ReportConfig)
 
     @dg.multi_asset(
         name=cohort.op("subgroup_report"),
@@ -204,7 +214,7 @@ def build_report_asset(cohort: Cohort) -> dg.AssetsDefinition:
     )
     def subgroup_report(
         context: dg.AssetExecutionContext,
-        config: ReportConfig,
+        config: config_type,
         warehouse: WarehouseResource,
         tracking: TrackingResource,
         model_store: ModelStoreResource,

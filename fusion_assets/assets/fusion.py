@@ -51,6 +51,7 @@ def load_fold_encoders(model_store: ModelStore, spec: CohortSpec, design: Evalua
 
 def build_fusion_asset(cohort: Cohort, encoder_asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
     spec = cohort.spec
+    config_type = cohort.config_class("fused_model", TrainingConfig)
 
     @dg.asset(
         key=cohort.key("fused_model"),
@@ -74,7 +75,7 @@ def build_fusion_asset(cohort: Cohort, encoder_asset: dg.AssetsDefinition) -> dg
     )
     def fused_model(
         context: dg.AssetExecutionContext,
-        config: TrainingConfig,
+        config: config_type,
         warehouse: WarehouseResource,
         model_store: ModelStoreResource,
         tracking: TrackingResource,

@@ -114,6 +114,7 @@ def _ranking(ranked: list[dict]) -> dg.MetadataValue:
 
 def build_recommendation_asset(cohort: Cohort) -> dg.AssetsDefinition:
     spec = cohort.spec
+    config_type = cohort.config_class("fusion_recommendation", RecommendationConfig)
 
     @dg.asset(
         key=cohort.key("fusion_recommendation"),
@@ -130,7 +131,7 @@ def build_recommendation_asset(cohort: Cohort) -> dg.AssetsDefinition:
     )
     def fusion_recommendation(
         context: dg.AssetExecutionContext,
-        config: RecommendationConfig,
+        config: config_type,
         warehouse: WarehouseResource,
     ) -> dg.MaterializeResult:
         thresholds = RecommendationThresholds(**config.model_dump())
@@ -211,6 +212,8 @@ def _split_results(
 
 
 def build_splits_asset(cohort: Cohort) -> dg.AssetsDefinition:
+    config_type = cohort.config_class("splits", SplitConfig)
+
     @dg.multi_asset(
         name=cohort.op("splits"),
         specs=_split_specs(cohort),
@@ -218,7 +221,7 @@ def build_splits_asset(cohort: Cohort) -> dg.AssetsDefinition:
         can_subset=False,
     )
     def splits(
-        context: dg.AssetExecutionContext, config: SplitConfig, warehouse: WarehouseResource
+        context: dg.AssetExecutionContext, config: config_type, warehouse: WarehouseResource
     ):
         """Choose the evaluation design; write the split, the fold plan and the design."""
         with warehouse.for_cohort(cohort.name).connect() as con:

@@ -14,7 +14,7 @@ from fusion_assets.assets.evaluation import build_evaluation_assets
 from fusion_assets.assets.fusion import build_fusion_asset
 from fusion_assets.assets.ingest import build_ingest_assets
 from fusion_assets.assets.profile import build_profile_assets
-from fusion_assets.automation import freshness_checks, freshness_sensor, retraining_sensor
+from fusion_assets.automation import retraining_sensor
 from fusion_assets.checks import build_checks
 from fusion_assets.jobs import build_jobs
 from fusion_assets.location.cohort import Cohort
@@ -49,17 +49,15 @@ def build_cohort_definitions(
 ) -> dg.Definitions:
     """Assets, checks, jobs and sensors of one cohort (no resources: the location's)."""
     jobs = build_jobs(cohort, executor)
-    fresh = freshness_checks(cohort)
     return dg.Definitions(
         # Each asset links to the function that computes it (the UI's "source" link).
         assets=dg.with_source_code_references(cohort_assets(cohort)),
-        asset_checks=[*build_checks(cohort), *fresh],
+        asset_checks=build_checks(cohort),
         jobs=list(jobs.values()),
         sensors=[
             build_landing_sensor(cohort, jobs["ingest"]),
             build_reevaluation_sensor(cohort, jobs["reevaluate_batch"]),
             retraining_sensor(cohort),
-            freshness_sensor(cohort, fresh),
         ],
     )
 
@@ -95,5 +93,6 @@ def build_location(
         raise ValueError(f"Two cohorts share a name: {sorted(names)}")
     return dg.Definitions.merge(
         *(build_cohort_definitions(c, executor) for c in cohorts),
-        dg.Definitions(resources=dict(resources or location_resources())),
+        # The executor of runs outside the named jobs (automation, the UI's Materialize).
+        dg.Definitions(resources=dict(resources or location_resources()), executor=executor),
     )

@@ -11,10 +11,13 @@ naming; the asset modules ask it instead of spelling a key, group or pool.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
+from pydantic import create_model
+from pydantic.fields import FieldInfo
 
 from fusion_assets.cohorts import CohortSpec
 
@@ -31,6 +34,7 @@ GROUP_NUMBERS: dict[str, int] = {
 # Cohort names become key prefixes, group, job, pool and folder names.
 COHORT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 DEFAULT_RETRAIN_CRON = "0 3 * * 0"  # Sundays 03:00, when nobody waits for the CPU
+ConfigClass = TypeVar("ConfigClass", bound=dg.Config)
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,9 @@ class Cohort:
     retrain_cron: str = DEFAULT_RETRAIN_CRON
     synthetic: SyntheticSource | None = None
     owners: tuple[str, ...] = field(default=("team:ml-platform",))
+    # Run-config defaults by asset name ({"fused_model": {"preset": "tiny"}}): what the
+    # launchpad scaffolds and what automation-launched runs use.
+    config_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not COHORT_NAME.match(self.name):
@@ -89,6 +96,26 @@ class Cohort:
     def group(self, stage: str) -> str:
         """``<cohort>_<number>_<stage>``: the UI's sidebar sorts groups by name."""
         return f"{self.name}_{GROUP_NUMBERS[stage]}_{stage}"
+
+    def config_class(self, asset: str, base: type[ConfigClass]) -> type[ConfigClass]:
+        """``base`` with this cohort's defaults for ``asset`` (ranges and descriptions kept)."""
+        defaults = dict(self.config_defaults.get(asset) or {})
+        if not defaults:
+            return base
+        unknown = sorted(set(defaults) - set(base.model_fields))
+        if unknown:
+            raise ValueError(
+                f"Cohort {self.name!r}: config_defaults.{asset} has no field(s) {unknown}; "
+                f"known: {sorted(base.model_fields)}"
+            )
+        fields: dict[str, Any] = {}
+        for name, value in defaults.items():
+            info = base.model_fields[name]
+            # Validated now: a bad default fails when the code location loads, not in a run.
+            base.__pydantic_validator__.validate_assignment(base.model_construct(), name, value)
+            fields[name] = (info.annotation, FieldInfo.merge_field_infos(info, default=value))
+        title = "".join(part.title() for part in self.name.split("_"))
+        return create_model(f"{base.__name__}{title}", __base__=base, **fields)
 
     # --- partitions, pools, jobs, sensors ------------------------------------------------
     @property

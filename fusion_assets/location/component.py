@@ -18,6 +18,7 @@ folder's name unless ``name`` says otherwise.
 # No `from __future__ import annotations`: dg.Resolvable reads the field types at runtime.
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import yaml
@@ -48,6 +49,8 @@ class CohortComponent(dg.Component, dg.Resolvable):
     name: str | None = None
     retrain_cron: str = DEFAULT_RETRAIN_CRON
     owners: list[str] = field(default_factory=lambda: ["team:ml-platform"])
+    # Run-config defaults by asset, e.g. {fused_model: {preset: tiny}} for a smoke cohort.
+    config_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def cohort(self, folder: Path) -> Cohort:
         """The cohort this file declares (``folder``: the folder of its defs.yaml)."""
@@ -57,6 +60,7 @@ class CohortComponent(dg.Component, dg.Resolvable):
             synthetic=self.synthetic,
             retrain_cron=self.retrain_cron,
             owners=tuple(self.owners),
+            config_defaults=self.config_defaults,
         )
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
@@ -69,6 +73,7 @@ def cohort_from_source(
     synthetic: SyntheticSettings | None = None,
     retrain_cron: str = DEFAULT_RETRAIN_CRON,
     owners: tuple[str, ...] = ("team:ml-platform",),
+    config_defaults: dict[str, dict[str, Any]] | None = None,
 ) -> Cohort:
     """A cohort from exactly one of a spec file or synthetic settings."""
     from fusion_assets.cohorts import synthetic_spec
@@ -81,14 +86,17 @@ def cohort_from_source(
     if spec is not None:
         from fusion_assets.cohorts.spec_file import read_spec_file
 
-        return Cohort(name, read_spec_file(spec), retrain_cron, owners=owners)
-    source = SyntheticSource(**synthetic.model_dump())
+        spec_, source = read_spec_file(spec), None
+    else:
+        source = SyntheticSource(**synthetic.model_dump())
+        spec_ = synthetic_spec(source.genomics_format)
     return Cohort(
         name,
-        synthetic_spec(source.genomics_format),
+        spec_,
         retrain_cron,
         synthetic=source,
         owners=owners,
+        config_defaults=config_defaults or {},
     )
 
 
