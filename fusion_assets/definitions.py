@@ -16,6 +16,7 @@ import dagster as dg
 
 from fusion_assets.cohorts import COHORT_SPEC_ENV
 from fusion_assets.location.build import build_location
+from fusion_assets.location.cohort import cohort_name
 from fusion_assets.location.component import cohort_from_source
 
 __all__ = ["defs", "load_definitions"]
@@ -26,7 +27,7 @@ def load_definitions() -> dg.Definitions:
     if spec:
         from fusion_assets.cohorts.spec_file import read_spec_file
 
-        name = read_spec_file(spec).name
+        name = cohort_name(read_spec_file(spec).name)
         return build_location([cohort_from_source(name, spec=Path(spec))])
     return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
 

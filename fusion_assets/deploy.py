@@ -8,7 +8,7 @@ Loaded by ``deploy/workspace.yaml`` with the instance of ``deploy/dagster.yaml``
   of a re-evaluation, the checks) start in parallel, the DuckDB writers still one
   at a time through their pool; training partitions are separate runs, which the
   queue runs in parallel;
-- MLflow's store is ``MLFLOW_TRACKING_URI`` (``postgresql://…``), read when a run
+- MLflow's store is ``MLFLOW_TRACKING_URI`` (``postgresql+psycopg2://…``), read when a run
   starts (``dg.EnvVar``), so every run process, on any machine, writes the same
   tracking database.
 """

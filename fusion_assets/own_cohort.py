@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fusion_assets.cohorts.importer import import_cohort
 from fusion_assets.cohorts.spec_file import read_spec_file
-from fusion_assets.location.cohort import Cohort
+from fusion_assets.location.cohort import Cohort, cohort_name
 
 
 def import_spec(spec_path: Path, landing: Path, batch_id: str | None = None) -> Path:
@@ -44,7 +44,7 @@ def run_spec(
     started = time.perf_counter()
     spec_path = Path(spec_path).resolve()
     spec = read_spec_file(spec_path)
-    cohort = Cohort(spec.name, spec)
+    cohort = Cohort(cohort_name(spec.name), spec)
     resources = location_resources(data_dir=str(data_dir))
     landing = resources["landing"].for_cohort(cohort.name).root
     batch_dir = import_spec(spec_path, landing, batch_id)

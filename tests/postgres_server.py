@@ -39,7 +39,8 @@ class PostgresServer:
     port: int
 
     def url(self, database: str) -> str:
-        return f"postgresql://{USER}@{self.host}:{self.port}/{database}"
+        """A SQLAlchemy URL with the driver named (psycopg2, as deploy/dagster.yaml)."""
+        return f"postgresql+psycopg2://{USER}@{self.host}:{self.port}/{database}"
 
     def dagster_env(self, database: str) -> dict[str, str]:
         """The variables deploy/dagster.yaml reads."""

@@ -181,3 +181,11 @@ def test_training_steps_retry_transient_failures_only():
         policy = defs.resolve_assets_def(SYNTHETIC.key(name)).op.retry_policy
         assert policy is not None and policy.max_retries >= 1
     assert defs.resolve_assets_def(SYNTHETIC.key("aligned_patients")).op.retry_policy is None
+
+
+def test_a_spec_name_becomes_a_usable_cohort_name():
+    from fusion_assets.location.cohort import cohort_name
+
+    assert cohort_name("breast_cancer") == "breast_cancer"
+    assert cohort_name("My cohort-2 ") == "my_cohort_2"
+    assert cohort_name("2024 study") == "cohort_2024_study"

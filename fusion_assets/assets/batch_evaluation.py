@@ -84,6 +84,36 @@ def _metadata(table: pd.DataFrame, params: dict, mlflow_url: str) -> dict:
     return metadata
 
 
+_DESCRIPTION = (
+    "eval.batch_metrics for one landing batch (partition): one row per strategy x metric x "
+    "subgroup. The current fused models scored on the batch (no retraining): AUROC per "
+    "availability pattern, and drift against the training split."
+)
+
+
+def _deps(cohort: Cohort) -> list:
+    return [
+        cohort.key("raw_patients"),  # same partitions: this batch's ingest
+        *cohort.keys("aligned_patients", *(f"aligned_{m}" for m in cohort.spec.modality_names)),
+        # The references it compares against: the training split, the fused models,
+        # their test-split predictions and reference intervals.
+        cohort.key("splits"),
+        dg.AssetDep(cohort.key("fused_model"), partition_mapping=dg.AllPartitionMapping()),
+        *cohort.keys("predictions", "subgroup_metrics"),
+    ]
+
+
+def _check_spec(cohort: Cohort) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        CHECK_NAME,
+        asset=cohort.key("batch_evaluation"),
+        description=(
+            "WARN when a strategy's AUROC on the batch is below its reference interval "
+            "or a drift measure passes its threshold."
+        ),
+    )
+
+
 def build_batch_evaluation(
     cohort: Cohort, partitions_def: dg.PartitionsDefinition
 ) -> dg.AssetsDefinition:
@@ -94,33 +124,12 @@ def build_batch_evaluation(
     @dg.asset(
         key=cohort.key("batch_evaluation"),
         partitions_def=partitions_def,
-        deps=[
-            cohort.key("raw_patients"),  # same partitions: this batch's ingest
-            *cohort.keys("aligned_patients", *(f"aligned_{m}" for m in spec.modality_names)),
-            # The references it compares against: the training split, the fused models,
-            # their test-split predictions and reference intervals.
-            cohort.key("splits"),
-            dg.AssetDep(cohort.key("fused_model"), partition_mapping=dg.AllPartitionMapping()),
-            *cohort.keys("predictions", "subgroup_metrics"),
-        ],
-        check_specs=[
-            dg.AssetCheckSpec(
-                CHECK_NAME,
-                asset=cohort.key("batch_evaluation"),
-                description=(
-                    "WARN when a strategy's AUROC on the batch is below its reference interval "
-                    "or a drift measure passes its threshold."
-                ),
-            )
-        ],
+        deps=_deps(cohort),
+        check_specs=[_check_spec(cohort)],
         pool=cohort.writer_pool,
         kinds={"duckdb", "mlflow"},
         freshness_policy=batch_evaluation_freshness(),
-        description=(
-            "eval.batch_metrics for one landing batch (partition): one row per strategy x "
-            "metric x subgroup. The current fused models scored on the batch (no retraining): "
-            "AUROC per availability pattern, and drift against the training split."
-        ),
+        description=_DESCRIPTION,
         **cohort.asset_attributes("evaluation"),
     )
     def batch_evaluation(

@@ -37,6 +37,16 @@ def _describe_fit(
     return input_example(data.frames, [p for p in data.val_ids if p in has_it][:2])
 
 
+_DESCRIPTION = (
+    "One fitted model per modality (partition): preprocessing fitted on the training "
+    "split, a torch encoder to the "
+    "shared embedding size and a unimodal head, trained on the patients that have the "
+    "modality. The head is the single-modality baseline and late fusion's component. "
+    "Small cohorts (cross-validation mode): also one model per repeat x fold, trained "
+    "without that fold, with its out-of-fold predictions."
+)
+
+
 def build_encoder_asset(cohort: Cohort) -> dg.AssetsDefinition:
     spec = cohort.spec
     config_type = cohort.config_class("modality_encoder", TrainingConfig)
@@ -49,14 +59,7 @@ def build_encoder_asset(cohort: Cohort) -> dg.AssetsDefinition:
         kinds={"pytorch", "mlflow"},
         retry_policy=TRAINING_RETRY,
         automation_condition=retraining_condition(cohort),
-        description=(
-            "One fitted model per modality (partition): preprocessing fitted on the training "
-            "split, a torch encoder to the "
-            "shared embedding size and a unimodal head, trained on the patients that have the "
-            "modality. The head is the single-modality baseline and late fusion's component. "
-            "Small cohorts (cross-validation mode): also one model per repeat x fold, trained "
-            "without that fold, with its out-of-fold predictions."
-        ),
+        description=_DESCRIPTION,
         **cohort.asset_attributes("encoders"),
     )
     def modality_encoder(

@@ -49,6 +49,16 @@ def load_fold_encoders(model_store: ModelStore, spec: CohortSpec, design: Evalua
     return {key: {m: models[key] for m, models in by_modality.items()} for key in design.fold_keys}
 
 
+_DESCRIPTION = (
+    "One fitted model per strategy (partition): early (zero-filled concatenation), intermediate (merged "
+    "encoder embeddings with learned missing-embeddings), late (stacked unimodal heads "
+    "over the modalities a patient has), attention (modality and time-step tokens with "
+    "key-padding masks) and reference (gradient boosting with native missing values). "
+    "Small cohorts (cross-validation mode): also one model per repeat x fold, built on "
+    "that fold's encoders, with its out-of-fold predictions."
+)
+
+
 def build_fusion_asset(cohort: Cohort, encoder_asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
     spec = cohort.spec
     config_type = cohort.config_class("fused_model", TrainingConfig)
@@ -63,14 +73,7 @@ def build_fusion_asset(cohort: Cohort, encoder_asset: dg.AssetsDefinition) -> dg
         kinds={"pytorch", "mlflow"},
         retry_policy=TRAINING_RETRY,
         automation_condition=retraining_condition(cohort),
-        description=(
-            "One fitted model per strategy (partition): early (zero-filled concatenation), intermediate (merged "
-            "encoder embeddings with learned missing-embeddings), late (stacked unimodal heads "
-            "over the modalities a patient has), attention (modality and time-step tokens with "
-            "key-padding masks) and reference (gradient boosting with native missing values). "
-            "Small cohorts (cross-validation mode): also one model per repeat x fold, built on "
-            "that fold's encoders, with its out-of-fold predictions."
-        ),
+        description=_DESCRIPTION,
         **cohort.asset_attributes("fusion"),
     )
     def fused_model(

@@ -37,6 +37,12 @@ DEFAULT_RETRAIN_CRON = "0 3 * * 0"  # Sundays 03:00, when nobody waits for the C
 ConfigClass = TypeVar("ConfigClass", bound=dg.Config)
 
 
+def cohort_name(text: str) -> str:
+    """A usable cohort name from a spec's free-text name: ``"My cohort-2"`` -> ``my_cohort_2``."""
+    name = re.sub(r"[^a-z0-9_]+", "_", text.strip().lower()).strip("_")
+    return name if name[:1].isalpha() else f"cohort_{name}"
+
+
 @dataclass(frozen=True)
 class SyntheticSource:
     """How ``fusion-assets demo`` fills an empty landing zone of a synthetic cohort."""
