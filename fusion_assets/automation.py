@@ -11,7 +11,7 @@ subgroup report. Nothing here lists that order:
 - everything downstream is ``on_cron`` with the same cron: once per tick, as
   soon as every input was updated since the tick and none is still running. So
   the profile's refresh starts the design tables, those the encoders (every
-  modality partition at once), the last encoder the fused models, the last
+  modality partition at once, a run each), the last encoder the fused models, the last
   fused model the predictions, and those the report. (``eager`` would not do:
   it fires on the first updated input, e.g. the predictions on the new
   encoders before the fused models are refitted.)
@@ -42,7 +42,8 @@ RETRAIN_TAG = "fusion_assets/retrain"
 REPORT_FRESHNESS = timedelta(days=8)
 # Landing batches are expected at least weekly; none evaluated for longer is worth a look.
 BATCH_EVALUATION_FRESHNESS = timedelta(days=7)
-AUTOMATION_INTERVAL_S = 30
+# Each stage of a retraining waits for the next evaluation: keep the hop short (it is cheap).
+AUTOMATION_INTERVAL_S = 15
 
 
 def retraining_root_condition(cohort: Cohort) -> dg.AutomationCondition:
@@ -74,6 +75,9 @@ def retraining_sensor(cohort: Cohort) -> dg.AutomationConditionSensorDefinition:
         default_status=dg.DefaultSensorStatus.STOPPED,
         minimum_interval_seconds=AUTOMATION_INTERVAL_S,
         run_tags={RETRAIN_TAG: cohort.name},
+        # One run per partition, submitted by the sensor itself (no backfill daemon hop);
+        # the queue runs them in parallel up to the instance's limits.
+        emit_backfills=False,
         description=(
             f"Retraining of cohort {cohort.name!r}: on each tick of {cohort.retrain_cron!r}, the "
             "profile, encoders, fused models, predictions and report, in dependency order "

@@ -24,7 +24,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from tests.e2e_helpers import REPO, TINY_DEFAULTS, DaemonSession, land, wait_for_runs
+from tests.e2e_helpers import REPO, TINY_DEFAULTS, DaemonSession, e2e_spec, land, wait_for_runs
 from tests.postgres_server import postgres_bin, postgres_server
 
 pytestmark = pytest.mark.slow
@@ -56,12 +56,11 @@ def _subgroup_metrics(warehouse: Path) -> pd.DataFrame:
 
 def _in_process_reference(root: Path) -> pd.DataFrame:
     """The same batch and settings, materialized in process with the laptop's location."""
-    from fusion_assets.cohorts import synthetic_spec
     from fusion_assets.cohorts.synthetic import synthesize_batch
     from fusion_assets.location import Cohort
     from tests.pipeline_fixtures import cohort_stores, run_cohort
 
-    cohort = Cohort("synthetic", synthetic_spec(), config_defaults=TINY_DEFAULTS)
+    cohort = Cohort("synthetic", e2e_spec(), config_defaults=TINY_DEFAULTS)
     landing = cohort_stores(root, cohort)["landing"].root
     synthesize_batch(landing, **BATCH)
     _, results = run_cohort(root, cohort, [BATCH["batch_id"]])
