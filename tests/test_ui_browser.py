@@ -87,11 +87,16 @@ def ui(tmp_path_factory):
         stop_process_group(proc)
 
 
-GROUPS = {  # one group of each stage, per cohort, with one of its assets
-    "synthetic_1_ingest": "raw_oracle",
-    "synthetic_4_encoders": "modality_encoder",
-    "breast_cancer_1_ingest": "raw_expression",
-    "breast_cancer_6_evaluation": "subgroup_report",
+STAGES = ("ingest", "align", "profile", "encoders", "fusion", "evaluation")
+# Both cohorts' groups, in the order the sidebar must list them (cohort, then stage).
+ALL_GROUPS = [
+    f"{c}_{n}_{s}" for c in ("breast_cancer", "synthetic") for n, s in enumerate(STAGES, 1)
+]
+GROUPS = {  # a few groups, each with one of its assets (the list shows "<cohort> / <name>")
+    "synthetic_1_ingest": "synthetic / raw_oracle",
+    "synthetic_4_encoders": "synthetic / modality_encoder",
+    "breast_cancer_1_ingest": "breast_cancer / raw_expression",
+    "breast_cancer_6_evaluation": "breast_cancer / subgroup_report",
 }
 
 
@@ -111,12 +116,21 @@ def test_catalog_shows_assets_and_materialize_click_runs(ui):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.set_default_timeout(60_000)
-            # One code location, both cohorts: each group's page lists its assets.
+            # One code location, both cohorts: the lineage sidebar lists every group, in
+            # stage order per cohort.
+            page.goto(f"{ui['url']}/asset-groups/synthetic_1_ingest")
+            heights = []
+            for group in ALL_GROUPS:
+                item = page.get_by_text(group, exact=True).first
+                expect(item).to_be_visible(timeout=60_000)
+                heights.append(item.bounding_box()["y"])
+            assert heights == sorted(heights), "the sidebar does not list the groups in order"
+            page.screenshot(path=str(ui["home"].parent / "lineage.png"))
+            # Each group's page lists its assets.
             for group, asset in GROUPS.items():
                 page.goto(f"{ui['url']}/locations/fusion_assets/asset-groups/{group}/list")
                 expect(page.get_by_text(group).first).to_be_visible(timeout=60_000)
                 expect(page.get_by_text(asset, exact=True).first).to_be_visible(timeout=60_000)
-            page.screenshot(path=str(ui["home"].parent / "asset-group.png"))
 
             page.goto(f"{ui['url']}/assets/synthetic/aligned_patients")
             # The accessible name carries the icon's name: "materialization Materialize".
