@@ -189,3 +189,21 @@ def test_a_spec_name_becomes_a_usable_cohort_name():
     assert cohort_name("breast_cancer") == "breast_cancer"
     assert cohort_name("My cohort-2 ") == "my_cohort_2"
     assert cohort_name("2024 study") == "cohort_2024_study"
+
+
+def test_the_spec_shortcut_serves_exactly_that_cohort():
+    code = (
+        "import fusion_assets.definitions as d;"
+        "g = d.defs.resolve_asset_graph();"
+        "print(sorted({k.path[0] for k in g.get_all_asset_keys()}))"
+    )
+    spec = REPO / "examples" / "breast_cancer" / "cohort.yaml"
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env={**__import__("os").environ, "FUSION_COHORT_SPEC": str(spec)},
+    )
+    assert out.stdout.strip() == "['breast_cancer']"
