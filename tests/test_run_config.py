@@ -117,3 +117,19 @@ def test_a_cohort_sets_the_launchpad_defaults_of_its_assets() -> None:
         Cohort(
             "smoke", SYNTHETIC.spec, config_defaults={"fused_model": {"max_epochs": 0}}
         ).config_class("fused_model", TrainingConfig)
+
+
+def test_the_launchpad_shows_each_knob_with_its_range() -> None:
+    """Dagster's config schema has no bounds: each bounded field's description carries it."""
+    from pathlib import Path
+
+    from fusion_assets.location.build import build_location
+
+    defs = build_location([SYNTHETIC], temp_resources(Path("/unused")))
+    schema = defs.resolve_assets_def(SYNTHETIC.key("fused_model")).op.config_schema
+    fields = schema.config_type.fields
+    assert fields["max_epochs"].description.endswith("(>= 1)")
+    assert fields["modality_dropout"].description.endswith("(in [0.0, 1.0])")
+    assert fields["learning_rate"].description.endswith("(> 0.0)")
+    splits = defs.resolve_assets_def(SYNTHETIC.key("splits")).op.config_schema.config_type
+    assert splits.fields["inner_validation"].description.endswith("(in (0.0, 1.0))")

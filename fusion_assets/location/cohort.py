@@ -37,6 +37,25 @@ DEFAULT_RETRAIN_CRON = "0 3 * * 0"  # Sundays 03:00, when nobody waits for the C
 ConfigClass = TypeVar("ConfigClass", bound=dg.Config)
 
 
+def range_text(info: FieldInfo) -> str:
+    """A field's bounds as a person reads them: ``>= 1``, ``in [0, 1]``, ``> 0``."""
+    # annotated_types' Ge/Gt/Le/Lt keep the bound in an attribute named like the class.
+    bounds = {
+        type(m).__name__: getattr(m, type(m).__name__.lower())
+        for m in info.metadata
+        if type(m).__name__ in ("Ge", "Gt", "Le", "Lt")
+    }
+    low = ("[", bounds["Ge"]) if "Ge" in bounds else ("(", bounds["Gt"]) if "Gt" in bounds else None
+    high = ("]", bounds["Le"]) if "Le" in bounds else (")", bounds["Lt"]) if "Lt" in bounds else None
+    if low and high:
+        return f"in {low[0]}{low[1]}, {high[1]}{high[0]}"
+    if low:
+        return f"{'>=' if low[0] == '[' else '>'} {low[1]}"
+    if high:
+        return f"{'<=' if high[0] == ']' else '<'} {high[1]}"
+    return ""
+
+
 def cohort_name(text: str) -> str:
     """A usable cohort name from a spec's free-text name: ``"My cohort-2"`` -> ``my_cohort_2``."""
     name = re.sub(r"[^a-z0-9_]+", "_", text.strip().lower()).strip("_")
@@ -104,10 +123,9 @@ class Cohort:
         return f"{self.name}_{GROUP_NUMBERS[stage]}_{stage}"
 
     def config_class(self, asset: str, base: type[ConfigClass]) -> type[ConfigClass]:
-        """``base`` with this cohort's defaults for ``asset`` (ranges and descriptions kept)."""
+        """``base`` as the launchpad shows it for ``asset``: this cohort's defaults, and each
+        field's range in its description (Dagster's config schema has no bounds of its own)."""
         defaults = dict(self.config_defaults.get(asset) or {})
-        if not defaults:
-            return base
         unknown = sorted(set(defaults) - set(base.model_fields))
         if unknown:
             raise ValueError(
@@ -115,11 +133,20 @@ class Cohort:
                 f"known: {sorted(base.model_fields)}"
             )
         fields: dict[str, Any] = {}
-        for name, value in defaults.items():
-            info = base.model_fields[name]
-            # Validated now: a bad default fails when the code location loads, not in a run.
-            base.__pydantic_validator__.validate_assignment(base.model_construct(), name, value)
-            fields[name] = (info.annotation, FieldInfo.merge_field_infos(info, default=value))
+        for name, info in base.model_fields.items():
+            changes: dict[str, Any] = {}
+            if name in defaults:
+                # Validated now: a bad default fails when the code location loads, not in a run.
+                base.__pydantic_validator__.validate_assignment(
+                    base.model_construct(), name, defaults[name]
+                )
+                changes["default"] = defaults[name]
+            if (bounds := range_text(info)) and bounds not in (info.description or ""):
+                changes["description"] = f"{info.description or name} ({bounds})"
+            if changes:
+                fields[name] = (info.annotation, FieldInfo.merge_field_infos(info, **changes))
+        if not fields:
+            return base
         title = "".join(part.title() for part in self.name.split("_"))
         return create_model(f"{base.__name__}{title}", __base__=base, **fields)
 
