@@ -108,7 +108,8 @@ def test_a_cohort_sets_the_launchpad_defaults_of_its_assets() -> None:
     fields = config.to_config_schema().config_type.fields
     assert fields["preset"].default_value == "tiny" and fields["max_epochs"].default_value == 3
     assert fields["max_epochs"].description  # ranges and descriptions are kept
-    assert cohort.config_class("modality_encoder", TrainingConfig) is TrainingConfig
+    encoder = cohort.config_class("modality_encoder", TrainingConfig).to_config_schema()
+    assert encoder.config_type.fields["preset"].default_value == "default"  # no defaults set
     with pytest.raises(ValueError, match="no field"):
         Cohort(
             "smoke", SYNTHETIC.spec, config_defaults={"fused_model": {"epochs": 3}}
