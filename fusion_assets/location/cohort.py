@@ -46,7 +46,9 @@ def range_text(info: FieldInfo) -> str:
         if type(m).__name__ in ("Ge", "Gt", "Le", "Lt")
     }
     low = ("[", bounds["Ge"]) if "Ge" in bounds else ("(", bounds["Gt"]) if "Gt" in bounds else None
-    high = ("]", bounds["Le"]) if "Le" in bounds else (")", bounds["Lt"]) if "Lt" in bounds else None
+    high = (
+        ("]", bounds["Le"]) if "Le" in bounds else (")", bounds["Lt"]) if "Lt" in bounds else None
+    )
     if low and high:
         return f"in {low[0]}{low[1]}, {high[1]}{high[0]}"
     if low:
