@@ -173,6 +173,18 @@ def stop_process_group(proc: subprocess.Popen, timeout: float = 30) -> None:
         pass
 
 
+def stop_leftovers(marker: str) -> None:
+    """Kill this session's processes that left dagster dev's process group (a code server
+    the daemon started in a session of its own): every process whose command line names
+    ``marker``, a folder only this test uses."""
+    for proc_dir in Path("/proc").glob("[0-9]*"):
+        try:
+            if marker in (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode():
+                os.kill(int(proc_dir.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
+
+
 def wait_for(
     what: str,
     probe: Callable[[], object],
@@ -297,6 +309,7 @@ class DaemonSession:
             yield session
         finally:
             stop_process_group(proc)
+            stop_leftovers(str(home))
 
     def retrain_and_wait(self) -> dict[str, dg.DagsterRun]:
         """Wait for the retraining the cron tick starts: until the new report is materialized."""

@@ -22,6 +22,7 @@ import pytest
 from tests.e2e_helpers import (
     http_ok,
     start_dagster_dev,
+    stop_leftovers,
     stop_process_group,
     wait_for,
     write_instance_yaml,
@@ -85,6 +86,7 @@ def ui(tmp_path_factory):
         yield {"url": f"http://127.0.0.1:{port}", "home": home, "log": log}
     finally:
         stop_process_group(proc)
+        stop_leftovers(str(home))
 
 
 STAGES = ("ingest", "align", "profile", "encoders", "fusion", "evaluation")
