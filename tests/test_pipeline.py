@@ -118,9 +118,12 @@ def test_fit_metadata_links_mlflow(run: PipelineRun) -> None:
     metadata = event.asset_materialization.metadata
     for key in ("mlflow_run_id", "mlflow_run_url", "val_auroc", "n_parameters", "train_seconds"):
         assert key in metadata
-    # Numbers rounded, the epoch history a native table.
+    # Numbers rounded, the epoch history of a neural fit a native table.
     assert metadata["val_auroc"].value == round(metadata["val_auroc"].value, 3)
-    assert isinstance(metadata["history"], dg.TableMetadataValue)
+    late = run.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=run.key("fused_model"), asset_partitions=["late"]), limit=1
+    ).records[0]
+    assert isinstance(late.asset_materialization.metadata["history"], dg.TableMetadataValue)
 
 
 def test_data_versions_track_content(run: PipelineRun) -> None:
