@@ -120,10 +120,10 @@ def test_fit_metadata_links_mlflow(run: PipelineRun) -> None:
         assert key in metadata
     # Numbers rounded, the epoch history of a neural fit a native table.
     assert metadata["val_auroc"].value == round(metadata["val_auroc"].value, 3)
-    late = run.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=run.key("fused_model"), asset_partitions=["late"]), limit=1
+    early = run.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=run.key("fused_model"), asset_partitions=["early"]), limit=1
     ).records[0]
-    assert isinstance(late.asset_materialization.metadata["history"], dg.TableMetadataValue)
+    assert isinstance(early.asset_materialization.metadata["history"], dg.TableMetadataValue)
 
 
 def test_data_versions_track_content(run: PipelineRun) -> None:
