@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from fusion_assets.models.toy import ToyCohort, toy_cohort
 
 import fusion_assets.models.training as training
 from fusion_assets.models.api import predict_logits
@@ -15,7 +16,6 @@ from fusion_assets.models.batch import make_batch, subset_inputs, take_rows, to_
 from fusion_assets.models.config import EncoderConfig, FusionConfig
 from fusion_assets.models.fusion import Bagged
 from fusion_assets.models.inputs import fit_preprocessing, prepare
-from fusion_assets.models.toy import ToyCohort, toy_cohort
 from fusion_assets.models.training import fit_module, train_fusion, train_unimodal
 from fusion_assets.models.unimodal import UnimodalModel
 
