@@ -61,16 +61,20 @@ class ModelStore:
 
         return MlflowClient(self.tracking_uri, registry_uri=self.tracking_uri)
 
-    def newest_version(self, name: str) -> int | None:
-        """The newest READY version of ``name`` (None: never registered)."""
+    def versions(self, name: str) -> list[int]:
+        """The READY versions of ``name``, oldest first."""
         from mlflow.exceptions import MlflowException
 
         try:
-            versions = self._client().search_model_versions(f"name = '{self.name(name)}'")
+            found = self._client().search_model_versions(f"name = '{self.name(name)}'")
         except MlflowException:
-            return None
-        ready = [int(v.version) for v in versions if v.status == "READY"]
-        return max(ready) if ready else None
+            return []
+        return sorted(int(v.version) for v in found if v.status == "READY")
+
+    def newest_version(self, name: str) -> int | None:
+        """The newest READY version of ``name`` (None: never registered)."""
+        ready = self.versions(name)
+        return ready[-1] if ready else None
 
     def version(self, name: str) -> int | None:
         """The version this store object reads for ``name`` (resolved on first use)."""

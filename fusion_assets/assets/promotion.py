@@ -64,6 +64,26 @@ def champion_check(store: ModelStore) -> dg.AssetCheckResult:
     )
 
 
+def promote_by_hand(store: ModelStore, version: int, model: str | None = None) -> str:
+    """Move ``champion`` to ``version`` of ``model`` (default: the champion's strategy) and
+    record it on that version (a rollback is a recorded event, not a silent alias move)."""
+    current = store.champion()
+    model = model or (current[0] if current else None)
+    if model is None:
+        raise ValueError("No champion yet: name the strategy with --model.")
+    if version not in store.versions(model):
+        raise ValueError(
+            f"{store.name(model)} has no version {version} (has {store.versions(model)})."
+        )
+    held = f"{current[0]} v{current[1]}" if current else "none"
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    store.tag_version(
+        model, version, {ROLLBACK_TAG: f"set by hand at {stamp}; champion was {held}"}
+    )
+    store.set_champion(model, version)
+    return f"champion of {store.cohort}: {store.name(model)} v{version} (was {held})"
+
+
 def _scored_versions(context: dg.AssetExecutionContext, cohort: Cohort) -> dict[str, int]:
     """The versions ``predictions`` scored (its metadata), so the evidence is theirs."""
     event = context.instance.get_latest_materialization_event(cohort.key("predictions"))
