@@ -180,12 +180,16 @@ class ModelStoreResource(dg.ConfigurableResource):
     """Every cohort's registered models (the MLflow registry of ``tracking``)."""
 
     data_dir: str = Field(description="The data folder; each cohort caches loaded versions there")
-    tracking: TrackingResource
+    tracking_uri: str | None = Field(
+        default=None, description="The MLflow store (default: the tracking resource's default)"
+    )
 
     def for_cohort(self, cohort: str) -> ModelStore:
+        # The tracking resource's URI rule, so runs and registered models share one store.
+        tracking = TrackingResource(data_dir=self.data_dir, tracking_uri=self.tracking_uri)
         return ModelStore(
             path=str(cohort_dir(self.data_dir, cohort) / "models"),
-            tracking_uri=self.tracking.for_cohort(cohort).tracking_uri,
+            tracking_uri=tracking.for_cohort(cohort).tracking_uri,
             cohort=cohort,
         )
 

@@ -187,8 +187,9 @@ def build_promotion_asset(cohort: Cohort) -> dg.AssetsDefinition:
             )
         ],
         kinds={"mlflow"},
-        description="Moves MLflow alias 'champion' to the candidate version only if it clears "
-        "the promotion rules against the current champion on the same held-out patients.",
+        description="One promotion decision per evaluation: moves MLflow alias 'champion' to the "
+        "candidate version only if it clears the promotion rules against the current champion "
+        "on the same held-out patients.",
         **cohort.asset_attributes("evaluation"),
     )
     def promotion(

@@ -74,14 +74,13 @@ def location_resources(
     shown as an environment variable in the UI's resource view.
     """
     data_dir = dg.EnvVar(DATA_DIR_ENV) if data_dir is None else data_dir
-    tracking = TrackingResource(data_dir=data_dir, tracking_uri=tracking_uri)
     return {
         "warehouse": WarehouseResource(data_dir=data_dir),
         "landing": LandingZoneResource(data_dir=data_dir),
         # The registry is the tracking store's: one MLflow location for runs and models.
-        "model_store": ModelStoreResource(data_dir=data_dir, tracking=tracking),
+        "model_store": ModelStoreResource(data_dir=data_dir, tracking_uri=tracking_uri),
         "reports": ReportsResource(data_dir=data_dir),
-        "tracking": tracking,
+        "tracking": TrackingResource(data_dir=data_dir, tracking_uri=tracking_uri),
     }
 
 
