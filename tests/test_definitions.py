@@ -46,7 +46,7 @@ def test_loading_the_code_location_imports_no_torch_or_mlflow():
 PACKAGE = REPO / "fusion_assets"
 # The Dagster layer: assets, automation, checks, the code location and its runners.
 DAGSTER_LAYER = {"assets", "checks.py", "cli.py", "definitions.py", "demo.py", "jobs.py"}
-DAGSTER_LAYER |= {"automation.py", "defs", "deploy.py", "location", "sensors.py"}
+DAGSTER_LAYER |= {"automation.py", "defs", "deploy.py", "location", "run_launcher.py", "sensors.py"}
 
 
 def test_pure_layers_never_import_dagster():
