@@ -1,9 +1,12 @@
 """Group ``<cohort>_4_encoders``: one fitted encoder + unimodal head per modality (static partitions)."""
 
+from dataclasses import replace
+
 import dagster as dg
 
 from fusion_assets.assets.design import (
     DESIGN_ASSETS,
+    DeployedFit,
     fit_fold_models,
     read_design,
     with_fold_models,
@@ -11,6 +14,8 @@ from fusion_assets.assets.design import (
 from fusion_assets.assets.training_run import TRAINING_RETRY, TrainingConfig, fit_save_track
 from fusion_assets.automation import retraining_condition
 from fusion_assets.cohorts import CohortSpec
+from fusion_assets.evaluation import fold_root
+from fusion_assets.evaluation.refit import refit_train_config
 from fusion_assets.location.cohort import Cohort
 from fusion_assets.names import ENCODER_STORE, unimodal_name
 from fusion_assets.pyfunc_io import input_example
@@ -78,11 +83,29 @@ def build_encoder_asset(cohort: Cohort) -> dg.AssetsDefinition:
         example = _describe_fit(context, spec, modality, data)
         encoder_config = config.encoder_config()
 
-        def train(train_ids, val_ids, on_epoch=None):
+        def train(train_ids, val_ids, on_epoch=None, fit_config=encoder_config):
             return train_unimodal(
-                spec, modality, data.frames, data.labels, train_ids, val_ids, encoder_config,
+                spec, modality, data.frames, data.labels, train_ids, val_ids, fit_config,
                 on_epoch,
             )  # fmt: skip
+
+        design = read_design(db)
+        run, folds = fit_fold_models(
+            context,
+            design,
+            store,
+            ENCODER_STORE,
+            name,
+            lambda _repeat, _fold, train_ids, val_ids: train(train_ids, val_ids),
+            data.frames,
+            data.labels,
+        )
+        deployed = DeployedFit(run, design, fold_root(store, ENCODER_STORE, name), name)
+        every_patient = data.train_ids + data.val_ids
+
+        def refit(epochs, on_epoch):
+            train_config = refit_train_config(encoder_config.train, epochs)
+            return train(every_patient, [], on_epoch, replace(encoder_config, train=train_config))
 
         result = fit_save_track(
             context,
@@ -91,19 +114,15 @@ def build_encoder_asset(cohort: Cohort) -> dg.AssetsDefinition:
             store_kind=ENCODER_STORE,
             name=name,
             params={"modality": modality, "kind": spec.modality(modality).kind},
-            fit=lambda on_epoch: train(data.train_ids, data.val_ids, on_epoch),
+            fit=deployed.fit(
+                lambda on_epoch: train(data.train_ids, data.val_ids, on_epoch),
+                refit,
+                data.labels,
+                encoder_config.train.recalibration,
+            ),
             example=example,
         )
-        folds = fit_fold_models(
-            context,
-            read_design(db),
-            store,
-            ENCODER_STORE,
-            name,
-            lambda _repeat, _fold, train_ids, val_ids: train(train_ids, val_ids),
-            data.frames,
-            data.labels,
-        )
-        return with_fold_models(result, folds)
+        refit_metadata = deployed.describe(context, store.model_dir(ENCODER_STORE, name))
+        return with_fold_models(result, {**folds, **refit_metadata})
 
     return modality_encoder

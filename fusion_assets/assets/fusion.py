@@ -1,9 +1,12 @@
 """Group ``<cohort>_5_fusion``: one fused model per strategy (static partitions), plus the reference."""
 
+from dataclasses import replace
+
 import dagster as dg
 
 from fusion_assets.assets.design import (
     DESIGN_ASSETS,
+    DeployedFit,
     fit_fold_models,
     models_ready,
     read_design,
@@ -13,6 +16,7 @@ from fusion_assets.assets.training_run import TRAINING_RETRY, TrainingConfig, fi
 from fusion_assets.automation import retraining_condition
 from fusion_assets.cohorts import CohortSpec
 from fusion_assets.evaluation import EvaluationDesign, fold_root
+from fusion_assets.evaluation.refit import refit_train_config
 from fusion_assets.location.cohort import Cohort
 from fusion_assets.models.strategies import STRATEGIES
 from fusion_assets.names import ENCODER_STORE, FUSION_STORE, unimodal_name
@@ -97,25 +101,15 @@ def build_fusion_asset(cohort: Cohort, encoder_asset: dg.AssetsDefinition) -> dg
             f"validation patients, modality dropout {fusion_config.modality_dropout}"
         )
 
-        def train(train_ids, val_ids, unimodal, on_epoch=None):
+        def train(train_ids, val_ids, unimodal, on_epoch=None, fit_config=fusion_config):
             return train_fusion(
                 strategy, spec, data.frames, data.labels, train_ids, val_ids, unimodal,
-                fusion_config, on_epoch,
+                fit_config, on_epoch,
             )  # fmt: skip
 
-        result = fit_save_track(
-            context,
-            tracking=tracking.for_cohort(cohort.name),
-            model_store=store,
-            store_kind=FUSION_STORE,
-            name=strategy,
-            params={"strategy": strategy, "modalities": ",".join(spec.modality_names)},
-            fit=lambda on_epoch: train(data.train_ids, data.val_ids, encoders, on_epoch),
-            example=input_example(data.frames, data.val_ids[:2]),
-        )
         design = read_design(db)
         fold_encoders = load_fold_encoders(store, spec, design)
-        folds = fit_fold_models(
+        run, folds = fit_fold_models(
             context,
             design,
             store,
@@ -127,6 +121,30 @@ def build_fusion_asset(cohort: Cohort, encoder_asset: dg.AssetsDefinition) -> dg
             data.frames,
             data.labels,
         )
-        return with_fold_models(result, folds)
+        deployed = DeployedFit(run, design, fold_root(store, FUSION_STORE, strategy), strategy)
+        every_patient = data.train_ids + data.val_ids
+
+        def refit(epochs, on_epoch):
+            train_config = refit_train_config(fusion_config.train, epochs)
+            fit_config = replace(fusion_config, train=train_config)
+            return train(every_patient, [], encoders, on_epoch, fit_config)
+
+        result = fit_save_track(
+            context,
+            tracking=tracking.for_cohort(cohort.name),
+            model_store=store,
+            store_kind=FUSION_STORE,
+            name=strategy,
+            params={"strategy": strategy, "modalities": ",".join(spec.modality_names)},
+            fit=deployed.fit(
+                lambda on_epoch: train(data.train_ids, data.val_ids, encoders, on_epoch),
+                refit,
+                data.labels,
+                fusion_config.train.recalibration,
+            ),
+            example=input_example(data.frames, data.val_ids[:2]),
+        )
+        refit_metadata = deployed.describe(context, store.model_dir(FUSION_STORE, strategy))
+        return with_fold_models(result, {**folds, **refit_metadata})
 
     return fused_model

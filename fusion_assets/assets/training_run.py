@@ -65,8 +65,13 @@ def fit_save_track(
         _log_pyfunc(directory, example)
         url, run_id = tracking.run_url(run), run.info.run_id
 
+    scored = (
+        f"validation AUROC {result.val_auroc:.3f}"
+        if result.n_val
+        else "no validation patients (refitted on every patient)"
+    )
     context.log.info(
-        f"{name}: validation AUROC {result.val_auroc:.3f} after {result.best_epoch} epochs, "
+        f"{name}: {scored} after {result.best_epoch} epochs, "
         f"{result.n_parameters:,} parameters, {result.train_seconds:.1f} s; MLflow run {run_id}"
     )
     metadata = _fit_metadata(result, run_id, url, directory)
