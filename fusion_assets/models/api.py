@@ -91,6 +91,8 @@ class FittedModel:
                 f"Prepared inputs lack modalities {missing} that model {self.strategy!r} reads; "
                 "prepare them with this model's prepare()."
             )
+        if len(prepared) == 0:
+            return np.zeros(0)  # e.g. no validation patients; estimators refuse empty input
         with limit_threads(num_threads):
             if isinstance(self.predictor, ReferenceModel):
                 prob = self.predictor.predict_proba(prepared, present)

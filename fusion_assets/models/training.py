@@ -476,7 +476,9 @@ def _train_reference(
     with limit_threads(config.train.num_threads):
         reference = ReferenceModel(spec, preprocessing, config)
         reference.fit(data.train, data.y_train, data.train.present)
-        val_p = reference.predict_proba(data.val, data.val.present)
+        # no validation patients: the deployed refit of a cross-validated cohort
+        val_p = reference.predict_proba(data.val, data.val.present) if len(data.val) else []
+        val_p = np.asarray(val_p, dtype=np.float64)
     result = TrainResult(
         val_auroc=auroc(data.y_val, val_p),
         val_loss=log_loss(data.y_val, np.log(val_p / (1 - val_p))),
