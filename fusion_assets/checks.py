@@ -3,21 +3,24 @@
 Each check hangs on the asset whose table it reads: the patient checks on
 ``aligned_patients``, the leakage check on every ``aligned_<modality>``, the
 availability checks on ``availability_profile`` and the oracle check on
-``subgroup_metrics`` (the landing validation is the ingest step's own check,
+``subgroup_metrics``, the deployed-refit check on ``modality_encoder`` and
+``fused_model`` (cross-validated cohorts: ``evaluation/refit.py``) (the landing validation is the ingest step's own check,
 assets/ingest.py). The rules live in pure code (pandera schemas in
 ``warehouse/checks.py``, the oracle comparison in ``metrics/leakage.py``); these
 wrappers only run them against the cohort's warehouse and report their metadata.
 """
 
 import dagster as dg
+import pandas as pd
 from pydantic import Field
 
 from fusion_assets.assets.metadata import frame_table
 from fusion_assets.cohorts import ModalitySpec
 from fusion_assets.location.cohort import Cohort
+from fusion_assets.names import ENCODER_STORE, FUSION_STORE, unimodal_name
 from fusion_assets.warehouse import checks as rules
 from fusion_assets.warehouse.eval_tables import read_eval_table
-from resources import WarehouseResource
+from resources import ModelStoreResource, WarehouseResource
 
 
 class AvailabilityFloorConfig(dg.Config):
@@ -131,6 +134,58 @@ def _oracle_check(cohort: Cohort) -> dg.AssetChecksDefinition:
     return no_strategy_beats_oracle
 
 
+def _refit_check(cohort: Cohort, asset: str, store_kind: str, names: list[str]):
+    @dg.asset_check(asset=cohort.key(asset), name="deployed_refit_in_line_with_fold_models")
+    def _check(model_store: ModelStoreResource) -> dg.AssetCheckResult:
+        """Cross-validated cohorts: each deployed model (refitted on every patient) reaches an
+        in-sample AUROC on its training patients within REFIT_TOLERANCE of its fold models'
+        median in-sample AUROC on theirs. No patient is held out from the deployed model, so
+        like is compared with like; a refit that stopped too early or diverged fails."""
+        from fusion_assets.evaluation.refit import REFIT_TOLERANCE, RefitRecord
+
+        store = model_store.for_cohort(cohort.name)
+        rows = []
+        for name in names:
+            record = RefitRecord.read(store.model_dir(store_kind, name))
+            if record is not None:
+                rows.append({"model": name, **{k: getattr(record, k) for k in _REFIT_COLUMNS}})
+                rows[-1]["in_line"] = record.in_line
+        if not rows:
+            return dg.AssetCheckResult(
+                passed=True,
+                description="No refitted deployed model (held-out design): the deployed model "
+                "is the evaluated one.",
+                metadata={"applicable": False},
+            )
+        table = pd.DataFrame(rows)
+        far = table.loc[~table["in_line"], "model"].tolist()
+        return dg.AssetCheckResult(
+            passed=not far,
+            description=(
+                f"deployed refits far below their fold models (in-sample AUROC more than "
+                f"{REFIT_TOLERANCE} below): {', '.join(far)}"
+                if far
+                else f"every deployed refit within {REFIT_TOLERANCE} of its fold models"
+            ),
+            metadata={"refits": frame_table(table), "tolerance": REFIT_TOLERANCE},
+        )
+
+    return _check
+
+
+_REFIT_COLUMNS = ("epochs", "train_auroc", "fold_train_auroc", "fold_val_auroc")
+
+
+def _refit_checks(cohort: Cohort) -> list[dg.AssetChecksDefinition]:
+    from fusion_assets.models.strategies import STRATEGIES
+
+    singles = [unimodal_name(m) for m in cohort.spec.modality_names]
+    return [
+        _refit_check(cohort, "modality_encoder", ENCODER_STORE, singles),
+        _refit_check(cohort, "fused_model", FUSION_STORE, list(STRATEGIES)),
+    ]
+
+
 def build_checks(cohort: Cohort) -> list[dg.AssetChecksDefinition]:
     """Every data-quality and leakage check of the cohort."""
     return [
@@ -138,4 +193,5 @@ def build_checks(cohort: Cohort) -> list[dg.AssetChecksDefinition]:
         *(_no_rows_after_index_time(cohort, m) for m in cohort.spec.modalities),
         *_availability_checks(cohort),
         _oracle_check(cohort),
+        *_refit_checks(cohort),
     ]

@@ -42,6 +42,11 @@ class TrainingSettings(BaseModel):
         default=False, description="Early fusion: append one presence bit per modality"
     )
     seed: int = Field(default=0, description="Seed of weights, batches and dropout masks")
+    recalibration: Literal["platt", "isotonic", "none"] = Field(
+        default="platt",
+        description="Recalibration fitted on held-out patients: 'platt' (logistic, default), "
+        "'isotonic' (large cohorts only) or 'none'",
+    )
 
     def _train(self, base: TrainConfig) -> TrainConfig:
         overrides = {
@@ -51,7 +56,10 @@ class TrainingSettings(BaseModel):
             "batch_size": self.batch_size,
         }
         return replace(
-            base, seed=self.seed, **{k: v for k, v in overrides.items() if v is not None}
+            base,
+            seed=self.seed,
+            recalibration=self.recalibration,
+            **{k: v for k, v in overrides.items() if v is not None},
         )
 
     def encoder_config(self) -> EncoderConfig:

@@ -167,7 +167,7 @@ FOLDS, REPEATS, N_PATIENTS = 3, 2, 180
 def cv_run(tmp_path_factory):
     from fusion_assets.cohorts.synthetic import synthesize_batch
     from fusion_assets.demo import FAST_RUN_CONFIG
-    from tests.fixtures.pipeline import SYNTHETIC, cohort_stores, run_cohort
+    from tests.fixtures.pipeline import cohort_stores, run_cohort
 
     root = tmp_path_factory.mktemp("crossval")
     stores = cohort_stores(root, SYNTHETIC)
@@ -186,7 +186,6 @@ def cv_run(tmp_path_factory):
 @pytest.mark.slow
 def test_cv_every_patient_has_an_oof_prediction_from_every_strategy(cv_run) -> None:
     from fusion_assets.assets.fusion import STRATEGIES
-    from tests.fixtures.pipeline import SYNTHETIC
 
     MODALITIES = SYNTHETIC.spec.modality_names  # noqa: N806
 
@@ -256,6 +255,15 @@ def test_cv_report_says_cross_validation(cv_run) -> None:
     assert all(lo <= auc <= hi for _, lo, auc, hi in overall)
 
 
+def _latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str) -> dict:
+
+    record = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=SYNTHETIC.key(asset), asset_partitions=[partition]),
+        limit=1,
+    ).records[0]
+    return {k: v.value for k, v in record.asset_materialization.metadata.items()}
+
+
 @pytest.mark.slow
 def test_cv_log_metadata_and_report_give_the_same_auroc(cv_run) -> None:
     """Issue 11: the AUROC in the fold models' log line, in ``fused_model``'s metadata and
@@ -283,14 +291,52 @@ def test_cv_log_metadata_and_report_give_the_same_auroc(cv_run) -> None:
             if found:
                 logged[found.group(1)] = float(found.group(2))
     for strategy in STRATEGIES:
-        record = instance.fetch_materializations(
-            dg.AssetRecordsFilter(
-                asset_key=SYNTHETIC.key("fused_model"), asset_partitions=[strategy]
-            ),
-            limit=1,
-        ).records[0]
-        metadata = record.asset_materialization.metadata["cv_oof_auroc"].value
+        metadata = _latest_metadata(instance, "fused_model", strategy)["cv_oof_auroc"]
         assert metadata == round(report[strategy], 3), strategy  # metadata is rounded
         assert logged[strategy] == round(report[strategy], 3), strategy
         assert f"| {strategy} | {N_PATIENTS} | {report[strategy]:.3f} [" in md, strategy
     assert "per-repeat single-model estimate" in md
+
+
+@pytest.mark.slow
+def test_cv_deployed_refit_is_trained_like_its_fold_models(cv_run) -> None:
+    """Issue 11 item 5: each deployed model is refitted on every patient for its fold models'
+    median epoch (no early stopping), and its in-sample AUROC is in line with theirs; the
+    asset check says so, and the report states how the refit was done."""
+    import json
+
+    import numpy as np
+
+    from fusion_assets.evaluation.refit import REFIT_TOLERANCE, RefitRecord
+    from fusion_assets.models.api import load_model
+    from fusion_assets.models.strategies import STRATEGIES
+
+    store = cv_run["resources"]["model_store"]
+    for kind, name in [("fusion", s) for s in STRATEGIES] + [("encoders", "single:ehr")]:
+        record = RefitRecord.read(store.model_dir(kind, name))
+        assert record is not None and record.n_patients == N_PATIENTS, name
+        assert record.train_auroc >= record.fold_train_auroc - REFIT_TOLERANCE, (name, record)
+        assert record.in_line
+        folds = [
+            int(r["best_epoch"])
+            for r in json.loads(
+                (store.model_dir(kind + "_folds", name) / "folds.json").read_text()
+            )["folds"]
+        ]
+        assert record.epochs == int(round(float(np.median(folds)))), name
+        fitted = load_model(store.model_dir(kind, name))
+        assert fitted.recalibration.n == REPEATS * N_PATIENTS  # the out-of-fold rows
+    meta = _latest_metadata(cv_run["instance"], "fused_model", "intermediate")
+    assert (
+        meta["refit_epochs"] == RefitRecord.read(store.model_dir("fusion", "intermediate")).epochs
+    )
+    checks = [
+        e
+        for r in cv_run["results"]
+        for e in r.get_asset_check_evaluations()
+        if e.check_name == "deployed_refit_in_line_with_fold_models"
+        and e.asset_key == SYNTHETIC.key("fused_model")
+    ]
+    assert checks and all(c.passed for c in checks)
+    md = (cv_run["resources"]["reports"] / "latest" / "report.md").read_text()
+    assert "median epoch at which their fold models stopped early" in md

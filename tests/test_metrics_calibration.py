@@ -49,8 +49,8 @@ def test_the_intercept_is_judged_too_and_the_sentence_says_so_plainly() -> None:
     both = judge_calibration(_row(0.49, (0.24, 0.97), 0.45, (0.21, 0.70)))
     assert both.sentence() == (
         "probabilities of late are too extreme: slope 0.49 [0.24, 0.97]; late under-estimates "
-        "risk on average: intercept +0.45 [+0.21, +0.70]; do not read its probabilities as "
-        "risks without recalibration"
+        "risk on average: intercept +0.45 [+0.21, +0.70], even after recalibration on held-out "
+        "patients; do not read its probabilities as risks"
     )
     assert "acceptable (" in judge_calibration(_row(1.0, (0.9, 1.1))).sentence()
     assert "wide" in judge_calibration(_row(0.34, (-0.23, 2.19))).sentence()

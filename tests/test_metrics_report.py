@@ -223,7 +223,9 @@ def test_model_cards_judge_calibration_from_the_interval(result, tmp_path) -> No
         "calibration of late is acceptable by its intervals (slope 0.70 [0.48, 1.05]" in late_card
     )
     assert "probabilities of early are too extreme: slope 0.85 [0.72, 0.78]" in early_card
-    assert "do not read its probabilities as risks without recalibration" in early_card
+    assert (
+        "even after recalibration on held-out patients; do not read its probabilities" in early_card
+    )
     headline = md.split("## Headline")[1].split("\n## ")[0]
     assert (
         "> **Warning:** Calibration stays poor: probabilities of early are too extreme" in headline

@@ -274,7 +274,8 @@ def test_unimodal_gives_prior_without_its_modality(cohort, unimodal):
     prepared = fitted.prepare(cohort.frames, cohort.test_ids)
     keep = np.ones_like(prepared.present)
     keep[:, cohort.spec.modality_names.index("genes")] = False
-    p = fitted.predict_proba(prepared, keep)
+    # the predictor's prior; its recalibration (fitted on validation) then maps it
+    p = fitted.predict_proba(prepared, keep, recalibrated=False)
     prevalence = cohort.labels[cohort.train_ids].mean()
     np.testing.assert_allclose(p, prevalence, rtol=1e-4)
 
@@ -323,7 +324,9 @@ def test_late_fusion_with_one_modality_is_its_calibrated_head(cohort, unimodal, 
         keep = np.zeros_like(prepared.present)
         keep[:, column] = True
         has = prepared.present[:, column]
-        p_single = single.predict_proba(single.prepare(cohort.frames, cohort.test_ids))
+        p_single = single.predict_proba(
+            single.prepare(cohort.frames, cohort.test_ids), recalibrated=False
+        )
         logit = np.log(p_single / (1 - p_single))
         w, c, b = (
             float(model.stack_weight[j]),
@@ -332,7 +335,7 @@ def test_late_fusion_with_one_modality_is_its_calibrated_head(cohort, unimodal, 
         )
         expected = np.where(has, 1 / (1 + np.exp(-(b + w * logit + c))), 1 / (1 + np.exp(-b)))
         np.testing.assert_allclose(
-            late.predict_proba(prepared, keep), expected, rtol=1e-4, atol=1e-6
+            late.predict_proba(prepared, keep, recalibrated=False), expected, rtol=1e-4, atol=1e-6
         )
 
 

@@ -60,7 +60,8 @@ def _fit(cohort, unimodal, strategy, config):
         unimodal,
         config,
     )
-    return fitted, result, fitted.predict_proba(fitted.prepare(cohort.frames, cohort.test_ids))
+    test = fitted.prepare(cohort.frames, cohort.test_ids)
+    return fitted, result, fitted.predict_proba(test, recalibrated=False)  # the predictor
 
 
 # --------------------------------------------------------------------------- gathering

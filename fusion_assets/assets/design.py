@@ -9,9 +9,10 @@ re-evaluation never need to know the design.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -49,20 +50,103 @@ def fit_fold_models(
     fit: FoldFit,
     frames: Mapping[str, pd.DataFrame],
     labels: pd.Series,
-) -> dict[str, dg.MetadataValue]:
+) -> tuple[Any, dict[str, dg.MetadataValue]]:
     """The design's fold models of one model, written under ``root`` (logged with the model
-    version); their Dagster metadata ({} when the design has none)."""
+    version): the ``FoldRun`` (``None`` when the design has none) and their Dagster metadata
+    ({} then)."""
     run = design.fit_fold_models(root, name, fit, frames, labels, log=context.log.info)
     if run is None:
-        return {}
-    return {
+        return None, {}
+    return run, {
         "evaluation_mode": dg.MetadataValue.text(design.mode),
         "cv_fold_models": dg.MetadataValue.int(len(run.summary)),
+        # the per-repeat single-model estimate, the report's headline figure
         "cv_oof_auroc": rounded(run.oof_auroc(labels)),
         "cv_seconds": rounded(run.seconds, 1),
         "cv_folds": frame_table(run.summary),
         "cv_plan_id": dg.MetadataValue.text(design.plan_id),
     }
+
+
+# (on_epoch) -> (FittedModel, TrainResult), as training_run.Fit (not imported: it imports us)
+Fit = Callable[[Callable[..., None]], tuple[Any, Any]]
+# (epochs, on_epoch) -> (FittedModel, TrainResult): the deployed model on every patient
+Refit = Callable[[int, Callable[..., None]], tuple[Any, Any]]
+
+
+class DeployedFit:
+    """The deployed model's fit: as given in the held-out design; in cross-validation,
+    refitted on every patient the way the fold models were (``evaluation/refit.py``)."""
+
+    def __init__(self, design: EvaluationDesign, name: str) -> None:
+        self.design, self.name = design, name
+        self.run: Any = None  # the FoldRun, once the fold models are fitted
+        self.root: Path | None = None
+        self.record: Any = None
+
+    def fit_folds(
+        self,
+        context: dg.AssetExecutionContext,
+        fit: FoldFit,
+        frames: Mapping[str, pd.DataFrame],
+        labels: pd.Series,
+    ) -> Callable[[Path], dict[str, dg.MetadataValue]]:
+        """``fit_save_track``'s ``fit_folds``: the fold models under the given folder, kept
+        for the deployed refit (which runs after them)."""
+
+        def fit_folds(root: Path) -> dict[str, dg.MetadataValue]:
+            self.run, metadata = fit_fold_models(
+                context, self.design, root, self.name, fit, frames, labels
+            )
+            self.root = root
+            return metadata
+
+        return fit_folds
+
+    def fit(
+        self, held_out: Fit, refit: Refit, labels: pd.Series, method: str
+    ) -> Callable[[Callable[..., None]], tuple[Any, Any]]:
+        def fit(on_epoch: Callable[..., None]) -> tuple[Any, Any]:
+            if self.run is None:
+                return held_out(on_epoch)
+            from fusion_assets.evaluation.refit import refit_deployed
+
+            with models_ready():
+                folds = self.design.load_fold_models(self.root, self.name)
+            fitted, result, self.record = refit_deployed(
+                lambda epochs: refit(epochs, on_epoch),
+                self.run.summary,
+                self.run.oof,
+                labels,
+                list(folds.values()),
+                method,
+            )
+            return fitted, result
+
+        return fit
+
+    def describe(
+        self, context: dg.AssetExecutionContext, directory: Path
+    ) -> dict[str, dg.MetadataValue]:
+        """``fit_save_track``'s ``describe_fit``, on the saved (not yet registered) model."""
+        """Write ``refit.json`` beside the deployed model, log it, and its metadata."""
+        r = self.record
+        if r is None:
+            return {}
+        r.write(directory)
+        context.log.info(
+            f"{self.name}: deployed model {r.how}; in-sample AUROC {r.train_auroc:.3f} on its "
+            f"training patients against its fold models' median {r.fold_train_auroc:.3f} on "
+            f"theirs (their inner-validation median {r.fold_val_auroc:.3f}); {r.recalibration}"
+        )
+        return {
+            "refit": dg.MetadataValue.text(r.how),
+            "refit_epochs": dg.MetadataValue.int(r.epochs),
+            "refit_train_auroc": rounded(r.train_auroc),
+            "fold_train_auroc_median": rounded(r.fold_train_auroc),
+            "fold_val_auroc_median": rounded(r.fold_val_auroc),
+            "refit_recalibration": dg.MetadataValue.text(r.recalibration),
+        }
 
 
 def with_fold_models(

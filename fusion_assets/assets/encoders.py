@@ -1,11 +1,14 @@
 """Group ``<cohort>_4_encoders``: one fitted encoder + unimodal head per modality (static partitions)."""
 
+from dataclasses import replace
+
 import dagster as dg
 
-from fusion_assets.assets.design import DESIGN_ASSETS, fit_fold_models, read_design
+from fusion_assets.assets.design import DESIGN_ASSETS, DeployedFit, read_design
 from fusion_assets.assets.training_run import TRAINING_RETRY, TrainingConfig, fit_save_track
 from fusion_assets.automation import retraining_condition
 from fusion_assets.cohorts import CohortSpec
+from fusion_assets.evaluation.refit import refit_train_config
 from fusion_assets.location.cohort import Cohort
 from fusion_assets.names import ENCODER_STORE, unimodal_name
 from fusion_assets.pyfunc_io import input_example
@@ -73,13 +76,20 @@ def build_encoder_asset(cohort: Cohort) -> dg.AssetsDefinition:
         example = _describe_fit(context, spec, modality, data)
         encoder_config = config.encoder_config()
 
-        def train(train_ids, val_ids, on_epoch=None):
+        def train(train_ids, val_ids, on_epoch=None, fit_config=encoder_config):
             return train_unimodal(
-                spec, modality, data.frames, data.labels, train_ids, val_ids, encoder_config,
+                spec, modality, data.frames, data.labels, train_ids, val_ids, fit_config,
                 on_epoch,
             )  # fmt: skip
 
         design = read_design(db)
+        deployed = DeployedFit(design, name)
+        every_patient = data.train_ids + data.val_ids
+
+        def refit(epochs, on_epoch):
+            train_config = refit_train_config(encoder_config.train, epochs)
+            return train(every_patient, [], on_epoch, replace(encoder_config, train=train_config))
+
         return fit_save_track(
             context,
             tracking=tracking.for_cohort(cohort.name),
@@ -87,17 +97,20 @@ def build_encoder_asset(cohort: Cohort) -> dg.AssetsDefinition:
             store_kind=ENCODER_STORE,
             name=name,
             params={"modality": modality, "kind": spec.modality(modality).kind},
-            fit=lambda on_epoch: train(data.train_ids, data.val_ids, on_epoch),
+            fit=deployed.fit(
+                lambda on_epoch: train(data.train_ids, data.val_ids, on_epoch),
+                refit,
+                data.labels,
+                encoder_config.train.recalibration,
+            ),
             example=example,
-            fit_folds=lambda root: fit_fold_models(
+            fit_folds=deployed.fit_folds(
                 context,
-                design,
-                root,
-                name,
                 lambda _repeat, _fold, train_ids, val_ids: train(train_ids, val_ids),
                 data.frames,
                 data.labels,
             ),
+            describe_fit=lambda directory: deployed.describe(context, directory),
         )
 
     return modality_encoder

@@ -1,10 +1,12 @@
 """Group ``<cohort>_5_fusion``: one fused model per strategy (static partitions), plus the reference."""
 
+from dataclasses import replace
+
 import dagster as dg
 
 from fusion_assets.assets.design import (
     DESIGN_ASSETS,
-    fit_fold_models,
+    DeployedFit,
     models_ready,
     read_design,
 )
@@ -12,6 +14,7 @@ from fusion_assets.assets.training_run import TRAINING_RETRY, TrainingConfig, fi
 from fusion_assets.automation import retraining_condition
 from fusion_assets.cohorts import CohortSpec
 from fusion_assets.evaluation import EvaluationDesign, fold_root
+from fusion_assets.evaluation.refit import refit_train_config
 from fusion_assets.location.cohort import Cohort
 from fusion_assets.models.strategies import STRATEGIES
 from fusion_assets.names import ENCODER_STORE, FUSION_STORE, unimodal_name
@@ -96,14 +99,22 @@ def build_fusion_asset(cohort: Cohort, encoder_asset: dg.AssetsDefinition) -> dg
             f"validation patients, modality dropout {fusion_config.modality_dropout}"
         )
 
-        def train(train_ids, val_ids, unimodal, on_epoch=None):
+        def train(train_ids, val_ids, unimodal, on_epoch=None, fit_config=fusion_config):
             return train_fusion(
                 strategy, spec, data.frames, data.labels, train_ids, val_ids, unimodal,
-                fusion_config, on_epoch,
+                fit_config, on_epoch,
             )  # fmt: skip
 
         design = read_design(db)
         fold_encoders = load_fold_encoders(store, spec, design)
+        deployed = DeployedFit(design, strategy)
+        every_patient = data.train_ids + data.val_ids
+
+        def refit(epochs, on_epoch):
+            train_config = refit_train_config(fusion_config.train, epochs)
+            fit_config = replace(fusion_config, train=train_config)
+            return train(every_patient, [], encoders, on_epoch, fit_config)
+
         return fit_save_track(
             context,
             tracking=tracking.for_cohort(cohort.name),
@@ -111,19 +122,22 @@ def build_fusion_asset(cohort: Cohort, encoder_asset: dg.AssetsDefinition) -> dg
             store_kind=FUSION_STORE,
             name=strategy,
             params={"strategy": strategy, "modalities": ",".join(spec.modality_names)},
-            fit=lambda on_epoch: train(data.train_ids, data.val_ids, encoders, on_epoch),
+            fit=deployed.fit(
+                lambda on_epoch: train(data.train_ids, data.val_ids, encoders, on_epoch),
+                refit,
+                data.labels,
+                fusion_config.train.recalibration,
+            ),
             example=input_example(data.frames, data.val_ids[:2]),
-            fit_folds=lambda root: fit_fold_models(
+            fit_folds=deployed.fit_folds(
                 context,
-                design,
-                root,
-                strategy,
                 lambda repeat, fold, train_ids, val_ids: train(
                     train_ids, val_ids, fold_encoders[(repeat, fold)]
                 ),
                 data.frames,
                 data.labels,
             ),
+            describe_fit=lambda directory: deployed.describe(context, directory),
         )
 
     return fused_model

@@ -44,8 +44,12 @@ def fit_save_track(
     fit: Fit,
     example: pd.DataFrame | None = None,
     fit_folds: FitFolds | None = None,
+    describe_fit: Callable[[Path], Mapping[str, dg.MetadataValue]] | None = None,
 ) -> dg.MaterializeResult:
-    """Run ``fit`` (and the design's fold models) inside an MLflow run; register the version.
+    """Run the design's fold models and ``fit`` inside an MLflow run; register the version.
+
+    ``describe_fit(model_folder)`` may write files beside the saved model before it is
+    registered and returns metadata.
 
     The model and its fold models are written to a temporary folder and logged as one
     pyfunc model, registered as the next version of ``<cohort>.<name>``: readers load
@@ -62,9 +66,12 @@ def fit_save_track(
         ) as run,
         tempfile.TemporaryDirectory(prefix="fit-") as staging,
     ):
+        # Fold models first: the cross-validated deployed refit is trained like them.
+        folds = dict(fit_folds(Path(staging) / FOLDS_ARTIFACT)) if fit_folds else {}
         fitted, result = fit(_epoch_logger(context, name))
         directory = save_model(fitted, Path(staging) / MODEL_ARTIFACT)
-        folds = fit_folds(Path(staging) / FOLDS_ARTIFACT) if fit_folds else {}
+        if describe_fit is not None:  # files beside the model go into the registered version
+            folds.update(describe_fit(directory))
         mlflow.log_params(_flatten({**params, **config_to_dict(fitted.config)}))
         final = {
             "final_val_auroc": result.val_auroc,
@@ -78,8 +85,13 @@ def fit_save_track(
         data_version = _directory_version(directory)
         url, run_id = tracking.run_url(run), run.info.run_id
 
+    scored = (
+        f"validation AUROC {result.val_auroc:.3f}"
+        if result.n_val
+        else "no validation patients (refitted on every patient)"
+    )
     context.log.info(
-        f"{name}: validation AUROC {result.val_auroc:.3f} after {result.best_epoch} epochs, "
+        f"{name}: {scored} after {result.best_epoch} epochs, "
         f"{result.n_parameters:,} parameters, {result.train_seconds:.1f} s; MLflow run {run_id}, "
         f"registered as {model_store.uri(name, version)}"
     )

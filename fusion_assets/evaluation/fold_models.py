@@ -6,11 +6,14 @@ One model (a ``single:<modality>`` baseline or a fusion strategy) has
 a *fold root* folder in the model store::
 
     <fold root>/r<repeat>_f<fold>/   one fitted model per fold (save_model layout)
-    <fold root>/oof.parquet          repeat, fold, patient_id, role, prob
+    <fold root>/oof.parquet          repeat, fold, patient_id, role, prob, raw_prob
     <fold root>/folds.json           plan_id + per-fold summary; written last
 
 ``oof.parquet`` holds each fold model's predictions on its held-out fold
-(``role = 'test'``) and on its inner validation part (``role = 'validation'``).
+(``role = 'test'``) and on its inner validation part (``role = 'validation'``),
+recalibrated (``prob``, recalibration fitted on the inner validation part) and as
+the predictor gives them (``raw_prob``, what the deployed refit's recalibration is
+fitted on: ``evaluation/refit.py``).
 ``folds.json`` is the completion marker: readers refuse a root whose plan_id
 is not the current plan's, because a fold model from another plan may have
 trained on the patients it would now be asked to predict.
@@ -51,7 +54,7 @@ class StaleFoldModels(ModelsNotReady):
 class FoldRun:
     """What ``train_folds`` produced: the out-of-fold rows and a per-fold summary."""
 
-    oof: pd.DataFrame  # OOF_COLUMNS
+    oof: pd.DataFrame  # OOF_COLUMNS + raw_prob (before the fold model's recalibration)
     summary: (
         pd.DataFrame
     )  # repeat, fold, n_train, n_validation, n_test, val_auroc, fold_test_auroc, ...
@@ -97,11 +100,14 @@ def train_folds(
         fitted, result = fit(repeat, fold, ids["train"], ids["validation"])
         save_model(fitted, root / fold_name(repeat, fold))
         scored = ids["test"] + ids["validation"]
-        prob = fitted.predict_proba(fitted.prepare(dict(frames), scored))
+        prepared = fitted.prepare(dict(frames), scored)
+        prob = fitted.predict_proba(prepared)
+        # before the fold model's recalibration: what the deployed refit's is fitted on
+        raw = fitted.predict_proba(prepared, recalibrated=False)
         roles = ["test"] * len(ids["test"]) + ["validation"] * len(ids["validation"])
         part = pd.DataFrame(
             {"repeat": repeat, "fold": fold, "patient_id": scored, "role": roles, "prob": prob}
-        )
+        ).assign(raw_prob=raw)
         parts.append(part)
         held_out = part[part["role"] == "test"]
         fold_auroc = auroc(
@@ -115,6 +121,7 @@ def train_folds(
                 "n_validation": len(ids["validation"]),
                 "n_test": len(ids["test"]),
                 "val_auroc": float(result.val_auroc),
+                "train_auroc": float(result.train_auroc),
                 "fold_test_auroc": fold_auroc,
                 "best_epoch": int(result.best_epoch),
                 "seconds": round(time.perf_counter() - t0, 2),
@@ -124,7 +131,7 @@ def train_folds(
             f"fold r{repeat} f{fold}: {len(ids['train'])} train / {len(ids['validation'])} "
             f"validation, held-out AUROC {fold_auroc:.3f} ({summary[-1]['seconds']:.1f} s)"
         )
-    oof = pd.concat(parts, ignore_index=True)[OOF_COLUMNS]
+    oof = pd.concat(parts, ignore_index=True)[[*OOF_COLUMNS, "raw_prob"]]
     oof.to_parquet(root / OOF_FILE, index=False)
     table = pd.DataFrame(summary)
     (root / MARKER_FILE).write_text(

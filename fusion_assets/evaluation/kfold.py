@@ -11,8 +11,8 @@ cohorts under ``small_cohort_size`` patients are evaluated out of fold:
 * each patient is predicted by the one model per repeat that never saw it, and
   every metric is computed per repeat and averaged over the repeats.
 
-The deployed model of each strategy is refitted on all patients (``profile.splits``
-holds its train / validation carve-out, no test).
+The deployed model of each strategy is refitted on all patients the way its fold
+models were trained (``evaluation/refit.py``): no early stopping on a carve-out.
 """
 
 from __future__ import annotations
@@ -70,6 +70,13 @@ REPEAT_SECTION = (
     "over repeats shown here (every metric is computed per repeat, then averaged), "
     "an estimate for one model refitted on all patients; its interval covers "
     "patient sampling, not this spread.",
+)
+REFIT_SUMMARY = (
+    "The deployed models are refitted on all patients for the median epoch at which their fold "
+    "models stopped early (no early stopping on a carve-out; gradient boosting and late fusion's "
+    "unimodal parts as their fold models were fitted), recalibrated on the fold models' "
+    "out-of-fold predictions, and late fusion takes the mean of its fold models' stacking "
+    "weights; each deployed model's refit.json and Dagster metadata give its epochs."
 )
 # Out-of-fold predictions use every patient, but the patients are still few.
 SIZE_NOTE = (
@@ -188,8 +195,7 @@ class RepeatedKFold(EvaluationDesign):
             f"cross-validation ({k} folds x {r} repeats, folds stratified by label x availability "
             "pattern). Every strategy and single-modality baseline was retrained per fold; each "
             "patient's test prediction comes only from models that never saw it (out-of-fold); "
-            f"every metric is computed per repeat and averaged over the {r} repeats. The deployed "
-            "models are refitted on all patients."
+            f"every metric is computed per repeat and averaged over the {r} repeats. {REFIT_SUMMARY}"
         )
 
 

@@ -106,7 +106,10 @@ class CalibrationJudgement:
             return f"calibration of {self.strategy} could not be judged (no interval: {both})"
         if not self.acceptable:
             phrases = "; ".join(phrase for _, phrase in self._problems())
-            return f"{phrases}; do not read its probabilities as risks without recalibration"
+            return (
+                f"{phrases}, even after recalibration on held-out patients; do not read its "
+                "probabilities as risks"
+            )
         if "wide" in (self.slope, self.intercept):
             return (
                 f"calibration of {self.strategy} is acceptable by its intervals ({both}), but they "

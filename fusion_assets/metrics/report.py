@@ -523,11 +523,47 @@ def _headline_section(result: EvaluationResult, headline: pd.DataFrame) -> _Sect
         f"{estimate_description(result)}."
     )
     candidates = [s for s in result.subgroups.strategies if not result.config.is_single(s)]
+    below = _fused_below_best_single(result, candidates)
+    if below:
+        sec.note(below, "bad")
     for judgement in _judged(result, candidates):
         if judgement.acceptable is False:
             sentence = judgement.sentence()
             sec.note(f"Calibration stays poor: {sentence}.", "bad")
     return sec
+
+
+# Fused below the best single modality by more than this is explained in the headline.
+FUSED_BELOW_SINGLE = 0.005
+
+
+def _fused_below_best_single(result: EvaluationResult, fused: list[str]) -> str | None:
+    """Why the best fused strategy ends below the best single modality, if it does."""
+    best_single = result.subgroups.best_single
+    rows = result.table[result.table["subgroup_type"] == "all"].set_index("strategy")
+    if not best_single or best_single not in rows.index or not fused:
+        return None
+    top = max(
+        fused, key=lambda s: rows.loc[s, "auroc"] if np.isfinite(rows.loc[s, "auroc"]) else -1
+    )
+    gap = float(rows.loc[best_single, "auroc"] - rows.loc[top, "auroc"])
+    if not gap > FUSED_BELOW_SINGLE:
+        return None
+    lo, hi = (rows.loc[top, f"delta_auroc_vs_best_single_ci_{e}"] for e in ("low", "high"))
+    settled = (
+        "the paired interval of the difference excludes 0, so the loss is real"
+        if np.isfinite(hi) and hi < 0
+        else f"the paired interval [{_num(lo)}, {_num(hi)}] includes 0, so it is not established"
+    )
+    return (
+        f"The best fused strategy ({top}, AUROC {_num(rows.loc[top, 'auroc'])}) ends "
+        f"{gap:.3f} below the best single modality ({best_single}, "
+        f"{_num(rows.loc[best_single, 'auroc'])}); {settled}. Late fusion's stack is shrunk "
+        "toward the modality best on validation patients (infinitely, when inner "
+        "cross-validation prefers it), so a loss means the validation patients chose "
+        "another modality or blend than the test patients favour: too few validation "
+        "patients to choose reliably, not a design that lets fusion fall below its parts."
+    )
 
 
 def _calibration_section(result: EvaluationResult, plot: Path) -> _Section:

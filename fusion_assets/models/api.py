@@ -36,6 +36,7 @@ from fusion_assets.models.config import (
 )
 from fusion_assets.models.fusion import Bagged
 from fusion_assets.models.inputs import PreparedInputs, State, prepare
+from fusion_assets.models.recalibration import IDENTITY, Recalibration
 from fusion_assets.models.reference import ReferenceModel
 from fusion_assets.models.strategies import STRATEGIES
 from fusion_assets.models.threads import limit_threads
@@ -54,6 +55,8 @@ class FittedModel:
     preprocessing: dict[str, State]
     predictor: PatientModel | ReferenceModel
     config: EncoderConfig | FusionConfig
+    # fitted on patients the model was not fitted on (models/recalibration.py)
+    recalibration: Recalibration = IDENTITY
 
     @property
     def modalities(self) -> list[str]:
@@ -67,9 +70,14 @@ class FittedModel:
         return prepare(self.spec, self.preprocessing, frames, patient_ids)
 
     def predict_proba(
-        self, prepared: PreparedInputs, keep: np.ndarray | None = None, num_threads: int = 1
+        self,
+        prepared: PreparedInputs,
+        keep: np.ndarray | None = None,
+        num_threads: int = 1,
+        recalibrated: bool = True,
     ) -> np.ndarray:
-        """P(label = 1) per patient, float64 [n].
+        """P(label = 1) per patient, float64 [n], after the model's recalibration
+        (``recalibrated=False``: as the predictor gives them, what a recalibration is fitted on).
 
         ``keep`` (bool [n, n_modalities], spec order) is AND-ed with actual presence:
         a removed modality is treated exactly like an absent one. A patient with no
@@ -83,11 +91,14 @@ class FittedModel:
                 f"Prepared inputs lack modalities {missing} that model {self.strategy!r} reads; "
                 "prepare them with this model's prepare()."
             )
+        if len(prepared) == 0:
+            return np.zeros(0)  # e.g. no validation patients; estimators refuse empty input
         with limit_threads(num_threads):
             if isinstance(self.predictor, ReferenceModel):
-                return self.predictor.predict_proba(prepared, present)
-            logits = predict_logits(self.predictor, prepared, present)
-        return 1.0 / (1.0 + np.exp(-logits))
+                prob = self.predictor.predict_proba(prepared, present)
+            else:
+                prob = 1.0 / (1.0 + np.exp(-predict_logits(self.predictor, prepared, present)))
+        return self.recalibration.apply(prob) if recalibrated else prob
 
 
 def effective_presence(prepared: PreparedInputs, keep: np.ndarray | None) -> np.ndarray:
@@ -212,6 +223,7 @@ def save_model(fitted: FittedModel, directory: Path) -> Path:
         "config_class": type(fitted.config).__name__,
         "config": config_to_dict(fitted.config),
         "preprocessing": _split_arrays(fitted.preprocessing, arrays, "p"),
+        "recalibration": fitted.recalibration.to_dict(),
     }
     np.savez(directory / "preprocessing.npz", **arrays)
     if isinstance(fitted.predictor, ReferenceModel):
@@ -252,4 +264,6 @@ def load_model(directory: Path) -> FittedModel:
         predictor = build_predictor(strategy, spec, preprocessing, config)
         predictor.load_state_dict(torch.load(directory / "weights.pt", weights_only=True))
         predictor.eval()
-    return FittedModel(strategy, spec, preprocessing, predictor, config)
+    # a model saved before recalibration existed predicts as it always did
+    recalibration = Recalibration.from_dict(meta.get("recalibration"))
+    return FittedModel(strategy, spec, preprocessing, predictor, config, recalibration)

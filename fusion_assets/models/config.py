@@ -24,6 +24,12 @@ class TrainConfig:
     seed: int = 0
     # torch / OpenMP threads while training; 1 is fastest for these small models on 2 shared cores
     num_threads: int = 1
+    # False: train exactly max_epochs and keep the last state (the deployed refit of a
+    # cross-validated cohort, at its fold models' epoch count); True: stop on validation loss
+    early_stopping: bool = True
+    # fitted on the validation patients after training: platt | isotonic | none
+    # (models/recalibration.py); isotonic only for large cohorts
+    recalibration: str = "platt"
 
     @classmethod
     def tiny(cls) -> TrainConfig:

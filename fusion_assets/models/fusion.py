@@ -270,6 +270,16 @@ class LateFusion(PatientModel):
     def forward(self, batch: Batch) -> torch.Tensor:
         return self.logits(batch)  # stacking is fitted unweighted: already calibrated
 
+    def adopt_from_folds(self, fold_models: list[PatientModel]) -> None:
+        """The mean stack of the fold models (each fitted on its inner validation patients):
+        the deployed refit of a cross-validated cohort has no patient left to fit one on."""
+        stacks = [m for m in fold_models if isinstance(m, LateFusion)]
+        if not stacks or any(m.modalities != self.modalities for m in stacks):
+            return
+        for name in ("stack_weight", "stack_shift", "stack_bias"):
+            mean = torch.stack([getattr(m, name) for m in stacks]).mean(0)
+            getattr(self, name).copy_(mean)
+
 
 # --------------------------------------------------------------------------- attention
 

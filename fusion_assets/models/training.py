@@ -29,7 +29,9 @@ from fusion_assets.models.batch import TensorInputs, make_batch, to_tensors
 from fusion_assets.models.config import EncoderConfig, FusionConfig, TrainConfig
 from fusion_assets.models.fusion import Bagged, LateFusion
 from fusion_assets.models.inputs import PreparedInputs, State, fit_modality, prepare, presence
+from fusion_assets.models.recalibration import fit_recalibration
 from fusion_assets.models.reference import ReferenceModel
+from fusion_assets.models.stacking import Stack, choose_stack
 from fusion_assets.models.strategies import STRATEGIES as STRATEGY_NAMES
 from fusion_assets.models.threads import limit_threads
 from fusion_assets.models.unimodal import UnimodalModel
@@ -55,6 +57,10 @@ class TrainResult:
     train_seconds: float = 0.0
     n_train: int = 0
     n_val: int = 0
+    # AUROC on the training patients (in-sample): how the deployed refit of a
+    # cross-validated cohort is compared with its fold models (evaluation/refit.py)
+    train_auroc: float = float("nan")
+    details: dict[str, object] = field(default_factory=dict)  # e.g. late fusion's stacking
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -211,9 +217,12 @@ def fit_module(
             )
             if on_epoch is not None:
                 on_epoch(epoch, train_loss, val_loss, val_auc)
-            if stopping.record(model, epoch, val_loss, val_auc, result):
+            if not config.early_stopping:
+                result.best_epoch, result.val_loss, result.val_auroc = epoch, val_loss, val_auc
+            elif stopping.record(model, epoch, val_loss, val_auc, result):
                 break
-    stopping.restore_best(model)
+    if config.early_stopping:
+        stopping.restore_best(model)
     model.eval()
     result.train_seconds = time.perf_counter() - start
     return result
@@ -342,8 +351,10 @@ def train_unimodal(
         val_rows=np.flatnonzero(data.val.present[:, column]),
         on_epoch=on_epoch,
     )
+    fitted = FittedModel(unimodal_name(modality), spec, preprocessing, model, config)
+    _recalibrate(fitted, data, config.train, result)
     result.train_seconds = time.perf_counter() - start
-    return FittedModel(unimodal_name(modality), spec, preprocessing, model, config), result
+    return fitted, result
 
 
 # --------------------------------------------------------------------------- fusion
@@ -389,37 +400,20 @@ def _shared_preprocessing(
 
 def fit_late_stacking(
     model: LateFusion, val: PreparedInputs, y_val: np.ndarray, l2: float, num_threads: int = 2
-) -> None:
-    """Fit b, w_m, c_m of late fusion on the validation split (LBFGS, ridge-penalized)."""
+) -> Stack:
+    """Fit b, w_m, c_m of late fusion on the validation split, shrunk toward the best single
+    modality on those patients (``models/stacking.py``); returns what was chosen."""
     with limit_threads(num_threads), torch.no_grad():
         model.eval()
         batch = make_batch(val, np.arange(len(val)), val.present)
-        unimodal = model.unimodal_logits(batch).double()
-        present = model.present(batch)
-    n = unimodal.shape[1]
-    weight = torch.ones(n, dtype=torch.float64, requires_grad=True)
-    shift = torch.zeros(n, dtype=torch.float64, requires_grad=True)
-    p = min(max(float(y_val.mean()) if len(y_val) else 0.5, 1e-4), 1 - 1e-4)
-    bias = torch.tensor(math.log(p / (1 - p)), dtype=torch.float64, requires_grad=True)
-    y = torch.from_numpy(y_val.astype(np.float64))
-    optimizer = torch.optim.LBFGS(
-        [weight, shift, bias], max_iter=200, line_search_fn="strong_wolfe"
-    )
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        z = bias + ((weight * unimodal + shift) * present.double()).sum(1)
-        # ridge toward "trust each unimodal model as is" (w = 1, c = 0)
-        loss = nn.functional.binary_cross_entropy_with_logits(z, y, reduction="sum")
-        loss = loss + 0.5 * l2 * (((weight - 1) ** 2).sum() + (shift**2).sum())
-        loss.backward()
-        return loss
-
-    if len(y_val):
-        optimizer.step(closure)
-    model.stack_weight.copy_(weight.detach().float())
-    model.stack_shift.copy_(shift.detach().float())
-    model.stack_bias.copy_(bias.detach().float())
+        unimodal = model.unimodal_logits(batch).double().numpy()
+        present = model.present(batch).numpy()
+    with limit_threads(num_threads):
+        stack = choose_stack(unimodal, present, y_val, l2)
+    model.stack_weight.copy_(torch.from_numpy(stack.weight).float())
+    model.stack_shift.copy_(torch.from_numpy(stack.shift).float())
+    model.stack_bias.fill_(stack.bias)
+    return stack
 
 
 def train_fusion(
@@ -456,8 +450,23 @@ def train_fusion(
         model, result = _train_neural(
             strategy, spec, preprocessing, config, data, unimodal, on_epoch
         )
+    fitted = FittedModel(strategy, spec, preprocessing, model, config)
+    _recalibrate(fitted, data, config.train, result)
     result.train_seconds = time.perf_counter() - start
-    return FittedModel(strategy, spec, preprocessing, model, config), result
+    return fitted, result
+
+
+def _recalibrate(
+    fitted: FittedModel, data: _SplitInputs, train: TrainConfig, result: TrainResult
+) -> None:
+    """Fit the model's recalibration on the validation patients (never on training ones),
+    for every strategy alike, and record the in-sample training AUROC."""
+    with limit_threads(train.num_threads):
+        raw_val = fitted.predict_proba(data.val, recalibrated=False)
+        raw_train = fitted.predict_proba(data.train, recalibrated=False)
+    fitted.recalibration = fit_recalibration(raw_val, data.y_val, train.recalibration)
+    result.train_auroc = auroc(data.y_train, raw_train)
+    result.details["recalibration"] = fitted.recalibration.describe()
 
 
 def _train_reference(
@@ -467,7 +476,9 @@ def _train_reference(
     with limit_threads(config.train.num_threads):
         reference = ReferenceModel(spec, preprocessing, config)
         reference.fit(data.train, data.y_train, data.train.present)
-        val_p = reference.predict_proba(data.val, data.val.present)
+        # no validation patients: the deployed refit of a cross-validated cohort
+        val_p = reference.predict_proba(data.val, data.val.present) if len(data.val) else []
+        val_p = np.asarray(val_p, dtype=np.float64)
     result = TrainResult(
         val_auroc=auroc(data.y_val, val_p),
         val_loss=log_loss(data.y_val, np.log(val_p / (1 - val_p))),
@@ -513,14 +524,16 @@ def _stack_late(
     """Copy the unimodal heads in and fit the stacking weights on validation."""
     for part in model.unimodal:
         part.load_state_dict(modules[part.modality].state_dict())
-    fit_late_stacking(model, data.val, data.y_val, config.late_l2, config.train.num_threads)
+    stack = fit_late_stacking(model, data.val, data.y_val, config.late_l2, config.train.num_threads)
     logits = predict_logits(model, data.val, data.val.present)
+    toward = model.modalities[stack.toward] if model.modalities else ""
     return TrainResult(
         val_auroc=auroc(data.y_val, logits),
         val_loss=log_loss(data.y_val, logits),
         n_parameters=count_parameters(model) + 2 * len(model.modalities) + 1,
         n_train=len(data.train),
         n_val=len(data.val),
+        details={"stacked_toward": toward, "stacking_l2": stack.l2},
     )
 
 
