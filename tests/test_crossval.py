@@ -319,9 +319,7 @@ def test_cv_deployed_refit_is_trained_like_its_fold_models(cv_run) -> None:
         assert record.in_line
         folds = [
             int(r["best_epoch"])
-            for r in json.loads(
-                (store.model_dir(kind + "_folds", name) / "folds.json").read_text()
-            )["folds"]
+            for r in json.loads((store.fold_root(kind, name) / "folds.json").read_text())["folds"]
         ]
         assert record.epochs == int(round(float(np.median(folds)))), name
         fitted = load_model(store.model_dir(kind, name))

@@ -104,7 +104,12 @@ class DeployedFit:
         return fit_folds
 
     def fit(
-        self, held_out: Fit, refit: Refit, labels: pd.Series, method: str
+        self,
+        held_out: Fit,
+        refit: Refit,
+        labels: pd.Series,
+        method: str,
+        frames: Mapping[str, pd.DataFrame] | None = None,
     ) -> Callable[[Callable[..., None]], tuple[Any, Any]]:
         def fit(on_epoch: Callable[..., None]) -> tuple[Any, Any]:
             if self.run is None:
@@ -120,6 +125,7 @@ class DeployedFit:
                 labels,
                 list(folds.values()),
                 method,
+                frames,
             )
             return fitted, result
 

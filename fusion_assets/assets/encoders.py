@@ -102,6 +102,7 @@ def build_encoder_asset(cohort: Cohort) -> dg.AssetsDefinition:
                 refit,
                 data.labels,
                 encoder_config.train.recalibration,
+                data.frames,
             ),
             example=example,
             fit_folds=deployed.fit_folds(

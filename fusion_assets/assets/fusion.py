@@ -127,6 +127,7 @@ def build_fusion_asset(cohort: Cohort, encoder_asset: dg.AssetsDefinition) -> dg
                 refit,
                 data.labels,
                 fusion_config.train.recalibration,
+                data.frames,
             ),
             example=input_example(data.frames, data.val_ids[:2]),
             fit_folds=deployed.fit_folds(
