@@ -47,7 +47,15 @@ def test_pure_layers_never_import_dagster():
 def test_fusion_partitions_are_the_registered_strategies():
     fused_model = build_definitions(synthetic_spec()).resolve_assets_def("fused_model")
     assert fused_model.partitions_def.get_partition_keys() == list(STRATEGIES)
-    assert list(STRATEGIES) == ["early", "intermediate", "late", "attention", "reference"]
+    assert list(STRATEGIES) == [
+        "early",
+        "intermediate",
+        "late",
+        "attention",
+        "reference",
+        "reference_logistic",
+        "reference_stacked",
+    ]
 
 
 def test_assets_follow_the_cohort_spec():
