@@ -59,8 +59,8 @@ class StackedReference(NonNeuralModel):
     ) -> np.ndarray | None:
         """Out-of-fold logits of the modality's patients (0 elsewhere); None: too few."""
         y = labels[has]
-        if min(int(y.sum()), int(len(y) - y.sum())) < MIN_CLASS:
-            return None
+        if min(int(y.sum()), int(len(y) - y.sum())) < MIN_CLASS or x.shape[1] == 0:
+            return None  # nothing to learn: too few of a class, or no feature with a value
         minority = int(min(y.sum(), len(y) - y.sum()))
         folds = StratifiedKFold(
             min(STACK_FOLDS, minority), shuffle=True, random_state=self.config.train.seed
