@@ -8,7 +8,7 @@ from fusion_assets.assets.design import (
     read_design,
     with_fold_models,
 )
-from fusion_assets.assets.training_run import TrainingConfig, fit_save_track
+from fusion_assets.assets.training_run import TrainingConfig, fit_save_track, profile_preset
 from fusion_assets.cohorts import CohortSpec
 from fusion_assets.names import ENCODER_STORE, unimodal_name
 from fusion_assets.pyfunc_io import input_example
@@ -63,7 +63,8 @@ def build_encoder_asset(spec: CohortSpec) -> dg.AssetsDefinition:
         with warehouse.connect() as con:
             data = load_training_data(con, spec, [modality])
         example = _describe_fit(context, spec, modality, data)
-        encoder_config = config.encoder_config()
+        preset = profile_preset(context, config, warehouse, spec)
+        encoder_config = config.encoder_config(preset)
 
         def train(train_ids, val_ids, on_epoch=None):
             return train_unimodal(
@@ -77,7 +78,7 @@ def build_encoder_asset(spec: CohortSpec) -> dg.AssetsDefinition:
             model_store=model_store,
             store_kind=ENCODER_STORE,
             name=name,
-            params={"modality": modality, "kind": spec.modality(modality).kind},
+            params={"modality": modality, "kind": spec.modality(modality).kind, "preset": preset},
             fit=lambda on_epoch: train(data.train_ids, data.val_ids, on_epoch),
             example=example,
         )

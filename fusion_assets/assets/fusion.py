@@ -9,7 +9,7 @@ from fusion_assets.assets.design import (
     read_design,
     with_fold_models,
 )
-from fusion_assets.assets.training_run import TrainingConfig, fit_save_track
+from fusion_assets.assets.training_run import TrainingConfig, fit_save_track, profile_preset
 from fusion_assets.cohorts import CohortSpec
 from fusion_assets.evaluation import EvaluationDesign, fold_root
 from fusion_assets.models.strategies import STRATEGIES
@@ -80,7 +80,8 @@ def build_fusion_asset(spec: CohortSpec, encoder_asset: dg.AssetsDefinition) -> 
         encoders = load_encoders(model_store, spec)
         with warehouse.connect() as con:
             data = load_training_data(con, spec)
-        fusion_config = config.fusion_config()
+        preset = profile_preset(context, config, warehouse, spec)
+        fusion_config = config.fusion_config(preset)
         context.log.info(
             f"Training {strategy} fusion on {len(data.train_ids)} train / {len(data.val_ids)} "
             f"validation patients, modality dropout {fusion_config.modality_dropout}"
@@ -98,7 +99,11 @@ def build_fusion_asset(spec: CohortSpec, encoder_asset: dg.AssetsDefinition) -> 
             model_store=model_store,
             store_kind=FUSION_STORE,
             name=strategy,
-            params={"strategy": strategy, "modalities": ",".join(spec.modality_names)},
+            params={
+                "strategy": strategy,
+                "modalities": ",".join(spec.modality_names),
+                "preset": preset,
+            },
             fit=lambda on_epoch: train(data.train_ids, data.val_ids, encoders, on_epoch),
             example=input_example(data.frames, data.val_ids[:2]),
         )

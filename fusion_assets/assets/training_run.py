@@ -9,9 +9,10 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from fusion_assets.cohorts import CohortSpec
 from fusion_assets.models.config import config_to_dict
 from fusion_assets.training_settings import TrainingSettings
-from resources import ModelStoreResource, TrackingResource
+from resources import ModelStoreResource, TrackingResource, WarehouseResource
 
 # (on_epoch callback) -> (FittedModel, TrainResult); torch is imported only when it runs.
 Fit = Callable[[Callable[..., None]], tuple[Any, Any]]
@@ -19,6 +20,26 @@ Fit = Callable[[Callable[..., None]], tuple[Any, Any]]
 
 class TrainingConfig(dg.Config, TrainingSettings):
     """Training knobs exposed in the Dagster launchpad (defaults: the laptop demo)."""
+
+
+def profile_preset(
+    context: dg.AssetExecutionContext,
+    config: TrainingSettings,
+    warehouse: WarehouseResource,
+    spec: CohortSpec,
+) -> str:
+    """The preset this run trains with; ``auto`` is resolved from the cohort's profile."""
+    if config.preset != "auto":
+        return config.preset
+    from fusion_assets.models.presets import choose_preset
+    from fusion_assets.warehouse.profile import summarize_profile
+
+    with warehouse.connect() as con:
+        choice = choose_preset(summarize_profile(con, spec))
+    context.log.info(
+        f"Preset {choice.name!r} (auto, from the profile): {'; '.join(choice.reasons)}"
+    )
+    return choice.name
 
 
 def fit_save_track(

@@ -44,6 +44,9 @@ class EncoderConfig:
     omics_bottleneck: int = 16
     omics_input_dropout: float = 0.0
     omics_l1: float = 1e-4
+    # dense omics: keep only the k features most correlated with the label in the training
+    # fold (None: all); the small-n preset sets it for p >> n blocks (models.presets)
+    omics_screen_top_k: int | None = None
     # sparse omics: variants carried by at least max(min_count, min_frequency × train
     # patients) get an embedding row (most frequent first, at most max_vocab); the rest
     # share one OOV bucket fed with their mean dosage

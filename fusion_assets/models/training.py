@@ -28,7 +28,14 @@ from fusion_assets.models.base import PatientModel
 from fusion_assets.models.batch import TensorInputs, make_batch, to_tensors
 from fusion_assets.models.config import EncoderConfig, FusionConfig, TrainConfig
 from fusion_assets.models.fusion import Bagged, LateFusion
-from fusion_assets.models.inputs import PreparedInputs, State, fit_modality, prepare, presence
+from fusion_assets.models.inputs import (
+    PreparedInputs,
+    State,
+    fit_modality,
+    prepare,
+    presence,
+    screen_modality,
+)
 from fusion_assets.models.reference_features import NonNeuralModel
 from fusion_assets.models.strategies import STRATEGIES as STRATEGY_NAMES
 from fusion_assets.models.threads import limit_threads
@@ -328,6 +335,14 @@ def train_unimodal(
     config = config or EncoderConfig()
     start = time.perf_counter()
     state = fit_modality(spec.modality(modality), frames.get(modality), train_ids, config)
+    state = screen_modality(
+        spec.modality(modality),
+        state,
+        frames.get(modality),
+        train_ids,
+        label_vector(labels, train_ids),
+        config,
+    )
     preprocessing = {modality: state}
     data = _split_inputs(spec, preprocessing, frames, labels, train_ids, val_ids)
     column = spec.modality_names.index(modality)
