@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)
 export FUSION_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: demo demo-fast example test install dev-install browser lint ui mlflow-ui bench clean
+.PHONY: demo demo-fast example test install dev-install browser postgres lint ui dg-dev mlflow-ui bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ install: $(BIN)/python
 dev-install: install
 	$(BIN)/pip install --quiet -e ".[dev]"
 
-## Materialize every asset on the synthetic default cohort (data lands in ./data).
+## Materialize every asset on the synthetic default cohort (data lands in ./data/synthetic).
 demo: install
 	$(BIN)/fusion-assets demo
 
@@ -28,12 +28,10 @@ demo-fast: install
 	$(BIN)/fusion-assets demo --fast
 
 ## The pipeline on a real cohort: scikit-survival's breast cancer data (198 patients, shipped in
-## examples/breast_cancer), with its own data folder and Dagster instance under data/breast_cancer.
-EXAMPLE_DATA := $(CURDIR)/data/breast_cancer
+## examples/breast_cancer). It is a cohort of the code location: data land in data/breast_cancer,
+## and `make ui` shows its runs and assets beside the synthetic cohort's.
 example: install
-	mkdir -p $(EXAMPLE_DATA)/dagster
-	FUSION_DATA_DIR=$(EXAMPLE_DATA) DAGSTER_HOME=$(EXAMPLE_DATA)/dagster \
-		$(BIN)/fusion-assets run --spec examples/breast_cancer/cohort.yaml
+	$(BIN)/fusion-assets run --spec examples/breast_cancer/cohort.yaml
 
 # The UI test drives Debian's chromium through the playwright package (dev extra).
 # Never `playwright install`: it downloads a browser build, which fails here.
@@ -42,17 +40,28 @@ browser:
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 		|| echo "chromium not installed: tests/test_ui_browser.py will be skipped"
 
-## Run the whole test suite (slow end-to-end tests included).
-test: dev-install browser
+# The production end-to-end test starts a throwaway PostgreSQL server (Debian's postgresql:
+# initdb, pg_ctl); the same way as chromium, a failed install only makes that test skip.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) \
+		|| echo "postgresql not installed: tests/test_e2e_postgres.py will be skipped"
+
+## Run the whole test suite (slow end-to-end tests included; `dg check defs` is one of them).
+test: dev-install browser postgres
 	$(BIN)/python -m pytest
 
 lint: dev-install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## The Dagster UI on the local instance (dagster.yaml in this folder).
+## The Dagster UI on the local instance (dagster.yaml in this folder): every cohort of
+## fusion_assets/defs/ in one code location.
 ui: install
 	$(BIN)/dagster dev -w workspace.yaml
+
+## The same through the dg CLI (dev extra): the project's [tool.dg] settings.
+dg-dev: dev-install
+	$(BIN)/dg dev
 
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(FUSION_DATA_DIR)/mlflow/mlflow.db

@@ -188,7 +188,8 @@ def evaluate(name: str, spec: dict[str, Any], n_boot: int) -> dict[str, Any]:
     """Baselines on the pipeline's folds and every strategy's scores, from its warehouse."""
     t0 = time.perf_counter()
     kinds = {m: desc["kind"] for m, desc in spec["modalities"].items()}
-    run = read_run(DATA / name / "pipeline" / "warehouse.duckdb", kinds)
+    # fusion-assets run keeps each cohort under <data dir>/<cohort name>/ (the spec's name).
+    run = read_run(DATA / name / "pipeline" / name / "warehouse.duckdb", kinds)
     features = feature_matrix(run)
     feature_count = features.shape[1]
     predictions, oof, fit_seconds, dropped = baseline_predictions(run, features)

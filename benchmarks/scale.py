@@ -4,7 +4,7 @@ Each size runs in a fresh subprocess with its own ``FUSION_DATA_DIR`` and
 ``DAGSTER_HOME`` under ``--work-dir`` (git-ignored ``tmp/scale`` by default,
 removed afterwards unless ``--keep``): the default synthetic cohort of N
 patients is written to the landing zone (timed apart: not a pipeline stage),
-then ``fusion_assets.demo.materialize_pipeline`` runs every stage as
+then ``fusion_assets.demo.materialize_cohort`` runs every stage as
 ``fusion-assets demo`` does. Per stage (asset group, partition by partition):
 wall and CPU seconds, peak RSS of the process during that stage (VmRSS sampled
 every 50 ms by a thread) and the seconds of each Dagster step; then the ratio of
@@ -108,23 +108,24 @@ def _step_seconds(instance, run_id: str) -> dict[str, float]:
 def run_size(n_patients: int, progress: Path) -> None:
     """In the child: land N synthetic patients, then materialize the pipeline stage by stage."""
     from fusion_assets.cohorts.synthetic import synthesize_batch
-    from fusion_assets.definitions import defs
-    from fusion_assets.demo import default_instance, materialize_pipeline
-    from resources import LandingZoneResource
-    from resources.paths import default_path
+    from fusion_assets.demo import default_instance, materialize_cohort
+    from fusion_assets.location.build import build_location, location_resources
+    from fusion_assets.location.component import declared_cohorts
+    from resources.paths import DATA_DIR_ENV, DEFAULT_DATA_DIR
 
     with StageMemory() as memory:
-        landing = Path(default_path("landing"))
+        cohort = declared_cohorts()["synthetic"]
+        resources = location_resources(data_dir=os.environ.get(DATA_DIR_ENV, DEFAULT_DATA_DIR))
+        zone = resources["landing"].for_cohort(cohort.name)
         t = time.perf_counter()
-        synthesize_batch(landing, n_patients=n_patients, seed=0, batch_id="synthetic-default")
+        synthesize_batch(zone.root, n_patients=n_patients, seed=0, batch_id="synthetic-default")
         generate = {"wall_s": round(time.perf_counter() - t, 2), "peak_rss_mib": memory.mark()}
         instance = default_instance()
         recorder = StageRecorder(memory, progress, instance)
         recorder.save(generate=generate)
-        zone = LandingZoneResource(path=str(landing))
-        resources = {**(defs.resources or {}), "landing": zone}
+        defs = build_location([cohort], resources)
         t = time.perf_counter()
-        materialize_pipeline(defs, resources, instance, zone.ready_batches(), None, recorder)
+        materialize_cohort(defs, cohort, instance, zone.ready_batches(), None, recorder)
         recorder.save(pipeline_wall_s=round(time.perf_counter() - t, 1), completed=True)
 
 
@@ -263,7 +264,7 @@ def _markdown(record: dict) -> str:
         f"{record['cores']} cores (other agents' work runs beside it: wall seconds are "
         "pessimistic, CPU seconds are the pipeline process's own; the load average of each "
         "run is in the table). Default settings, the default synthetic cohort, "
-        "`fusion_assets.demo.materialize_pipeline` as `fusion-assets demo` runs it, one fresh "
+        "`fusion_assets.demo.materialize_cohort` as `fusion-assets demo` runs it, one fresh "
         "process per size. Targets (issue 14): 100k patients end to end under 30 min and "
         "8 GiB on 2 cores.",
         "",

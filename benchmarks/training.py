@@ -54,7 +54,7 @@ def _prepare(tmp: Path, n_patients: int, genomics_format: str, batch_id: str):
     from fusion_assets.warehouse.ingest import ingest_batch
     from fusion_assets.warehouse.profile import build_availability
     from fusion_assets.warehouse.splits import assign_splits
-    from resources import WarehouseResource
+    from resources import Warehouse
 
     spec = synthetic_spec(genomics_format)
     batch = synthesize_batch(
@@ -65,7 +65,7 @@ def _prepare(tmp: Path, n_patients: int, genomics_format: str, batch_id: str):
         batch_id=batch_id,
     )
     # The production resource and settings: what the assets open.
-    with WarehouseResource(path=str(tmp / "warehouse.duckdb")).connect() as con:
+    with Warehouse(path=str(tmp / "warehouse.duckdb")).connect() as con:
         ingest_batch(con, batch, spec)
         align_all(con, spec.modalities)
         build_availability(con, spec)

@@ -33,7 +33,7 @@ def run_one(n_patients: int, threads: int, memory_limit: str) -> dict:
     from fusion_assets.warehouse.profile import build_availability, summarize_profile
     from fusion_assets.warehouse.recommend import write_recommendation
     from fusion_assets.warehouse.splits import assign_splits
-    from resources import WarehouseResource
+    from resources import Warehouse
 
     spec = synthetic_spec()
     with tempfile.TemporaryDirectory() as tmp:
@@ -43,7 +43,7 @@ def run_one(n_patients: int, threads: int, memory_limit: str) -> dict:
         rss_after_generate = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         landing_mb = sum(f.stat().st_size for f in batch.glob("*.parquet")) / 2**20
         # The production resource and settings: what the assets open.
-        warehouse = WarehouseResource(
+        warehouse = Warehouse(
             path=str(Path(tmp) / "warehouse.duckdb"), threads=threads, memory_limit=memory_limit
         )
         stages = {}

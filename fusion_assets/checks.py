@@ -3,15 +3,18 @@
 Each check hangs on the asset whose table it reads: the patient checks on
 ``aligned_patients``, the leakage check on every ``aligned_<modality>``, the
 availability checks on ``availability_profile`` and the oracle check on
-``subgroup_metrics``. The rules live in pure code (pandera schemas in
+``subgroup_metrics`` (the landing validation is the ingest step's own check,
+assets/ingest.py). The rules live in pure code (pandera schemas in
 ``warehouse/checks.py``, the oracle comparison in ``metrics/leakage.py``); these
-wrappers only run them against the warehouse and report their metadata.
+wrappers only run them against the cohort's warehouse and report their metadata.
 """
 
 import dagster as dg
 from pydantic import Field
 
-from fusion_assets.cohorts import CohortSpec, ModalitySpec
+from fusion_assets.assets.metadata import frame_table
+from fusion_assets.cohorts import ModalitySpec
+from fusion_assets.location.cohort import Cohort
 from fusion_assets.warehouse import checks as rules
 from fusion_assets.warehouse.eval_tables import read_eval_table
 from resources import WarehouseResource
@@ -35,25 +38,31 @@ def _result(outcome: tuple[bool, dict], description: str) -> dg.AssetCheckResult
     )
 
 
-@dg.asset_check(asset="aligned_patients", pool="duckdb_writer", blocking=True)
-def unique_patient_ids(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """Every patient appears once in aligned.patients."""
-    with warehouse.connect() as con:
-        return _result(rules.check_unique_patient_ids(con), "patient_id is unique")
+def _patient_checks(cohort: Cohort) -> list[dg.AssetChecksDefinition]:
+    db = cohort.name
+
+    @dg.asset_check(asset=cohort.key("aligned_patients"), pool=cohort.writer_pool, blocking=True)
+    def unique_patient_ids(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        """Every patient appears once in aligned.patients."""
+        with warehouse.for_cohort(db).connect() as con:
+            return _result(rules.check_unique_patient_ids(con), "patient_id is unique")
+
+    @dg.asset_check(asset=cohort.key("aligned_patients"), pool=cohort.writer_pool, blocking=True)
+    def labels_and_index_times(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        """Every patient has a 0/1 label and an index time."""
+        with warehouse.for_cohort(db).connect() as con:
+            return _result(
+                rules.check_labels_and_index_times(con), "label in {0,1} and index_time set"
+            )
+
+    return [unique_patient_ids, labels_and_index_times]
 
 
-@dg.asset_check(asset="aligned_patients", pool="duckdb_writer", blocking=True)
-def labels_and_index_times(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """Every patient has a 0/1 label and an index time."""
-    with warehouse.connect() as con:
-        return _result(rules.check_labels_and_index_times(con), "label in {0,1} and index_time set")
-
-
-def _no_rows_after_index_time(modality: ModalitySpec) -> dg.AssetChecksDefinition:
+def _no_rows_after_index_time(cohort: Cohort, modality: ModalitySpec) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=f"aligned_{modality.name}",
+        asset=cohort.key(f"aligned_{modality.name}"),
         name="no_rows_after_index_time",
-        pool="duckdb_writer",
+        pool=cohort.writer_pool,
         blocking=True,
         description=(
             f"No row of aligned.{modality.name} comes from at or after the patient's index "
@@ -61,7 +70,7 @@ def _no_rows_after_index_time(modality: ModalitySpec) -> dg.AssetChecksDefinitio
         ),
     )
     def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        with warehouse.connect() as con:
+        with warehouse.for_cohort(cohort.name).connect() as con:
             return _result(
                 rules.check_no_future_rows(con, [modality]),
                 f"no row of aligned.{modality.name} from after index time",
@@ -70,22 +79,24 @@ def _no_rows_after_index_time(modality: ModalitySpec) -> dg.AssetChecksDefinitio
     return _check
 
 
-def build_availability_checks(spec: CohortSpec) -> list[dg.AssetChecksDefinition]:
-    @dg.asset_check(asset="availability_profile", pool="duckdb_writer")
+def _availability_checks(cohort: Cohort) -> list[dg.AssetChecksDefinition]:
+    spec, profile = cohort.spec, cohort.key("availability_profile")
+
+    @dg.asset_check(asset=profile, pool=cohort.writer_pool)
     def availability_above_floor(
         config: AvailabilityFloorConfig, warehouse: WarehouseResource
     ) -> dg.AssetCheckResult:
         """Each modality is present for at least `floor` of patients."""
-        with warehouse.connect() as con:
+        with warehouse.for_cohort(cohort.name).connect() as con:
             return _result(
                 rules.check_availability_floor(con, spec, config.floor),
                 f"every modality available for >= {config.floor:.0%} of patients",
             )
 
-    @dg.asset_check(asset="availability_profile", pool="duckdb_writer")
+    @dg.asset_check(asset=profile, pool=cohort.writer_pool)
     def label_prevalence_not_degenerate(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         """No availability pattern with >= 100 patients is (almost) all one class."""
-        with warehouse.connect() as con:
+        with warehouse.for_cohort(cohort.name).connect() as con:
             return _result(
                 rules.check_label_prevalence(con), "prevalence within [1%, 99%] per large pattern"
             )
@@ -93,37 +104,38 @@ def build_availability_checks(spec: CohortSpec) -> list[dg.AssetChecksDefinition
     return [availability_above_floor, label_prevalence_not_degenerate]
 
 
-def build_profile_checks(spec: CohortSpec) -> list[dg.AssetChecksDefinition]:
-    """Every data-quality check of ``spec``'s aligned cohort and profile."""
-    return [
-        unique_patient_ids,
-        labels_and_index_times,
-        *(_no_rows_after_index_time(m) for m in spec.modalities),
-        *build_availability_checks(spec),
-    ]
+def _oracle_check(cohort: Cohort) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=cohort.key("subgroup_metrics"), pool=cohort.writer_pool)
+    def no_strategy_beats_oracle(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        """Fails when a strategy's AUROC beats the Bayes oracle beyond its CI: leakage."""
+        from fusion_assets.metrics.leakage import describe_leaks, leakage_flags
 
-
-@dg.asset_check(asset="subgroup_metrics", pool="duckdb_writer")
-def no_strategy_beats_oracle(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """Fails when a strategy's AUROC beats the Bayes oracle beyond its CI: leakage."""
-    from fusion_assets.metrics.leakage import describe_leaks, leakage_flags
-
-    with warehouse.connect() as con:
-        table = read_eval_table(con, "subgroup_metrics")
-    if table["oracle_auroc"].isna().all():
+        with warehouse.for_cohort(cohort.name).connect() as con:
+            table = read_eval_table(con, "subgroup_metrics")
+        if table["oracle_auroc"].isna().all():
+            return dg.AssetCheckResult(
+                passed=True,
+                description="No oracle for this cohort (real data): the check does not apply.",
+                metadata={"applicable": False},
+            )
+        flags = leakage_flags(table)
         return dg.AssetCheckResult(
-            passed=True,
-            description="No oracle for this cohort (real data): the check does not apply.",
-            metadata={"applicable": False},
+            passed=flags.empty,
+            description=describe_leaks(flags),
+            metadata={
+                "rows_flagged": len(flags),
+                "flagged": frame_table(flags) if len(flags) else "none",
+            },
         )
-    flags = leakage_flags(table)
-    return dg.AssetCheckResult(
-        passed=flags.empty,
-        description=describe_leaks(flags),
-        metadata={
-            "rows_flagged": len(flags),
-            "flagged": dg.MetadataValue.md(flags.round(3).to_markdown(index=False))
-            if len(flags)
-            else "none",
-        },
-    )
+
+    return no_strategy_beats_oracle
+
+
+def build_checks(cohort: Cohort) -> list[dg.AssetChecksDefinition]:
+    """Every data-quality and leakage check of the cohort."""
+    return [
+        *_patient_checks(cohort),
+        *(_no_rows_after_index_time(cohort, m) for m in cohort.spec.modalities),
+        *_availability_checks(cohort),
+        _oracle_check(cohort),
+    ]

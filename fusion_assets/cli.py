@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from resources.paths import default_path
+from resources.paths import DATA_DIR_ENV, DEFAULT_DATA_DIR, cohort_dir
+
+DEFAULT_COHORT = "synthetic"
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    return Path(args.data_dir).resolve()
+
+
+def _landing(args: argparse.Namespace, cohort: str = DEFAULT_COHORT) -> Path:
+    """``--landing`` if given, else the cohort's landing zone under the data folder."""
+    return Path(args.landing) if args.landing else cohort_dir(args.data_dir, cohort) / "landing"
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -16,7 +28,7 @@ def _synth(args: argparse.Namespace) -> None:
 
     with _user_errors():
         batch_dir = synthesize_batch(
-            Path(args.landing),
+            _landing(args),
             n_patients=args.patients,
             regime=args.regime,
             missingness=args.missingness,
@@ -28,7 +40,6 @@ def _synth(args: argparse.Namespace) -> None:
 
 
 def _land(args: argparse.Namespace) -> None:
-    """Drop a new synthetic batch with fresh patients (for the sensor demo)."""
     from datetime import UTC, datetime
 
     from fusion_assets.cohorts.synthetic import synthesize_batch
@@ -37,7 +48,7 @@ def _land(args: argparse.Namespace) -> None:
     seed = args.seed if args.seed is not None else int(stamp[-6:])
     with _user_errors():
         batch_dir = synthesize_batch(
-            Path(args.landing),
+            _landing(args, args.cohort),
             n_patients=args.patients,
             seed=seed,
             batch_id=f"batch-{stamp}",
@@ -48,7 +59,7 @@ def _land(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> None:
     from fusion_assets.demo import run_demo
 
-    run_demo(landing=Path(args.landing), patients=args.patients, seed=args.seed, fast=args.fast)
+    run_demo(_data_dir(args), cohort_name=args.cohort, fast=args.fast)
 
 
 def _user_error(exc: Exception) -> None:
@@ -80,10 +91,12 @@ def _user_errors() -> Iterator[None]:
 
 
 def _import(args: argparse.Namespace) -> None:
+    from fusion_assets.cohorts.spec_file import read_spec_file
     from fusion_assets.own_cohort import import_spec
 
     with _user_errors():
-        import_spec(Path(args.spec), Path(args.landing), args.batch_id, replace=args.replace)
+        landing = _landing(args, read_spec_file(args.spec).name)
+        import_spec(Path(args.spec), landing, args.batch_id, replace=args.replace)
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -95,7 +108,7 @@ def _run(args: argparse.Namespace) -> None:
         try:
             run_spec(
                 Path(args.spec),
-                Path(args.landing),
+                _data_dir(args),
                 args.batch_id,
                 fast=args.fast,
                 replace=args.replace,
@@ -118,9 +131,8 @@ def _spec_schema(args: argparse.Namespace) -> None:
 
 
 def _add_cohort_arguments(command: argparse.ArgumentParser) -> None:
-    """What ``import`` and ``run`` both read: the spec, the landing zone, the batch id."""
+    """What ``import`` and ``run`` both read: the spec, the batch id, ``--replace``."""
     command.add_argument("--spec", required=True, help="cohort spec YAML (see docs/own-data.md)")
-    command.add_argument("--landing", default=default_path("landing"), help="landing zone folder")
     command.add_argument("--batch-id", default=None, help="default: the cohort name")
     command.add_argument(
         "--replace",
@@ -138,10 +150,16 @@ def _add_fast(command: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fusion-assets", description=__doc__)
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get(DATA_DIR_ENV, DEFAULT_DATA_DIR),
+        help=f"the data folder, one sub-folder per cohort (default ${DATA_DIR_ENV} or ./data)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
+    landing_help = "landing zone folder (default: <data-dir>/<cohort>/landing)"
 
     synth = commands.add_parser("synth", help="write one synthetic landing batch")
-    synth.add_argument("--landing", default=default_path("landing"), help="landing zone folder")
+    synth.add_argument("--landing", default=None, help=landing_help)
     synth.add_argument("--patients", type=int, default=5000)
     synth.add_argument(
         "--regime", choices=["independent", "correlated", "synergy"], default="correlated"
@@ -153,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(func=_synth)
 
     land = commands.add_parser("land", help="drop a new synthetic batch into the landing zone")
-    land.add_argument("--landing", default=default_path("landing"))
+    land.add_argument("--landing", default=None, help=landing_help)
+    land.add_argument("--cohort", default=DEFAULT_COHORT, help="a synthetic cohort of the location")
     land.add_argument("--patients", type=int, default=500)
     land.add_argument("--seed", type=int, default=None)
     land.set_defaults(func=_land)
@@ -161,9 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="land the default synthetic cohort and materialize every asset"
     )
-    demo.add_argument("--landing", default=default_path("landing"))
-    demo.add_argument("--patients", type=int, default=5000)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--cohort", default=DEFAULT_COHORT, help="a synthetic cohort of fusion_assets/defs/"
+    )
     _add_fast(demo)
     demo.set_defaults(func=_demo)
 
@@ -171,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
         "import", help="import your own cohort (a spec file) as a landing batch"
     )
     _add_cohort_arguments(imp)
+    imp.add_argument("--landing", default=None, help=landing_help)
     imp.set_defaults(func=_import)
 
     run = commands.add_parser(

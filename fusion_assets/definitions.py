@@ -1,56 +1,35 @@
-"""The code location: assets, checks, jobs, schedules, sensors and resources."""
+"""The code location: every cohort declared under ``fusion_assets/defs/``, side by side.
+
+``dagster dev -w workspace.yaml`` (``make ui``), ``dg dev`` and the deployment
+load ``defs``. Each ``fusion_assets/defs/<cohort>/defs.yaml`` is a cohort
+(location/component.py); ``fusion_assets/defs/resources.py`` the shared
+resources. The shortcut ``FUSION_COHORT_SPEC=<spec file>`` serves exactly that
+cohort instead (named after the spec).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import dagster as dg
 
-from fusion_assets.assets.align import build_align_assets
-from fusion_assets.assets.batch_evaluation import build_batch_evaluation
-from fusion_assets.assets.encoders import build_encoder_asset
-from fusion_assets.assets.evaluation import build_evaluation_assets
-from fusion_assets.assets.fusion import build_fusion_asset
-from fusion_assets.assets.ingest import build_ingest_assets, landing_batches
-from fusion_assets.assets.profile import build_profile_assets
-from fusion_assets.checks import build_profile_checks, no_strategy_beats_oracle
-from fusion_assets.cohorts import CohortSpec, load_cohort_spec
-from fusion_assets.jobs import JOBS
-from fusion_assets.models.strategies import STRATEGIES
-from fusion_assets.schedules import SCHEDULES
-from fusion_assets.sensors import SENSORS
-from resources import LandingZoneResource, ModelStoreResource, TrackingResource, WarehouseResource
+from fusion_assets.cohorts import COHORT_SPEC_ENV
+from fusion_assets.location.build import build_location
+from fusion_assets.location.cohort import cohort_name
+from fusion_assets.location.component import cohort_from_source
 
-__all__ = ["COHORT", "MODALITIES", "STRATEGIES", "build_definitions", "defs"]
+__all__ = ["defs", "load_definitions"]
 
 
-def build_definitions(cohort: CohortSpec) -> dg.Definitions:
-    """Every asset, check, job, schedule, sensor and resource for ``cohort``.
+def load_definitions() -> dg.Definitions:
+    spec = os.environ.get(COHORT_SPEC_ENV)
+    if spec:
+        from fusion_assets.cohorts.spec_file import read_spec_file
 
-    Modality partitions and per-modality assets come from the spec, so a spec
-    file (``FUSION_COHORT_SPEC``) or a test can build the code location for any
-    cohort in-process.
-    """
-    encoder = build_encoder_asset(cohort)
-    return dg.Definitions(
-        assets=[
-            build_ingest_assets(cohort),
-            *build_align_assets(cohort),
-            *build_profile_assets(cohort),
-            encoder,
-            build_fusion_asset(cohort, encoder),
-            *build_evaluation_assets(cohort),
-            build_batch_evaluation(cohort, landing_batches),
-        ],
-        asset_checks=[*build_profile_checks(cohort), no_strategy_beats_oracle],
-        jobs=JOBS,
-        schedules=SCHEDULES,
-        sensors=SENSORS,
-        resources={
-            "warehouse": WarehouseResource(),
-            "landing": LandingZoneResource(),
-            "tracking": TrackingResource(),
-            "model_store": ModelStoreResource(),
-        },
-    )
+        name = cohort_name(read_spec_file(spec).name)
+        return build_location([cohort_from_source(name, spec=Path(spec))])
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
 
 
-COHORT = load_cohort_spec()
-MODALITIES: tuple[str, ...] = tuple(COHORT.modality_names)
-defs = build_definitions(COHORT)
+defs = load_definitions()

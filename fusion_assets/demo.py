@@ -1,10 +1,14 @@
-"""Materialize the whole pipeline in dependency order: ``fusion-assets demo`` and the tests.
+"""Materialize a cohort's pipeline in dependency order: ``fusion-assets demo``/``run`` and the tests.
 
 Runs in one process with Dagster's in-process executor (importing torch, mlflow
 and dagster costs seconds per process) against the local instance, so every run
-shows up in ``dagster dev`` afterwards. The stages and their order are the
-jobs' (``fusion_assets.jobs.STAGES``); a partitioned stage runs once per partition.
+shows up in ``dagster dev`` afterwards. The work is the cohort's group jobs
+(jobs.py), ordered by the asset graph (a group runs after every group it
+depends on), one run per partition of a partitioned group; each run is named
+after its job (``synthetic_encoders`` …).
 """
+
+from __future__ import annotations
 
 import os
 import time
@@ -14,10 +18,9 @@ from typing import Any
 
 import dagster as dg
 
-from fusion_assets.assets.ingest import landing_batches
-from fusion_assets.jobs import INGEST, STAGES
+from fusion_assets.location import Cohort
+from fusion_assets.location.cohort import GROUP_NUMBERS
 from fusion_assets.report_folders import LATEST, latest_report
-from resources.paths import default_path
 
 # Settings for a smoke run in about a minute: tiny networks, fewer resamples and masks.
 FAST_RUN_CONFIG: dict[str, Any] = {
@@ -37,41 +40,58 @@ def default_instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
-def materialize_pipeline(
+def stage_order(defs: dg.Definitions, cohort: Cohort) -> list[str]:
+    """The cohort's groups (stage names) in the asset graph's topological order."""
+    graph = defs.resolve_asset_graph()
+    first: dict[str, int] = {}
+    for index, key in enumerate(graph.toposorted_asset_keys):
+        group = graph.get(key).group_name
+        stage = next((s for s in GROUP_NUMBERS if cohort.group(s) == group), None)
+        if stage is not None:
+            first.setdefault(stage, index)
+    return sorted(first, key=first.__getitem__)
+
+
+def _partition_keys(
+    job: dg.JobDefinition, batches: list[str], instance: dg.DagsterInstance
+) -> list[str | None]:
+    partitions = job.partitions_def
+    if partitions is None:
+        return [None]
+    if isinstance(partitions, dg.DynamicPartitionsDefinition):
+        return list(batches)
+    return list(partitions.get_partition_keys(dynamic_partitions_store=instance))
+
+
+def materialize_cohort(
     defs: dg.Definitions,
-    resources: Mapping[str, Any],
+    cohort: Cohort,
     instance: dg.DagsterInstance,
     batches: list[str],
     run_config: Mapping[str, Any] | None = None,
     log: Callable[[str], None] = print,
 ) -> list[dg.ExecuteInProcessResult]:
-    """Ingest ``batches`` then run every stage of ``jobs.STAGES``; stops at the first failed run.
+    """Ingest ``batches``, then every group of the cohort; stops at the first failed run.
 
-    The selections and their order are the jobs' own; the partitions of a stage
-    come from ``defs`` (the modalities and strategies of its static partitions),
-    so any cohort's definitions can be run.
+    ``run_config`` is keyed by asset name (``{"fused_model": {"config": …}}``).
     """
-    assets = list(defs.assets or []) + list(defs.asset_checks or [])
-    known = set(instance.get_dynamic_partitions(landing_batches.name))
-    instance.add_dynamic_partitions(landing_batches.name, [b for b in batches if b not in known])
-    graph = defs.resolve_asset_graph()
+    known = set(instance.get_dynamic_partitions(cohort.landing_partitions))
+    instance.add_dynamic_partitions(
+        cohort.landing_partitions, [b for b in batches if b not in known]
+    )
     results = []
-    for stage in (INGEST, *STAGES):
-        keys = stage.selection.resolve(graph)
-        if not keys:
-            continue  # a partial code location: nothing in this stage yet
-        ops = _stage_config(assets, keys, run_config)
-        for key in _partition_keys(graph, keys, batches):
-            label = f"{stage.name}: {stage.title}" + (f" [{key}]" if key else "")
+    for stage in stage_order(defs, cohort):
+        job = defs.resolve_job_def(cohort.job(stage))
+        ops = {op.name for op in job.graph.node_defs}
+        config = {k: v for k, v in (run_config or {}).items() if cohort.op(k) in ops}
+        for key in _partition_keys(job, batches, instance):
+            label = f"{job.name}" + (f" [{key}]" if key else "")
             log(f"[pipeline] {label} ...")
             started = time.perf_counter()
-            result = dg.materialize(
-                assets,
-                selection=stage.selection,
+            result = job.execute_in_process(
                 partition_key=key,
-                resources=dict(resources),
                 instance=instance,
-                run_config={"ops": ops} if ops else None,
+                run_config=cohort.run_config(config),
                 tags={"fusion_assets/source": "pipeline"},
             )
             log(
@@ -81,50 +101,42 @@ def materialize_pipeline(
     return results
 
 
-def _partition_keys(graph, keys: set[dg.AssetKey], batches: list[str]) -> list[str | None]:
-    """The partitions one stage runs over: every static key, the given batches, or none."""
-    partitions = {graph.get(k).partitions_def for k in keys} - {None}
-    if not partitions:
-        return [None]
-    (definition,) = partitions  # a run has one partition, so a stage has one partitioning
-    if isinstance(definition, dg.DynamicPartitionsDefinition):
-        return list(batches)
-    return list(definition.get_partition_keys())
+def print_report_location(reports: Path, prefix: str) -> Path:
+    report = latest_report(reports) / "report.html"
+    print(f"[{prefix}] report: {report} (and report.md beside it)")
+    print(f"[{prefix}] latest: {reports / LATEST / 'report.html'} (the newest report)")
+    return report
 
 
-def _stage_config(
-    assets: list, keys: set[dg.AssetKey], run_config: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    """The run config of the ops in one stage (run config is keyed by op)."""
-    in_stage = {
-        asset.op.name
-        for asset in assets
-        if isinstance(asset, dg.AssetsDefinition) and set(asset.keys) & keys
-    }
-    return {op: cfg for op, cfg in (run_config or {}).items() if op in in_stage}
-
-
-def run_demo(landing: Path, patients: int = 5000, seed: int = 0, fast: bool = False) -> None:
-    """Land the default synthetic cohort (if the landing zone is empty) and materialize it all."""
+def run_demo(data_dir: Path, cohort_name: str = "synthetic", fast: bool = False) -> Path:
+    """Land the cohort's synthetic data (if its landing zone is empty) and materialize it all."""
     from fusion_assets.cohorts.synthetic import synthesize_batch
-    from fusion_assets.definitions import defs
-    from resources import LandingZoneResource
+    from fusion_assets.location.build import build_location, location_resources
+    from fusion_assets.location.component import declared_cohorts
 
     started = time.perf_counter()
-    zone = LandingZoneResource(path=str(landing))
+    cohort = declared_cohorts()[cohort_name]
+    if cohort.synthetic is None:
+        raise ValueError(f"Cohort {cohort_name!r} is not synthetic: use `fusion-assets run`.")
+    resources = location_resources(data_dir=str(data_dir))
+    zone = resources["landing"].for_cohort(cohort.name)
     if not zone.ready_batches():
-        print(f"[demo] writing the default synthetic cohort ({patients} patients) to {landing}")
-        synthesize_batch(landing, n_patients=patients, seed=seed, batch_id="synthetic-default")
-    resources = {**(defs.resources or {}), "landing": zone}
-    materialize_pipeline(
-        defs,
-        resources,
-        default_instance(),
-        zone.ready_batches(),
-        FAST_RUN_CONFIG if fast else None,
+        source = cohort.synthetic
+        print(f"[demo] writing the synthetic cohort ({source.patients} patients) to {zone.root}")
+        synthesize_batch(
+            zone.root,
+            n_patients=source.patients,
+            seed=source.seed,
+            regime=source.regime,
+            missingness=source.missingness,
+            genomics_format=source.genomics_format,
+            batch_id=f"{cohort.name}-default",
+        )
+    defs = build_location([cohort], resources)
+    materialize_cohort(
+        defs, cohort, default_instance(), zone.ready_batches(), FAST_RUN_CONFIG if fast else None
     )
-    reports = Path(default_path("reports"))
-    print(f"[demo] done in {time.perf_counter() - started:.0f} s")
-    print(f"[demo] report: {latest_report(reports) / 'report.html'}")
-    print(f"[demo] latest: {reports / LATEST / 'report.html'} (the newest report, also report.md)")
+    print(f"[demo] cohort {cohort.name!r} done in {time.perf_counter() - started:.0f} s")
+    report = print_report_location(resources["reports"].for_cohort(cohort.name), "demo")
     print("[demo] browse it all: make ui (Dagster) and make mlflow-ui (MLflow)")
+    return report

@@ -1,22 +1,21 @@
 """Run the pipeline on a user's cohort: ``fusion-assets import`` and ``fusion-assets run``.
 
-``run`` reads the spec file, imports the sources as a landing batch, then builds
-the code location for that spec (``FUSION_COHORT_SPEC`` is set before
-``fusion_assets.definitions`` is imported, exactly as ``dagster dev`` would see
-it) and materializes every asset with :func:`fusion_assets.demo.materialize_pipeline`.
+``run`` reads the spec file, imports the sources as a landing batch of the
+cohort named in the spec (``<data_dir>/<name>/landing``), builds that cohort's
+definitions in this process (no environment variable, no fresh process needed)
+and materializes every asset with :func:`fusion_assets.demo.materialize_cohort`.
+A spec whose name is a cohort of the code location (``breast_cancer``) lands
+where ``make ui`` shows it.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
-from fusion_assets.cohorts import COHORT_SPEC_ENV
 from fusion_assets.cohorts.importer import import_cohort
 from fusion_assets.cohorts.spec_file import read_spec_file
-from fusion_assets.report_folders import LATEST, latest_report
-from resources.paths import default_path
+from fusion_assets.location.cohort import Cohort, cohort_name
 
 
 def import_spec(
@@ -31,7 +30,7 @@ def import_spec(
 
 def run_spec(
     spec_path: Path,
-    landing: Path,
+    data_dir: Path,
     batch_id: str | None = None,
     fast: bool = False,
     replace: bool = False,
@@ -40,32 +39,27 @@ def run_spec(
 
     Returns the path of the HTML report (in this run's versioned report folder).
     """
-    from fusion_assets.demo import FAST_RUN_CONFIG, default_instance, materialize_pipeline
+    from fusion_assets.demo import (
+        FAST_RUN_CONFIG,
+        default_instance,
+        materialize_cohort,
+        print_report_location,
+    )
+    from fusion_assets.location.build import build_location, location_resources
 
     started = time.perf_counter()
     spec_path = Path(spec_path).resolve()
+    spec = read_spec_file(spec_path)
+    cohort = Cohort(cohort_name(spec.name), spec)
+    resources = location_resources(data_dir=str(data_dir))
+    landing = resources["landing"].for_cohort(cohort.name).root
     batch_dir = import_spec(spec_path, landing, batch_id, replace=replace)
-    # The definitions module builds its assets from this variable when first imported.
-    os.environ[COHORT_SPEC_ENV] = str(spec_path)
-    from fusion_assets.definitions import COHORT, defs
-    from resources import LandingZoneResource
-
-    if COHORT.name != read_spec_file(spec_path).name:
-        raise RuntimeError(
-            f"fusion_assets.definitions was already imported for cohort {COHORT.name!r}; "
-            "run `fusion-assets run` in a fresh process."
-        )
-    resources = {**(defs.resources or {}), "landing": LandingZoneResource(path=str(landing))}
-    materialize_pipeline(
-        defs,
-        resources,
+    materialize_cohort(
+        build_location([cohort], resources),
+        cohort,
         default_instance(),
         [batch_dir.name],
         FAST_RUN_CONFIG if fast else None,
     )
-    reports = Path(default_path("reports"))
-    report = latest_report(reports) / "report.html"
-    print(f"[run] cohort {COHORT.name!r} done in {time.perf_counter() - started:.0f} s")
-    print(f"[run] report: {report} (and report.md beside it)")
-    print(f"[run] latest: {reports / LATEST / 'report.html'} (the newest report)")
-    return report
+    print(f"[run] cohort {cohort.name!r} done in {time.perf_counter() - started:.0f} s")
+    return print_report_location(resources["reports"].for_cohort(cohort.name), "run")

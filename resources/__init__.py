@@ -1,8 +1,23 @@
-"""Dagster resources of fusion_assets: warehouse, tracking, landing zone, model store."""
+"""Dagster resources of fusion_assets: warehouse, tracking, landing zone, model store, reports.
 
-from resources.landing import LandingZoneResource
-from resources.model_store import ModelStoreResource
-from resources.tracking import TrackingResource
-from resources.warehouse import WarehouseResource
+Each resource holds the data folder and settings for every cohort; ``for_cohort``
+gives the plain object of one cohort (its DuckDB file, landing folder, model
+store, MLflow experiment), so cohorts served side by side never share a file.
+"""
 
-__all__ = ["LandingZoneResource", "ModelStoreResource", "TrackingResource", "WarehouseResource"]
+from resources.landing import LandingZone, LandingZoneResource
+from resources.model_store import ModelStore, ModelStoreResource, ReportsResource
+from resources.tracking import Tracking, TrackingResource
+from resources.warehouse import Warehouse, WarehouseResource
+
+__all__ = [
+    "LandingZone",
+    "LandingZoneResource",
+    "ModelStore",
+    "ModelStoreResource",
+    "ReportsResource",
+    "Tracking",
+    "TrackingResource",
+    "Warehouse",
+    "WarehouseResource",
+]

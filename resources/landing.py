@@ -1,17 +1,19 @@
-"""The landing zone resource: where new batches arrive."""
+"""The landing zone: where a cohort's new batches arrive, ``<data_dir>/<cohort>/landing``."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
 from fusion_assets.landing_zone import READY_MARKER, list_ready_batches
-from resources.paths import default_path
+from resources.paths import cohort_dir
 
 
-class LandingZoneResource(dg.ConfigurableResource):
+@dataclass(frozen=True)
+class LandingZone:
     """A folder of batch folders ``<path>/<batch_id>/``.
 
     A batch is complete once its ``_READY`` marker exists (writers create it
@@ -19,7 +21,7 @@ class LandingZoneResource(dg.ConfigurableResource):
     ``<path>/_quarantine/<batch_id>/``.
     """
 
-    path: str = Field(default_factory=lambda: default_path("landing"))
+    path: str
 
     @property
     def root(self) -> Path:
@@ -37,3 +39,12 @@ class LandingZoneResource(dg.ConfigurableResource):
     def ready_batches(self) -> list[str]:
         """Batch ids with a ``_READY`` marker, sorted by name."""
         return list_ready_batches(self.root)
+
+
+class LandingZoneResource(dg.ConfigurableResource):
+    """Every cohort's landing zone: ``<data_dir>/<cohort>/landing/<batch_id>/``."""
+
+    data_dir: str = Field(description="The data folder; each cohort has a sub-folder")
+
+    def for_cohort(self, cohort: str) -> LandingZone:
+        return LandingZone(str(cohort_dir(self.data_dir, cohort) / "landing"))

@@ -1,19 +1,19 @@
-"""Where the laptop defaults live: one git-ignored data folder.
+"""Where a cohort's files live: ``<data_dir>/<cohort>/`` (one folder per cohort).
 
-``FUSION_DATA_DIR`` moves everything (DuckDB file, MLflow store, landing zone,
-model store); by default it is ``./data`` under the directory Dagster or the
-CLI runs from (the repository root in the README's commands).
+The data folder itself is configuration: the code location sets it with
+``dg.EnvVar("FUSION_DATA_DIR")`` (resolved when a run starts, never at import),
+the CLI from ``--data-dir``. A relative folder is taken from the directory the
+process runs in (the repository root in the README's commands).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+DATA_DIR_ENV = "FUSION_DATA_DIR"
+DEFAULT_DATA_DIR = "data"
 
-def data_dir() -> Path:
-    return Path(os.environ.get("FUSION_DATA_DIR", "data")).resolve()
 
-
-def default_path(*parts: str) -> str:
-    return str(data_dir().joinpath(*parts))
+def cohort_dir(data_dir: str, cohort: str) -> Path:
+    """``<data_dir>/<cohort>``, absolute."""
+    return Path(data_dir).resolve() / cohort

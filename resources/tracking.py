@@ -1,32 +1,31 @@
-"""The MLflow tracking resource."""
+"""MLflow tracking: one store for the code location, one experiment per cohort."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
-from resources.paths import default_path
+EXPERIMENT_PREFIX = "fusion_assets"
 
 
-def _default_tracking_uri() -> str:
-    return "sqlite:///" + default_path("mlflow", "mlflow.db")
-
-
-class TrackingResource(dg.ConfigurableResource):
-    """MLflow with a sqlite backend (MLflow 3 refuses a plain file store).
+@dataclass(frozen=True)
+class Tracking:
+    """One cohort's MLflow experiment.
 
     Runs are grouped per Dagster run: one parent MLflow run named after the
-    Dagster run id, one nested run per asset partition.
+    Dagster run id, one nested run per asset partition. mlflow is imported
+    lazily: sensors and light processes must not pay for it.
     """
 
-    tracking_uri: str = Field(default_factory=_default_tracking_uri)
-    artifact_root: str = Field(default_factory=lambda: default_path("mlflow", "artifacts"))
-    experiment: str = "fusion_assets"
+    tracking_uri: str
+    artifact_root: str
+    experiment: str
     ui_url: str = "http://127.0.0.1:5000"
 
     def _experiment_id(self) -> str:
@@ -49,10 +48,7 @@ class TrackingResource(dg.ConfigurableResource):
     def run(
         self, name: str, dagster_run_id: str | None = None, tags: dict[str, str] | None = None
     ) -> Iterator[Any]:
-        """Start an MLflow run, nested under one parent run per Dagster run.
-
-        mlflow is imported lazily: sensors and light processes must not pay for it.
-        """
+        """Start an MLflow run, nested under one parent run per Dagster run."""
         import mlflow
 
         experiment_id = self._experiment_id()
@@ -85,3 +81,32 @@ class TrackingResource(dg.ConfigurableResource):
 
     def run_url(self, run: Any) -> str:
         return f"{self.ui_url}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+
+
+class TrackingResource(dg.ConfigurableResource):
+    """MLflow for every cohort: experiment ``fusion_assets/<cohort>``.
+
+    Without ``tracking_uri`` the store is sqlite under the data folder (MLflow 3
+    refuses a plain file store); a deployment points it at a database
+    (``postgresql://…``, see deploy/) or an MLflow server.
+    """
+
+    data_dir: str = Field(description="The data folder (sqlite store and artifacts by default)")
+    tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking URI; default sqlite:///<data_dir>/mlflow/mlflow.db",
+    )
+    artifact_root: str | None = Field(
+        default=None,
+        description="Where new experiments keep artifacts; default <data_dir>/mlflow/artifacts",
+    )
+    ui_url: str = Field(default="http://127.0.0.1:5000", description="MLflow UI, for run links")
+
+    def for_cohort(self, cohort: str) -> Tracking:
+        mlflow_dir = Path(self.data_dir).resolve() / "mlflow"
+        return Tracking(
+            tracking_uri=self.tracking_uri or f"sqlite:///{mlflow_dir / 'mlflow.db'}",
+            artifact_root=self.artifact_root or str(mlflow_dir / "artifacts"),
+            experiment=f"{EXPERIMENT_PREFIX}/{cohort}",
+            ui_url=self.ui_url,
+        )

@@ -73,7 +73,7 @@ def user_files(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def resources(tmp_path: Path) -> dict[str, Any]:
-    """Warehouse, landing zone, MLflow store and model store under the test's folder."""
+    """The code location's resources with the test's folder as the data folder."""
     return temp_resources(tmp_path)
 
 

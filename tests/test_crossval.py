@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -16,7 +17,6 @@ from fusion_assets.evaluation.plan import fold_ids, fold_keys, plan_id
 from fusion_assets.metrics.crossval import repeat_aurocs
 from fusion_assets.warehouse.folds import read_evaluation_design, write_evaluation_plan
 from tests.fixtures.availability import availability_frame, with_availability
-from tests.fixtures.pipeline import temp_resources
 
 
 def test_every_patient_is_tested_exactly_once_per_repeat() -> None:
@@ -140,7 +140,6 @@ def test_average_repeats_and_per_repeat_aurocs() -> None:
 def test_the_fold_models_log_the_reports_estimate_and_label_the_ensemble() -> None:
     """``FoldRun.oof_auroc`` (the log line and ``cv_oof_auroc``) is the report's headline
     AUROC; the repeat-averaged ensemble, planted above it here, is a separate figure."""
-    import numpy as np
 
     from fusion_assets.evaluation.fold_models import FoldRun
     from fusion_assets.metrics.config import EvaluationConfig
@@ -166,27 +165,28 @@ FOLDS, REPEATS, N_PATIENTS = 3, 2, 180
 @pytest.fixture(scope="module")
 def cv_run(tmp_path_factory):
     from fusion_assets.cohorts.synthetic import synthesize_batch
-    from fusion_assets.definitions import defs
-    from fusion_assets.demo import FAST_RUN_CONFIG, materialize_pipeline
+    from fusion_assets.demo import FAST_RUN_CONFIG
+    from tests.fixtures.pipeline import SYNTHETIC, cohort_stores, run_cohort
 
     root = tmp_path_factory.mktemp("crossval")
-    resources = temp_resources(root)
-    synthesize_batch(root / "landing", n_patients=N_PATIENTS, seed=5, batch_id="small")
+    stores = cohort_stores(root, SYNTHETIC)
+    synthesize_batch(stores["landing"].root, n_patients=N_PATIENTS, seed=5, batch_id="small")
     config = {
         **FAST_RUN_CONFIG,
         "splits": {"config": {"folds": FOLDS, "repeats": REPEATS}},
         "predictions": {"config": {"mask_seeds": 1, "rates": [0.0, 0.5]}},
-        "subgroup_report": {"config": {"n_boot": 100, "report_dir": str(root / "reports")}},
+        "subgroup_report": {"config": {"n_boot": 100}},
     }
-    instance = dg.DagsterInstance.ephemeral()
-    results = materialize_pipeline(defs, resources, instance, ["small"], config, log=lambda _: None)
-    return {"root": root, "resources": resources, "results": results, "instance": instance}
+    _, results = run_cohort(root, SYNTHETIC, ["small"], config)
+    return {"root": root, "resources": stores, "results": results}
 
 
 @pytest.mark.slow
 def test_cv_every_patient_has_an_oof_prediction_from_every_strategy(cv_run) -> None:
     from fusion_assets.assets.fusion import STRATEGIES
-    from fusion_assets.definitions import MODALITIES
+    from tests.fixtures.pipeline import SYNTHETIC
+
+    MODALITIES = SYNTHETIC.spec.modality_names  # noqa: N806
 
     assert all(r.success for r in cv_run["results"])
     with cv_run["resources"]["warehouse"].connect() as con:
@@ -237,7 +237,7 @@ def test_cv_no_fold_model_predicts_a_patient_it_was_trained_on(cv_run) -> None:
 
 @pytest.mark.slow
 def test_cv_report_says_cross_validation(cv_run) -> None:
-    report = cv_run["root"] / "reports" / "latest" / "report.md"
+    report = cv_run["resources"]["reports"] / "latest" / "report.md"
     text = report.read_text()
     assert f"{FOLDS}-fold cross-validation ({FOLDS} folds x {REPEATS} repeats" in text
     assert "out-of-fold" in text and "intervals are still wide" in text

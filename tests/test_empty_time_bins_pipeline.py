@@ -4,35 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from fusion_assets.cohorts.importer import import_cohort
 from fusion_assets.cohorts.spec_file import read_spec_file
 from fusion_assets.models.strategies import STRATEGIES
+from tests.fixtures.pipeline import cohort_stores, run_cohort, spec_cohort
 from tests.fixtures.visits import write_visit_files
 
 
 @pytest.mark.slow
-def test_time_bins_no_patient_has_run_end_to_end(tmp_path: Path, resources) -> None:
-    from fusion_assets.definitions import build_definitions
-    from fusion_assets.demo import FAST_RUN_CONFIG, materialize_pipeline
+def test_time_bins_no_patient_has_run_end_to_end(tmp_path: Path) -> None:
+    from fusion_assets.demo import FAST_RUN_CONFIG
 
     spec = read_spec_file(write_visit_files(tmp_path / "files"))
-    batch = import_cohort(spec, tmp_path / "landing")
+    cohort = spec_cohort(spec)
+    resources = cohort_stores(tmp_path, cohort)
+    batch = import_cohort(spec, resources["landing"].root)
     config = {
         **FAST_RUN_CONFIG,
         "splits": {"config": {"folds": 3, "repeats": 1}},
-        "subgroup_report": {"config": {"n_boot": 100, "report_dir": str(tmp_path / "reports")}},
+        "subgroup_report": {"config": {"n_boot": 100}},
     }
-    results = materialize_pipeline(
-        build_definitions(spec),
-        resources,
-        dg.DagsterInstance.ephemeral(),
-        [batch.name],
-        config,
-        log=lambda _: None,
-    )
+    _, results = run_cohort(tmp_path, cohort, [batch.name], config)
     assert all(r.success for r in results)
     with resources["warehouse"].connect() as con:
         masks = con.sql("SELECT mask FROM aligned.visits").fetchall()

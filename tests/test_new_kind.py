@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import duckdb
 import numpy as np
 import pandas as pd
@@ -37,6 +36,7 @@ from fusion_assets.models.encoders import Encoder
 from fusion_assets.models.strategies import STRATEGIES
 from fusion_assets.warehouse.align import align_all
 from fusion_assets.warehouse.ingest import ingest_batch
+from tests.fixtures.pipeline import cohort_stores, run_cohort, spec_cohort
 
 PAIR = ("x1", "x2")  # the landing and aligned payload columns
 T0 = pd.Timestamp("2024-03-01")
@@ -226,22 +226,20 @@ def test_an_untimed_pair_aligns_from_all_rows(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ end to end
-def test_a_registered_kind_runs_through_the_whole_pipeline(tmp_path: Path, resources) -> None:
-    from fusion_assets.definitions import build_definitions
-    from fusion_assets.demo import FAST_RUN_CONFIG, materialize_pipeline
+def test_a_registered_kind_runs_through_the_whole_pipeline(tmp_path: Path) -> None:
+    from fusion_assets.demo import FAST_RUN_CONFIG
 
     spec = read_spec_file(write_cohort(tmp_path / "files"))
-    batch = import_cohort(spec, tmp_path / "landing")
-    defs = build_definitions(spec)
+    cohort = spec_cohort(spec)
+    resources = cohort_stores(tmp_path, cohort)
+    batch = import_cohort(spec, resources["landing"].root)
     config = {
         **FAST_RUN_CONFIG,
         "splits": {"config": {"small_cohort_size": 0}},  # one held-out split: quick
         "predictions": {"config": {"mask_seeds": 1}},
-        "subgroup_report": {"config": {"n_boot": 50, "report_dir": str(tmp_path / "reports")}},
+        "subgroup_report": {"config": {"n_boot": 50}},
     }
-    results = materialize_pipeline(
-        defs, resources, dg.DagsterInstance.ephemeral(), [batch.name], config, log=lambda _: None
-    )
+    _, results = run_cohort(tmp_path, cohort, [batch.name], config)
     assert all(r.success for r in results)
     with resources["warehouse"].connect() as con:
         table = con.sql(
@@ -252,5 +250,5 @@ def test_a_registered_kind_runs_through_the_whole_pipeline(tmp_path: Path, resou
     fused = set(STRATEGIES)
     assert {"single:bp", "single:labs"} | fused <= strategies
     assert "bp" in dims
-    markdown = (tmp_path / "reports" / "latest" / "report.md").read_text()
+    markdown = (resources["reports"] / "latest" / "report.md").read_text()
     assert "single:bp" in markdown

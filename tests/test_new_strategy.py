@@ -36,7 +36,7 @@ from fusion_assets.models.strategies import (
 from fusion_assets.models.training import train_fusion, train_unimodal
 from fusion_assets.names import ENCODER_STORE, FUSION_STORE, unimodal_name
 from fusion_assets.reevaluation.settings import BatchEvaluationSettings
-from resources import ModelStoreResource
+from resources import ModelStore
 
 MAXPOOL = "maxpool"
 
@@ -77,10 +77,11 @@ def maxpool():
 
 
 def test_a_registered_strategy_is_a_fused_model_partition_and_a_known_name() -> None:
-    from fusion_assets.cohorts import synthetic_spec
-    from fusion_assets.definitions import build_definitions
+    from fusion_assets.location.build import build_location
+    from tests.fixtures.pipeline import SYNTHETIC, temp_resources
 
-    fused_model = build_definitions(synthetic_spec()).resolve_assets_def("fused_model")
+    defs = build_location([SYNTHETIC], temp_resources(Path("/unused")))
+    fused_model = defs.resolve_assets_def(SYNTHETIC.key("fused_model"))
     assert fused_model.partitions_def.get_partition_keys() == list(STRATEGIES)
     assert list(STRATEGIES)[-1] == MAXPOOL
     assert MAXPOOL in BatchEvaluationSettings(strategies=[MAXPOOL]).strategies
@@ -88,7 +89,7 @@ def test_a_registered_strategy_is_a_fused_model_partition_and_a_known_name() -> 
         register_strategy(FusionStrategy(MAXPOOL, MaxPoolFusion))
 
 
-def _train_and_store(cohort, store: ModelStoreResource) -> dict:
+def _train_and_store(cohort, store: ModelStore) -> dict:
     """What modality_encoder and fused_model write: every encoder, every registered strategy."""
     encoders = {}
     for m in cohort.spec.modality_names:
@@ -120,7 +121,7 @@ def _train_and_store(cohort, store: ModelStoreResource) -> dict:
 
 def test_a_registered_strategy_trains_and_is_evaluated(tmp_path: Path, small_signal) -> None:
     cohort = small_signal
-    store = ModelStoreResource(path=str(tmp_path / "models"))
+    store = ModelStore(str(tmp_path / "models"))
     fused = _train_and_store(cohort, store)
     fitted, result = fused[MAXPOOL]
     assert isinstance(fitted.predictor, MaxPoolFusion) and result.best_epoch >= 1

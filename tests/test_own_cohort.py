@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
@@ -22,6 +21,7 @@ from fusion_assets.cohorts.spec_file import read_spec_file
 from fusion_assets.warehouse.align import align_all
 from fusion_assets.warehouse.ingest import ingest_batch
 from tests.fixtures.cohort import GENES
+from tests.fixtures.pipeline import cohort_stores, run_cohort, spec_cohort
 from tests.fixtures.user_files import user_spec, write_user_files
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "breast_cancer" / "cohort.yaml"
@@ -84,25 +84,22 @@ def test_import_renames_to_the_landing_format(tmp_path: Path, user_files: Path) 
 
 
 @pytest.mark.slow
-def test_own_cohort_runs_end_to_end(tmp_path: Path, resources) -> None:
-    from fusion_assets.definitions import build_definitions
-    from fusion_assets.demo import FAST_RUN_CONFIG, materialize_pipeline
+def test_own_cohort_runs_end_to_end(tmp_path: Path) -> None:
+    from fusion_assets.demo import FAST_RUN_CONFIG
 
     spec = read_spec_file(write_user_files(tmp_path / "files", n=80))
-    batch = import_cohort(spec, tmp_path / "landing")
-    defs = build_definitions(spec)
-    instance = dg.DagsterInstance.ephemeral()
+    cohort = spec_cohort(spec)
+    resources = cohort_stores(tmp_path, cohort)
+    batch = import_cohort(spec, resources["landing"].root)
     config = {
         **FAST_RUN_CONFIG,
         # Three folds once: the small-cohort path, kept light for the test.
         "splits": {"config": {"folds": 3, "repeats": 1}},
-        "subgroup_report": {"config": {"n_boot": 100, "report_dir": str(tmp_path / "reports")}},
+        "subgroup_report": {"config": {"n_boot": 100}},
     }
-    results = materialize_pipeline(
-        defs, resources, instance, [batch.name], config, log=lambda _: None
-    )
+    defs, results = run_cohort(tmp_path, cohort, [batch.name], config)
     assert all(r.success for r in results)
-    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    keys = {k.path[-1] for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {"raw_labs", "raw_genes", "raw_memo", "aligned_labs", "aligned_genes"} <= keys
     assert not {k for k in keys if k.endswith(("_ehr", "_genomics", "_oracle"))}
 
@@ -121,7 +118,7 @@ def test_own_cohort_runs_end_to_end(tmp_path: Path, resources) -> None:
 
     checks = {e.check_name: e for r in results for e in r.get_asset_check_evaluations()}
     assert checks["no_strategy_beats_oracle"].passed  # no oracle: the check does not apply
-    markdown = (tmp_path / "reports" / "latest" / "report.md").read_text()
+    markdown = (resources["reports"] / "latest" / "report.md").read_text()
     assert "own_cohort" in markdown and "Headline" in markdown
     assert some_id not in markdown
 

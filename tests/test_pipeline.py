@@ -11,10 +11,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from fusion_assets.assets.fusion import STRATEGIES
-from fusion_assets.definitions import MODALITIES, defs
-from tests.fixtures.pipeline import PipelineRun, run_tiny_pipeline
+from tests.fixtures.pipeline import SYNTHETIC, PipelineRun, run_tiny_pipeline
 
 pytestmark = pytest.mark.slow
+MODALITIES = SYNTHETIC.spec.modality_names
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +24,13 @@ def run(tmp_path_factory) -> PipelineRun:
 
 def test_every_asset_is_materialized(run: PipelineRun) -> None:
     assert all(r.success for r in run.results)
-    for spec in defs.resolve_all_asset_specs():
-        if spec.key.to_user_string() == "batch_evaluation":
+    # Each run is named after its job: what it does, for which cohort.
+    assert {r.dagster_run.job_name for r in run.results} == {
+        f"synthetic_{stage}"
+        for stage in ("ingest", "align", "profile", "encoders", "fusion", "evaluation")
+    }
+    for spec in run.defs.resolve_all_asset_specs():
+        if spec.key == run.key("batch_evaluation"):
             continue  # driven by the landing sensor; see tests/test_sensors.py
         event = run.instance.get_latest_materialization_event(spec.key)
         assert event is not None, f"{spec.key.to_user_string()} was never materialized"
@@ -88,7 +93,7 @@ def test_report_tables_and_files(run: PipelineRun) -> None:
 
 
 def test_every_fit_is_an_mlflow_run_with_a_loadable_model(run: PipelineRun) -> None:
-    tracking = run.resources["tracking"]
+    tracking = run.stores["tracking"]
     client = MlflowClient(tracking.tracking_uri)
     experiment = client.get_experiment_by_name(tracking.experiment)
     runs = client.search_runs([experiment.experiment_id], max_results=200)
@@ -109,17 +114,21 @@ def test_every_fit_is_an_mlflow_run_with_a_loadable_model(run: PipelineRun) -> N
 
 
 def test_fit_metadata_links_mlflow(run: PipelineRun) -> None:
-    event = run.instance.get_latest_materialization_event(
-        dg.AssetKey("fused_model")
-    )  # any partition
+    event = run.instance.get_latest_materialization_event(run.key("fused_model"))  # any partition
     metadata = event.asset_materialization.metadata
     for key in ("mlflow_run_id", "mlflow_run_url", "val_auroc", "n_parameters", "train_seconds"):
         assert key in metadata
+    # Numbers rounded, the epoch history of a neural fit a native table.
+    assert metadata["val_auroc"].value == round(metadata["val_auroc"].value, 3)
+    early = run.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=run.key("fused_model"), asset_partitions=["early"]), limit=1
+    ).records[0]
+    assert isinstance(early.asset_materialization.metadata["history"], dg.TableMetadataValue)
 
 
 def test_data_versions_track_content(run: PipelineRun) -> None:
     """Re-aligning unchanged data keeps the data version; every fit records one."""
-    key = dg.AssetKey("aligned_ehr")
+    key = run.key("aligned_ehr")
 
     def version() -> str:
         record = run.instance.get_latest_data_version_record(key)
@@ -127,14 +136,14 @@ def test_data_versions_track_content(run: PipelineRun) -> None:
 
     before = version()
     result = dg.materialize(
-        list(defs.assets or []),
+        list(run.defs.assets or []),
         selection=dg.AssetSelection.assets(key),
-        resources=run.resources,
+        resources=run.defs.resources,
         instance=run.instance,
     )
     assert result.success
     assert version() == before
-    fused = run.instance.get_latest_data_version_record(dg.AssetKey("fused_model"))
+    fused = run.instance.get_latest_data_version_record(run.key("fused_model"))
     assert fused is not None and fused.asset_materialization.tags.get("dagster/data_version")
 
 
@@ -148,16 +157,20 @@ def test_a_held_out_run_writes_every_declared_table(run: PipelineRun) -> None:
     assert repeats.empty and "auroc_mean" in repeats.columns
     assert folds == 0
     for key in ("oof_predictions", "cv_repeat_metrics", "folds"):
-        event = run.instance.get_latest_materialization_event(dg.AssetKey(key))
+        event = run.instance.get_latest_materialization_event(run.key(key))
         metadata = event.asset_materialization.metadata
         assert metadata["dagster/row_count"].value == 0
         assert metadata["dagster/column_schema"].schema.columns
 
 
 def test_the_report_is_versioned_and_latest_links_to_it(run: PipelineRun) -> None:
-    latest = run.root / "reports" / "latest"
+    latest = run.root / "synthetic" / "reports" / "latest"
     assert latest.is_symlink()
-    event = run.instance.get_latest_materialization_event(dg.AssetKey("subgroup_report"))
-    html = event.asset_materialization.metadata["report_html"].value
+    event = run.instance.get_latest_materialization_event(run.key("subgroup_report"))
+    metadata = event.asset_materialization.metadata
+    html = metadata["report_html"].value
     assert latest.resolve() / "report.html" == Path(html).resolve()
     assert Path(html).parent.name.endswith(event.run_id[:8])
+    # A link the UI opens, and the headline as a native table.
+    assert metadata["report"].value == Path(html).resolve().as_uri()
+    assert isinstance(metadata["headline"], dg.TableMetadataValue)

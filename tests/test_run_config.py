@@ -13,6 +13,7 @@ from fusion_assets.assets.training_run import TrainingConfig
 from fusion_assets.evaluation import SplitSettings, StressSettings
 from fusion_assets.reevaluation.settings import BatchEvaluationSettings
 from fusion_assets.training_settings import TrainingSettings
+from tests.fixtures.pipeline import SYNTHETIC, temp_resources
 
 CONFIGS = [
     BatchEvaluationConfig,
@@ -34,7 +35,12 @@ def test_launchpad_schema_describes_every_field(config) -> None:
 
 def test_presets_are_an_enum_in_the_launchpad() -> None:
     preset = TrainingConfig.to_config_schema().config_type.fields["preset"].config_type
-    assert sorted(v.config_value for v in preset.enum_values) == ["default", "tiny"]
+    assert sorted(v.config_value for v in preset.enum_values) == [
+        "auto",
+        "default",
+        "small_n",
+        "tiny",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -67,15 +73,15 @@ def test_training_overrides_build_the_dataclasses() -> None:
 
 
 def _materialize_encoder(resources: dict, config: dict) -> dg.ExecuteInProcessResult:
-    from fusion_assets.definitions import defs
+    from fusion_assets.location.build import cohort_assets
 
     return dg.materialize(
-        list(defs.assets or []),
-        selection=dg.AssetSelection.assets("modality_encoder"),
+        cohort_assets(SYNTHETIC),
+        selection=dg.AssetSelection.assets(SYNTHETIC.key("modality_encoder")),
         partition_key="ehr",
         resources=resources,
         instance=dg.DagsterInstance.ephemeral(),
-        run_config={"ops": {"modality_encoder": {"config": config}}},
+        run_config=SYNTHETIC.run_config({"modality_encoder": {"config": config}}),
         raise_on_error=False,
     )
 
@@ -94,4 +100,45 @@ def test_negative_max_epochs_fail_the_step_with_the_field_and_the_bound(
     message = str(failure.step_failure_data.error)
     assert "max_epochs" in message and "greater than or equal to 1" in message
     # Refused before the body ran: nothing was fitted.
-    assert not (tmp_path / "models").exists()
+    assert not (tmp_path / "synthetic" / "models").exists()
+
+
+def test_a_cohort_sets_the_launchpad_defaults_of_its_assets() -> None:
+    from fusion_assets.location import Cohort
+
+    cohort = Cohort(
+        "smoke",
+        SYNTHETIC.spec,
+        config_defaults={"fused_model": {"preset": "tiny", "max_epochs": 3}},
+    )
+    config = cohort.config_class("fused_model", TrainingConfig)
+    fields = config.to_config_schema().config_type.fields
+    assert fields["preset"].default_value == "tiny" and fields["max_epochs"].default_value == 3
+    assert fields["max_epochs"].description  # ranges and descriptions are kept
+    encoder = cohort.config_class("modality_encoder", TrainingConfig).to_config_schema()
+    # no defaults set: chosen from the profile (models.presets.choose_preset)
+    assert encoder.config_type.fields["preset"].default_value == "auto"
+    with pytest.raises(ValueError, match="no field"):
+        Cohort(
+            "smoke", SYNTHETIC.spec, config_defaults={"fused_model": {"epochs": 3}}
+        ).config_class("fused_model", TrainingConfig)
+    with pytest.raises(ValidationError, match="max_epochs"):
+        Cohort(
+            "smoke", SYNTHETIC.spec, config_defaults={"fused_model": {"max_epochs": 0}}
+        ).config_class("fused_model", TrainingConfig)
+
+
+def test_the_launchpad_shows_each_knob_with_its_range() -> None:
+    """Dagster's config schema has no bounds: each bounded field's description carries it."""
+    from pathlib import Path
+
+    from fusion_assets.location.build import build_location
+
+    defs = build_location([SYNTHETIC], temp_resources(Path("/unused")))
+    schema = defs.resolve_assets_def(SYNTHETIC.key("fused_model")).op.config_schema
+    fields = schema.config_type.fields
+    assert fields["max_epochs"].description.endswith("(>= 1)")
+    assert fields["modality_dropout"].description.endswith("(in [0.0, 1.0])")
+    assert fields["learning_rate"].description.endswith("(> 0.0)")
+    splits = defs.resolve_assets_def(SYNTHETIC.key("splits")).op.config_schema.config_type
+    assert splits.fields["inner_validation"].description.endswith("(in (0.0, 1.0))")

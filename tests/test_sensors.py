@@ -1,4 +1,4 @@
-"""The landing, re-evaluation and retraining-chain sensors, on real instances and folders."""
+"""The landing and re-evaluation sensors, on real instances and folders; retraining automation."""
 
 from __future__ import annotations
 
@@ -10,20 +10,28 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from fusion_assets.jobs import RETRAIN_STAGES
+from fusion_assets.jobs import build_jobs
 from fusion_assets.sensors import (
     BATCH_TAG,
-    LANDING_PARTITIONS,
     MAX_BATCHES_PER_TICK,
-    RETRAIN_STAGE_TAG,
-    RETRAIN_TAG,
+    build_landing_sensor,
+    build_reevaluation_sensor,
     decode_known_batches,
     encode_known_batches,
-    landing_sensor,
-    reevaluation_sensor,
-    retraining_chain_sensor,
 )
 from resources import LandingZoneResource
+from tests.fixtures.pipeline import SYNTHETIC
+
+JOBS = build_jobs(SYNTHETIC)
+landing_sensor = build_landing_sensor(SYNTHETIC, JOBS["ingest"])
+reevaluation_sensor = build_reevaluation_sensor(SYNTHETIC, JOBS["reevaluate_batch"])
+LANDING_PARTITIONS = SYNTHETIC.landing_partitions
+
+
+@pytest.fixture
+def landing(tmp_path) -> Path:
+    """The synthetic cohort's landing zone under the data folder ``tmp_path`` (not created)."""
+    return tmp_path / SYNTHETIC.name / "landing"
 
 
 def _land(root: Path, batch_id: str, ready: bool = True) -> Path:
@@ -35,19 +43,22 @@ def _land(root: Path, batch_id: str, ready: bool = True) -> Path:
     return batch
 
 
-def _tick(instance, landing: Path, cursor: str | None):
+def _tick(dagster_instance, landing: Path, cursor: str | None):
     context = dg.build_sensor_context(
-        instance=instance,
+        instance=dagster_instance,
         cursor=cursor,
-        resources={"landing": LandingZoneResource(path=str(landing))},
+        resources={"landing": LandingZoneResource(data_dir=str(landing.parent.parent))},
     )
     return landing_sensor(context)
 
 
-def _apply_partitions(instance, result: dg.SensorResult) -> None:
+def _apply_partitions(dagster_instance, result: dg.SensorResult) -> None:
     """What the daemon does with the result's dynamic partition requests."""
     for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+        if isinstance(request, dg.AddDynamicPartitionsRequest):
+            dagster_instance.add_dynamic_partitions(
+                request.partitions_def_name, request.partition_keys
+            )
 
 
 def test_cursor_round_trip_is_compact():
@@ -61,9 +72,9 @@ def test_cursor_round_trip_is_compact():
         decode_known_batches("v0:abc")
 
 
-def test_new_batch_adds_partition_and_requests_ingest(dagster_instance, tmp_path):
-    _land(tmp_path, "b-001")
-    result = _tick(dagster_instance, tmp_path, None)
+def test_new_batch_adds_partition_and_requests_ingest(dagster_instance, landing):
+    _land(landing, "b-001")
+    result = _tick(dagster_instance, landing, None)
     assert isinstance(result, dg.SensorResult)
     [request] = result.dynamic_partitions_requests
     assert request.partitions_def_name == LANDING_PARTITIONS
@@ -75,83 +86,111 @@ def test_new_batch_adds_partition_and_requests_ingest(dagster_instance, tmp_path
     assert decode_known_batches(result.cursor) == {"b-001"}
 
 
-def test_cursor_survives_a_restart_and_nothing_is_requested_twice(dagster_instance, tmp_path):
-    _land(tmp_path, "b-001")
-    first = _tick(dagster_instance, tmp_path, None)
+def test_cursor_survives_a_restart_and_nothing_is_requested_twice(dagster_instance, landing):
+    _land(landing, "b-001")
+    first = _tick(dagster_instance, landing, None)
     _apply_partitions(dagster_instance, first)
 
     # A restarted daemon rebuilds the context from the stored cursor string.
-    again = _tick(dagster_instance, tmp_path, first.cursor)
+    again = _tick(dagster_instance, landing, first.cursor)
     assert isinstance(again, dg.SkipReason)
     assert "No new complete batch" in again.skip_message
 
-    _land(tmp_path, "b-002")
-    second = _tick(dagster_instance, tmp_path, first.cursor)
+    _land(landing, "b-002")
+    second = _tick(dagster_instance, landing, first.cursor)
     assert [r.run_key for r in second.run_requests] == ["b-002"]
     assert [list(r.partition_keys) for r in second.dynamic_partitions_requests] == [["b-002"]]
     assert decode_known_batches(second.cursor) == {"b-001", "b-002"}
 
 
-def test_run_keys_are_stable_across_a_lost_cursor(dagster_instance, tmp_path):
+def test_run_keys_are_stable_across_a_lost_cursor(dagster_instance, landing):
     """Without a cursor the same run keys come back, so the daemon's run-key check dedupes."""
     for name in ("b-2", "b-1", "b-3"):
-        _land(tmp_path, name)
-    first = _tick(dagster_instance, tmp_path, None)
+        _land(landing, name)
+    first = _tick(dagster_instance, landing, None)
     _apply_partitions(dagster_instance, first)
-    replay = _tick(dagster_instance, tmp_path, None)
+    replay = _tick(dagster_instance, landing, None)
     assert [r.run_key for r in first.run_requests] == ["b-1", "b-2", "b-3"]
     assert [r.run_key for r in replay.run_requests] == ["b-1", "b-2", "b-3"]
     # The partitions exist already: not requested again.
     assert replay.dynamic_partitions_requests == []
 
 
-def test_half_copied_batch_is_ignored_until_ready(dagster_instance, tmp_path):
-    copying = _land(tmp_path, "b-copying", ready=False)
-    result = _tick(dagster_instance, tmp_path, None)
+def test_half_copied_batch_is_ignored_until_ready(dagster_instance, landing):
+    copying = _land(landing, "b-copying", ready=False)
+    result = _tick(dagster_instance, landing, None)
     assert isinstance(result, dg.SkipReason)
     assert "1 folder(s) still without _READY" in result.skip_message
 
     (copying / "_READY").touch()
-    result = _tick(dagster_instance, tmp_path, None)
+    result = _tick(dagster_instance, landing, None)
     assert [r.run_key for r in result.run_requests] == ["b-copying"]
 
 
-def test_quarantine_hidden_folders_and_files_are_not_batches(dagster_instance, tmp_path):
-    _land(tmp_path / "_quarantine", "b-bad")
-    (tmp_path / "_quarantine" / "_READY").touch()
-    _land(tmp_path, ".b-hidden")
-    (tmp_path / "notes.txt").write_text("a stray file")
-    assert isinstance(_tick(dagster_instance, tmp_path, None), dg.SkipReason)
+def test_quarantine_hidden_folders_and_files_are_not_batches(dagster_instance, landing):
+    _land(landing / "_quarantine", "b-bad")
+    (landing / "_quarantine" / "_READY").touch()
+    _land(landing, ".b-hidden")
+    (landing / "notes.txt").write_text("a stray file")
+    assert isinstance(_tick(dagster_instance, landing, None), dg.SkipReason)
 
 
-def test_missing_landing_root_skips(dagster_instance, tmp_path):
-    result = _tick(dagster_instance, tmp_path / "not-there", None)
+def test_a_quarantined_batch_loses_its_partition(dagster_instance, landing):
+    """A rejected batch is never materialized: its partition must not wait forever."""
+    _land(landing, "b-good")
+    _land(landing / "_quarantine", "b-bad")
+    dagster_instance.add_dynamic_partitions(LANDING_PARTITIONS, ["b-bad"])  # added when it landed
+    result = _tick(dagster_instance, landing, None)
+    adds = [
+        r
+        for r in result.dynamic_partitions_requests
+        if isinstance(r, dg.AddDynamicPartitionsRequest)
+    ]
+    deletes = [
+        r
+        for r in result.dynamic_partitions_requests
+        if isinstance(r, dg.DeleteDynamicPartitionsRequest)
+    ]
+    assert [list(r.partition_keys) for r in adds] == [["b-good"]]
+    assert [list(r.partition_keys) for r in deletes] == [["b-bad"]]
+    assert [r.partition_key for r in result.run_requests] == ["b-good"]
+    _apply_partitions(dagster_instance, result)
+    for request in deletes:
+        for key in request.partition_keys:
+            dagster_instance.delete_dynamic_partition(request.partitions_def_name, key)
+    assert dagster_instance.get_dynamic_partitions(LANDING_PARTITIONS) == ["b-good"]
+    # Nothing left to do next tick.
+    assert isinstance(_tick(dagster_instance, landing, result.cursor), dg.SkipReason)
+
+
+def test_missing_landing_root_skips(dagster_instance, landing):
+    result = _tick(dagster_instance, landing, None)
     assert isinstance(result, dg.SkipReason)
 
 
-def test_one_tick_is_bounded_and_the_rest_comes_next(dagster_instance, tmp_path):
+def test_one_tick_is_bounded_and_the_rest_comes_next(dagster_instance, landing):
     for i in range(MAX_BATCHES_PER_TICK + 5):
-        _land(tmp_path, f"b-{i:04d}")
-    first = _tick(dagster_instance, tmp_path, None)
+        _land(landing, f"b-{i:04d}")
+    first = _tick(dagster_instance, landing, None)
     assert len(first.run_requests) == MAX_BATCHES_PER_TICK
     _apply_partitions(dagster_instance, first)
-    second = _tick(dagster_instance, tmp_path, first.cursor)
+    second = _tick(dagster_instance, landing, first.cursor)
     assert len(second.run_requests) == 5
 
 
-def test_thousand_empty_folders_tick_quickly(dagster_instance, tmp_path):
+def test_thousand_empty_folders_tick_quickly(dagster_instance, landing):
     """Reports the time of a tick over 1,000 known batches plus one new one (not asserted)."""
     for i in range(1000):
-        (tmp_path / f"batch-{i:05d}").mkdir()
-        (tmp_path / f"batch-{i:05d}" / "_READY").touch()
+        (landing / f"batch-{i:05d}").mkdir(parents=True)
+        (landing / f"batch-{i:05d}" / "_READY").touch()
     t0 = time.perf_counter()
-    first = _tick(dagster_instance, tmp_path, None)
+    first = _tick(dagster_instance, landing, None)
     cold = time.perf_counter() - t0
     assert len(first.run_requests) == MAX_BATCHES_PER_TICK
     cursor = encode_known_batches(f"batch-{i:05d}" for i in range(1000))
-    _land(tmp_path, "batch-new")
+    _land(landing, "batch-new")
     t0 = time.perf_counter()
-    warm = _tick(dagster_instance, tmp_path, cursor)
+    warm = _tick(dagster_instance, landing, cursor)
     steady = time.perf_counter() - t0
     assert [r.run_key for r in warm.run_requests] == ["batch-new"]
     print(
@@ -162,7 +201,7 @@ def test_thousand_empty_folders_tick_quickly(dagster_instance, tmp_path):
 
 def test_sensors_module_imports_no_torch_or_mlflow():
     code = (
-        "import sys, fusion_assets.sensors, fusion_assets.schedules, fusion_assets.jobs;"
+        "import sys, fusion_assets.sensors, fusion_assets.automation, fusion_assets.jobs;"
         "heavy = sorted(m for m in ('torch', 'mlflow') if m in sys.modules);"
         "print(','.join(heavy))"
     )
@@ -175,19 +214,19 @@ def test_sensors_module_imports_no_torch_or_mlflow():
 # --- re-evaluation sensor -----------------------------------------------------------------
 
 
-def _report_ingest(instance, batch_id: str) -> None:
-    instance.report_runless_asset_event(
-        dg.AssetMaterialization(asset_key="raw_patients", partition=batch_id)
+def _report_ingest(dagster_instance, batch_id: str) -> None:
+    dagster_instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key=SYNTHETIC.key("raw_patients"), partition=batch_id)
     )
 
 
-def test_batch_ingested_outside_the_sensor_is_not_ingested_again(dagster_instance, tmp_path):
+def test_batch_ingested_outside_the_sensor_is_not_ingested_again(dagster_instance, landing):
     """`fusion-assets demo` ingests through materialize; the sensor must not redo it."""
-    _land(tmp_path, "demo-batch")
-    _land(tmp_path, "new-batch")
+    _land(landing, "demo-batch")
+    _land(landing, "new-batch")
     dagster_instance.add_dynamic_partitions(LANDING_PARTITIONS, ["demo-batch"])
     _report_ingest(dagster_instance, "demo-batch")
-    result = _tick(dagster_instance, tmp_path, None)
+    result = _tick(dagster_instance, landing, None)
     assert [r.partition_key for r in result.run_requests] == ["new-batch"]
     assert decode_known_batches(result.cursor) == {"demo-batch", "new-batch"}
 
@@ -216,99 +255,3 @@ def test_reevaluation_follows_ingests_once(dagster_instance):
     )
     assert [r.partition_key for r in later.run_requests] == ["b-1"]
     assert later.run_requests[0].run_key not in keys
-
-
-# --- retraining chain ---------------------------------------------------------------------
-
-
-def _stage_defs() -> dg.Definitions:
-    """Stand-in assets in the stage groups, partitioned like the real ones."""
-    modalities = dg.StaticPartitionsDefinition(["ehr", "notes"])
-    strategies = dg.StaticPartitionsDefinition(["early", "late"])
-
-    @dg.asset(group_name="profile")
-    def splits() -> None: ...
-
-    @dg.asset(group_name="encoders", partitions_def=modalities, deps=[splits])
-    def modality_encoder() -> None: ...
-
-    @dg.asset(group_name="fusion", partitions_def=strategies, deps=[modality_encoder])
-    def fused_model() -> None: ...
-
-    @dg.asset(group_name="evaluation", deps=[fused_model])
-    def predictions() -> None: ...
-
-    return dg.Definitions(
-        assets=[splits, modality_encoder, fused_model, predictions],
-        jobs=[job for _, job in RETRAIN_STAGES],
-        sensors=[retraining_chain_sensor],
-    )
-
-
-def _record_run(instance, job_name: str, stage: str, partition: str | None, status) -> None:
-    tags = {RETRAIN_TAG: "r1", RETRAIN_STAGE_TAG: stage}
-    if partition:
-        tags["dagster/partition"] = partition
-    run = instance.create_run_for_job(dg.GraphDefinition("noop").to_job(name=job_name), tags=tags)
-    instance.run_storage.handle_run_event(
-        run.run_id,
-        dg.DagsterEvent(
-            event_type_value="PIPELINE_SUCCESS"
-            if status == dg.DagsterRunStatus.SUCCESS
-            else "PIPELINE_FAILURE",
-            job_name=job_name,
-        ),
-    )
-
-
-def _chain_tick(instance, defs):
-    return retraining_chain_sensor(dg.build_sensor_context(instance=instance, definitions=defs))
-
-
-def test_retraining_chain_walks_the_stages(dagster_instance):
-    defs = _stage_defs()
-    assert isinstance(_chain_tick(dagster_instance, defs), dg.SkipReason)
-
-    ok = dg.DagsterRunStatus.SUCCESS
-    _record_run(dagster_instance, "retrain_prepare", "prepare", None, ok)
-    encoders = _chain_tick(dagster_instance, defs)
-    assert [(r.job_name, r.partition_key) for r in encoders.run_requests] == [
-        ("retrain_encoders", "ehr"),
-        ("retrain_encoders", "notes"),
-    ]
-    assert encoders.run_requests[0].run_key == "r1:encoders:ehr"
-
-    _record_run(dagster_instance, "retrain_encoders", "encoders", "ehr", ok)
-    _record_run(
-        dagster_instance, "retrain_encoders", "encoders", "notes", dg.DagsterRunStatus.FAILURE
-    )
-    blocked = _chain_tick(dagster_instance, defs)
-    assert isinstance(blocked, dg.SkipReason)
-    assert "failed for ['notes']" in blocked.skip_message
-
-    _record_run(dagster_instance, "retrain_encoders", "encoders", "notes", ok)  # the re-execution
-    fusion = _chain_tick(dagster_instance, defs)
-    assert [r.partition_key for r in fusion.run_requests] == ["early", "late"]
-
-    _record_run(dagster_instance, "retrain_fusion", "fusion", "early", ok)
-    _record_run(dagster_instance, "retrain_fusion", "fusion", "late", ok)
-    evaluation = _chain_tick(dagster_instance, defs)
-    assert [(r.job_name, r.partition_key) for r in evaluation.run_requests] == [
-        ("retrain_evaluation", None)
-    ]
-    _record_run(dagster_instance, "retrain_evaluation", "evaluation", None, ok)
-    done = _chain_tick(dagster_instance, defs)
-    assert "complete" in done.skip_message
-
-
-def test_retraining_schedule_starts_stage_one():
-    from fusion_assets.schedules import retraining_schedule
-
-    context = dg.build_schedule_context(
-        scheduled_execution_time=__import__("datetime").datetime(2025, 1, 5, 3, 0)
-    )
-    request = retraining_schedule(context)
-    assert request.run_key == "20250105T0300:prepare:-"
-    assert request.tags[RETRAIN_TAG] == "20250105T0300"
-    assert request.tags[RETRAIN_STAGE_TAG] == "prepare"
-    assert retraining_schedule.default_status == dg.DefaultScheduleStatus.STOPPED

@@ -15,14 +15,14 @@ from fusion_assets.models.batch import make_batch, subset_inputs, take_rows, to_
 from fusion_assets.models.config import EncoderConfig, FusionConfig
 from fusion_assets.models.fusion import Bagged
 from fusion_assets.models.inputs import fit_preprocessing, prepare
-from fusion_assets.models.toy import ToyCohort, toy_cohort
 from fusion_assets.models.training import fit_module, train_fusion, train_unimodal
 from fusion_assets.models.unimodal import UnimodalModel
+from tests.fixtures.cohort import SignalCohort, signal_cohort
 
 
 @pytest.fixture(scope="module")
-def cohort() -> ToyCohort:
-    return toy_cohort(n=160, seed=3)
+def cohort() -> SignalCohort:
+    return signal_cohort(n=160, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +113,9 @@ def test_an_empty_row_set_gives_empty_bags(prepared):
 
 def test_tensors_share_the_prepared_arrays_memory(prepared):
     tensors = to_tensors(prepared)
-    x = prepared.arrays["vitals panel"]["x"]
-    assert tensors.inputs["vitals panel"]["x"].data_ptr() == x.ctypes.data
-    assert "x_nan" not in tensors.inputs["vitals panel"]
+    x = prepared.arrays["labs"]["x"]
+    assert tensors.inputs["labs"]["x"].data_ptr() == x.ctypes.data
+    assert "x_nan" not in tensors.inputs["labs"]
 
 
 # --------------------------------------------------------------------------- the loop
@@ -123,7 +123,7 @@ def test_tensors_share_the_prepared_arrays_memory(prepared):
 
 def test_fit_module_takes_prepared_or_tensor_inputs_alike(cohort, prepared):
     """Converting once and sharing the tensors (as bagged members do) changes nothing."""
-    modality = "xray"
+    modality = "scan"
     preprocessing = fit_preprocessing(
         cohort.spec, cohort.frames, cohort.train_ids, EncoderConfig.tiny()
     )

@@ -1,10 +1,11 @@
-"""The Dagster UI in headless Chromium: this project's assets show, and a click materializes one.
+"""The Dagster UI in headless Chromium: both cohorts in one code location, a click materializes.
 
 A batch is ingested in process first (outside the landing zone, so the sensors
-stay idle), then ``dagster dev`` starts on a throwaway DAGSTER_HOME. The test
-opens the asset catalog, checks that the ingest and align assets are listed,
-opens ``aligned_patients``, clicks "Materialize" and polls the instance until
-that run succeeds. Skipped only when no Chromium binary exists (``make test``
+stay idle), then ``dagster dev`` starts on a throwaway DAGSTER_HOME with the
+repository's workspace. The test checks that the code location lists the asset
+groups of both shipped cohorts (synthetic and breast_cancer), each with its
+assets, opens ``synthetic/aligned_patients``, clicks "Materialize" and polls the
+instance until that run succeeds. Skipped only when no Chromium binary exists (``make test``
 installs Debian's ``chromium``; ``playwright install`` is not used).
 """
 
@@ -19,7 +20,6 @@ import dagster as dg
 import pytest
 
 from tests.fixtures.dagster_dev import running_dagster_dev, wait_for, write_instance_yaml
-from tests.fixtures.pipeline import temp_resources
 
 pytestmark = pytest.mark.slow
 
@@ -43,21 +43,26 @@ def ui(tmp_path_factory):
         pytest.skip("No Chromium at /usr/bin/chromium (make test installs Debian's chromium).")
     pytest.importorskip("playwright.sync_api", reason="the playwright package (dev extra)")
     from fusion_assets.assets.ingest import build_ingest_assets
-    from fusion_assets.cohorts import load_cohort_spec
     from fusion_assets.cohorts.synthetic import synthesize_batch
+    from resources import LandingZoneResource, WarehouseResource
+    from tests.fixtures.pipeline import SYNTHETIC
 
     root = tmp_path_factory.mktemp("ui")
     home, data = root / "home", root / "data"
     write_instance_yaml(home)
-    seed = root / "seed"
-    synthesize_batch(seed, n_patients=100, seed=3, batch_id="ui-batch")
+    seed = root / "seed"  # a data folder of its own: the sensors never see this batch
+    synthesize_batch(seed / "synthetic" / "landing", n_patients=100, seed=3, batch_id="ui-batch")
+    partitions = dg.DynamicPartitionsDefinition(name=SYNTHETIC.landing_partitions)
     with dg.DagsterInstance.ephemeral() as scratch:
-        scratch.add_dynamic_partitions("landing_batches", ["ui-batch"])
+        scratch.add_dynamic_partitions(partitions.name, ["ui-batch"])
         result = dg.materialize(
-            [build_ingest_assets(load_cohort_spec())],
+            [build_ingest_assets(SYNTHETIC, partitions)],
             partition_key="ui-batch",
             instance=scratch,
-            resources=temp_resources(data, seed),
+            resources={
+                "warehouse": WarehouseResource(data_dir=str(data)),
+                "landing": LandingZoneResource(data_dir=str(seed)),
+            },
         )
         assert result.success
 
@@ -66,8 +71,21 @@ def ui(tmp_path_factory):
         yield {"url": f"http://127.0.0.1:{port}", "home": home, "log": log}
 
 
+STAGES = ("ingest", "align", "profile", "encoders", "fusion", "evaluation")
+# Both cohorts' groups, in the order the sidebar must list them (cohort, then stage).
+ALL_GROUPS = [
+    f"{c}_{n}_{s}" for c in ("breast_cancer", "synthetic") for n, s in enumerate(STAGES, 1)
+]
+GROUPS = {  # a few groups, each with one of its assets (the list shows "<cohort> / <name>")
+    "synthetic_1_ingest": "synthetic / raw_oracle",
+    "synthetic_4_encoders": "synthetic / modality_encoder",
+    "breast_cancer_1_ingest": "breast_cancer / raw_expression",
+    "breast_cancer_6_evaluation": "breast_cancer / subgroup_report",
+}
+
+
 def _aligned_patients_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
-    key = dg.AssetKey("aligned_patients")
+    key = dg.AssetKey(["synthetic", "aligned_patients"])
     return [r for r in instance.get_runs() if r.asset_selection and key in r.asset_selection]
 
 
@@ -82,16 +100,23 @@ def test_catalog_shows_assets_and_materialize_click_runs(ui):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.set_default_timeout(60_000)
-            # The catalog lists this code location's assets by key. It renders only the rows
-            # in view (the list is longer than the window), so filter it to each key first.
-            for key in ("raw_patients", "aligned_patients"):
-                page.goto(f"{ui['url']}/assets")
-                search = page.get_by_role("textbox", name="Search and filter assets")
-                search.fill(key)
-                search.press("Enter")  # applies the filter key:"*<key>*"
-                expect(page.get_by_role("link", name=f"{key} {key}")).to_be_visible(timeout=60_000)
+            # One code location, both cohorts: the lineage sidebar lists every group, in
+            # stage order per cohort.
+            page.goto(f"{ui['url']}/asset-groups/synthetic_1_ingest")
+            heights = []
+            for group in ALL_GROUPS:
+                item = page.get_by_text(group, exact=True).first
+                expect(item).to_be_visible(timeout=60_000)
+                heights.append(item.bounding_box()["y"])
+            assert heights == sorted(heights), "the sidebar does not list the groups in order"
+            page.screenshot(path=str(ui["home"].parent / "lineage.png"))
+            # Each group's page lists its assets.
+            for group, asset in GROUPS.items():
+                page.goto(f"{ui['url']}/locations/fusion_assets/asset-groups/{group}/list")
+                expect(page.get_by_text(group).first).to_be_visible(timeout=60_000)
+                expect(page.get_by_text(asset, exact=True).first).to_be_visible(timeout=60_000)
 
-            page.goto(f"{ui['url']}/assets/aligned_patients")
+            page.goto(f"{ui['url']}/assets/synthetic/aligned_patients")
             # The accessible name carries the icon's name: "materialization Materialize".
             button = page.get_by_role("button", name=re.compile(r"^(\w+ )?Materialize$")).first
             expect(button).to_be_enabled(timeout=60_000)

@@ -14,7 +14,9 @@ subgroup ``all``) or a drift measure passes its threshold.
 import dagster as dg
 import pandas as pd
 
-from fusion_assets.cohorts import CohortSpec
+from fusion_assets.assets.metadata import frame_table, rounded
+from fusion_assets.automation import batch_evaluation_freshness
+from fusion_assets.location.cohort import Cohort
 from fusion_assets.names import FUSION_STORE
 from fusion_assets.reevaluation import summary
 from fusion_assets.reevaluation.drift import data_drift
@@ -24,7 +26,7 @@ from fusion_assets.reevaluation.score import missing_models, score_batch
 from fusion_assets.reevaluation.settings import BatchEvaluationSettings
 from fusion_assets.warehouse.batch_inputs import read_batch_inputs
 from fusion_assets.warehouse.batch_metrics import RESULT_TABLE, write_batch_metrics
-from resources import ModelStoreResource, TrackingResource, WarehouseResource
+from resources import ModelStoreResource, Tracking, TrackingResource, WarehouseResource
 
 CHECK_NAME = "batch_evaluation_within_reference"
 
@@ -48,7 +50,7 @@ def _check_result(table: pd.DataFrame, scored: list[str]) -> dg.AssetCheckResult
     )
 
 
-def _log_mlflow(tracking: TrackingResource, run_id: str, table: pd.DataFrame, params: dict) -> str:
+def _log_mlflow(tracking: Tracking, run_id: str, table: pd.DataFrame, params: dict) -> str:
     import mlflow
 
     batch_id = params["batch_id"]
@@ -73,80 +75,94 @@ def _metadata(table: pd.DataFrame, params: dict, mlflow_url: str) -> dict:
         "flagged": dg.MetadataValue.int(int(table["flagged"].sum())),
         "table": dg.MetadataValue.text(RESULT_TABLE),
         "dagster/row_count": dg.MetadataValue.int(len(table)),
-        "summary": dg.MetadataValue.md(summary.summary_markdown(table)),
-        **{k: dg.MetadataValue.float(v) for k, v in summary.headline_numbers(table).items()},
+        "auroc_by_pattern": frame_table(summary.performance_frame(table)),
+        "largest_drift": frame_table(summary.drift_frame(table)),
+        **{k: rounded(v) for k, v in summary.headline_numbers(table).items()},
     }
     if mlflow_url:
         metadata["mlflow_run"] = dg.MetadataValue.url(mlflow_url)
     return metadata
 
 
+_DESCRIPTION = (
+    "eval.batch_metrics for one landing batch (partition): one row per strategy x metric x "
+    "subgroup. The current fused models scored on the batch (no retraining): AUROC per "
+    "availability pattern, and drift against the training split."
+)
+
+
+def _deps(cohort: Cohort) -> list:
+    return [
+        cohort.key("raw_patients"),  # same partitions: this batch's ingest
+        *cohort.keys("aligned_patients", *(f"aligned_{m}" for m in cohort.spec.modality_names)),
+        # The references it compares against: the training split, the fused models,
+        # their test-split predictions and reference intervals.
+        cohort.key("splits"),
+        dg.AssetDep(cohort.key("fused_model"), partition_mapping=dg.AllPartitionMapping()),
+        *cohort.keys("predictions", "subgroup_metrics"),
+    ]
+
+
+def _check_spec(cohort: Cohort) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        CHECK_NAME,
+        asset=cohort.key("batch_evaluation"),
+        description=(
+            "WARN when a strategy's AUROC on the batch is below its reference interval "
+            "or a drift measure passes its threshold."
+        ),
+    )
+
+
 def build_batch_evaluation(
-    spec: CohortSpec, partitions_def: dg.PartitionsDefinition
+    cohort: Cohort, partitions_def: dg.PartitionsDefinition
 ) -> dg.AssetsDefinition:
-    """The asset (with its check) for ``spec``'s modalities, partitioned like the raw tables."""
+    """The asset (with its check) for the cohort's modalities, partitioned like the raw tables."""
+    spec = cohort.spec
+    config_type = cohort.config_class("batch_evaluation", BatchEvaluationConfig)
 
     @dg.asset(
-        name="batch_evaluation",
-        group_name="evaluation",
+        key=cohort.key("batch_evaluation"),
         partitions_def=partitions_def,
-        deps=[
-            "raw_patients",  # same partitions: this batch's ingest
-            "aligned_patients",
-            *(f"aligned_{m}" for m in spec.modality_names),
-            # The references it compares against: the training split, the fused models,
-            # their test-split predictions and reference intervals.
-            "splits",
-            dg.AssetDep("fused_model", partition_mapping=dg.AllPartitionMapping()),
-            "predictions",
-            "subgroup_metrics",
-        ],
-        check_specs=[
-            dg.AssetCheckSpec(
-                CHECK_NAME,
-                asset="batch_evaluation",
-                description=(
-                    "WARN when a strategy's AUROC on the batch is below its reference interval "
-                    "or a drift measure passes its threshold."
-                ),
-            )
-        ],
-        pool="duckdb_writer",
+        deps=_deps(cohort),
+        check_specs=[_check_spec(cohort)],
+        pool=cohort.writer_pool,
         kinds={"duckdb", "mlflow"},
-        description=(
-            "The current fused models scored on one landing batch (no retraining): AUROC per "
-            "availability pattern, and drift against the training split, in eval.batch_metrics."
-        ),
+        freshness_policy=batch_evaluation_freshness(),
+        description=_DESCRIPTION,
+        **cohort.asset_attributes("evaluation"),
     )
     def batch_evaluation(
         context: dg.AssetExecutionContext,
-        config: BatchEvaluationConfig,
+        config: config_type,
         warehouse: WarehouseResource,
         model_store: ModelStoreResource,
         tracking: TrackingResource,
     ) -> dg.MaterializeResult:
         batch_id = context.partition_key
-        with warehouse.connect() as con:
+        db, store = warehouse.for_cohort(cohort.name), model_store.for_cohort(cohort.name)
+        with db.connect() as con:
             inputs = read_batch_inputs(con, spec, batch_id, config.strategies)
         if inputs.batch.empty:
             raise dg.Failure(
                 f"Batch {batch_id!r} has no aligned patients: ingest the batch and materialize "
-                "the align group first (the reevaluate_batch job does both)."
+                f"the align group first (the {cohort.job('reevaluate_batch')} job does both).",
+                allow_retries=False,
             )
         if inputs.reference is None:
             context.log.warning("profile.splits does not exist yet: no drift reference.")
-        if missing := missing_models(model_store, config.strategies):
+        if missing := missing_models(store, config.strategies):
             context.log.warning(
-                f"No fused model for {missing} in {model_store.path}/{FUSION_STORE}: not scored. "
+                f"No fused model for {missing} in {store.path}/{FUSION_STORE}: not scored. "
                 "Materialize fused_model for those strategies (or run the retraining)."
             )
         rows = ResultRows(batch_id)
         data_drift(inputs, spec.modality_names, config, rows)
-        scores = score_batch(model_store, config.strategies, inputs)
+        scores = score_batch(store, config.strategies, inputs)
         for strategy, probs in scores.items():
             strategy_rows(strategy, probs, inputs, config, rows)
         table = rows.frame()
-        with warehouse.connect() as con:
+        with db.connect() as con:
             write_batch_metrics(con, table, batch_id, context.run.run_id)
         params = {
             "batch_id": batch_id,
@@ -155,7 +171,9 @@ def build_batch_evaluation(
             "strategies_scored": ",".join(scores) or "none",
             "psi_threshold": config.psi_threshold,
         }
-        mlflow_url = _log_mlflow(tracking, context.run.run_id, table, params)
+        mlflow_url = _log_mlflow(
+            tracking.for_cohort(cohort.name), context.run.run_id, table, params
+        )
         return dg.MaterializeResult(
             metadata=_metadata(table, params, mlflow_url),
             check_results=[_check_result(table, list(scores))],

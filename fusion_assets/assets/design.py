@@ -15,16 +15,17 @@ from contextlib import contextmanager
 import dagster as dg
 import pandas as pd
 
+from fusion_assets.assets.metadata import frame_table, rounded
 from fusion_assets.evaluation import EvaluationDesign, ModelsNotReady, fold_root
 from fusion_assets.evaluation.design import FoldFit
 from fusion_assets.warehouse.folds import read_evaluation_design
-from resources import ModelStoreResource, WarehouseResource
+from resources import ModelStore, Warehouse
 
 # The design's tables: every asset that reads the design depends on them.
-DESIGN_ASSETS = ["splits", "folds", "evaluation_mode"]
+DESIGN_ASSETS = ("splits", "folds", "evaluation_mode")
 
 
-def read_design(warehouse: WarehouseResource) -> EvaluationDesign:
+def read_design(warehouse: Warehouse) -> EvaluationDesign:
     with warehouse.connect() as con:
         return read_evaluation_design(con)
 
@@ -35,13 +36,14 @@ def models_ready(suffix: str = ""):
     try:
         yield
     except ModelsNotReady as exc:
-        raise dg.Failure(f"{exc}{suffix}") from exc
+        # A user's order of materializations, not a transient failure: no retry.
+        raise dg.Failure(f"{exc}{suffix}", allow_retries=False) from exc
 
 
 def fit_fold_models(
     context: dg.AssetExecutionContext,
     design: EvaluationDesign,
-    model_store: ModelStoreResource,
+    model_store: ModelStore,
     store_kind: str,
     name: str,
     fit: FoldFit,
@@ -56,9 +58,9 @@ def fit_fold_models(
     return {
         "evaluation_mode": dg.MetadataValue.text(design.mode),
         "cv_fold_models": dg.MetadataValue.int(len(run.summary)),
-        "cv_oof_auroc": dg.MetadataValue.float(float(run.oof_auroc(labels))),
-        "cv_seconds": dg.MetadataValue.float(round(run.seconds, 2)),
-        "cv_folds": dg.MetadataValue.md(run.summary.round(3).to_markdown(index=False)),
+        "cv_oof_auroc": rounded(run.oof_auroc(labels)),
+        "cv_seconds": rounded(run.seconds, 1),
+        "cv_folds": frame_table(run.summary),
         "cv_fold_root": dg.MetadataValue.path(str(root)),
         "cv_plan_id": dg.MetadataValue.text(design.plan_id),
     }

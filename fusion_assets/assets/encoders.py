@@ -1,4 +1,4 @@
-"""Group ``encoders``: one fitted encoder + unimodal head per modality (static partitions)."""
+"""Group ``<cohort>_4_encoders``: one fitted encoder + unimodal head per modality (static partitions)."""
 
 import dagster as dg
 
@@ -8,8 +8,15 @@ from fusion_assets.assets.design import (
     read_design,
     with_fold_models,
 )
-from fusion_assets.assets.training_run import TrainingConfig, fit_save_track, profile_preset
+from fusion_assets.assets.training_run import (
+    TRAINING_RETRY,
+    TrainingConfig,
+    fit_save_track,
+    profile_preset,
+)
+from fusion_assets.automation import retraining_condition
 from fusion_assets.cohorts import CohortSpec
+from fusion_assets.location.cohort import Cohort
 from fusion_assets.names import ENCODER_STORE, unimodal_name
 from fusion_assets.pyfunc_io import input_example
 from fusion_assets.warehouse.cohort import TrainingData, load_training_data
@@ -23,7 +30,8 @@ def _describe_fit(
     if modality not in data.frames or data.frames[modality].empty:
         raise dg.Failure(
             f"Modality {modality!r} has no aligned rows (aligned.{modality} is empty or "
-            "missing): ingest a batch that contains it, or drop it from the cohort spec."
+            "missing): ingest a batch that contains it, or drop it from the cohort spec.",
+            allow_retries=False,
         )
     context.log.info(
         f"Fitting the {spec.modality(modality).kind} encoder for {modality!r}: "
@@ -34,25 +42,34 @@ def _describe_fit(
     return input_example(data.frames, [p for p in data.val_ids if p in has_it][:2])
 
 
-def build_encoder_asset(spec: CohortSpec) -> dg.AssetsDefinition:
+_DESCRIPTION = (
+    "One fitted model per modality (partition): preprocessing fitted on the training "
+    "split, a torch encoder to the "
+    "shared embedding size and a unimodal head, trained on the patients that have the "
+    "modality. The head is the single-modality baseline and late fusion's component. "
+    "Small cohorts (cross-validation mode): also one model per repeat x fold, trained "
+    "without that fold, with its out-of-fold predictions."
+)
+
+
+def build_encoder_asset(cohort: Cohort) -> dg.AssetsDefinition:
+    spec = cohort.spec
+    config_type = cohort.config_class("modality_encoder", TrainingConfig)
     partitions = dg.StaticPartitionsDefinition(spec.modality_names)
 
     @dg.asset(
-        group_name="encoders",
+        key=cohort.key("modality_encoder"),
         partitions_def=partitions,
-        deps=[*DESIGN_ASSETS, *(f"aligned_{m}" for m in spec.modality_names)],
+        deps=cohort.keys(*DESIGN_ASSETS, *(f"aligned_{m}" for m in spec.modality_names)),
         kinds={"pytorch", "mlflow"},
-        description=(
-            "Per modality: preprocessing fitted on the training split, a torch encoder to the "
-            "shared embedding size and a unimodal head, trained on the patients that have the "
-            "modality. The head is the single-modality baseline and late fusion's component. "
-            "Small cohorts (cross-validation mode): also one model per repeat x fold, trained "
-            "without that fold, with its out-of-fold predictions."
-        ),
+        retry_policy=TRAINING_RETRY,
+        automation_condition=retraining_condition(cohort),
+        description=_DESCRIPTION,
+        **cohort.asset_attributes("encoders"),
     )
     def modality_encoder(
         context: dg.AssetExecutionContext,
-        config: TrainingConfig,
+        config: config_type,
         warehouse: WarehouseResource,
         model_store: ModelStoreResource,
         tracking: TrackingResource,
@@ -60,10 +77,11 @@ def build_encoder_asset(spec: CohortSpec) -> dg.AssetsDefinition:
         from fusion_assets.models.training import train_unimodal
 
         modality, name = context.partition_key, unimodal_name(context.partition_key)
-        with warehouse.connect() as con:
+        store, db = model_store.for_cohort(cohort.name), warehouse.for_cohort(cohort.name)
+        with db.connect() as con:
             data = load_training_data(con, spec, [modality])
         example = _describe_fit(context, spec, modality, data)
-        preset = profile_preset(context, config, warehouse, spec)
+        preset = profile_preset(context, config, db, spec)
         encoder_config = config.encoder_config(preset)
 
         def train(train_ids, val_ids, on_epoch=None):
@@ -74,8 +92,8 @@ def build_encoder_asset(spec: CohortSpec) -> dg.AssetsDefinition:
 
         result = fit_save_track(
             context,
-            tracking=tracking,
-            model_store=model_store,
+            tracking=tracking.for_cohort(cohort.name),
+            model_store=store,
             store_kind=ENCODER_STORE,
             name=name,
             params={"modality": modality, "kind": spec.modality(modality).kind, "preset": preset},
@@ -84,8 +102,8 @@ def build_encoder_asset(spec: CohortSpec) -> dg.AssetsDefinition:
         )
         folds = fit_fold_models(
             context,
-            read_design(warehouse),
-            model_store,
+            read_design(db),
+            store,
             ENCODER_STORE,
             name,
             lambda _repeat, _fold, train_ids, val_ids: train(train_ids, val_ids),

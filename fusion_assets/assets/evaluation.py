@@ -1,4 +1,4 @@
-"""Group ``evaluation``: predictions and stress tests, then the subgroup report.
+"""Group ``<cohort>_6_evaluation``: predictions and stress tests, then the subgroup report.
 
 Two steps, each writing several declared assets:
 
@@ -19,12 +19,18 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import dagster as dg
-from pydantic import Field
 
 from fusion_assets.assets.design import DESIGN_ASSETS, models_ready, read_design
-from fusion_assets.assets.metadata import png_markdown, table_metadata, table_version
-from fusion_assets.cohorts import CohortSpec
+from fusion_assets.assets.metadata import (
+    frame_table,
+    png_markdown,
+    rounded,
+    table_metadata,
+    table_version,
+)
+from fusion_assets.automation import report_freshness, retraining_condition
 from fusion_assets.evaluation import StressSettings
+from fusion_assets.location.cohort import Cohort
 from fusion_assets.metrics.config import EvaluationConfig, ReportSettings
 from fusion_assets.models.strategies import STRATEGIES
 from fusion_assets.names import FUSION_STORE
@@ -32,8 +38,13 @@ from fusion_assets.report_folders import point_latest, versioned_report_dir
 from fusion_assets.warehouse.cohort import load_cohort, load_frames
 from fusion_assets.warehouse.eval_tables import qualified, read_eval_table, write_eval_tables
 from fusion_assets.warehouse.recommend import read_recommendation
-from resources import ModelStoreResource, TrackingResource, WarehouseResource
-from resources.paths import default_path
+from resources import (
+    ModelStoreResource,
+    ReportsResource,
+    Tracking,
+    TrackingResource,
+    WarehouseResource,
+)
 
 
 class StressTestConfig(dg.Config, StressSettings):
@@ -41,59 +52,59 @@ class StressTestConfig(dg.Config, StressSettings):
 
 
 class ReportConfig(dg.Config, ReportSettings):
-    """The subgroup report's knobs and where its folders go."""
-
-    report_dir: str = Field(
-        default_factory=lambda: default_path("reports"),
-        description="Where report folders go: one per run, 'latest' links to the newest",
-    )
+    """The subgroup report's knobs (its folders: the reports resource)."""
 
 
-_MODEL_DEPS = [
-    dg.AssetDep("fused_model", partition_mapping=dg.AllPartitionMapping()),
-    dg.AssetDep("modality_encoder", partition_mapping=dg.AllPartitionMapping()),
-    *DESIGN_ASSETS,
-]
+def _model_deps(cohort: Cohort) -> list:
+    return [
+        dg.AssetDep(cohort.key("fused_model"), partition_mapping=dg.AllPartitionMapping()),
+        dg.AssetDep(cohort.key("modality_encoder"), partition_mapping=dg.AllPartitionMapping()),
+        *cohort.keys(*DESIGN_ASSETS),
+    ]
 
 
-def _spec(key: str, description: str, deps: list) -> dg.AssetSpec:
+def _spec(cohort: Cohort, key: str, description: str, deps: list, kind: str = "duckdb", **extra):
     return dg.AssetSpec(
-        key, group_name="evaluation", kinds={"duckdb"}, deps=deps, description=description
+        cohort.key(key),
+        kinds={kind},
+        deps=deps,
+        description=description,
+        automation_condition=retraining_condition(cohort),
+        **cohort.asset_attributes("evaluation"),
+        **extra,
     )
 
 
-PREDICTION_SPECS = [
-    _spec(
-        "predictions",
-        "eval.predictions: every strategy and single-modality baseline on every validation and "
+_PREDICTION_TABLES = {
+    "predictions": (
+        "eval.predictions: one row per strategy (or single-modality baseline) and validation or "
         "test patient. Cross-validation mode (small cohorts): test rows are every patient's "
         "out-of-fold predictions averaged over repeats, validation rows the fold models' inner "
-        "validation predictions.",
-        _MODEL_DEPS,
+        "validation predictions."
     ),
-    _spec(
-        "stress_predictions",
-        "eval.stress_predictions: test patients with whole modalities removed at random, "
+    "stress_predictions": (
+        "eval.stress_predictions: one row per scenario, rate, seed, strategy and test patient: "
+        "test patients with whole modalities removed at random, "
         "leave-one-modality-out and single-modality on complete cases (cross-validation: the "
-        "first repeat's fold models, each patient scored by the model that never saw it).",
-        _MODEL_DEPS,
+        "first repeat's fold models, each patient scored by the model that never saw it)."
     ),
-    _spec(
-        "oof_predictions",
-        "eval.oof_predictions: per fold model, its predictions on its held-out fold and inner "
-        "validation part (cross-validation mode); no rows for a held-out split.",
-        _MODEL_DEPS,
+    "oof_predictions": (
+        "eval.oof_predictions: one row per fold model and patient it scored, on its held-out "
+        "fold and inner validation part (cross-validation mode); no rows for a held-out split."
     ),
-]
+}
 
 
 def _table_results(
-    con, names: list[str], extra: Mapping[str, Mapping[str, dg.MetadataValue]] | None = None
+    con,
+    cohort: Cohort,
+    names: list[str],
+    extra: Mapping[str, Mapping[str, dg.MetadataValue]] | None = None,
 ) -> list[dg.MaterializeResult]:
     """One result per written eval table: row count, column schema, data version."""
     return [
         dg.MaterializeResult(
-            asset_key=name,
+            asset_key=cohort.key(name),
             metadata={**table_metadata(con, qualified(name)), **(extra or {}).get(name, {})},
             data_version=table_version(con, qualified(name)),
         )
@@ -101,25 +112,30 @@ def _table_results(
     ]
 
 
-def build_predictions_asset(spec: CohortSpec) -> dg.AssetsDefinition:
+def build_predictions_asset(cohort: Cohort) -> dg.AssetsDefinition:
+    spec = cohort.spec
+    config_type = cohort.config_class("predictions", StressTestConfig)
+    deps = _model_deps(cohort)
+
     @dg.multi_asset(
-        name="predictions",
-        specs=PREDICTION_SPECS,
-        pool="duckdb_writer",
+        name=cohort.op("predictions"),
+        specs=[_spec(cohort, k, d, deps) for k, d in _PREDICTION_TABLES.items()],
+        pool=cohort.writer_pool,
         can_subset=False,
     )
     def predictions(
         context: dg.AssetExecutionContext,
-        config: StressTestConfig,
+        config: config_type,
         warehouse: WarehouseResource,
         model_store: ModelStoreResource,
     ) -> Iterator[dg.MaterializeResult]:
         """Score every strategy and baseline as the evaluation design says; stress-test them."""
-        design = read_design(warehouse)
-        with warehouse.connect() as con:
-            frames, cohort = load_frames(con, spec), load_cohort(con)
+        db, store = warehouse.for_cohort(cohort.name), model_store.for_cohort(cohort.name)
+        design = read_design(db)
+        with db.connect() as con:
+            frames, patients = load_frames(con, spec), load_cohort(con)
         with models_ready():
-            tables = design.predictions(model_store, spec.modality_names, frames, cohort, config)
+            tables = design.predictions(store, spec.modality_names, frames, patients, config)
         context.log.info(tables.summary)
         written = {
             "predictions": tables.predictions,
@@ -133,49 +149,50 @@ def build_predictions_asset(spec: CohortSpec) -> dg.AssetsDefinition:
             "stress_rows": dg.MetadataValue.int(len(tables.stress)),
             "strategies": dg.MetadataValue.text(", ".join(tables.predictions["strategy"].unique())),
         }
-        with warehouse.connect() as con:
+        with db.connect() as con:
             write_eval_tables(con, written)
-            yield from _table_results(con, list(written), extra)
+            yield from _table_results(con, cohort, list(written), extra)
 
     return predictions
 
 
 REPORT_TABLES = {
-    "subgroup_metrics": "eval.subgroup_metrics: per strategy x subgroup (availability pattern, "
+    "subgroup_metrics": "eval.subgroup_metrics: one row per strategy x subgroup (availability pattern, "
     "sex, age band, site, all): n, events, AUROC, AUPRC, Brier, calibration, ECE, "
     "sensitivity/specificity, with paired bootstrap CIs (small cells suppressed).",
-    "degradation": "eval.degradation: AUROC per strategy x stress scenario x missingness rate.",
-    "degradation_summary": "eval.degradation_summary: per strategy x scenario, the area under "
+    "degradation": "eval.degradation: one row per strategy x stress scenario x missingness "
+    "rate, with its AUROC.",
+    "degradation_summary": "eval.degradation_summary: one row per strategy x scenario: the area under "
     "the degradation curve, the drop and the share retained, also relative to late fusion.",
-    "complete_case": "eval.complete_case: leave-one-modality-out and single-modality AUROCs on "
+    "complete_case": "eval.complete_case: one row per strategy and scenario: leave-one-modality-out and single-modality AUROCs on "
     "the complete cases, beside each strategy's full-data AUROC.",
-    "cv_repeat_metrics": "eval.cv_repeat_metrics: the all-patients AUROC of each strategy per "
-    "cross-validation repeat (spread over fold assignments); no rows for a held-out split.",
+    "cv_repeat_metrics": "eval.cv_repeat_metrics: one row per strategy, the all-patients AUROC "
+    "per cross-validation repeat (spread over fold assignments); no rows for a held-out split.",
 }
-_REPORT_DEPS = [
-    "predictions",
-    "stress_predictions",
-    "oof_predictions",
-    "fusion_recommendation",
-    *DESIGN_ASSETS,
-]
-REPORT_SPECS = [
-    dg.AssetSpec(
-        "subgroup_report",
-        group_name="evaluation",
-        kinds={"mlflow"},
-        deps=_REPORT_DEPS,
-        description=(
-            "The subgroup report (Markdown + HTML with plots, the verdict, a model card per "
-            "strategy) in a run-versioned folder, reports/latest linking to the newest; "
-            "logged to MLflow with the headline metrics."
+_REPORT_INPUTS = ("predictions", "stress_predictions", "oof_predictions", "fusion_recommendation")
+_REPORT_DESCRIPTION = (
+    "The subgroup report (Markdown + HTML with plots, the verdict, a model card per strategy) in "
+    "a run-versioned folder, reports/latest linking to the newest; logged to MLflow with the "
+    "headline metrics."
+)
+
+
+def _report_specs(cohort: Cohort) -> list[dg.AssetSpec]:
+    deps = cohort.keys(*_REPORT_INPUTS, *DESIGN_ASSETS)
+    return [
+        _spec(
+            cohort,
+            "subgroup_report",
+            _REPORT_DESCRIPTION,
+            deps,
+            kind="mlflow",
+            freshness_policy=report_freshness(),
         ),
-    ),
-    *(_spec(name, text, _REPORT_DEPS) for name, text in REPORT_TABLES.items()),
-]
+        *(_spec(cohort, name, text, deps) for name, text in REPORT_TABLES.items()),
+    ]
 
 
-def _report_inputs(warehouse: WarehouseResource) -> dict:
+def _report_inputs(warehouse) -> dict:
     with warehouse.connect() as con:
         return {
             "predictions": read_eval_table(con, "predictions"),
@@ -186,22 +203,30 @@ def _report_inputs(warehouse: WarehouseResource) -> dict:
         }
 
 
-def build_report_asset(spec: CohortSpec) -> dg.AssetsDefinition:
+def build_report_asset(cohort: Cohort) -> dg.AssetsDefinition:
+    spec = cohort.spec
+    config_type = cohort.config_class("subgroup_report", ReportConfig)
+
     @dg.multi_asset(
-        name="subgroup_report", specs=REPORT_SPECS, pool="duckdb_writer", can_subset=False
+        name=cohort.op("subgroup_report"),
+        specs=_report_specs(cohort),
+        pool=cohort.writer_pool,
+        can_subset=False,
     )
     def subgroup_report(
         context: dg.AssetExecutionContext,
-        config: ReportConfig,
+        config: config_type,
         warehouse: WarehouseResource,
         tracking: TrackingResource,
         model_store: ModelStoreResource,
+        reports: ReportsResource,
     ) -> Iterator[dg.MaterializeResult]:
         """Evaluate, write the tables, render the report in a new folder, log it, link latest."""
         from fusion_assets.metrics.evaluate import evaluate
         from fusion_assets.metrics.report import render_report
 
-        design, inputs = read_design(warehouse), _report_inputs(warehouse)
+        db = warehouse.for_cohort(cohort.name)
+        design, inputs = read_design(db), _report_inputs(db)
         t0 = time.perf_counter()
         result = evaluate(
             inputs["predictions"],
@@ -214,7 +239,7 @@ def build_report_asset(spec: CohortSpec) -> dg.AssetsDefinition:
         )
         repeat_metrics = design.repeat_metrics(inputs["oof"], inputs["patients"])
         result.cohort["design"] = design.notes(repeat_metrics)
-        out_dir = versioned_report_dir(config.report_dir, context.run.run_id)
+        out_dir = versioned_report_dir(reports.for_cohort(cohort.name), context.run.run_id)
         files = render_report(result, out_dir, title=f"Fusion strategy evaluation: {spec.name}")
         seconds = time.perf_counter() - t0
         context.log.info(f"Evaluation and report in {seconds:.1f} s: {files.html_path}")
@@ -225,14 +250,20 @@ def build_report_asset(spec: CohortSpec) -> dg.AssetsDefinition:
             "complete_case": result.complete_case,
             "cv_repeat_metrics": repeat_metrics,
         }
-        with warehouse.connect() as con:
+        with db.connect() as con:
             write_eval_tables(con, tables)
-            table_results = _table_results(con, list(tables))
-        run_id = _log_report(context, tracking, model_store, files, result)
+            table_results = _table_results(con, cohort, list(tables))
+        run_id = _log_report(
+            context,
+            tracking.for_cohort(cohort.name),
+            model_store.for_cohort(cohort.name),
+            files,
+            result,
+        )
         latest = point_latest(out_dir)  # last: a failed run never moves latest
         metadata = _report_metadata(files, result, seconds, run_id, latest)
         metadata["evaluation_mode"] = dg.MetadataValue.text(design.mode)
-        yield dg.MaterializeResult(asset_key="subgroup_report", metadata=metadata)
+        yield dg.MaterializeResult(asset_key=cohort.key("subgroup_report"), metadata=metadata)
         yield from table_results
 
     return subgroup_report
@@ -240,14 +271,16 @@ def build_report_asset(spec: CohortSpec) -> dg.AssetsDefinition:
 
 def _report_metadata(files, result, seconds: float, run_id: str, latest: Path) -> dict:
     metadata = {
+        # A file:// URL is a link the UI opens; the paths are there to copy.
+        "report": dg.MetadataValue.url(Path(files.html_path).resolve().as_uri()),
         "report_html": dg.MetadataValue.path(str(files.html_path)),
         "report_markdown": dg.MetadataValue.path(str(files.markdown_path)),
         "report_latest": dg.MetadataValue.path(str(latest / files.html_path.name)),
-        "headline": dg.MetadataValue.md(files.headline.round(3).to_markdown(index=False)),
+        "headline": frame_table(files.headline),
         "auroc_estimate": dg.MetadataValue.text(files.estimate),
         "verdict": dg.MetadataValue.md(_verdict_md(result.verdict)),
         "leaks_flagged": dg.MetadataValue.int(len(result.leaks)),
-        "evaluation_seconds": dg.MetadataValue.float(round(seconds, 2)),
+        "evaluation_seconds": rounded(seconds, 1),
         "mlflow_run_id": dg.MetadataValue.text(run_id),
     }
     if files.metadata_plot is not None:
@@ -255,11 +288,11 @@ def _report_metadata(files, result, seconds: float, run_id: str, latest: Path) -
     return metadata
 
 
-def build_evaluation_assets(spec: CohortSpec) -> list[dg.AssetsDefinition]:
-    return [build_predictions_asset(spec), build_report_asset(spec)]
+def build_evaluation_assets(cohort: Cohort) -> list[dg.AssetsDefinition]:
+    return [build_predictions_asset(cohort), build_report_asset(cohort)]
 
 
-def _log_report(context, tracking: TrackingResource, model_store, files, result) -> str:
+def _log_report(context, tracking: Tracking, model_store, files, result) -> str:
     """The report and headline metrics in an evaluation run, and on each strategy's fit run."""
     import mlflow
     from mlflow.tracking import MlflowClient

@@ -1,4 +1,4 @@
-"""Group ``fusion``: one fused model per strategy (static partitions), plus the reference."""
+"""Group ``<cohort>_5_fusion``: one fused model per strategy (static partitions), plus the reference."""
 
 import dagster as dg
 
@@ -9,17 +9,24 @@ from fusion_assets.assets.design import (
     read_design,
     with_fold_models,
 )
-from fusion_assets.assets.training_run import TrainingConfig, fit_save_track, profile_preset
+from fusion_assets.assets.training_run import (
+    TRAINING_RETRY,
+    TrainingConfig,
+    fit_save_track,
+    profile_preset,
+)
+from fusion_assets.automation import retraining_condition
 from fusion_assets.cohorts import CohortSpec
 from fusion_assets.evaluation import EvaluationDesign, fold_root
+from fusion_assets.location.cohort import Cohort
 from fusion_assets.models.strategies import STRATEGIES
 from fusion_assets.names import ENCODER_STORE, FUSION_STORE, unimodal_name
 from fusion_assets.pyfunc_io import input_example
 from fusion_assets.warehouse.cohort import load_training_data
-from resources import ModelStoreResource, TrackingResource, WarehouseResource
+from resources import ModelStore, ModelStoreResource, TrackingResource, WarehouseResource
 
 
-def load_encoders(model_store: ModelStoreResource, spec: CohortSpec) -> dict:
+def load_encoders(model_store: ModelStore, spec: CohortSpec) -> dict:
     """The fitted unimodal models, by modality; a missing one is a clear error."""
     from fusion_assets.models.api import load_model
 
@@ -29,7 +36,8 @@ def load_encoders(model_store: ModelStoreResource, spec: CohortSpec) -> dict:
     if missing:
         raise dg.Failure(
             f"No fitted encoder for modalities {missing} in {model_store.path}: "
-            "materialize modality_encoder for those partitions first."
+            "materialize modality_encoder for those partitions first.",
+            allow_retries=False,
         )
     return {
         m: load_model(model_store.model_dir(ENCODER_STORE, unimodal_name(m)))
@@ -37,9 +45,7 @@ def load_encoders(model_store: ModelStoreResource, spec: CohortSpec) -> dict:
     }
 
 
-def load_fold_encoders(
-    model_store: ModelStoreResource, spec: CohortSpec, design: EvaluationDesign
-) -> dict:
+def load_fold_encoders(model_store: ModelStore, spec: CohortSpec, design: EvaluationDesign) -> dict:
     """(repeat, fold) -> {modality: fold encoder}; refuses encoders of another fold plan."""
     with models_ready(" (modality_encoder partition)"):
         by_modality = {
@@ -49,27 +55,36 @@ def load_fold_encoders(
     return {key: {m: models[key] for m, models in by_modality.items()} for key in design.fold_keys}
 
 
-def build_fusion_asset(spec: CohortSpec, encoder_asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
+_DESCRIPTION = (
+    "One fitted model per strategy (partition): early (zero-filled concatenation), intermediate (merged "
+    "encoder embeddings with learned missing-embeddings), late (stacked unimodal heads "
+    "over the modalities a patient has), attention (modality and time-step tokens with "
+    "key-padding masks) and reference (gradient boosting with native missing values). "
+    "Small cohorts (cross-validation mode): also one model per repeat x fold, built on "
+    "that fold's encoders, with its out-of-fold predictions."
+)
+
+
+def build_fusion_asset(cohort: Cohort, encoder_asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
+    spec = cohort.spec
+    config_type = cohort.config_class("fused_model", TrainingConfig)
+
     @dg.asset(
-        group_name="fusion",
+        key=cohort.key("fused_model"),
         partitions_def=dg.StaticPartitionsDefinition(list(STRATEGIES)),
         deps=[
             dg.AssetDep(encoder_asset, partition_mapping=dg.AllPartitionMapping()),
-            *DESIGN_ASSETS,
+            *cohort.keys(*DESIGN_ASSETS),
         ],
         kinds={"pytorch", "mlflow"},
-        description=(
-            "A fused model per strategy: early (zero-filled concatenation), intermediate (merged "
-            "encoder embeddings with learned missing-embeddings), late (stacked unimodal heads "
-            "over the modalities a patient has), attention (modality and time-step tokens with "
-            "key-padding masks) and reference (gradient boosting with native missing values). "
-            "Small cohorts (cross-validation mode): also one model per repeat x fold, built on "
-            "that fold's encoders, with its out-of-fold predictions."
-        ),
+        retry_policy=TRAINING_RETRY,
+        automation_condition=retraining_condition(cohort),
+        description=_DESCRIPTION,
+        **cohort.asset_attributes("fusion"),
     )
     def fused_model(
         context: dg.AssetExecutionContext,
-        config: TrainingConfig,
+        config: config_type,
         warehouse: WarehouseResource,
         model_store: ModelStoreResource,
         tracking: TrackingResource,
@@ -77,10 +92,11 @@ def build_fusion_asset(spec: CohortSpec, encoder_asset: dg.AssetsDefinition) -> 
         from fusion_assets.models.training import train_fusion
 
         strategy = context.partition_key
-        encoders = load_encoders(model_store, spec)
-        with warehouse.connect() as con:
+        store, db = model_store.for_cohort(cohort.name), warehouse.for_cohort(cohort.name)
+        encoders = load_encoders(store, spec)
+        with db.connect() as con:
             data = load_training_data(con, spec)
-        preset = profile_preset(context, config, warehouse, spec)
+        preset = profile_preset(context, config, db, spec)
         fusion_config = config.fusion_config(preset)
         context.log.info(
             f"Training {strategy} fusion on {len(data.train_ids)} train / {len(data.val_ids)} "
@@ -95,8 +111,8 @@ def build_fusion_asset(spec: CohortSpec, encoder_asset: dg.AssetsDefinition) -> 
 
         result = fit_save_track(
             context,
-            tracking=tracking,
-            model_store=model_store,
+            tracking=tracking.for_cohort(cohort.name),
+            model_store=store,
             store_kind=FUSION_STORE,
             name=strategy,
             params={
@@ -107,12 +123,12 @@ def build_fusion_asset(spec: CohortSpec, encoder_asset: dg.AssetsDefinition) -> 
             fit=lambda on_epoch: train(data.train_ids, data.val_ids, encoders, on_epoch),
             example=input_example(data.frames, data.val_ids[:2]),
         )
-        design = read_design(warehouse)
-        fold_encoders = load_fold_encoders(model_store, spec, design)
+        design = read_design(db)
+        fold_encoders = load_fold_encoders(store, spec, design)
         folds = fit_fold_models(
             context,
             design,
-            model_store,
+            store,
             FUSION_STORE,
             strategy,
             lambda repeat, fold, train_ids, val_ids: train(

@@ -1,31 +1,41 @@
-"""Dagster metadata for warehouse tables: row count, schema and a preview."""
+"""Dagster metadata for warehouse tables and data frames: native tables, rounded numbers."""
 
 from __future__ import annotations
 
 import base64
+import math
 from typing import Any
 
 import dagster as dg
 import duckdb
+import pandas as pd
 
+from fusion_assets.warehouse.contracts import column_description
 from fusion_assets.warehouse.sql import table_fingerprint, table_summary
 
 PREVIEW_ROWS = 5
+DIGITS = 3
 # List payloads (images, expression vectors) are far too wide to preview.
 _LIST_PREVIEW_CHARS = 40
+_PREVIEW_COLUMNS = 12
+_SCHEMA_COLUMNS = 200
 
 
 def table_metadata(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, Any]:
-    """Row count, column schema and a small markdown preview of ``schema.table``."""
+    """Row count, column schema (with descriptions) and a small preview of ``schema.table``."""
     n_rows, columns, preview = table_summary(con, table, PREVIEW_ROWS)
-    schema = dg.TableSchema(columns=[dg.TableColumn(name=n, type=t) for n, t in columns[:200]])
-    preview = preview.iloc[:, :12].map(_short)
+    schema = dg.TableSchema(
+        columns=[
+            dg.TableColumn(name=n, type=t, description=column_description(table, n))
+            for n, t in columns[:_SCHEMA_COLUMNS]
+        ]
+    )
     return {
         "table": dg.MetadataValue.text(table),
         "dagster/row_count": dg.MetadataValue.int(n_rows),
         "dagster/column_schema": schema,
         "n_columns": dg.MetadataValue.int(len(columns)),
-        "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
+        "preview": frame_table(preview.iloc[:, :_PREVIEW_COLUMNS].map(_short)),
     }
 
 
@@ -37,12 +47,57 @@ def table_version(
     return dg.DataVersion(table_fingerprint(con, table, where, params))
 
 
+def frame_table(frame: pd.DataFrame, digits: int = DIGITS) -> dg.MetadataValue:
+    """A data frame as a native Dagster table (sortable in the UI), numbers rounded."""
+    columns = [str(c) for c in frame.columns]
+    schema = dg.TableSchema(
+        columns=[
+            dg.TableColumn(n, _column_type(frame[c]))
+            for n, c in zip(columns, frame.columns, strict=True)
+        ]
+    )
+    records = [
+        dg.TableRecord({n: _cell(v, digits) for n, v in zip(columns, row, strict=True)})
+        for row in frame.itertuples(index=False, name=None)
+    ]
+    return dg.MetadataValue.table(records=records, schema=schema)
+
+
+def rounded(value: float, digits: int = DIGITS) -> dg.MetadataValue:
+    return dg.MetadataValue.float(round(float(value), digits))
+
+
+def _column_type(series: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(series):
+        return "bool"
+    if pd.api.types.is_integer_dtype(series):
+        return "int"
+    if pd.api.types.is_float_dtype(series):
+        return "float"
+    return "string"
+
+
+def _cell(value: Any, digits: int) -> Any:
+    """Table cells must be str, int, float or bool; NaN and None become an empty cell."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return round(value, digits)
+    if hasattr(value, "item"):  # numpy scalars
+        return _cell(value.item(), digits)
+    return str(value)
+
+
 def _short(value: Any) -> Any:
+    if isinstance(value, bool | int | float) or value is None:
+        return value
     text = str(value)
     return text if len(text) <= _LIST_PREVIEW_CHARS else text[:_LIST_PREVIEW_CHARS] + "…"
 
 
 def png_markdown(png: bytes, alt: str) -> dg.MetadataValue:
-    """A PNG shown inline in the Dagster UI's metadata panel."""
+    """A PNG shown inline in the Dagster UI's metadata panel (a chart has no native type)."""
     encoded = base64.b64encode(png).decode("ascii")
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{encoded})")

@@ -1,4 +1,4 @@
-"""Group ``profile``: availability profile, fusion recommendation and the evaluation design.
+"""Group ``<cohort>_3_profile``: availability profile, fusion recommendation, evaluation design.
 
 ``splits`` is one step writing three declared assets: ``splits``
 (profile.splits), ``folds`` (profile.folds, the fold plan) and
@@ -10,10 +10,17 @@ import json
 import dagster as dg
 import pandas as pd
 
-from fusion_assets.assets.metadata import png_markdown, table_metadata, table_version
-from fusion_assets.cohorts import CohortSpec
+from fusion_assets.assets.metadata import (
+    frame_table,
+    png_markdown,
+    rounded,
+    table_metadata,
+    table_version,
+)
+from fusion_assets.automation import retraining_condition, retraining_root_condition
 from fusion_assets.decision_matrix import RecommendationThresholds, recommend_strategies
 from fusion_assets.evaluation import EvaluationDesign, SplitSettings
+from fusion_assets.location.cohort import Cohort
 from fusion_assets.metrics.plots import pattern_chart_png
 from fusion_assets.models.presets import choose_preset
 from fusion_assets.warehouse.folds import read_evaluation_design, write_evaluation_plan
@@ -31,52 +38,53 @@ class SplitConfig(dg.Config, SplitSettings):
     """How the cohort is split and which evaluation design it gets (fusion_assets/evaluation)."""
 
 
-def _summary_tables(summary: dict) -> str:
-    availability = pd.DataFrame(
+def _modalities_frame(summary: dict) -> pd.DataFrame:
+    names = list(summary["availability"])
+    return pd.DataFrame(
         {
-            "modality": list(summary["availability"]),
-            "kind": [summary["modalities"][m] for m in summary["availability"]],
-            "availability": [round(v, 3) for v in summary["availability"].values()],
-            "dimensionality": [summary["dimensionality"][m] for m in summary["availability"]],
+            "modality": names,
+            "kind": [summary["modalities"][m] for m in names],
+            "availability": [summary["availability"][m] for m in names],
+            "dimensionality": [summary["dimensionality"][m] for m in names],
+            "cadence": [
+                json.dumps(summary["cadence"].get(m)) if m in summary["cadence"] else None
+                for m in names
+            ],
         }
-    )
-    patterns = pd.DataFrame(summary["patterns"]).round(3)
-    return (
-        "### Modalities\n\n"
-        + availability.to_markdown(index=False)
-        + "\n\n### Availability patterns\n\n"
-        + patterns.to_markdown(index=False)
     )
 
 
 def _profile_metadata(summary: dict) -> dict:
     return {
         "n_patients": dg.MetadataValue.int(summary["n_patients"]),
-        "label_prevalence": dg.MetadataValue.float(summary["label_prevalence"] or 0.0),
-        "complete_case_fraction": dg.MetadataValue.float(summary["complete_case_fraction"]),
-        "availability": dg.MetadataValue.json(summary["availability"]),
-        "dimensionality": dg.MetadataValue.json(summary["dimensionality"]),
-        "cadence": dg.MetadataValue.json(summary["cadence"]),
-        "summary": dg.MetadataValue.md(_summary_tables(summary)),
+        "label_prevalence": rounded(summary["label_prevalence"] or 0.0),
+        "complete_case_fraction": rounded(summary["complete_case_fraction"]),
+        "modalities": frame_table(_modalities_frame(summary)),
+        "patterns": frame_table(pd.DataFrame(summary["patterns"])),
         "pattern_counts": png_markdown(pattern_chart_png(summary), "availability patterns"),
     }
 
 
-def build_availability_asset(spec: CohortSpec) -> dg.AssetsDefinition:
+def build_availability_asset(cohort: Cohort) -> dg.AssetsDefinition:
+    spec = cohort.spec
+
     @dg.asset(
-        group_name="profile",
-        deps=["aligned_patients", *(f"aligned_{m}" for m in spec.modality_names)],
+        key=cohort.key("availability_profile"),
+        deps=cohort.keys("aligned_patients", *(f"aligned_{m}" for m in spec.modality_names)),
         kinds={"duckdb"},
-        pool="duckdb_writer",
+        pool=cohort.writer_pool,
+        automation_condition=retraining_root_condition(cohort),
         description=(
-            "profile.availability: a presence flag per modality and the availability pattern per "
-            "patient; metadata: the cohort summary (rates, patterns, dimensionality, cadence)."
+            "profile.availability: one row per patient, a presence flag per modality and the "
+            "availability pattern; metadata: the cohort summary (rates, patterns, "
+            "dimensionality, cadence). The first step of a retraining."
         ),
+        **cohort.asset_attributes("profile"),
     )
     def availability_profile(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
-        with warehouse.connect() as con:
+        with warehouse.for_cohort(cohort.name).connect() as con:
             build_availability(con, spec)
             summary = summarize_profile(con, spec)
             metadata = table_metadata(con, "profile.availability")
@@ -91,33 +99,44 @@ def build_availability_asset(spec: CohortSpec) -> dg.AssetsDefinition:
     return availability_profile
 
 
-def _ranking_md(ranked: list[dict]) -> str:
-    lines = []
-    for r in ranked:
-        lines.append(f"{r['rank']}. **{r['strategy']}** (score {r['score']:.1f})")
-        lines += [f"   - {reason}" for reason in r["reasons"]]
-    return "\n".join(lines)
-
-
-def build_recommendation_asset(spec: CohortSpec) -> dg.AssetsDefinition:
-    @dg.asset(
-        group_name="profile",
-        deps=["availability_profile"],
-        kinds={"duckdb"},
-        pool="duckdb_writer",
-        description=(
-            "profile.recommendation: the decision matrix (availability, dimensionality balance, "
-            "temporal dynamics, cohort size) applied to the profile: strategies ranked, each with "
-            "its measured reasons."
+def _ranking(ranked: list[dict]) -> dg.MetadataValue:
+    return frame_table(
+        pd.DataFrame(
+            {
+                "rank": [r["rank"] for r in ranked],
+                "strategy": [r["strategy"] for r in ranked],
+                "score": [float(r["score"]) for r in ranked],
+                "reasons": ["; ".join(r["reasons"]) for r in ranked],
+            }
         ),
+        digits=1,
+    )
+
+
+def build_recommendation_asset(cohort: Cohort) -> dg.AssetsDefinition:
+    spec = cohort.spec
+    config_type = cohort.config_class("fusion_recommendation", RecommendationConfig)
+
+    @dg.asset(
+        key=cohort.key("fusion_recommendation"),
+        deps=[cohort.key("availability_profile")],
+        kinds={"duckdb"},
+        pool=cohort.writer_pool,
+        automation_condition=retraining_condition(cohort),
+        description=(
+            "profile.recommendation: one row per strategy, ranked by the decision matrix "
+            "(availability, dimensionality balance, temporal dynamics, cohort size) applied to "
+            "the profile, each with its measured reasons."
+        ),
+        **cohort.asset_attributes("profile"),
     )
     def fusion_recommendation(
         context: dg.AssetExecutionContext,
-        config: RecommendationConfig,
+        config: config_type,
         warehouse: WarehouseResource,
     ) -> dg.MaterializeResult:
         thresholds = RecommendationThresholds(**config.model_dump())
-        with warehouse.connect() as con:
+        with warehouse.for_cohort(cohort.name).connect() as con:
             summary = summarize_profile(con, spec)
             ranked = recommend_strategies(summary, thresholds)
             write_recommendation(con, ranked, thresholds)
@@ -126,8 +145,15 @@ def build_recommendation_asset(spec: CohortSpec) -> dg.AssetsDefinition:
         metadata.update(
             {
                 "recommended": dg.MetadataValue.text(ranked[0]["strategy"]),
-                "ranking": dg.MetadataValue.md(_ranking_md(ranked)),
-                "thresholds": dg.MetadataValue.json(json.loads(thresholds.model_dump_json())),
+                "ranking": _ranking(ranked),
+                "thresholds": frame_table(
+                    pd.DataFrame(
+                        {
+                            "threshold": list(thresholds.model_dump()),
+                            "value": [str(v) for v in thresholds.model_dump().values()],
+                        }
+                    )
+                ),
                 # what training's preset "auto" resolves to (models.presets.choose_preset)
                 "training_preset": dg.MetadataValue.json(choose_preset(summary).as_dict()),
             }
@@ -137,53 +163,49 @@ def build_recommendation_asset(spec: CohortSpec) -> dg.AssetsDefinition:
     return fusion_recommendation
 
 
-def _design_table(key: str, description: str) -> dg.AssetSpec:
-    """A profile table the ``splits`` step writes from the availability profile."""
-    return dg.AssetSpec(
-        key,
-        group_name="profile",
-        kinds={"duckdb"},
-        deps=["availability_profile"],
-        description=description,
-    )
+_SPLIT_TABLES = {
+    "splits": "profile.splits: one row per patient, its split (train/validation/test), "
+    "stratified by label x availability pattern, seeded; a patient keeps its split when the "
+    "cohort grows. Cross-validated cohorts: the final model's train/validation carve-out.",
+    "folds": "profile.folds: one row per fold model (repeat, fold) and patient with its role, "
+    "for cohorts under small_cohort_size patients (repeated stratified k-fold); no rows when "
+    "held out.",
+    "evaluation_mode": "profile.evaluation_mode: one row per cohort: the evaluation design chosen from the "
+    "cohort size (holdout | cv), with its settings and the fold plan's fingerprint.",
+}
 
 
-SPLIT_SPECS = [
-    _design_table(
-        "splits",
-        "profile.splits: patient-level train/validation/test, stratified by label x "
-        "availability pattern, seeded; a patient keeps its split when the cohort grows. "
-        "Cross-validated cohorts: the final model's train/validation carve-out (no test).",
-    ),
-    _design_table(
-        "folds",
-        "profile.folds: the fold plan (repeat, fold, patient_id, role) of a cohort under "
-        "small_cohort_size patients (repeated stratified k-fold); no rows when held out.",
-    ),
-    _design_table(
-        "evaluation_mode",
-        "profile.evaluation_mode: the evaluation design chosen from the cohort size "
-        "(holdout | cv), with its settings and the fold plan's fingerprint.",
-    ),
-]
+def _split_specs(cohort: Cohort) -> list[dg.AssetSpec]:
+    return [
+        dg.AssetSpec(
+            cohort.key(name),
+            kinds={"duckdb"},
+            deps=[cohort.key("availability_profile")],
+            description=description,
+            automation_condition=retraining_condition(cohort),
+            **cohort.asset_attributes("profile"),
+        )
+        for name, description in _SPLIT_TABLES.items()
+    ]
 
 
-def _split_results(con, design: EvaluationDesign, counts: dict) -> list[dg.MaterializeResult]:
+def _split_results(
+    con, cohort: Cohort, design: EvaluationDesign, counts: dict
+) -> list[dg.MaterializeResult]:
     described = design.describe()
-    by_split = split_prevalence(con)
     splits = table_metadata(con, "profile.splits")
-    splits["by_split"] = dg.MetadataValue.md(by_split.to_markdown(index=False))
+    splits["by_split"] = frame_table(split_prevalence(con))
     splits["assignment"] = dg.MetadataValue.json(json.loads(json.dumps(counts, default=str)))
     folds = table_metadata(con, "profile.folds")
     if (summary := design.plan_summary(read_stratification_cohort(con))) is not None:
-        folds["folds"] = dg.MetadataValue.md(summary.to_markdown(index=False))
+        folds["folds"] = frame_table(summary)
     mode = table_metadata(con, "profile.evaluation_mode")
     for metadata in (splits, folds, mode):
         metadata["evaluation_mode"] = dg.MetadataValue.text(design.mode)
         metadata["evaluation"] = dg.MetadataValue.text(described)
     return [
         dg.MaterializeResult(
-            asset_key=key, metadata=metadata, data_version=table_version(con, table)
+            asset_key=cohort.key(key), metadata=metadata, data_version=table_version(con, table)
         )
         for key, table, metadata in (
             ("splits", "profile.splits", splits),
@@ -193,24 +215,40 @@ def _split_results(con, design: EvaluationDesign, counts: dict) -> list[dg.Mater
     ]
 
 
-@dg.multi_asset(name="splits", specs=SPLIT_SPECS, pool="duckdb_writer", can_subset=False)
-def splits(context: dg.AssetExecutionContext, config: SplitConfig, warehouse: WarehouseResource):
-    """Choose the evaluation design; write the split, the fold plan and the design."""
-    with warehouse.connect() as con:
-        try:
-            counts = write_evaluation_plan(
-                con, config.cross_validation(), config.holdout_fractions, split_seed=config.seed
-            )
-        except ValueError as exc:
-            raise dg.Failure(f"Cannot split the cohort: {exc}") from exc
-        design = read_evaluation_design(con)
-        results = _split_results(con, design, counts)
-    context.log.info(
-        f"{counts['n_patients']} patients (small_cohort_size {config.small_cohort_size}): "
-        f"evaluation by {design.describe()}. Splits: {counts['splits']}"
+def build_splits_asset(cohort: Cohort) -> dg.AssetsDefinition:
+    config_type = cohort.config_class("splits", SplitConfig)
+
+    @dg.multi_asset(
+        name=cohort.op("splits"),
+        specs=_split_specs(cohort),
+        pool=cohort.writer_pool,
+        can_subset=False,
     )
-    yield from results
+    def splits(
+        context: dg.AssetExecutionContext, config: config_type, warehouse: WarehouseResource
+    ):
+        """Choose the evaluation design; write the split, the fold plan and the design."""
+        with warehouse.for_cohort(cohort.name).connect() as con:
+            try:
+                counts = write_evaluation_plan(
+                    con, config.cross_validation(), config.holdout_fractions, split_seed=config.seed
+                )
+            except ValueError as exc:
+                raise dg.Failure(f"Cannot split the cohort: {exc}", allow_retries=False) from exc
+            design = read_evaluation_design(con)
+            results = _split_results(con, cohort, design, counts)
+        context.log.info(
+            f"{counts['n_patients']} patients (small_cohort_size {config.small_cohort_size}): "
+            f"evaluation by {design.describe()}. Splits: {counts['splits']}"
+        )
+        yield from results
+
+    return splits
 
 
-def build_profile_assets(spec: CohortSpec) -> list[dg.AssetsDefinition]:
-    return [build_availability_asset(spec), build_recommendation_asset(spec), splits]
+def build_profile_assets(cohort: Cohort) -> list[dg.AssetsDefinition]:
+    return [
+        build_availability_asset(cohort),
+        build_recommendation_asset(cohort),
+        build_splits_asset(cohort),
+    ]

@@ -9,13 +9,19 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from fusion_assets.assets.metadata import frame_table, rounded
 from fusion_assets.cohorts import CohortSpec
 from fusion_assets.models.config import config_to_dict
 from fusion_assets.training_settings import TrainingSettings
-from resources import ModelStoreResource, TrackingResource, WarehouseResource
+from resources import ModelStore, Tracking, Warehouse
 
 # (on_epoch callback) -> (FittedModel, TrainResult); torch is imported only when it runs.
 Fit = Callable[[Callable[..., None]], tuple[Any, Any]]
+
+
+# Transient failures of a fit (the MLflow store busy, a lock held past its timeout, a worker
+# killed): two more tries, a minute apart. A user's mistake raises Failure(allow_retries=False).
+TRAINING_RETRY = dg.RetryPolicy(max_retries=2, delay=60, backoff=dg.Backoff.EXPONENTIAL)
 
 
 class TrainingConfig(dg.Config, TrainingSettings):
@@ -25,7 +31,7 @@ class TrainingConfig(dg.Config, TrainingSettings):
 def profile_preset(
     context: dg.AssetExecutionContext,
     config: TrainingSettings,
-    warehouse: WarehouseResource,
+    warehouse: Warehouse,
     spec: CohortSpec,
 ) -> str:
     """The preset this run trains with; ``auto`` is resolved from the cohort's profile."""
@@ -45,8 +51,8 @@ def profile_preset(
 def fit_save_track(
     context: dg.AssetExecutionContext,
     *,
-    tracking: TrackingResource,
-    model_store: ModelStoreResource,
+    tracking: Tracking,
+    model_store: ModelStore,
     store_kind: str,
     name: str,
     params: dict,
@@ -85,7 +91,7 @@ def fit_save_track(
         f"{result.n_parameters:,} parameters, {result.train_seconds:.1f} s; MLflow run {run_id}"
     )
     metadata = _fit_metadata(result, run_id, url, directory)
-    metadata["wall_seconds"] = dg.MetadataValue.float(round(time.perf_counter() - started, 2))
+    metadata["wall_seconds"] = rounded(time.perf_counter() - started, 1)
     return dg.MaterializeResult(data_version=_directory_version(directory), metadata=metadata)
 
 
@@ -108,17 +114,17 @@ def _epoch_logger(context: dg.AssetExecutionContext, name: str) -> Callable[...,
 
 def _fit_metadata(result: Any, run_id: str, url: str, directory) -> dict[str, Any]:
     return {
-        "val_auroc": dg.MetadataValue.float(float(result.val_auroc)),
-        "val_loss": dg.MetadataValue.float(float(result.val_loss)),
+        "val_auroc": rounded(result.val_auroc),
+        "val_loss": rounded(result.val_loss, 4),
         "best_epoch": dg.MetadataValue.int(int(result.best_epoch)),
         "n_parameters": dg.MetadataValue.int(int(result.n_parameters)),
-        "train_seconds": dg.MetadataValue.float(round(result.train_seconds, 2)),
+        "train_seconds": rounded(result.train_seconds, 1),
         "n_train": dg.MetadataValue.int(int(result.n_train)),
         "n_validation": dg.MetadataValue.int(int(result.n_val)),
         "mlflow_run_id": dg.MetadataValue.text(run_id),
         "mlflow_run_url": dg.MetadataValue.url(url),
         "model_dir": dg.MetadataValue.path(str(directory)),
-        "history": dg.MetadataValue.md(_history_md(result)),
+        "history": _history(result),
     }
 
 
@@ -157,8 +163,7 @@ def _flatten(params: dict, prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def _history_md(result: Any) -> str:
+def _history(result: Any) -> dg.MetadataValue:
     if not result.history:
-        return "No epochs (fitted in closed form)."
-    frame = pd.DataFrame(result.history)
-    return frame.round(4).to_markdown(index=False)
+        return dg.MetadataValue.text("No epochs (fitted in closed form).")
+    return frame_table(pd.DataFrame(result.history), digits=4)

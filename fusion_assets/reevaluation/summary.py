@@ -29,30 +29,26 @@ def flag_counts(table: pd.DataFrame) -> dict[str, int]:
     }
 
 
-def summary_markdown(table: pd.DataFrame) -> str:
+def performance_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """AUROC per strategy and availability pattern, beside its reference interval."""
     perf = table[(table["kind"] == "performance") & (table["metric"] == "auroc")]
-    perf = perf[
-        [
-            "strategy",
-            "subgroup",
-            "value",
-            "reference_low",
-            "reference_high",
-            "suppressed",
-            "flagged",
-        ]
+    columns = [
+        "strategy",
+        "subgroup",
+        "value",
+        "reference_low",
+        "reference_high",
+        "suppressed",
+        "flagged",
     ]
-    drift = table[table["kind"] == "drift"].sort_values("value", ascending=False).head(15)
-    drift = drift[["strategy", "metric", "subgroup", "value", "reference", "flagged"]]
-    return (
-        "### AUROC per strategy and availability pattern\n\n"
-        + (perf.to_markdown(index=False, floatfmt=".3f") if not perf.empty else "_no model scored_")
-        + "\n\n### Largest drift measures\n\n"
-        + (
-            drift.to_markdown(index=False, floatfmt=".3f")
-            if not drift.empty
-            else "_no reference split_"
-        )
+    return perf[columns].reset_index(drop=True)
+
+
+def drift_frame(table: pd.DataFrame, top: int = 15) -> pd.DataFrame:
+    """The largest drift measures, largest first."""
+    drift = table[table["kind"] == "drift"].sort_values("value", ascending=False).head(top)
+    return drift[["strategy", "metric", "subgroup", "value", "reference", "flagged"]].reset_index(
+        drop=True
     )
 
 
