@@ -9,6 +9,7 @@ registry, survives a pickle round trip and scores patients with modalities absen
 
 from __future__ import annotations
 
+import copy
 import pickle
 
 import numpy as np
@@ -126,8 +127,10 @@ def test_absent_modalities_are_scored_from_what_a_patient_has(cohort, fitted):
 def test_stacking_combines_out_of_fold_modality_models_with_flags(cohort, fitted):
     stacked: StackedReference = fitted[REFERENCE_STACKED][0].predictor
     assert set(stacked.models) == set(TABULAR_AND_GENES)
-    # one logit and one availability flag per modality
+    # one logit per informative modality (positive weight) and one availability flag each
+    assert stacked.stacked == list(TABULAR_AND_GENES) and stacked.direct is None
     assert stacked.stacker.coef_.shape == (1, 2 * len(TABULAR_AND_GENES))
+    assert (stacked.stacker.coef_[0, :2] > 0).all()
     # each modality model alone is informative on the patients that have it
     model = fitted[REFERENCE_STACKED][0]
     test = model.prepare(cohort.frames, cohort.test_ids)
@@ -136,3 +139,26 @@ def test_stacking_combines_out_of_fold_modality_models_with_flags(cohort, fitted
     has = test.present[:, col]
     x = stacked.blocks.block("labs", test, test.present)[has]
     assert auroc(y[has], stacked.models["labs"].predict_proba(x)[:, 1]) > 0.6
+
+
+def test_stacker_leaves_out_modalities_it_would_weigh_negatively(cohort, fitted):
+    stacked: StackedReference = copy.deepcopy(fitted[REFERENCE_STACKED][0].predictor)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    signal = 2.0 * y - 1.0
+    flags = np.ones((len(y), 2))
+    # genes' out-of-fold logits against the label: noise a positive-weight stack ignores
+    logits = {"labs": signal + rng.normal(0, 1, len(y)), "genes": -signal}
+    stacked._fit_stacker(logits, flags, y)
+    assert stacked.stacked == ["labs"] and stacked.stacker.coef_[0, 0] > 0
+    # no modality with a positive weight: the one with the lowest out-of-fold loss alone
+    stacked.oof_log_loss = {"labs": 0.70, "genes": 0.65}
+    stacked._fit_stacker({"labs": -signal, "genes": -signal}, flags, y)
+    assert stacked.stacker is None and stacked.direct == "genes"
+    model = fitted[REFERENCE_STACKED][0]
+    test = model.prepare(cohort.frames, cohort.test_ids)
+    alone = stacked.models["genes"].predict_proba(stacked.blocks.block("genes", test, test.present))
+    has = test.present[:, cohort.spec.modality_names.index("genes")]
+    p = stacked.predict_proba(test, test.present)
+    np.testing.assert_allclose(p[has], alone[has, 1], rtol=1e-6)
+    assert np.allclose(p[~has], stacked.prevalence)
