@@ -1,7 +1,8 @@
 """Training knobs of a run (pydantic; no dagster, no torch).
 
-A run picks a preset (``auto``: the one ``models.presets.choose_preset`` picks from
-the cohort's profile) and may override a few of its values; the result is built
+A run picks a preset (``default`` unless set; ``auto``: the one
+``models.presets.choose_preset`` picks from the cohort's profile) and may override
+a few of its values; the result is built
 as the plain dataclasses of ``fusion_assets.models.config`` with ``replace``.
 The Dagster ``TrainingConfig`` is a subclass of this model, so the launchpad
 shows these fields, Dagster refuses an unknown preset and pydantic refuses a
@@ -21,12 +22,17 @@ from fusion_assets.models.presets import PresetName, encoder_preset, fusion_pres
 class TrainingSettings(BaseModel):
     """The preset and its overrides (``None``: the preset's value)."""
 
+    # 'default', not 'auto': on two real cohorts small_n (what auto picks there) gained
+    # AUROC and calibration on one and lost AUROC on the other, and left early fusion
+    # under-confident on both (benchmarks/results/presets.md)
     preset: PresetName = Field(
-        default="auto",
+        default="default",
         description=(
-            "'auto' (chosen from the profile: 'small_n' for small, few-events-per-feature or "
-            "p >> n cohorts, else 'default'), 'default' (laptop synthetic cohort), 'small_n', "
-            "or 'tiny' (seconds-long test fits)"
+            "'default' (laptop synthetic cohort), 'small_n' (narrower, more regularised "
+            "networks; dense omics screened per fold), 'auto' (chosen from the profile: "
+            "'small_n' for small, few-events-per-feature or p >> n cohorts, else 'default'; "
+            "profile metadata 'training_preset' shows the choice), or 'tiny' (seconds-long "
+            "test fits)"
         ),
     )
     max_epochs: int | None = Field(default=None, ge=1, description="Most epochs per fit")

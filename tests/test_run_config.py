@@ -116,8 +116,8 @@ def test_a_cohort_sets_the_launchpad_defaults_of_its_assets() -> None:
     assert fields["preset"].default_value == "tiny" and fields["max_epochs"].default_value == 3
     assert fields["max_epochs"].description  # ranges and descriptions are kept
     encoder = cohort.config_class("modality_encoder", TrainingConfig).to_config_schema()
-    # no defaults set: chosen from the profile (models.presets.choose_preset)
-    assert encoder.config_type.fields["preset"].default_value == "auto"
+    # no defaults set ('auto' is an option: benchmarks/results/presets.md)
+    assert encoder.config_type.fields["preset"].default_value == "default"
     with pytest.raises(ValueError, match="no field"):
         Cohort(
             "smoke", SYNTHETIC.spec, config_defaults={"fused_model": {"epochs": 3}}

@@ -8,6 +8,10 @@ dense-omics blocks to the features most correlated with the label, fitted on
 each training fold's own patients and labels (``models.screening``). ``tiny``
 trains in seconds (tests). ``auto`` picks ``small_n`` or ``default`` from the
 profile (``choose_preset``) and the choice and its reasons are recorded.
+
+A run trains with ``default`` unless it asks for another (``TrainingSettings``):
+measured on two real cohorts (``benchmarks/results/presets.md``), ``small_n`` was
+not better on both, so ``auto`` stays an option, not the default.
 """
 
 from __future__ import annotations
