@@ -107,7 +107,7 @@ def test_every_fit_is_an_mlflow_run_with_a_loadable_model(run: PipelineRun) -> N
     assert "test_auroc" in late.data.metrics  # the report attached its numbers
     # The logged model scores the input example it was logged with.
     mlflow.set_tracking_uri(tracking.tracking_uri)
-    model = mlflow.pyfunc.load_model(f"runs:/{late.info.run_id}/model")
+    model = mlflow.pyfunc.load_model("models:/synthetic.late/1")
     example = model.input_example
     prob = model.predict(example)
     assert len(prob) == len(example) and ((prob > 0) & (prob < 1)).all()

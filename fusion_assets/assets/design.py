@@ -2,24 +2,25 @@
 
 The design (``fusion_assets.evaluation``) decides which fold models exist and
 how predictions are assembled; these helpers only read it from the warehouse
-and describe what it did in Dagster metadata. The deployed model of each
-``<store kind>/<name>`` stays where the held-out design puts it, so deployment
-and batch re-evaluation never need to know the design.
+and describe what it did in Dagster metadata. The fold models are logged in the
+same registered version as the deployed model, so deployment and batch
+re-evaluation never need to know the design.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
 from fusion_assets.assets.metadata import frame_table, rounded
-from fusion_assets.evaluation import EvaluationDesign, ModelsNotReady, fold_root
+from fusion_assets.evaluation import EvaluationDesign, ModelsNotReady
 from fusion_assets.evaluation.design import FoldFit
 from fusion_assets.warehouse.folds import read_evaluation_design
-from resources import ModelStore, Warehouse
+from resources import Warehouse
 
 # The design's tables: every asset that reads the design depends on them.
 DESIGN_ASSETS = ("splits", "folds", "evaluation_mode")
@@ -43,15 +44,14 @@ def models_ready(suffix: str = ""):
 def fit_fold_models(
     context: dg.AssetExecutionContext,
     design: EvaluationDesign,
-    model_store: ModelStore,
-    store_kind: str,
+    root: Path,
     name: str,
     fit: FoldFit,
     frames: Mapping[str, pd.DataFrame],
     labels: pd.Series,
 ) -> dict[str, dg.MetadataValue]:
-    """The design's fold models of one model; their Dagster metadata ({} when it has none)."""
-    root = fold_root(model_store, store_kind, name)
+    """The design's fold models of one model, written under ``root`` (logged with the model
+    version); their Dagster metadata ({} when the design has none)."""
     run = design.fit_fold_models(root, name, fit, frames, labels, log=context.log.info)
     if run is None:
         return {}
@@ -61,7 +61,6 @@ def fit_fold_models(
         "cv_oof_auroc": rounded(run.oof_auroc(labels)),
         "cv_seconds": rounded(run.seconds, 1),
         "cv_folds": frame_table(run.summary),
-        "cv_fold_root": dg.MetadataValue.path(str(root)),
         "cv_plan_id": dg.MetadataValue.text(design.plan_id),
     }
 

@@ -2,12 +2,7 @@
 
 import dagster as dg
 
-from fusion_assets.assets.design import (
-    DESIGN_ASSETS,
-    fit_fold_models,
-    read_design,
-    with_fold_models,
-)
+from fusion_assets.assets.design import DESIGN_ASSETS, fit_fold_models, read_design
 from fusion_assets.assets.training_run import (
     TRAINING_RETRY,
     TrainingConfig,
@@ -90,7 +85,8 @@ def build_encoder_asset(cohort: Cohort) -> dg.AssetsDefinition:
                 on_epoch,
             )  # fmt: skip
 
-        result = fit_save_track(
+        design = read_design(db)
+        return fit_save_track(
             context,
             tracking=tracking.for_cohort(cohort.name),
             model_store=store,
@@ -99,17 +95,15 @@ def build_encoder_asset(cohort: Cohort) -> dg.AssetsDefinition:
             params={"modality": modality, "kind": spec.modality(modality).kind, "preset": preset},
             fit=lambda on_epoch: train(data.train_ids, data.val_ids, on_epoch),
             example=example,
+            fit_folds=lambda root: fit_fold_models(
+                context,
+                design,
+                root,
+                name,
+                lambda _repeat, _fold, train_ids, val_ids: train(train_ids, val_ids),
+                data.frames,
+                data.labels,
+            ),
         )
-        folds = fit_fold_models(
-            context,
-            read_design(db),
-            store,
-            ENCODER_STORE,
-            name,
-            lambda _repeat, _fold, train_ids, val_ids: train(train_ids, val_ids),
-            data.frames,
-            data.labels,
-        )
-        return with_fold_models(result, folds)
 
     return modality_encoder

@@ -7,7 +7,6 @@ from fusion_assets.assets.design import (
     fit_fold_models,
     models_ready,
     read_design,
-    with_fold_models,
 )
 from fusion_assets.assets.training_run import (
     TRAINING_RETRY,
@@ -35,7 +34,7 @@ def load_encoders(model_store: ModelStore, spec: CohortSpec) -> dict:
     ]
     if missing:
         raise dg.Failure(
-            f"No fitted encoder for modalities {missing} in {model_store.path}: "
+            f"No registered encoder for modalities {missing} ({model_store.tracking_uri}): "
             "materialize modality_encoder for those partitions first.",
             allow_retries=False,
         )
@@ -109,7 +108,9 @@ def build_fusion_asset(cohort: Cohort, encoder_asset: dg.AssetsDefinition) -> dg
                 fusion_config, on_epoch,
             )  # fmt: skip
 
-        result = fit_save_track(
+        design = read_design(db)
+        fold_encoders = load_fold_encoders(store, spec, design)
+        return fit_save_track(
             context,
             tracking=tracking.for_cohort(cohort.name),
             model_store=store,
@@ -122,21 +123,17 @@ def build_fusion_asset(cohort: Cohort, encoder_asset: dg.AssetsDefinition) -> dg
             },
             fit=lambda on_epoch: train(data.train_ids, data.val_ids, encoders, on_epoch),
             example=input_example(data.frames, data.val_ids[:2]),
-        )
-        design = read_design(db)
-        fold_encoders = load_fold_encoders(store, spec, design)
-        folds = fit_fold_models(
-            context,
-            design,
-            store,
-            FUSION_STORE,
-            strategy,
-            lambda repeat, fold, train_ids, val_ids: train(
-                train_ids, val_ids, fold_encoders[(repeat, fold)]
+            fit_folds=lambda root: fit_fold_models(
+                context,
+                design,
+                root,
+                strategy,
+                lambda repeat, fold, train_ids, val_ids: train(
+                    train_ids, val_ids, fold_encoders[(repeat, fold)]
+                ),
+                data.frames,
+                data.labels,
             ),
-            data.frames,
-            data.labels,
         )
-        return with_fold_models(result, folds)
 
     return fused_model
