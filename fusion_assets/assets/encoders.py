@@ -5,7 +5,12 @@ from dataclasses import replace
 import dagster as dg
 
 from fusion_assets.assets.design import DESIGN_ASSETS, DeployedFit, read_design
-from fusion_assets.assets.training_run import TRAINING_RETRY, TrainingConfig, fit_save_track
+from fusion_assets.assets.training_run import (
+    TRAINING_RETRY,
+    TrainingConfig,
+    fit_save_track,
+    profile_preset,
+)
 from fusion_assets.automation import retraining_condition
 from fusion_assets.cohorts import CohortSpec
 from fusion_assets.evaluation.refit import refit_train_config
@@ -74,7 +79,8 @@ def build_encoder_asset(cohort: Cohort) -> dg.AssetsDefinition:
         with db.connect() as con:
             data = load_training_data(con, spec, [modality])
         example = _describe_fit(context, spec, modality, data)
-        encoder_config = config.encoder_config()
+        preset = profile_preset(context, config, db, spec)
+        encoder_config = config.encoder_config(preset)
 
         def train(train_ids, val_ids, on_epoch=None, fit_config=encoder_config):
             return train_unimodal(
@@ -96,7 +102,7 @@ def build_encoder_asset(cohort: Cohort) -> dg.AssetsDefinition:
             model_store=store,
             store_kind=ENCODER_STORE,
             name=name,
-            params={"modality": modality, "kind": spec.modality(modality).kind},
+            params={"modality": modality, "kind": spec.modality(modality).kind, "preset": preset},
             fit=deployed.fit(
                 lambda on_epoch: train(data.train_ids, data.val_ids, on_epoch),
                 refit,

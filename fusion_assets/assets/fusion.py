@@ -10,7 +10,12 @@ from fusion_assets.assets.design import (
     models_ready,
     read_design,
 )
-from fusion_assets.assets.training_run import TRAINING_RETRY, TrainingConfig, fit_save_track
+from fusion_assets.assets.training_run import (
+    TRAINING_RETRY,
+    TrainingConfig,
+    fit_save_track,
+    profile_preset,
+)
 from fusion_assets.automation import retraining_condition
 from fusion_assets.cohorts import CohortSpec
 from fusion_assets.evaluation import EvaluationDesign, fold_root
@@ -93,7 +98,8 @@ def build_fusion_asset(cohort: Cohort, encoder_asset: dg.AssetsDefinition) -> dg
         encoders = load_encoders(store, spec)
         with db.connect() as con:
             data = load_training_data(con, spec)
-        fusion_config = config.fusion_config()
+        preset = profile_preset(context, config, db, spec)
+        fusion_config = config.fusion_config(preset)
         context.log.info(
             f"Training {strategy} fusion on {len(data.train_ids)} train / {len(data.val_ids)} "
             f"validation patients, modality dropout {fusion_config.modality_dropout}"
@@ -121,7 +127,11 @@ def build_fusion_asset(cohort: Cohort, encoder_asset: dg.AssetsDefinition) -> dg
             model_store=store,
             store_kind=FUSION_STORE,
             name=strategy,
-            params={"strategy": strategy, "modalities": ",".join(spec.modality_names)},
+            params={
+                "strategy": strategy,
+                "modalities": ",".join(spec.modality_names),
+                "preset": preset,
+            },
             fit=deployed.fit(
                 lambda on_epoch: train(data.train_ids, data.val_ids, encoders, on_epoch),
                 refit,

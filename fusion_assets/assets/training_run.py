@@ -13,9 +13,10 @@ import pandas as pd
 
 from fusion_assets.assets.design import with_fold_models
 from fusion_assets.assets.metadata import frame_table, rounded
+from fusion_assets.cohorts import CohortSpec
 from fusion_assets.models.config import config_to_dict
 from fusion_assets.training_settings import TrainingSettings
-from resources import ModelStore, Tracking
+from resources import ModelStore, Tracking, Warehouse
 from resources.model_store import FOLDS_ARTIFACT, MODEL_ARTIFACT
 
 # (on_epoch callback) -> (FittedModel, TrainResult); torch is imported only when it runs.
@@ -31,6 +32,26 @@ TRAINING_RETRY = dg.RetryPolicy(max_retries=2, delay=60, backoff=dg.Backoff.EXPO
 
 class TrainingConfig(dg.Config, TrainingSettings):
     """Training knobs exposed in the Dagster launchpad (defaults: the laptop demo)."""
+
+
+def profile_preset(
+    context: dg.AssetExecutionContext,
+    config: TrainingSettings,
+    warehouse: Warehouse,
+    spec: CohortSpec,
+) -> str:
+    """The preset this run trains with; ``auto`` is resolved from the cohort's profile."""
+    if config.preset != "auto":
+        return config.preset
+    from fusion_assets.models.presets import choose_preset
+    from fusion_assets.warehouse.profile import summarize_profile
+
+    with warehouse.connect() as con:
+        choice = choose_preset(summarize_profile(con, spec))
+    context.log.info(
+        f"Preset {choice.name!r} (auto, from the profile): {'; '.join(choice.reasons)}"
+    )
+    return choice.name
 
 
 def fit_save_track(
