@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -51,9 +52,13 @@ def build_cohort_definitions(
 ) -> dg.Definitions:
     """Assets, checks, jobs and sensors of one cohort (no resources: the location's)."""
     jobs = build_jobs(cohort, executor)
-    return dg.Definitions(
+    with warnings.catch_warnings():
+        # A beta API chosen on purpose; its warning would print on every CLI run.
+        warnings.simplefilter("ignore", dg.BetaWarning)
         # Each asset links to the function that computes it (the UI's "source" link).
-        assets=dg.with_source_code_references(cohort_assets(cohort)),
+        assets = dg.with_source_code_references(cohort_assets(cohort))
+    return dg.Definitions(
+        assets=assets,
         asset_checks=build_checks(cohort),
         jobs=list(jobs.values()),
         sensors=[
