@@ -174,12 +174,16 @@ def fit_platt(
     y = np.asarray(labels, dtype=np.float64)
     design = np.column_stack([np.ones_like(x), x])
     prior = np.array([0.0, 1.0])
-    # the prior's precision: prior_patients x the mean per-patient Fisher information of
-    # (a, b) at the identity, so it counts as patients whatever the scale of the logits
-    # (a tiny extra ridge keeps the Newton system solvable when it is 0)
-    p0 = _sigmoid(x)
-    fisher = (design * (p0 * (1 - p0))[:, None]).T @ design / max(len(x), 1)
-    penalty = prior_patients * fisher + 1e-8 * np.eye(2)
+    # The prior's precision is prior_patients x the mean per-patient information of
+    # (a, b) at the data's own fit, so the penalised fit lands about n / (n + prior_patients)
+    # of the way from the identity to it. That fit is found first under a prior worth one
+    # patient at the prevalence (it stays finite when a few patients are separable).
+    rate = float(np.clip(y.mean(), 0.01, 0.99)) if len(y) else 0.5
+    scale = rate * (1 - rate) * design.T @ design / max(len(x), 1) + 1e-8 * np.eye(2)
+    own = _penalised_newton(design, np.zeros_like(x), y, prior, scale)
+    p_own = _sigmoid(design @ own)
+    information = (design * (p_own * (1 - p_own))[:, None]).T @ design / max(len(x), 1)
+    penalty = prior_patients * information + 1e-8 * np.eye(2)
     a, b = _penalised_newton(design, np.zeros_like(x), y, prior, penalty)
     if MIN_SLOPE <= b <= MAX_SLOPE:
         return float(a), float(b)
