@@ -6,11 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fusion_assets.metrics.classification import auroc
+from fusion_assets.metrics.classification import auroc, calibration_intercept_slope
 from fusion_assets.models.api import load_model, save_model
 from fusion_assets.models.config import EncoderConfig, FusionConfig
-from fusion_assets.models.recalibration import fit_platt, fit_recalibration
-from fusion_assets.models.stacking import choose_stack
+from fusion_assets.models.recalibration import (
+    MAX_SLOPE,
+    MIN_EVENTS_PER_CLASS,
+    PRIOR_PATIENTS,
+    fit_platt,
+    fit_recalibration,
+)
+from fusion_assets.models.stacking import choose_stack, one_standard_error_choice
 from fusion_assets.models.strategies import STRATEGIES
 from fusion_assets.models.training import label_vector, train_fusion, train_unimodal
 from tests.fixtures.cohort import SignalCohort, signal_cohort
@@ -24,12 +30,12 @@ def _overconfident(rng: np.random.Generator, n: int, factor: float = 3.0):
 
 
 def _slope(prob: np.ndarray, y: np.ndarray) -> float:
-    return fit_platt(prob, y, prior_weight=0.0)[1]
+    return calibration_intercept_slope(y, prob)[1]
 
 
 def test_platt_moves_an_overconfident_slope_toward_one() -> None:
     rng = np.random.default_rng(0)
-    val_p, val_y = _overconfident(rng, 300)
+    val_p, val_y = _overconfident(rng, 1000)
     test_p, test_y = _overconfident(rng, 3000)
     before = _slope(test_p, test_y)
     recalibration = fit_recalibration(val_p, val_y, "platt")
@@ -50,6 +56,41 @@ def test_isotonic_is_monotone_and_identity_without_two_classes() -> None:
     assert fit_recalibration(p, np.zeros_like(y), "platt").apply(p) == pytest.approx(p)
     with pytest.raises(ValueError, match="Unknown recalibration"):
         fit_recalibration(p, y, "beta")
+
+
+def test_the_prior_is_worth_a_fixed_number_of_patients() -> None:
+    """25 validation patients move the slope about 25 / (25 + PRIOR_PATIENTS) of the way
+    from 1 to their own fit; 1,000 patients almost all the way."""
+    rng = np.random.default_rng(4)
+    for n, tolerance in ((25, 0.12), (1000, 0.03)):
+        p, y = _overconfident(rng, n)
+        own = fit_platt(p, y, prior_patients=0.0)[1]
+        shrunk = fit_platt(p, y)[1]
+        expected = 1 + (own - 1) * n / (n + PRIOR_PATIENTS)
+        assert own < shrunk <= 1 and shrunk == pytest.approx(expected, abs=tolerance)
+
+
+def test_platt_only_tempers_an_under_confident_model() -> None:
+    """Logits at a third of the true ones want a slope of ~3: kept at MAX_SLOPE = 1 with the
+    intercept refitted, so validation patients that flatter the model cannot sharpen it."""
+    rng = np.random.default_rng(5)
+    p, y = _overconfident(rng, 2000, factor=1 / 3)
+    assert fit_platt(p, y, prior_patients=0.0)[1] == MAX_SLOPE == 1.0
+    assert _slope(p, y) > 2.5
+    shifted = np.clip(p * 0.6, 1e-6, 1)  # an intercept to correct at the bound
+    a, b = fit_platt(shifted, y)
+    assert b == 1.0 and a > 0.3
+
+
+def test_too_few_events_leave_the_probabilities_as_they_are() -> None:
+    rng = np.random.default_rng(6)
+    p, _ = _overconfident(rng, 30)
+    y = (np.arange(30) < MIN_EVENTS_PER_CLASS - 1).astype(float)
+    for method in ("platt", "isotonic"):
+        skipped = fit_recalibration(p, y, method)
+        assert skipped.method == "none" and skipped.apply(p) == pytest.approx(p)
+        assert "fewer than the 5 needed" in skipped.describe()
+    assert fit_recalibration(p, y, "platt", min_events=MIN_EVENTS_PER_CLASS - 1).method == "platt"
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +149,15 @@ def test_stacking_shrinks_toward_the_best_modality_and_drops_noise() -> None:
     stack = choose_stack(logits, present, y, base_l2=1.0)
     assert stack.toward == 1
     assert abs(stack.weight[0]) < 0.15 and stack.weight[1] > 0.6
+
+
+def test_one_standard_error_rule_keeps_the_shrunk_stack_unless_a_blend_is_clearly_better() -> None:
+    """Per-patient held-out losses: a blend 0.004 better on average but ±0.05 per patient
+    (standard error ~0.008) is noise, so the strongest shrinkage (infinity) is kept."""
+    base = np.random.default_rng(7).normal(0.6, 0.3, 40)
+    grid = [1.0, 4.0, float("inf")]
+    swing = 0.05 * (-1.0) ** np.arange(40)
+    noisy = [base - 0.004 + swing, base - 0.002 - swing, base]
+    assert one_standard_error_choice(grid, noisy) == float("inf")
+    clear = [base - 0.2, base - 0.1, base]
+    assert one_standard_error_choice(grid, clear) == 1.0
