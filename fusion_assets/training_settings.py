@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from fusion_assets.models.config import EncoderConfig, FusionConfig, TrainConfig
+from fusion_assets.models.recalibration import MIN_EVENTS_PER_CLASS
 
 
 class TrainingSettings(BaseModel):
@@ -47,6 +48,11 @@ class TrainingSettings(BaseModel):
         description="Recalibration fitted on held-out patients: 'platt' (logistic, default), "
         "'isotonic' (large cohorts only) or 'none'",
     )
+    recalibration_min_events: int = Field(
+        default=MIN_EVENTS_PER_CLASS,
+        ge=1,
+        description="No recalibration where the held-out patients have fewer of either class",
+    )
 
     def _train(self, base: TrainConfig) -> TrainConfig:
         overrides = {
@@ -59,6 +65,7 @@ class TrainingSettings(BaseModel):
             base,
             seed=self.seed,
             recalibration=self.recalibration,
+            recalibration_min_events=self.recalibration_min_events,
             **{k: v for k, v in overrides.items() if v is not None},
         )
 

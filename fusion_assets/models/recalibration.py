@@ -61,6 +61,18 @@ MAX_SLOPE = 1.0
 EPS = 1e-9
 ISOTONIC_EPS = 1e-3
 
+# The report's definition (evaluation designs add it to their methods).
+METHOD_NOTE = (
+    "Recalibration: each model's probabilities are recalibrated on patients it was not "
+    "fitted on (the validation split; in cross-validation the inner validation part of each "
+    "training fold, never pooled across folds). Platt scaling logit p' = a + b·logit p by "
+    f"default, with a prior on the identity worth {PRIOR_PATIENTS:.0f} patients (a few dozen "
+    "validation patients move it a fraction of the way) and b kept in (0, 1] (it only "
+    "tempers; ranking within a model unchanged). With fewer than "
+    f"{MIN_EVENTS_PER_CLASS} validation patients of either class (the default of "
+    "recalibration_min_events) the model is left uncalibrated; its log says so."
+)
+
 
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
