@@ -35,7 +35,7 @@ def _slope(prob: np.ndarray, y: np.ndarray) -> float:
 
 def test_platt_moves_an_overconfident_slope_toward_one() -> None:
     rng = np.random.default_rng(0)
-    val_p, val_y = _overconfident(rng, 1000)
+    val_p, val_y = _overconfident(rng, 3000)
     test_p, test_y = _overconfident(rng, 3000)
     before = _slope(test_p, test_y)
     recalibration = fit_recalibration(val_p, val_y, "platt")
@@ -90,7 +90,25 @@ def test_too_few_events_leave_the_probabilities_as_they_are() -> None:
         skipped = fit_recalibration(p, y, method)
         assert skipped.method == "none" and skipped.apply(p) == pytest.approx(p)
         assert "fewer than the 5 needed" in skipped.describe()
-    assert fit_recalibration(p, y, "platt", min_events=MIN_EVENTS_PER_CLASS - 1).method == "platt"
+    lowered = fit_recalibration(p, y, "platt", min_events=MIN_EVENTS_PER_CLASS - 1)
+    assert "fewer than" not in lowered.describe()
+
+
+def test_a_map_is_kept_only_when_it_beats_the_identity_out_of_sample() -> None:
+    """Well-calibrated probabilities keep the identity (a map fitted on them is noise, and
+    the gate says so); a grossly over-confident model on 60 patients is recalibrated."""
+    rng = np.random.default_rng(8)
+    calibrated_p, calibrated_y = _overconfident(rng, 60, factor=1.0)
+    kept = fit_recalibration(calibrated_p, calibrated_y, "platt")
+    assert kept.method == "none" and "did not beat the identity" in kept.describe()
+    wild_p, wild_y = _overconfident(rng, 60, factor=6.0)
+    fitted = fit_recalibration(wild_p, wild_y, "platt")
+    assert fitted.method == "platt" and fitted.slope < 0.5
+    # rows of one patient (several repeats) stay in one fold of the gate
+    twice = fit_recalibration(
+        np.tile(wild_p, 2), np.tile(wild_y, 2), "platt", groups=np.tile(np.arange(60), 2)
+    )
+    assert twice.method == "platt" and twice.n == 120
 
 
 @pytest.fixture(scope="module")
@@ -121,15 +139,10 @@ def test_every_model_is_recalibrated_on_its_validation_patients_only(
         return fit_recalibration(raw, label_vector(cohort.labels, ids), "platt")
 
     recalibration = fitted.recalibration
-    assert recalibration.method == "platt" and recalibration.n == len(cohort.val_ids)
-    on_val = fit_on(cohort.val_ids)
-    assert (recalibration.intercept, recalibration.slope) == pytest.approx(
-        (on_val.intercept, on_val.slope)
-    )
-    leaked = fit_on(cohort.train_ids + cohort.val_ids)
-    assert (leaked.intercept, leaked.slope) != pytest.approx(
-        (recalibration.intercept, recalibration.slope), abs=1e-6
-    )
+    assert recalibration.n == len(cohort.val_ids)
+    assert recalibration == fit_on(cohort.val_ids)
+    # the same fit on the training rows too (leakage) finds another map
+    assert fit_on(cohort.train_ids + cohort.val_ids) != recalibration
     prepared = fitted.prepare(cohort.frames, cohort.test_ids)
     loaded = load_model(save_model(fitted, tmp_path / "m"))
     np.testing.assert_allclose(loaded.predict_proba(prepared), fitted.predict_proba(prepared))

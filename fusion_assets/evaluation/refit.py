@@ -80,23 +80,17 @@ def deployed_recalibration(
     oof: pd.DataFrame, labels: pd.Series, method: str, min_events: int | None = None
 ):
     """The recalibration fitted on the fold models' raw out-of-fold predictions."""
-    from fusion_assets.models.recalibration import (
-        MIN_EVENTS_PER_CLASS,
-        PRIOR_PATIENTS,
-        fit_recalibration,
-    )
+    from fusion_assets.models.recalibration import MIN_EVENTS_PER_CLASS, fit_recalibration
     from fusion_assets.models.training import label_vector
 
     test = oof[oof["role"] == "test"]
-    # one row per patient and repeat: the prior counts patients, so it is scaled by the
-    # repeats (each patient's rows are one patient's information, not several)
-    repeats = len(test) / max(test["patient_id"].nunique(), 1)
+    # one row per patient and repeat: the gate's folds keep a patient's rows together
     return fit_recalibration(
         test["raw_prob"].to_numpy(),
         label_vector(labels, test["patient_id"].tolist()),
         method,
         MIN_EVENTS_PER_CLASS if min_events is None else min_events,
-        PRIOR_PATIENTS * max(repeats, 1.0),
+        groups=test["patient_id"].to_numpy(),
     )
 
 

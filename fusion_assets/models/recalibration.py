@@ -9,16 +9,18 @@ applied by ``FittedModel.predict_proba``, so scoring, stress tests, batch
 re-evaluation and the MLflow pyfunc all see recalibrated probabilities.
 
 - ``platt`` (default): logit p' = a + b · logit p, fitted by penalised maximum
-  likelihood with a Gaussian prior centred on the identity (a = 0, b = 1) worth
-  ``PRIOR_PATIENTS`` pseudo-patients like the validation ones: the fit lands
-  about n / (n + PRIOR_PATIENTS) of the way from the identity to the unpenalised
-  fit, so 25 validation patients move it a third of the way and 1,000 fit it
-  freely. b is kept in (0, 1]: positive, so one model's ranking never changes,
-  and at most 1, so it only tempers (``MAX_SLOPE`` says why).
-- With fewer than ``min_events`` patients of either class among the validation
-  patients, no recalibration is fitted (the identity, said in ``describe``): a
-  handful of events cannot estimate a slope, and a noisy map per fold changes the
-  pooled out-of-fold ranking and calibration for the worse.
+  likelihood with a Gaussian prior on the identity (a = 0, b = 1) worth
+  ``PRIOR_PATIENTS`` patient(s) at the data's own fit (a fit lands about
+  n / (n + PRIOR_PATIENTS) of the way from the identity), b kept in (0, 1]:
+  positive, so one model's ranking never changes, and at most 1, so it only
+  tempers (``MAX_SLOPE`` says why).
+- **Gate: a map is kept only where it has earned it.** It must beat the identity's
+  log loss by one standard error when cross-validated on the validation patients
+  themselves (``cross_validated_gain``), and there must be at least ``min_events``
+  of each class; otherwise the model keeps its own probabilities and
+  ``describe`` says why. Nothing is pooled across cross-validation folds (fold
+  k's inner-validation patients are other folds' test patients), so a 25-patient
+  inner validation split mostly keeps the identity and a large one recalibrates.
 - ``isotonic``: a monotone step function of p (scikit-learn's isotonic
   regression), for large cohorts; with few validation patients it overfits
   and ties many patients (AUROC can change), so it is an option, not the default.
@@ -29,7 +31,8 @@ Pure numpy / scikit-learn; saved as plain numbers in ``model.json``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -37,16 +40,21 @@ import numpy as np
 Method = Literal["platt", "isotonic", "none"]
 METHODS: tuple[str, ...] = ("platt", "isotonic", "none")
 
-# The identity's prior in Platt scaling, in pseudo-patients: its precision is this
-# many times the average per-patient Fisher information at the identity. Measured on
-# the real cohorts (benchmarks/real_cohorts.py): a per-patient prior of weight 1 let
-# 20-31 inner-validation patients per fold fit noisy maps that made the pooled
-# out-of-fold calibration slope worse (ischemic_stroke); 50 keeps small folds near the
-# identity and still lets a few hundred patients correct the model.
-PRIOR_PATIENTS = 50.0
+# Most folds of the gate's cross-validation (leave-one-out up to this many patients).
+# Measured on the real cohorts (benchmarks/real_cohorts.py, offline on the fold models'
+# raw predictions, 7 strategies x 2 cohorts): ungated per-fold Platt maps on 20-31
+# inner-validation patients moved pooled out-of-fold AUROCs by up to -0.020 (breast_cancer
+# early) and flattened slopes (ischemic_stroke intermediate 0.23 -> 0.11); gated, the
+# worst AUROC change was -0.001, no slope moved away from 1, and the reference's slope
+# improved on both cohorts (0.54 -> 0.65, 0.30 -> 0.41).
+GATE_FOLDS = 200
+# The identity's prior in Platt scaling, in patients: its precision is this many times
+# the mean per-patient information at the data's own fit. The gate does the protecting;
+# priors worth 10 or 50 patients kept less of the slope correction where a map passed it.
+PRIOR_PATIENTS = 1.0
 # Fewer patients than this in the smaller class: no recalibration (identity). 5 keeps
 # the breast cancer cohort's folds (about 8 events among 32 inner-validation patients)
-# recalibrated, under the prior above; fewer cannot say anything about a slope.
+# open to the gate; fewer cannot say anything about a slope.
 MIN_EVENTS_PER_CLASS = 5
 # A slope kept at least this positive: a recalibration never reverses the ranking.
 MIN_SLOPE = 0.05
@@ -66,11 +74,12 @@ METHOD_NOTE = (
     "Recalibration: each model's probabilities are recalibrated on patients it was not "
     "fitted on (the validation split; in cross-validation the inner validation part of each "
     "training fold, never pooled across folds). Platt scaling logit p' = a + b·logit p by "
-    f"default, with a prior on the identity worth {PRIOR_PATIENTS:.0f} patients (a few dozen "
-    "validation patients move it a fraction of the way) and b kept in (0, 1] (it only "
-    "tempers; ranking within a model unchanged). With fewer than "
-    f"{MIN_EVENTS_PER_CLASS} validation patients of either class (the default of "
-    "recalibration_min_events) the model is left uncalibrated; its log says so."
+    "default, b kept in (0, 1] (it only tempers; ranking within a model unchanged). A map "
+    "is kept only if it beats the uncalibrated probabilities' log loss by one standard "
+    "error when cross-validated (leave-one-out) on those same validation patients, and "
+    f"only with at least {MIN_EVENTS_PER_CLASS} validation patients of each class (the "
+    "default of recalibration_min_events); otherwise the model keeps its own probabilities "
+    "and its log says why. Small validation splits therefore mostly keep the identity."
 )
 
 
@@ -215,18 +224,54 @@ def fit_isotonic(prob: np.ndarray, labels: np.ndarray) -> tuple[tuple[float, ...
     return tuple(iso.X_thresholds_.tolist()), tuple(iso.y_thresholds_.tolist())
 
 
+def _log_loss(prob: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    prob = np.clip(prob, EPS, 1 - EPS)
+    return -(labels * np.log(prob) + (1 - labels) * np.log(1 - prob))
+
+
+def cross_validated_gain(
+    prob: np.ndarray,
+    labels: np.ndarray,
+    fit: Callable[[np.ndarray, np.ndarray], Recalibration],
+    groups: np.ndarray | None = None,
+) -> tuple[float, float]:
+    """(mean, standard error) of the per-patient log-loss gain of ``fit`` over the identity,
+    each patient recalibrated by a map fitted without it: leave-one-out up to
+    ``GATE_FOLDS`` patients, that many folds above (stratified by label in a fixed order:
+    the same patients give the same answer). ``groups`` (e.g. patient ids of rows from
+    several repeats) keeps each group's rows in one fold."""
+    if groups is None:
+        groups = np.arange(len(labels))
+    unique, group_of = np.unique(np.asarray(groups), return_inverse=True)
+    group_label = np.zeros(len(unique))
+    np.maximum.at(group_label, group_of, labels)
+    folds = min(len(unique), GATE_FOLDS)
+    group_fold = np.empty(len(unique), dtype=np.int64)
+    group_fold[np.argsort(group_label, kind="stable")] = np.arange(len(unique)) % folds
+    fold = group_fold[group_of]
+    gain = np.empty(len(labels))
+    for k in range(folds):
+        out = fold == k
+        if out.any():
+            mapped = fit(prob[~out], labels[~out]).apply(prob[out])
+            gain[out] = _log_loss(prob[out], labels[out]) - _log_loss(mapped, labels[out])
+    return float(gain.mean()), float(gain.std(ddof=1) / np.sqrt(len(gain)))
+
+
 def fit_recalibration(
     prob: np.ndarray,
     labels: np.ndarray,
     method: str,
     min_events: int = MIN_EVENTS_PER_CLASS,
     prior_patients: float = PRIOR_PATIENTS,
+    groups: np.ndarray | None = None,
 ) -> Recalibration:
     """Fit ``method`` on held-out probabilities and labels.
 
-    With no held-out patients, or fewer than ``min_events`` of either class among
-    them, the identity is returned (a model still predicts, uncorrected), with the
-    reason in ``skipped``.
+    With no held-out patients, fewer than ``min_events`` of either class among them,
+    or a map that does not beat the identity by a standard error when
+    cross-validated on them (``cross_validated_gain``), the identity is returned (a
+    model still predicts, uncorrected), with the reason in ``skipped``.
     """
     if method not in METHODS:
         raise ValueError(f"Unknown recalibration {method!r}; expected one of {METHODS}.")
@@ -234,6 +279,7 @@ def fit_recalibration(
     labels = np.asarray(labels, dtype=np.float64)
     keep = np.isfinite(prob)
     prob, labels = prob[keep], labels[keep]
+    groups = None if groups is None else np.asarray(groups)[keep]
     n, events = len(labels), int(labels.sum())
     if method == "none" or n == 0:
         return Recalibration(n=n, events=events)
@@ -244,8 +290,19 @@ def fit_recalibration(
             f"fewer than the {min_events} needed"
         )
         return Recalibration(n=n, events=events, skipped=why)
-    if method == "isotonic":
-        knots_in, knots_out = fit_isotonic(prob, labels)
-        return Recalibration("isotonic", knots_in=knots_in, knots_out=knots_out, n=n, events=events)
-    a, b = fit_platt(prob, labels, prior_patients)
-    return Recalibration("platt", intercept=a, slope=b, n=n, events=events)
+
+    def fit(p: np.ndarray, y: np.ndarray) -> Recalibration:
+        if method == "isotonic":
+            knots_in, knots_out = fit_isotonic(p, y)
+            return Recalibration("isotonic", knots_in=knots_in, knots_out=knots_out)
+        a, b = fit_platt(p, y, prior_patients)
+        return Recalibration("platt", intercept=a, slope=b)
+
+    gain, se = cross_validated_gain(prob, labels, fit, groups)
+    if gain <= se:
+        why = (
+            f"it did not beat the identity on {n} held-out patients ({events} events) by a "
+            f"standard error when cross-validated: log-loss gain {gain:+.3f} ± {se:.3f}"
+        )
+        return Recalibration(n=n, events=events, skipped=why)
+    return replace(fit(prob, labels), n=n, events=events)
