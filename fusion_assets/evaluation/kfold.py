@@ -76,7 +76,7 @@ REFIT_SUMMARY = (
     "The deployed models are refitted on all patients for the median epoch at which their fold "
     "models stopped early (no early stopping on a carve-out; gradient boosting and late fusion's "
     "unimodal parts as their fold models were fitted), recalibrated on the fold models' "
-    "out-of-fold predictions, and late fusion takes the mean of its fold models' stacking "
+    "out-of-fold predictions where that map passes the recalibration gate, and late fusion takes the mean of its fold models' stacking "
     "weights; each deployed model's refit.json and Dagster metadata give its epochs."
 )
 # Out-of-fold predictions use every patient, but the patients are still few.
