@@ -146,6 +146,8 @@ def _refit_check(cohort: Cohort, asset: str, store_kind: str, names: list[str]):
         store = model_store.for_cohort(cohort.name)
         rows = []
         for name in names:
+            if not store.exists(store_kind, name):  # a partition not fitted (yet)
+                continue
             record = RefitRecord.read(store.model_dir(store_kind, name))
             if record is not None:
                 rows.append({"model": name, **{k: getattr(record, k) for k in _REFIT_COLUMNS}})

@@ -117,6 +117,19 @@ def _run(args: argparse.Namespace) -> None:
             _user_error(RuntimeError(exc.description or str(exc)))
 
 
+def _promote(args: argparse.Namespace) -> None:
+    """Move the champion alias by hand (a rollback), recorded on the version."""
+    from fusion_assets.assets.promotion import promote_by_hand
+    from fusion_assets.location.build import location_resources
+
+    resources = location_resources(str(_data_dir(args)), os.environ.get("MLFLOW_TRACKING_URI"))
+    store = resources["model_store"].for_cohort(args.cohort)
+    try:
+        print(promote_by_hand(store, args.version, args.model))
+    except ValueError as exc:
+        _user_error(exc)
+
+
 def _spec_schema(args: argparse.Namespace) -> None:
     import json
 
@@ -199,6 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cohort_arguments(run)
     _add_fast(run)
     run.set_defaults(func=_run)
+
+    promote = commands.add_parser(
+        "promote", help="move the champion alias to a registered version (rollback), recorded"
+    )
+    promote.add_argument("--version", type=int, required=True, help="the registered version")
+    promote.add_argument("--cohort", default=DEFAULT_COHORT)
+    promote.add_argument("--model", default=None, help="strategy (default: the champion's)")
+    promote.set_defaults(func=_promote)
 
     schema = commands.add_parser(
         "spec-schema", help="print the JSON Schema of cohort spec files (for editors)"

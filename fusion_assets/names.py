@@ -13,9 +13,13 @@ LATE = "late"
 ATTENTION = "attention"
 # The non-neural baseline every strategy is compared against (gradient boosting).
 REFERENCE = "reference"
+# Two more non-neural references: L2 logistic regression on the concatenated features
+# with missing indicators, and one boosting model per modality stacked with availability flags.
+REFERENCE_LOGISTIC = "reference_logistic"
+REFERENCE_STACKED = "reference_stacked"
 
 # What fused_model fits, in partition order, is the strategy registry
-# (fusion_assets.models.strategies): these four and the reference, plus any plug-in.
+# (fusion_assets.models.strategies): these four and the three references, plus any plug-in.
 
 # A single-modality baseline (a modality encoder's unimodal head) is named "single:<modality>".
 UNIMODAL_PREFIX = "single:"

@@ -1,6 +1,8 @@
 """Training knobs of a run (pydantic; no dagster, no torch).
 
-A run picks a preset and may override a few of its values; the result is built
+A run picks a preset (``default`` unless set; ``auto``: the one
+``models.presets.choose_preset`` picks from the cohort's profile) and may override
+a few of its values; the result is built
 as the plain dataclasses of ``fusion_assets.models.config`` with ``replace``.
 The Dagster ``TrainingConfig`` is a subclass of this model, so the launchpad
 shows these fields, Dagster refuses an unknown preset and pydantic refuses a
@@ -15,14 +17,25 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from fusion_assets.models.config import EncoderConfig, FusionConfig, TrainConfig
+from fusion_assets.models.presets import PresetName, encoder_preset, fusion_preset
 from fusion_assets.models.recalibration import MIN_EVENTS_PER_CLASS
 
 
 class TrainingSettings(BaseModel):
     """The preset and its overrides (``None``: the preset's value)."""
 
-    preset: Literal["default", "tiny"] = Field(
-        default="default", description="'default' (laptop demo) or 'tiny' (seconds-long test fits)"
+    # 'default', not 'auto': on two real cohorts small_n (what auto picks there) gained
+    # AUROC and calibration on one and lost AUROC on the other, and left early fusion
+    # under-confident on both (benchmarks/results/presets.md)
+    preset: PresetName = Field(
+        default="default",
+        description=(
+            "'default' (laptop synthetic cohort), 'small_n' (narrower, more regularised "
+            "networks; dense omics screened per fold), 'auto' (chosen from the profile: "
+            "'small_n' for small, few-events-per-feature or p >> n cohorts, else 'default'; "
+            "profile metadata 'training_preset' shows the choice), or 'tiny' (seconds-long "
+            "test fits)"
+        ),
     )
     max_epochs: int | None = Field(default=None, ge=1, description="Most epochs per fit")
     patience: int | None = Field(
@@ -69,15 +82,19 @@ class TrainingSettings(BaseModel):
             **{k: v for k, v in overrides.items() if v is not None},
         )
 
-    def encoder_config(self) -> EncoderConfig:
-        base = EncoderConfig.tiny() if self.preset == "tiny" else EncoderConfig()
+    def concrete_preset(self, chosen: str | None = None) -> str:
+        """The preset trained with: ``chosen`` (from the profile) when ``auto``."""
+        return (chosen or "default") if self.preset == "auto" else self.preset
+
+    def encoder_config(self, chosen: str | None = None) -> EncoderConfig:
+        base = encoder_preset(self.concrete_preset(chosen))
         if self.embedding_dim is not None:
             base = replace(base, embedding_dim=self.embedding_dim)
         return replace(base, train=self._train(base.train))
 
-    def fusion_config(self) -> FusionConfig:
-        base = FusionConfig.tiny() if self.preset == "tiny" else FusionConfig()
-        base = replace(base, encoder=self.encoder_config(), train=self._train(base.train))
+    def fusion_config(self, chosen: str | None = None) -> FusionConfig:
+        base = fusion_preset(self.concrete_preset(chosen))
+        base = replace(base, encoder=self.encoder_config(chosen), train=self._train(base.train))
         if self.modality_dropout is not None:
             base = replace(base, modality_dropout=self.modality_dropout)
         return replace(base, availability_indicators=self.availability_indicators)

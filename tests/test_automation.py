@@ -8,13 +8,13 @@ import dagster as dg
 import pytest
 
 from fusion_assets.location.build import build_location
+from fusion_assets.models.strategies import STRATEGIES
 from tests.fixtures.pipeline import SYNTHETIC, temp_resources
 
 SATURDAY = datetime(2025, 1, 4, 12, 0)
 SUNDAY_AFTER_TICK = datetime(2025, 1, 5, 3, 1)  # the default retrain_cron: Sundays 03:00
 MONDAY = datetime(2025, 1, 6, 9, 0)
 MODALITIES = SYNTHETIC.spec.modality_names
-STRATEGIES = ["early", "intermediate", "late", "attention", "reference"]
 
 RETRAINED = [
     "availability_profile",

@@ -231,9 +231,11 @@ def test_cv_no_fold_model_predicts_a_patient_it_was_trained_on(cv_run) -> None:
         ).fetchone()[0]
     assert leaked == 0 and misplaced == 0 and stress_folds == 0
     # Each fold model recorded the plan it was trained on; the predictions asset checked it.
+    # (the fold models are part of each registered version; the store caches the versions read)
     root = Path(cv_run["resources"]["model_store"].path)
-    markers = sorted(p.parent.name for p in root.glob("*_folds/*/folds.json"))
-    assert len(markers) == 10 and len(list(root.glob("fusion_folds/late/r*_f*"))) == 6
+    markers = sorted(root.glob("*/v1/artifacts/folds/folds.json"))
+    assert len(markers) == 10
+    assert len(list(root.glob("synthetic.late/v1/artifacts/folds/r*_f*"))) == 6
 
 
 @pytest.mark.slow
@@ -317,9 +319,7 @@ def test_cv_deployed_refit_is_trained_like_its_fold_models(cv_run) -> None:
         assert record.in_line
         folds = [
             int(r["best_epoch"])
-            for r in json.loads(
-                (store.model_dir(kind + "_folds", name) / "folds.json").read_text()
-            )["folds"]
+            for r in json.loads((store.fold_root(kind, name) / "folds.json").read_text())["folds"]
         ]
         assert record.epochs == int(round(float(np.median(folds)))), name
         fitted = load_model(store.model_dir(kind, name))

@@ -46,7 +46,7 @@ def test_loading_the_code_location_imports_no_torch_or_mlflow():
 PACKAGE = REPO / "fusion_assets"
 # The Dagster layer: assets, automation, checks, the code location and its runners.
 DAGSTER_LAYER = {"assets", "checks.py", "cli.py", "definitions.py", "demo.py", "jobs.py"}
-DAGSTER_LAYER |= {"automation.py", "defs", "deploy.py", "location", "sensors.py"}
+DAGSTER_LAYER |= {"automation.py", "defs", "deploy.py", "location", "run_launcher.py", "sensors.py"}
 
 
 def test_pure_layers_never_import_dagster():
@@ -63,7 +63,15 @@ def test_pure_layers_never_import_dagster():
 def test_fusion_partitions_are_the_registered_strategies(location):
     fused_model = location.resolve_assets_def(dg.AssetKey(["synthetic", "fused_model"]))
     assert fused_model.partitions_def.get_partition_keys() == list(STRATEGIES)
-    assert list(STRATEGIES) == ["early", "intermediate", "late", "attention", "reference"]
+    assert list(STRATEGIES) == [
+        "early",
+        "intermediate",
+        "late",
+        "attention",
+        "reference",
+        "reference_logistic",
+        "reference_stacked",
+    ]
 
 
 def test_both_cohorts_side_by_side_each_under_its_own_names(location):

@@ -11,6 +11,7 @@ design's ``predictions``, the call the ``predictions`` asset makes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,6 @@ from fusion_assets.models.strategies import (
 from fusion_assets.models.training import train_fusion, train_unimodal
 from fusion_assets.names import ENCODER_STORE, FUSION_STORE, unimodal_name
 from fusion_assets.reevaluation.settings import BatchEvaluationSettings
-from resources import ModelStore
 
 MAXPOOL = "maxpool"
 
@@ -89,7 +89,24 @@ def test_a_registered_strategy_is_a_fused_model_partition_and_a_known_name() -> 
         register_strategy(FusionStrategy(MAXPOOL, MaxPoolFusion))
 
 
-def _train_and_store(cohort, store: ModelStore) -> dict:
+@dataclass(frozen=True)
+class FolderStore:
+    """Plain folders behind the evaluation's model-store protocol (no MLflow registry):
+    a plug-in strategy is scored like any other whatever the store."""
+
+    path: str
+
+    def model_dir(self, kind: str, name: str) -> Path:
+        return Path(self.path) / kind / name.replace(":", "_")
+
+    def fold_root(self, kind: str, name: str) -> Path:
+        return self.model_dir(f"{kind}_folds", name)
+
+    def exists(self, kind: str, name: str) -> bool:
+        return self.model_dir(kind, name).exists()
+
+
+def _train_and_store(cohort, store: FolderStore) -> dict:
     """What modality_encoder and fused_model write: every encoder, every registered strategy."""
     encoders = {}
     for m in cohort.spec.modality_names:
@@ -121,7 +138,7 @@ def _train_and_store(cohort, store: ModelStore) -> dict:
 
 def test_a_registered_strategy_trains_and_is_evaluated(tmp_path: Path, small_signal) -> None:
     cohort = small_signal
-    store = ModelStore(str(tmp_path / "models"))
+    store = FolderStore(str(tmp_path / "models"))
     fused = _train_and_store(cohort, store)
     fitted, result = fused[MAXPOOL]
     assert isinstance(fitted.predictor, MaxPoolFusion) and result.best_epoch >= 1

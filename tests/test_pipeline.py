@@ -107,7 +107,7 @@ def test_every_fit_is_an_mlflow_run_with_a_loadable_model(run: PipelineRun) -> N
     assert "test_auroc" in late.data.metrics  # the report attached its numbers
     # The logged model scores the input example it was logged with.
     mlflow.set_tracking_uri(tracking.tracking_uri)
-    model = mlflow.pyfunc.load_model(f"runs:/{late.info.run_id}/model")
+    model = mlflow.pyfunc.load_model("models:/synthetic.late/1")
     example = model.input_example
     prob = model.predict(example)
     assert len(prob) == len(example) and ((prob > 0) & (prob < 1)).all()
@@ -174,3 +174,41 @@ def test_the_report_is_versioned_and_latest_links_to_it(run: PipelineRun) -> Non
     # A link the UI opens, and the headline as a native table.
     assert metadata["report"].value == Path(html).resolve().as_uri()
     assert isinstance(metadata["headline"], dg.TableMetadataValue)
+
+
+def test_no_patient_row_or_small_cell_in_the_event_log(run: PipelineRun) -> None:
+    """Privacy by default: no raw patient id in any event (metadata, logs, check results,
+    failures) of any run, and no metadata table publishes a count of 1-10."""
+    from dagster._serdes import serialize_value
+
+    from fusion_assets.assets.metadata import COUNT_COLUMNS
+    from fusion_assets.disclosure import is_small
+
+    with run.warehouse.connect(read_only=True) as con:
+        ids = [r[0] for r in con.execute("SELECT patient_id FROM raw.patients").fetchall()]
+    assert len(ids) == 400
+    leaked, small = set(), []
+    for result in run.results:
+        for entry in run.instance.all_logs(result.run_id):
+            text = serialize_value(entry)
+            leaked |= {pid for pid in ids if pid in text}  # ids like P<tag>-0000001
+            event = entry.dagster_event
+            metadata = {}
+            if event is not None and event.is_step_materialization:
+                metadata = event.step_materialization_data.materialization.metadata
+            elif (
+                event is not None and event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+            ):
+                metadata = event.event_specific_data.metadata
+            for key, value in metadata.items():
+                if isinstance(value, dg.TableMetadataValue):
+                    small += [
+                        (key, column, record.data[column])
+                        for record in value.records
+                        for column in COUNT_COLUMNS
+                        if is_small(record.data.get(column))
+                    ]
+                if key == "preview":
+                    small.append((key, "row preview", "off by default"))
+    assert not leaked, f"raw patient ids in the event log: {sorted(leaked)[:5]}"
+    assert not small, f"small cells published: {small[:5]}"

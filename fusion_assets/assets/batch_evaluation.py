@@ -17,7 +17,6 @@ import pandas as pd
 from fusion_assets.assets.metadata import frame_table, rounded
 from fusion_assets.automation import batch_evaluation_freshness
 from fusion_assets.location.cohort import Cohort
-from fusion_assets.names import FUSION_STORE
 from fusion_assets.reevaluation import summary
 from fusion_assets.reevaluation.drift import data_drift
 from fusion_assets.reevaluation.performance import strategy_rows
@@ -33,6 +32,10 @@ CHECK_NAME = "batch_evaluation_within_reference"
 
 class BatchEvaluationConfig(dg.Config, BatchEvaluationSettings):
     """Thresholds of the re-evaluation and its check."""
+
+
+def _versions(store) -> str:
+    return ", ".join(f"{name} v{v}" for name, v in sorted(store.versions_used.items())) or "none"
 
 
 def _check_result(table: pd.DataFrame, scored: list[str]) -> dg.AssetCheckResult:
@@ -72,6 +75,7 @@ def _metadata(table: pd.DataFrame, params: dict, mlflow_url: str) -> dict:
         "n_patients": dg.MetadataValue.int(params["n_patients"]),
         "n_labelled": dg.MetadataValue.int(params["n_labelled"]),
         "strategies_scored": dg.MetadataValue.text(params["strategies_scored"]),
+        "model_versions": dg.MetadataValue.text(params["model_versions"]),
         "flagged": dg.MetadataValue.int(int(table["flagged"].sum())),
         "table": dg.MetadataValue.text(RESULT_TABLE),
         "dagster/row_count": dg.MetadataValue.int(len(table)),
@@ -153,7 +157,7 @@ def build_batch_evaluation(
             context.log.warning("profile.splits does not exist yet: no drift reference.")
         if missing := missing_models(store, config.strategies):
             context.log.warning(
-                f"No fused model for {missing} in {store.path}/{FUSION_STORE}: not scored. "
+                f"No registered fused model for {missing} ({store.tracking_uri}): not scored. "
                 "Materialize fused_model for those strategies (or run the retraining)."
             )
         rows = ResultRows(batch_id)
@@ -169,6 +173,8 @@ def build_batch_evaluation(
             "n_patients": len(inputs.batch),
             "n_labelled": inputs.n_labelled,
             "strategies_scored": ",".join(scores) or "none",
+            # The registered versions scored: which model generation these numbers are about.
+            "model_versions": _versions(store),
             "psi_threshold": config.psi_threshold,
         }
         mlflow_url = _log_mlflow(

@@ -2,9 +2,9 @@
 
 The design (``fusion_assets.evaluation``) decides which fold models exist and
 how predictions are assembled; these helpers only read it from the warehouse
-and describe what it did in Dagster metadata. The deployed model of each
-``<store kind>/<name>`` stays where the held-out design puts it, so deployment
-and batch re-evaluation never need to know the design.
+and describe what it did in Dagster metadata. The fold models are logged in the
+same registered version as the deployed model, so deployment and batch
+re-evaluation never need to know the design.
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ import dagster as dg
 import pandas as pd
 
 from fusion_assets.assets.metadata import frame_table, rounded
-from fusion_assets.assets.training_run import Fit
-from fusion_assets.evaluation import EvaluationDesign, ModelsNotReady, fold_root
+from fusion_assets.evaluation import EvaluationDesign, ModelsNotReady
 from fusion_assets.evaluation.design import FoldFit
 from fusion_assets.warehouse.folds import read_evaluation_design
-from resources import ModelStore, Warehouse
+from resources import Warehouse
 
 # The design's tables: every asset that reads the design depends on them.
 DESIGN_ASSETS = ("splits", "folds", "evaluation_mode")
@@ -46,16 +45,15 @@ def models_ready(suffix: str = ""):
 def fit_fold_models(
     context: dg.AssetExecutionContext,
     design: EvaluationDesign,
-    model_store: ModelStore,
-    store_kind: str,
+    root: Path,
     name: str,
     fit: FoldFit,
     frames: Mapping[str, pd.DataFrame],
     labels: pd.Series,
 ) -> tuple[Any, dict[str, dg.MetadataValue]]:
-    """The design's fold models of one model: the ``FoldRun`` (``None`` when the design has
-    none) and their Dagster metadata ({} then)."""
-    root = fold_root(model_store, store_kind, name)
+    """The design's fold models of one model, written under ``root`` (logged with the model
+    version): the ``FoldRun`` (``None`` when the design has none) and their Dagster metadata
+    ({} then)."""
     run = design.fit_fold_models(root, name, fit, frames, labels, log=context.log.info)
     if run is None:
         return None, {}
@@ -66,11 +64,12 @@ def fit_fold_models(
         "cv_oof_auroc": rounded(run.oof_auroc(labels)),
         "cv_seconds": rounded(run.seconds, 1),
         "cv_folds": frame_table(run.summary),
-        "cv_fold_root": dg.MetadataValue.path(str(root)),
         "cv_plan_id": dg.MetadataValue.text(design.plan_id),
     }
 
 
+# (on_epoch) -> (FittedModel, TrainResult), as training_run.Fit (not imported: it imports us)
+Fit = Callable[[Callable[..., None]], tuple[Any, Any]]
 # (epochs, on_epoch) -> (FittedModel, TrainResult): the deployed model on every patient
 Refit = Callable[[int, Callable[..., None]], tuple[Any, Any]]
 
@@ -79,12 +78,38 @@ class DeployedFit:
     """The deployed model's fit: as given in the held-out design; in cross-validation,
     refitted on every patient the way the fold models were (``evaluation/refit.py``)."""
 
-    def __init__(self, run: Any, design: EvaluationDesign, root: Path, name: str) -> None:
-        self.run, self.design, self.root, self.name = run, design, root, name
+    def __init__(self, design: EvaluationDesign, name: str) -> None:
+        self.design, self.name = design, name
+        self.run: Any = None  # the FoldRun, once the fold models are fitted
+        self.root: Path | None = None
         self.record: Any = None
 
+    def fit_folds(
+        self,
+        context: dg.AssetExecutionContext,
+        fit: FoldFit,
+        frames: Mapping[str, pd.DataFrame],
+        labels: pd.Series,
+    ) -> Callable[[Path], dict[str, dg.MetadataValue]]:
+        """``fit_save_track``'s ``fit_folds``: the fold models under the given folder, kept
+        for the deployed refit (which runs after them)."""
+
+        def fit_folds(root: Path) -> dict[str, dg.MetadataValue]:
+            self.run, metadata = fit_fold_models(
+                context, self.design, root, self.name, fit, frames, labels
+            )
+            self.root = root
+            return metadata
+
+        return fit_folds
+
     def fit(
-        self, held_out: Fit, refit: Refit, labels: pd.Series, method: str
+        self,
+        held_out: Fit,
+        refit: Refit,
+        labels: pd.Series,
+        method: str,
+        frames: Mapping[str, pd.DataFrame] | None = None,
     ) -> Callable[[Callable[..., None]], tuple[Any, Any]]:
         def fit(on_epoch: Callable[..., None]) -> tuple[Any, Any]:
             if self.run is None:
@@ -100,6 +125,7 @@ class DeployedFit:
                 labels,
                 list(folds.values()),
                 method,
+                frames,
             )
             return fitted, result
 
@@ -108,6 +134,7 @@ class DeployedFit:
     def describe(
         self, context: dg.AssetExecutionContext, directory: Path
     ) -> dict[str, dg.MetadataValue]:
+        """``fit_save_track``'s ``describe_fit``, on the saved (not yet registered) model."""
         """Write ``refit.json`` beside the deployed model, log it, and its metadata."""
         r = self.record
         if r is None:

@@ -4,17 +4,15 @@ from dataclasses import replace
 
 import dagster as dg
 
-from fusion_assets.assets.design import (
-    DESIGN_ASSETS,
-    DeployedFit,
-    fit_fold_models,
-    read_design,
-    with_fold_models,
+from fusion_assets.assets.design import DESIGN_ASSETS, DeployedFit, read_design
+from fusion_assets.assets.training_run import (
+    TRAINING_RETRY,
+    TrainingConfig,
+    fit_save_track,
+    profile_preset,
 )
-from fusion_assets.assets.training_run import TRAINING_RETRY, TrainingConfig, fit_save_track
 from fusion_assets.automation import retraining_condition
 from fusion_assets.cohorts import CohortSpec
-from fusion_assets.evaluation import fold_root
 from fusion_assets.evaluation.refit import refit_train_config
 from fusion_assets.location.cohort import Cohort
 from fusion_assets.names import ENCODER_STORE, unimodal_name
@@ -81,7 +79,8 @@ def build_encoder_asset(cohort: Cohort) -> dg.AssetsDefinition:
         with db.connect() as con:
             data = load_training_data(con, spec, [modality])
         example = _describe_fit(context, spec, modality, data)
-        encoder_config = config.encoder_config()
+        preset = profile_preset(context, config, db, spec)
+        encoder_config = config.encoder_config(preset)
 
         def train(train_ids, val_ids, on_epoch=None, fit_config=encoder_config):
             return train_unimodal(
@@ -90,39 +89,35 @@ def build_encoder_asset(cohort: Cohort) -> dg.AssetsDefinition:
             )  # fmt: skip
 
         design = read_design(db)
-        run, folds = fit_fold_models(
-            context,
-            design,
-            store,
-            ENCODER_STORE,
-            name,
-            lambda _repeat, _fold, train_ids, val_ids: train(train_ids, val_ids),
-            data.frames,
-            data.labels,
-        )
-        deployed = DeployedFit(run, design, fold_root(store, ENCODER_STORE, name), name)
+        deployed = DeployedFit(design, name)
         every_patient = data.train_ids + data.val_ids
 
         def refit(epochs, on_epoch):
             train_config = refit_train_config(encoder_config.train, epochs)
             return train(every_patient, [], on_epoch, replace(encoder_config, train=train_config))
 
-        result = fit_save_track(
+        return fit_save_track(
             context,
             tracking=tracking.for_cohort(cohort.name),
             model_store=store,
             store_kind=ENCODER_STORE,
             name=name,
-            params={"modality": modality, "kind": spec.modality(modality).kind},
+            params={"modality": modality, "kind": spec.modality(modality).kind, "preset": preset},
             fit=deployed.fit(
                 lambda on_epoch: train(data.train_ids, data.val_ids, on_epoch),
                 refit,
                 data.labels,
                 encoder_config.train.recalibration,
+                data.frames,
             ),
             example=example,
+            fit_folds=deployed.fit_folds(
+                context,
+                lambda _repeat, _fold, train_ids, val_ids: train(train_ids, val_ids),
+                data.frames,
+                data.labels,
+            ),
+            describe_fit=lambda directory: deployed.describe(context, directory),
         )
-        refit_metadata = deployed.describe(context, store.model_dir(ENCODER_STORE, name))
-        return with_fold_models(result, {**folds, **refit_metadata})
 
     return modality_encoder

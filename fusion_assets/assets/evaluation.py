@@ -13,7 +13,6 @@ How predictions are assembled and metrics averaged is the evaluation design's
 written, with its columns and zero rows.
 """
 
-import json
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -33,7 +32,6 @@ from fusion_assets.evaluation import StressSettings
 from fusion_assets.location.cohort import Cohort
 from fusion_assets.metrics.config import EvaluationConfig, ReportSettings
 from fusion_assets.models.strategies import STRATEGIES
-from fusion_assets.names import FUSION_STORE
 from fusion_assets.report_folders import point_latest, versioned_report_dir
 from fusion_assets.warehouse.cohort import load_cohort, load_frames
 from fusion_assets.warehouse.eval_tables import qualified, read_eval_table, write_eval_tables
@@ -148,6 +146,8 @@ def build_predictions_asset(cohort: Cohort) -> dg.AssetsDefinition:
             **mode,
             "stress_rows": dg.MetadataValue.int(len(tables.stress)),
             "strategies": dg.MetadataValue.text(", ".join(tables.predictions["strategy"].unique())),
+            # The registered version of each model scored (promotion compares these).
+            "model_versions": dg.MetadataValue.json(store.versions_used),
         }
         with db.connect() as con:
             write_eval_tables(con, written)
@@ -306,10 +306,9 @@ def _log_report(context, tracking: Tracking, model_store, files, result) -> str:
         run_id = run.info.run_id
     client = MlflowClient(tracking.tracking_uri)
     for strategy in STRATEGIES:
-        record = model_store.model_dir(FUSION_STORE, strategy) / "mlflow_run.json"
-        if not record.exists() or strategy not in headline.index:
+        fit_run = model_store.run_id(strategy)  # the registered version the report scored
+        if fit_run is None or strategy not in headline.index:
             continue
-        fit_run = json.loads(record.read_text())["run_id"]
         client.log_artifacts(fit_run, str(files.markdown_path.parent), artifact_path="evaluation")
         client.log_metric(fit_run, "test_auroc", float(headline.loc[strategy, "auroc"]))
     return run_id

@@ -7,12 +7,15 @@ import dagster as dg
 from fusion_assets.assets.design import (
     DESIGN_ASSETS,
     DeployedFit,
-    fit_fold_models,
     models_ready,
     read_design,
-    with_fold_models,
 )
-from fusion_assets.assets.training_run import TRAINING_RETRY, TrainingConfig, fit_save_track
+from fusion_assets.assets.training_run import (
+    TRAINING_RETRY,
+    TrainingConfig,
+    fit_save_track,
+    profile_preset,
+)
 from fusion_assets.automation import retraining_condition
 from fusion_assets.cohorts import CohortSpec
 from fusion_assets.evaluation import EvaluationDesign, fold_root
@@ -34,7 +37,7 @@ def load_encoders(model_store: ModelStore, spec: CohortSpec) -> dict:
     ]
     if missing:
         raise dg.Failure(
-            f"No fitted encoder for modalities {missing} in {model_store.path}: "
+            f"No registered encoder for modalities {missing} ({model_store.tracking_uri}): "
             "materialize modality_encoder for those partitions first.",
             allow_retries=False,
         )
@@ -95,7 +98,8 @@ def build_fusion_asset(cohort: Cohort, encoder_asset: dg.AssetsDefinition) -> dg
         encoders = load_encoders(store, spec)
         with db.connect() as con:
             data = load_training_data(con, spec)
-        fusion_config = config.fusion_config()
+        preset = profile_preset(context, config, db, spec)
+        fusion_config = config.fusion_config(preset)
         context.log.info(
             f"Training {strategy} fusion on {len(data.train_ids)} train / {len(data.val_ids)} "
             f"validation patients, modality dropout {fusion_config.modality_dropout}"
@@ -109,19 +113,7 @@ def build_fusion_asset(cohort: Cohort, encoder_asset: dg.AssetsDefinition) -> dg
 
         design = read_design(db)
         fold_encoders = load_fold_encoders(store, spec, design)
-        run, folds = fit_fold_models(
-            context,
-            design,
-            store,
-            FUSION_STORE,
-            strategy,
-            lambda repeat, fold, train_ids, val_ids: train(
-                train_ids, val_ids, fold_encoders[(repeat, fold)]
-            ),
-            data.frames,
-            data.labels,
-        )
-        deployed = DeployedFit(run, design, fold_root(store, FUSION_STORE, strategy), strategy)
+        deployed = DeployedFit(design, strategy)
         every_patient = data.train_ids + data.val_ids
 
         def refit(epochs, on_epoch):
@@ -129,22 +121,34 @@ def build_fusion_asset(cohort: Cohort, encoder_asset: dg.AssetsDefinition) -> dg
             fit_config = replace(fusion_config, train=train_config)
             return train(every_patient, [], encoders, on_epoch, fit_config)
 
-        result = fit_save_track(
+        return fit_save_track(
             context,
             tracking=tracking.for_cohort(cohort.name),
             model_store=store,
             store_kind=FUSION_STORE,
             name=strategy,
-            params={"strategy": strategy, "modalities": ",".join(spec.modality_names)},
+            params={
+                "strategy": strategy,
+                "modalities": ",".join(spec.modality_names),
+                "preset": preset,
+            },
             fit=deployed.fit(
                 lambda on_epoch: train(data.train_ids, data.val_ids, encoders, on_epoch),
                 refit,
                 data.labels,
                 fusion_config.train.recalibration,
+                data.frames,
             ),
             example=input_example(data.frames, data.val_ids[:2]),
+            fit_folds=deployed.fit_folds(
+                context,
+                lambda repeat, fold, train_ids, val_ids: train(
+                    train_ids, val_ids, fold_encoders[(repeat, fold)]
+                ),
+                data.frames,
+                data.labels,
+            ),
+            describe_fit=lambda directory: deployed.describe(context, directory),
         )
-        refit_metadata = deployed.describe(context, store.model_dir(FUSION_STORE, strategy))
-        return with_fold_models(result, {**folds, **refit_metadata})
 
     return fused_model

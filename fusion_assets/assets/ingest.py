@@ -12,7 +12,7 @@ import pandas as pd
 from fusion_assets.assets.metadata import table_metadata, table_version
 from fusion_assets.location.cohort import Cohort
 from fusion_assets.warehouse.ingest import ingest_batch
-from fusion_assets.warehouse.quarantine import BatchValidationError
+from fusion_assets.warehouse.quarantine import BatchValidationError, format_errors
 from fusion_assets.warehouse.sql import table_exists
 from resources import LandingZoneResource, WarehouseResource
 
@@ -107,7 +107,10 @@ def build_ingest_assets(cohort: Cohort, partitions: dg.PartitionsDefinition) -> 
                 yield from _failed_checks(cohort, error)
                 # A user's bad file is not a bug: fail with the report, not a traceback.
                 raise dg.Failure(
-                    description=str(error),
+                    # The event log is published: no failing values (errors.json has them).
+                    description=format_errors(
+                        batch_id, error.errors, error.quarantine_dir, examples=False
+                    ),
                     metadata={"quarantine": dg.MetadataValue.path(str(error.quarantine_dir))},
                     allow_retries=False,
                 ) from None

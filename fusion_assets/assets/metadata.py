@@ -1,4 +1,9 @@
-"""Dagster metadata for warehouse tables and data frames: native tables, rounded numbers."""
+"""Dagster metadata for warehouse tables and data frames: native tables, rounded numbers.
+
+Everything here is published (the event log, the UI, a shared PostgreSQL): no table
+preview unless ``FUSION_ROW_PREVIEW=pseudonymous`` (then pseudonymous ids, no text),
+and every table's count columns pass the small-cell rule (fusion_assets/disclosure.py).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,12 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from fusion_assets.disclosure import (
+    PREVIEW_PSEUDONYMOUS,
+    preview_mode,
+    pseudonymous_preview,
+    suppress_small_cells,
+)
 from fusion_assets.warehouse.contracts import column_description
 from fusion_assets.warehouse.sql import table_fingerprint, table_summary
 
@@ -19,24 +30,34 @@ DIGITS = 3
 _LIST_PREVIEW_CHARS = 40
 _PREVIEW_COLUMNS = 12
 _SCHEMA_COLUMNS = 200
+# Columns of metadata tables that count patients or events: a row where one is a small
+# cell has its counts and every number computed on those patients (rates, percentages,
+# metrics) blanked. ``total - events`` (the non-events) is a count too.
+COUNT_COLUMNS = ("n", "n_patients", "patients", "events", "n_events", "non_events", "count")
+_COMPLEMENTS = {"events": "n", "n_events": "n_patients"}
 
 
 def table_metadata(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, Any]:
-    """Row count, column schema (with descriptions) and a small preview of ``schema.table``."""
-    n_rows, columns, preview = table_summary(con, table, PREVIEW_ROWS)
+    """Row count, column schema (with descriptions) and, when the setting allows, a small
+    pseudonymous preview of ``schema.table``."""
+    show = preview_mode() == PREVIEW_PSEUDONYMOUS
+    n_rows, columns, preview = table_summary(con, table, PREVIEW_ROWS if show else 0)
     schema = dg.TableSchema(
         columns=[
             dg.TableColumn(name=n, type=t, description=column_description(table, n))
             for n, t in columns[:_SCHEMA_COLUMNS]
         ]
     )
-    return {
+    metadata = {
         "table": dg.MetadataValue.text(table),
         "dagster/row_count": dg.MetadataValue.int(n_rows),
         "dagster/column_schema": schema,
         "n_columns": dg.MetadataValue.int(len(columns)),
-        "preview": frame_table(preview.iloc[:, :_PREVIEW_COLUMNS].map(_short)),
     }
+    if show:
+        shown = pseudonymous_preview(preview).iloc[:, :_PREVIEW_COLUMNS]
+        metadata["preview"] = frame_table(shown.map(_short))
+    return metadata
 
 
 def table_version(
@@ -48,7 +69,9 @@ def table_version(
 
 
 def frame_table(frame: pd.DataFrame, digits: int = DIGITS) -> dg.MetadataValue:
-    """A data frame as a native Dagster table (sortable in the UI), numbers rounded."""
+    """A data frame as a native Dagster table (sortable in the UI), numbers rounded, small
+    cells suppressed (``COUNT_COLUMNS``)."""
+    frame = disclosed(frame)
     columns = [str(c) for c in frame.columns]
     schema = dg.TableSchema(
         columns=[
@@ -61,6 +84,16 @@ def frame_table(frame: pd.DataFrame, digits: int = DIGITS) -> dg.MetadataValue:
         for row in frame.itertuples(index=False, name=None)
     ]
     return dg.MetadataValue.table(records=records, schema=schema)
+
+
+def disclosed(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as it may be published: rows with a small count have their counts and
+    every float column (rates, percentages, metrics of those patients) blanked."""
+    counts = [c for c in frame.columns if c in COUNT_COLUMNS]
+    if not counts:
+        return frame
+    rates = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])]
+    return suppress_small_cells(frame, counts, rates, totals=_COMPLEMENTS)
 
 
 def rounded(value: float, digits: int = DIGITS) -> dg.MetadataValue:

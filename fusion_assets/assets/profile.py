@@ -22,6 +22,7 @@ from fusion_assets.decision_matrix import RecommendationThresholds, recommend_st
 from fusion_assets.evaluation import EvaluationDesign, SplitSettings
 from fusion_assets.location.cohort import Cohort
 from fusion_assets.metrics.plots import pattern_chart_png
+from fusion_assets.models.presets import choose_preset
 from fusion_assets.warehouse.folds import read_evaluation_design, write_evaluation_plan
 from fusion_assets.warehouse.profile import build_availability, summarize_profile
 from fusion_assets.warehouse.recommend import write_recommendation
@@ -136,7 +137,8 @@ def build_recommendation_asset(cohort: Cohort) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         thresholds = RecommendationThresholds(**config.model_dump())
         with warehouse.for_cohort(cohort.name).connect() as con:
-            ranked = recommend_strategies(summarize_profile(con, spec), thresholds)
+            summary = summarize_profile(con, spec)
+            ranked = recommend_strategies(summary, thresholds)
             write_recommendation(con, ranked, thresholds)
             metadata = table_metadata(con, "profile.recommendation")
         context.log.info(f"Recommended: {[r['strategy'] for r in ranked]}")
@@ -152,6 +154,8 @@ def build_recommendation_asset(cohort: Cohort) -> dg.AssetsDefinition:
                         }
                     )
                 ),
+                # what training's preset "auto" resolves to (models.presets.choose_preset)
+                "training_preset": dg.MetadataValue.json(choose_preset(summary).as_dict()),
             }
         )
         return dg.MaterializeResult(metadata=metadata)

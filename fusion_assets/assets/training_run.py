@@ -1,21 +1,28 @@
-"""Shared by the encoder and fusion assets: fit, save, track in MLflow, describe in Dagster."""
+"""Shared by the encoder and fusion assets: fit, register in MLflow, describe in Dagster."""
 
 import hashlib
 import json
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
+from fusion_assets.assets.design import with_fold_models
 from fusion_assets.assets.metadata import frame_table, rounded
+from fusion_assets.cohorts import CohortSpec
 from fusion_assets.models.config import config_to_dict
 from fusion_assets.training_settings import TrainingSettings
-from resources import ModelStore, Tracking
+from resources import ModelStore, Tracking, Warehouse
+from resources.model_store import FOLDS_ARTIFACT, MODEL_ARTIFACT
 
 # (on_epoch callback) -> (FittedModel, TrainResult); torch is imported only when it runs.
 Fit = Callable[[Callable[..., None]], tuple[Any, Any]]
+# (folder) -> the fold models' Dagster metadata ({} when the design has none); written there.
+FitFolds = Callable[[Path], Mapping[str, dg.MetadataValue]]
 
 
 # Transient failures of a fit (the MLflow store busy, a lock held past its timeout, a worker
@@ -25,6 +32,26 @@ TRAINING_RETRY = dg.RetryPolicy(max_retries=2, delay=60, backoff=dg.Backoff.EXPO
 
 class TrainingConfig(dg.Config, TrainingSettings):
     """Training knobs exposed in the Dagster launchpad (defaults: the laptop demo)."""
+
+
+def profile_preset(
+    context: dg.AssetExecutionContext,
+    config: TrainingSettings,
+    warehouse: Warehouse,
+    spec: CohortSpec,
+) -> str:
+    """The preset this run trains with; ``auto`` is resolved from the cohort's profile."""
+    if config.preset != "auto":
+        return config.preset
+    from fusion_assets.models.presets import choose_preset
+    from fusion_assets.warehouse.profile import summarize_profile
+
+    with warehouse.connect() as con:
+        choice = choose_preset(summarize_profile(con, spec))
+    context.log.info(
+        f"Preset {choice.name!r} (auto, from the profile): {'; '.join(choice.reasons)}"
+    )
+    return choice.name
 
 
 def fit_save_track(
@@ -37,22 +64,35 @@ def fit_save_track(
     params: dict,
     fit: Fit,
     example: pd.DataFrame | None = None,
+    fit_folds: FitFolds | None = None,
+    describe_fit: Callable[[Path], Mapping[str, dg.MetadataValue]] | None = None,
 ) -> dg.MaterializeResult:
-    """Run ``fit`` inside an MLflow run; save the model; return the Dagster metadata."""
+    """Run the design's fold models and ``fit`` inside an MLflow run; register the version.
+
+    ``describe_fit(model_folder)`` may write files beside the saved model before it is
+    registered and returns metadata.
+
+    The model and its fold models are written to a temporary folder and logged as one
+    pyfunc model, registered as the next version of ``<cohort>.<name>``: readers load
+    registered versions only, so a half-written model is never read.
+    """
     import mlflow
 
     from fusion_assets.models.api import save_model
 
     started = time.perf_counter()
-    with tracking.run(
-        name, dagster_run_id=context.run.run_id, tags={"fusion.kind": store_kind}
-    ) as run:
+    with (
+        tracking.run(
+            name, dagster_run_id=context.run.run_id, tags={"fusion.kind": store_kind}
+        ) as run,
+        tempfile.TemporaryDirectory(prefix="fit-") as staging,
+    ):
+        # Fold models first: the cross-validated deployed refit is trained like them.
+        folds = dict(fit_folds(Path(staging) / FOLDS_ARTIFACT)) if fit_folds else {}
         fitted, result = fit(_epoch_logger(context, name))
-        directory = save_model(fitted, model_store.model_dir(store_kind, name))
-        # Lets the evaluation attach its report to the run that produced this model.
-        (directory / "mlflow_run.json").write_text(
-            json.dumps({"run_id": run.info.run_id, "experiment_id": run.info.experiment_id})
-        )
+        directory = save_model(fitted, Path(staging) / MODEL_ARTIFACT)
+        if describe_fit is not None:  # files beside the model go into the registered version
+            folds.update(describe_fit(directory))
         mlflow.log_params(_flatten({**params, **config_to_dict(fitted.config)}))
         final = {
             "final_val_auroc": result.val_auroc,
@@ -62,7 +102,8 @@ def fit_save_track(
             "train_seconds": result.train_seconds,
         }
         mlflow.log_metrics({k: float(v) for k, v in final.items() if v == v})
-        _log_pyfunc(directory, example)
+        version = _register(context, model_store, store_kind, name, Path(staging), example)
+        data_version = _directory_version(directory)
         url, run_id = tracking.run_url(run), run.info.run_id
 
     scored = (
@@ -72,11 +113,75 @@ def fit_save_track(
     )
     context.log.info(
         f"{name}: {scored} after {result.best_epoch} epochs, "
-        f"{result.n_parameters:,} parameters, {result.train_seconds:.1f} s; MLflow run {run_id}"
+        f"{result.n_parameters:,} parameters, {result.train_seconds:.1f} s; MLflow run {run_id}, "
+        f"registered as {model_store.uri(name, version)}"
     )
-    metadata = _fit_metadata(result, run_id, url, directory)
+    metadata = _fit_metadata(result, run_id, url)
+    metadata["model_uri"] = dg.MetadataValue.text(model_store.uri(name, version))
+    metadata["model_version"] = dg.MetadataValue.int(version)
     metadata["wall_seconds"] = rounded(time.perf_counter() - started, 1)
-    return dg.MaterializeResult(data_version=_directory_version(directory), metadata=metadata)
+    return with_fold_models(
+        dg.MaterializeResult(data_version=data_version, metadata=metadata), folds
+    )
+
+
+def _register(
+    context: dg.AssetExecutionContext,
+    store: ModelStore,
+    kind: str,
+    name: str,
+    staging: Path,
+    example: pd.DataFrame | None,
+) -> int:
+    """Log the staged folder as a pyfunc model, register it, tag the version; its number."""
+    import mlflow.pyfunc
+
+    from fusion_assets import mlflow_pyfunc, pyfunc_package
+
+    artifacts = {
+        key: str(staging / key)
+        for key in (MODEL_ARTIFACT, FOLDS_ARTIFACT)
+        if (staging / key).exists()
+    }
+    tags = _version_tags(context, store, kind)  # before the pin: the models this fit read
+    info = mlflow.pyfunc.log_model(
+        name=store.name(name).replace(".", "-"),  # logged-model names refuse dots
+        python_model=mlflow_pyfunc.__file__,
+        artifacts=artifacts,
+        code_paths=pyfunc_package.code_paths(),
+        input_example=example,
+        pip_requirements=pyfunc_package.pip_requirements(),
+        registered_model_name=store.name(name),
+    )
+    version = int(info.registered_model_version)
+    store.tag_version(name, version, tags)
+    store.pin(name, version)
+    return version
+
+
+def _version_tags(
+    context: dg.AssetExecutionContext, store: ModelStore, kind: str
+) -> dict[str, str]:
+    """Where a version came from: the Dagster run, asset and partition, the data versions
+    of the asset's inputs (newest materialization of each), the models it was built on
+    and the code version."""
+    from fusion_assets.pyfunc_package import code_version
+
+    inputs = {}
+    for key in sorted(context.assets_def.asset_deps[context.asset_key], key=str):
+        record = context.instance.get_latest_data_version_record(key)
+        if record is not None and record.asset_materialization is not None:
+            version = record.asset_materialization.tags.get("dagster/data_version")
+            inputs[key.to_user_string()] = version
+    return {
+        "dagster.run_id": context.run.run_id,
+        "dagster.asset_key": context.asset_key.to_user_string(),
+        "dagster.partition": context.partition_key if context.has_partition_key else "",
+        "fusion.kind": kind,
+        "fusion.code_version": code_version(),
+        "fusion.input_data_versions": json.dumps(inputs, sort_keys=True)[:5000],
+        "fusion.models_used": json.dumps(store.versions_used, sort_keys=True),
+    }
 
 
 def _epoch_logger(context: dg.AssetExecutionContext, name: str) -> Callable[..., None]:
@@ -96,7 +201,7 @@ def _epoch_logger(context: dg.AssetExecutionContext, name: str) -> Callable[...,
     return on_epoch
 
 
-def _fit_metadata(result: Any, run_id: str, url: str, directory) -> dict[str, Any]:
+def _fit_metadata(result: Any, run_id: str, url: str) -> dict[str, Any]:
     return {
         "val_auroc": rounded(result.val_auroc),
         "val_loss": rounded(result.val_loss, 4),
@@ -107,31 +212,15 @@ def _fit_metadata(result: Any, run_id: str, url: str, directory) -> dict[str, An
         "n_validation": dg.MetadataValue.int(int(result.n_val)),
         "mlflow_run_id": dg.MetadataValue.text(run_id),
         "mlflow_run_url": dg.MetadataValue.url(url),
-        "model_dir": dg.MetadataValue.path(str(directory)),
         "history": _history(result),
     }
-
-
-def _log_pyfunc(directory, example: pd.DataFrame | None) -> None:
-    import mlflow.pyfunc
-
-    from fusion_assets import mlflow_pyfunc
-
-    mlflow.pyfunc.log_model(
-        name="model",
-        python_model=mlflow_pyfunc.__file__,
-        artifacts={"model_dir": str(directory)},
-        input_example=example,
-        # Explicit requirements: inferring them re-imports the world and takes seconds.
-        pip_requirements=["fusion_assets", "torch==2.13.0", "pandas", "scikit-learn"],
-    )
 
 
 def _directory_version(directory) -> dg.DataVersion:
     """The saved model's content hash: a refit that changes weights changes the version."""
     digest = hashlib.sha256()
     for path in sorted(directory.rglob("*")):
-        if path.is_file() and path.name != "mlflow_run.json":
+        if path.is_file():
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
     return dg.DataVersion(digest.hexdigest()[:16])

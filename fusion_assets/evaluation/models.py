@@ -1,10 +1,10 @@
 """Which fitted models an evaluation reads, and where they live in the model store.
 
-Pure code: the model store is anything with ``path``, ``model_dir(kind, name)``
-and ``exists(kind, name)`` (the Dagster ``ModelStoreResource`` is one). The
-deployed model of ``<kind>/<name>`` is trained on the design's training
-patients; the fold models of a cross-validated cohort live beside it under
-``<kind>_folds/<name>`` (layout in ``evaluation/fold_models.py``).
+Pure code: the model store is anything with ``path``, ``model_dir(kind, name)``,
+``fold_root(kind, name)`` and ``exists(kind, name)`` (``resources.ModelStore``, the
+MLflow Model Registry, is one). The deployed model of ``<kind>/<name>`` is trained
+on the design's training patients; the fold models of a cross-validated cohort
+are part of the same registered version (layout in ``evaluation/fold_models.py``).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import Any, Protocol
 from fusion_assets.models.strategies import STRATEGIES
 from fusion_assets.names import ENCODER_STORE, FUSION_STORE, unimodal_name
 
-FOLD_SUFFIX = "_folds"
-
 
 class ModelStore(Protocol):
     path: str
 
     def model_dir(self, kind: str, name: str) -> Path: ...
+
+    def fold_root(self, kind: str, name: str) -> Path: ...
 
     def exists(self, kind: str, name: str) -> bool: ...
 
@@ -33,7 +33,7 @@ class ModelsNotReady(RuntimeError):
 
 def fold_root(store: ModelStore, kind: str, name: str) -> Path:
     """Where the fold models (and their out-of-fold predictions) of one model live."""
-    return store.model_dir(kind + FOLD_SUFFIX, name)
+    return store.fold_root(kind, name)
 
 
 def evaluated_models(modalities: Sequence[str]) -> list[tuple[str, str]]:

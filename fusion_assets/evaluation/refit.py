@@ -24,13 +24,15 @@ margin (``checks.py``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from fusion_assets.metrics.classification import auroc
 
 REFIT_FILE = "refit.json"
 # The deployed refit's in-sample AUROC may be at most this far below its fold models'.
@@ -101,14 +103,23 @@ def refit_deployed(
     labels: pd.Series,
     fold_models: Sequence[Any],
     method: str,
+    frames: Mapping[str, pd.DataFrame] | None = None,
 ) -> tuple[Any, Any, RefitRecord]:
     """Refit on all patients with ``fit(epochs)``; recalibration and validation-fitted
-    parameters from the fold models. Returns (fitted model, train result, record)."""
+    parameters from the fold models. Returns (fitted model, train result, record).
+
+    ``frames`` (the aligned frames of ``labels``' patients) re-scores the in-sample AUROC
+    when parameters were adopted from the fold models: the fit scored the model before.
+    """
     epochs = refit_epochs(summary)
     fitted, result = fit(epochs)
     adopt = getattr(fitted.predictor, "adopt_from_folds", None)
     if adopt is not None:
         adopt([m.predictor for m in fold_models])
+        if frames is not None:
+            ids = list(labels.index)
+            raw = fitted.predict_proba(fitted.prepare(dict(frames), ids), recalibrated=False)
+            result.train_auroc = auroc(labels.loc[ids].to_numpy(), raw)
     train = getattr(fitted.config, "train", None)
     min_events = getattr(train, "recalibration_min_events", None)
     fitted.recalibration = deployed_recalibration(oof, labels, method, min_events)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger("fusion_assets.kinds")
 
 
 def stack_lists(column: pd.Series, length: int | None, modality: str, name: str) -> np.ndarray:
@@ -51,3 +55,14 @@ def fill_rows(n: int, present: np.ndarray, rows: np.ndarray) -> np.ndarray:
     out = np.zeros((n, *rows.shape[1:]), dtype=rows.dtype)
     out[present] = rows
     return out
+
+
+def log_dropped(modality: str, what: str, dropped: Sequence[Any], n_rows: int) -> None:
+    """One log line naming what a fit left out for having no value in its training rows."""
+    if len(dropped):
+        shown = ", ".join(str(d) for d in list(dropped)[:10])
+        more = f" and {len(dropped) - 10} more" if len(dropped) > 10 else ""
+        log.info(
+            "%s: %d %s with no observed value in the %d training rows dropped for this fit: %s%s",
+            modality, len(dropped), what, n_rows, shown, more,
+        )  # fmt: skip

@@ -227,6 +227,18 @@ class ModalityKind(ABC):
         arrays = self.transform_rows(modality, state, rows)
         return {name: fill_rows(len(present), present, a) for name, a in arrays.items()}
 
+    def fit_screen(
+        self,
+        modality: ModalitySpec,
+        state: State,
+        arrays: Arrays,
+        labels: np.ndarray,
+        config: EncoderConfig,
+    ) -> State:
+        """``state`` narrowed to the features with label signal, from the training patients
+        that have the modality (``arrays``, ``labels``: theirs only); default: unchanged."""
+        return state
+
     # ------------------------------------------------------------ torch
     @abstractmethod
     def build_encoder(self, modality: ModalitySpec, state: State, config: EncoderConfig) -> Encoder:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BeforeValidator, model_validator
 
-from fusion_assets.kinds.arrays import safe_mean, safe_std, stack_lists
+from fusion_assets.kinds.arrays import log, log_dropped, safe_mean, safe_std, stack_lists
 from fusion_assets.kinds.base import (
     Arrays,
     ImportContext,
@@ -205,6 +205,13 @@ class DenseOmicsKind(_Omics):
 
     def fit(self, modality: ModalitySpec, rows: pd.DataFrame, config: EncoderConfig) -> State:
         values = stack_lists(rows["values"], _options(modality).n_features, modality.name, "values")
+        # a feature no training patient has a value for is dropped for this fit
+        observed = np.isfinite(values).any(axis=0)
+        state: State = {}
+        if not observed.all():
+            log_dropped(modality.name, "features", np.flatnonzero(~observed), len(rows))
+            state = {"source_width": int(values.shape[1]), "kept": np.flatnonzero(observed)}
+            values = values[:, observed]
         # expression-like non-negative data is heavy tailed: log1p before standardizing
         log1p = bool(values.size and np.nanmin(values) >= 0)
         if log1p:
@@ -214,14 +221,46 @@ class DenseOmicsKind(_Omics):
             "log1p": log1p,
             "mean": safe_mean(values),
             "std": safe_std(values),
+            **state,
         }
 
     def transform_rows(self, modality: ModalitySpec, state: State, rows: pd.DataFrame) -> Arrays:
-        values = stack_lists(rows["values"], state["n_features"], modality.name, "values")
+        width = state.get("source_width", state["n_features"])
+        values = stack_lists(rows["values"], width, modality.name, "values")
+        if "kept" in state:
+            values = values[:, state["kept"]]
         if state["log1p"]:
             values = np.log1p(np.maximum(values, 0.0))
         x = (values - state["mean"]) / state["std"]
         return {"x": np.nan_to_num(x, nan=0.0).astype(np.float32)}
+
+    def fit_screen(
+        self,
+        modality: ModalitySpec,
+        state: State,
+        arrays: Arrays,
+        labels: np.ndarray,
+        config: EncoderConfig,
+    ) -> State:
+        k = config.omics_screen_top_k
+        if k is None or state["n_features"] <= k:
+            return state
+        top = top_correlated(arrays["x"], labels.astype(float), k)
+        kept = np.asarray(state.get("kept", np.arange(state["n_features"])))[top]
+        width = state.get("source_width", state["n_features"])
+        log.info(
+            "%s: %d of %d features kept by |correlation| with the label in the %d training "
+            "patients (screened inside this fold)",
+            modality.name, k, state["n_features"], len(labels),
+        )  # fmt: skip
+        return {
+            **state,
+            "n_features": len(kept),
+            "mean": state["mean"][top],
+            "std": state["std"][top],
+            "source_width": int(width),
+            "kept": kept.astype(np.int64),
+        }
 
     def build_encoder(self, modality: ModalitySpec, state: State, config: EncoderConfig) -> Encoder:
         from fusion_assets.models.encoders import DenseOmicsEncoder

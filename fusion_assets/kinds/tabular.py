@@ -17,7 +17,7 @@ import pyarrow as pa_arrow
 from pydantic import model_validator
 
 from fusion_assets.identifiers import reserved_problem
-from fusion_assets.kinds.arrays import safe_mean, safe_std
+from fusion_assets.kinds.arrays import log_dropped, safe_mean, safe_std
 from fusion_assets.kinds.base import (
     Arrays,
     ImportContext,
@@ -179,6 +179,12 @@ class TabularKind(ModalityKind):
             else:
                 categorical.append(column)
         values = rows[numeric].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+        # a numeric column no training patient has a value in carries nothing (its missing
+        # indicator is constant): dropped for this fit, e.g. a lab never measured in a fold
+        observed = np.isfinite(values).any(axis=0)
+        empty = [c for c, o in zip(numeric, observed, strict=True) if not o]
+        log_dropped(modality.name, "numeric columns", empty, len(rows))
+        numeric, values = [c for c in numeric if c not in empty], values[:, observed]
         categories = {}
         for column in categorical:
             counts = rows[column].dropna().astype(str).value_counts()

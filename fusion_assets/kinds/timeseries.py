@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from pydantic import model_validator
 
-from fusion_assets.kinds.arrays import safe_mean, safe_std, stack_lists
+from fusion_assets.kinds.arrays import log_dropped, safe_mean, safe_std, stack_lists
 from fusion_assets.kinds.base import (
     Arrays,
     ImportContext,
@@ -193,6 +193,17 @@ class TimeseriesKind(ModalityKind):
     # ------------------------------------------------------------ preprocessing
     def fit(self, modality: ModalitySpec, rows: pd.DataFrame, config: EncoderConfig) -> State:
         values, mask = _series(modality, rows)
+        # A (bin, channel) cell no training patient has (a bin finer than the visits) stays
+        # masked: the GRU and attention skip masked steps, and the references drop its
+        # column (models.reference_features), so nothing is learned from or crashes on it.
+        empty = np.argwhere(mask.sum(0) == 0)
+        channels = _options(modality).channels
+        log_dropped(
+            modality.name,
+            "(bin, channel) cells",
+            [f"bin {b} {channels[c]}" for b, c in empty],
+            len(rows),
+        )
         # channel statistics over observed bins only: unobserved bins are zeros, not data
         observed = np.where(mask > 0, values, np.nan).reshape(-1, values.shape[-1])
         return {"mean": safe_mean(observed), "std": safe_std(observed)}

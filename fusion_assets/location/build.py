@@ -14,6 +14,7 @@ from fusion_assets.assets.evaluation import build_evaluation_assets
 from fusion_assets.assets.fusion import build_fusion_asset
 from fusion_assets.assets.ingest import build_ingest_assets
 from fusion_assets.assets.profile import build_profile_assets
+from fusion_assets.assets.promotion import build_promotion_asset
 from fusion_assets.automation import retraining_sensor
 from fusion_assets.checks import build_checks
 from fusion_assets.jobs import build_jobs
@@ -40,6 +41,7 @@ def cohort_assets(cohort: Cohort) -> list[dg.AssetsDefinition]:
         encoder,
         build_fusion_asset(cohort, encoder),
         *build_evaluation_assets(cohort),
+        build_promotion_asset(cohort),
         build_batch_evaluation(cohort, landing),
     ]
 
@@ -75,7 +77,8 @@ def location_resources(
     return {
         "warehouse": WarehouseResource(data_dir=data_dir),
         "landing": LandingZoneResource(data_dir=data_dir),
-        "model_store": ModelStoreResource(data_dir=data_dir),
+        # The registry is the tracking store's: one MLflow location for runs and models.
+        "model_store": ModelStoreResource(data_dir=data_dir, tracking_uri=tracking_uri),
         "reports": ReportsResource(data_dir=data_dir),
         "tracking": TrackingResource(data_dir=data_dir, tracking_uri=tracking_uri),
     }

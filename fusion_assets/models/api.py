@@ -6,9 +6,9 @@ stress tests and batch re-evaluation never special-case a strategy.
 
 On disk a model is a folder: ``model.json`` (strategy, spec, config, fitted
 preprocessing with arrays referenced by key), ``preprocessing.npz`` (those
-arrays) and either ``weights.pt`` (a torch ``state_dict``) or, for the
-reference, ``reference.pkl`` (a pickled scikit-learn estimator; load only
-models you trust).
+arrays) and either ``weights.pt`` (a torch ``state_dict``) or, for a
+non-neural reference, ``reference.pkl`` (the pickled ``NonNeuralModel``; load
+only models you trust).
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ from fusion_assets.models.config import (
 from fusion_assets.models.fusion import Bagged
 from fusion_assets.models.inputs import PreparedInputs, State, prepare
 from fusion_assets.models.recalibration import IDENTITY, Recalibration
-from fusion_assets.models.reference import ReferenceModel
+from fusion_assets.models.reference_features import NonNeuralModel
 from fusion_assets.models.strategies import STRATEGIES
 from fusion_assets.models.threads import limit_threads
 from fusion_assets.models.unimodal import UnimodalModel
-from fusion_assets.names import REFERENCE, UNIMODAL_PREFIX, is_unimodal
+from fusion_assets.names import UNIMODAL_PREFIX, is_unimodal
 
 FORMAT_VERSION = 1
 
@@ -50,10 +50,12 @@ FORMAT_VERSION = 1
 class FittedModel:
     """A trained model with everything needed to score new patients."""
 
-    strategy: str  # "single:<modality>", "early", "intermediate", "late", "attention", "reference"
+    strategy: (
+        str  # "single:<modality>", "early", "intermediate", "late", "attention", "reference", ...
+    )
     spec: CohortSpec
     preprocessing: dict[str, State]
-    predictor: PatientModel | ReferenceModel
+    predictor: PatientModel | NonNeuralModel
     config: EncoderConfig | FusionConfig
     # fitted on patients the model was not fitted on (models/recalibration.py)
     recalibration: Recalibration = IDENTITY
@@ -94,7 +96,7 @@ class FittedModel:
         if len(prepared) == 0:
             return np.zeros(0)  # e.g. no validation patients; estimators refuse empty input
         with limit_threads(num_threads):
-            if isinstance(self.predictor, ReferenceModel):
+            if isinstance(self.predictor, NonNeuralModel):
                 prob = self.predictor.predict_proba(prepared, present)
             else:
                 prob = 1.0 / (1.0 + np.exp(-predict_logits(self.predictor, prepared, present)))
@@ -134,7 +136,7 @@ def build_predictor(
     spec: CohortSpec,
     preprocessing: dict[str, State],
     config: EncoderConfig | FusionConfig,
-) -> PatientModel | ReferenceModel:
+) -> PatientModel | NonNeuralModel:
     """An untrained model with the architecture a strategy / config / preprocessing implies."""
     if is_unimodal(strategy):
         modality = strategy[len(UNIMODAL_PREFIX) :]
@@ -226,7 +228,7 @@ def save_model(fitted: FittedModel, directory: Path) -> Path:
         "recalibration": fitted.recalibration.to_dict(),
     }
     np.savez(directory / "preprocessing.npz", **arrays)
-    if isinstance(fitted.predictor, ReferenceModel):
+    if isinstance(fitted.predictor, NonNeuralModel):
         with open(directory / "reference.pkl", "wb") as f:
             pickle.dump(fitted.predictor, f)
     else:
@@ -257,9 +259,10 @@ def load_model(directory: Path) -> FittedModel:
     with np.load(directory / "preprocessing.npz", allow_pickle=False) as npz:
         preprocessing = _join_arrays(meta["preprocessing"], {k: npz[k] for k in npz.files})
     strategy = meta["strategy"]
-    if strategy == REFERENCE:
-        with open(directory / "reference.pkl", "rb") as f:
-            predictor: PatientModel | ReferenceModel = pickle.load(f)
+    pickled = directory / "reference.pkl"
+    if pickled.exists():
+        with open(pickled, "rb") as f:
+            predictor: PatientModel | NonNeuralModel = pickle.load(f)
     else:
         predictor = build_predictor(strategy, spec, preprocessing, config)
         predictor.load_state_dict(torch.load(directory / "weights.pt", weights_only=True))

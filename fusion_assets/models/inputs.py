@@ -18,6 +18,7 @@ import pandas as pd
 
 from fusion_assets.cohorts.spec import CohortSpec, ModalitySpec
 from fusion_assets.kinds import State, kind_of, preprocessing_kind
+from fusion_assets.kinds.base import ModalityKind
 from fusion_assets.models.config import EncoderConfig
 
 
@@ -79,6 +80,24 @@ def fit_modality(
         )
     kind = kind_of(modality)
     return {"kind": kind.preprocessing_tag, **kind.fit(modality, rows, config)}
+
+
+def screen_modality(
+    modality: ModalitySpec,
+    state: State,
+    frame: pd.DataFrame | None,
+    train_ids: Sequence[str],
+    labels: np.ndarray,
+    config: EncoderConfig,
+) -> State:
+    """The kind's feature screen (``fit_screen``) on the training patients that have the
+    modality: it sees their labels only, so a fold's screen never sees its test labels."""
+    kind = kind_of(modality)
+    if type(kind).fit_screen is ModalityKind.fit_screen:
+        return state  # the kind screens nothing: no need to transform the training rows
+    present, arrays = transform_modality(modality, state, frame, train_ids)
+    rows = {name: a[present] for name, a in arrays.items()}
+    return kind.fit_screen(modality, state, rows, np.asarray(labels)[present], config)
 
 
 def transform_modality(

@@ -3,13 +3,16 @@
 A strategy is a name (its ``fused_model`` partition, its model-store folder and
 MLflow run, its rows in every evaluation table) and the model class that
 implements it, built as ``cls(spec, preprocessing, config)``. The four neural
-strategies and the gradient-boosting reference register below, under the
+strategies and the three non-neural references (gradient boosting, logistic
+regression, per-modality boosting stacked) register below, under the
 spellings of ``fusion_assets.names``; a plug-in calls ``register_strategy``
 before ``fusion_assets.definitions`` builds the code location (the partitions
 are read then). ``train_fusion`` trains any registered torch strategy as it
 trains intermediate fusion (minibatches, modality dropout if the class asks for
 it, encoders from the unimodal models if it has ``init_from_unimodal``); late
-fusion's stacking and the reference's boosting are their own training paths.
+fusion's stacking is its own path, and a strategy registered with
+``neural=False`` is a ``NonNeuralModel`` (``fit`` / ``predict_proba`` on the
+prepared inputs, pickled when saved).
 
 Torch-free at import, so the code location can read the names: a built-in class
 is named by its import path and imported when first built.
@@ -21,7 +24,15 @@ import importlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from fusion_assets.names import ATTENTION, EARLY, INTERMEDIATE, LATE, REFERENCE
+from fusion_assets.names import (
+    ATTENTION,
+    EARLY,
+    INTERMEDIATE,
+    LATE,
+    REFERENCE,
+    REFERENCE_LOGISTIC,
+    REFERENCE_STACKED,
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,8 @@ class FusionStrategy:
     model: type | str
     # ``FusionConfig.n_seeds`` copies trained from different seeds, their logits averaged
     bagged: bool = False
+    # False: a scikit-learn style reference (models.reference_features.NonNeuralModel)
+    neural: bool = True
 
     def model_class(self) -> type:
         if not isinstance(self.model, str):
@@ -79,4 +92,13 @@ register_strategy(FusionStrategy(EARLY, f"{_FUSION}:EarlyFusion"))
 register_strategy(FusionStrategy(INTERMEDIATE, f"{_FUSION}:IntermediateFusion", bagged=True))
 register_strategy(FusionStrategy(LATE, f"{_FUSION}:LateFusion"))
 register_strategy(FusionStrategy(ATTENTION, f"{_FUSION}:AttentionFusion", bagged=True))
-register_strategy(FusionStrategy(REFERENCE, "fusion_assets.models.reference:ReferenceModel"))
+_MODELS = "fusion_assets.models"
+register_strategy(FusionStrategy(REFERENCE, f"{_MODELS}.reference:ReferenceModel", neural=False))
+register_strategy(
+    FusionStrategy(
+        REFERENCE_LOGISTIC, f"{_MODELS}.logistic_reference:LogisticReference", neural=False
+    )
+)
+register_strategy(
+    FusionStrategy(REFERENCE_STACKED, f"{_MODELS}.stacked_reference:StackedReference", neural=False)
+)

@@ -28,14 +28,21 @@ from fusion_assets.models.base import PatientModel
 from fusion_assets.models.batch import TensorInputs, make_batch, to_tensors
 from fusion_assets.models.config import EncoderConfig, FusionConfig, TrainConfig
 from fusion_assets.models.fusion import Bagged, LateFusion
-from fusion_assets.models.inputs import PreparedInputs, State, fit_modality, prepare, presence
+from fusion_assets.models.inputs import (
+    PreparedInputs,
+    State,
+    fit_modality,
+    prepare,
+    presence,
+    screen_modality,
+)
 from fusion_assets.models.recalibration import fit_recalibration
-from fusion_assets.models.reference import ReferenceModel
+from fusion_assets.models.reference_features import NonNeuralModel
 from fusion_assets.models.stacking import Stack, choose_stack
 from fusion_assets.models.strategies import STRATEGIES as STRATEGY_NAMES
 from fusion_assets.models.threads import limit_threads
 from fusion_assets.models.unimodal import UnimodalModel
-from fusion_assets.names import REFERENCE, unimodal_name
+from fusion_assets.names import unimodal_name
 
 EpochCallback = Callable[[int, float, float, float], None]
 
@@ -337,6 +344,14 @@ def train_unimodal(
     config = config or EncoderConfig()
     start = time.perf_counter()
     state = fit_modality(spec.modality(modality), frames.get(modality), train_ids, config)
+    state = screen_modality(
+        spec.modality(modality),
+        state,
+        frames.get(modality),
+        train_ids,
+        label_vector(labels, train_ids),
+        config,
+    )
     preprocessing = {modality: state}
     data = _split_inputs(spec, preprocessing, frames, labels, train_ids, val_ids)
     column = spec.modality_names.index(modality)
@@ -444,8 +459,8 @@ def train_fusion(
     if strategy == "late":
         preprocessing = {m: s for m, s in preprocessing.items() if m in unimodal}
     data = _split_inputs(spec, preprocessing, frames, labels, train_ids, val_ids)
-    if strategy == REFERENCE:
-        model, result = _train_reference(spec, preprocessing, config, data)
+    if not STRATEGY_NAMES[strategy].neural:
+        model, result = _train_reference(strategy, spec, preprocessing, config, data)
     else:
         model, result = _train_neural(
             strategy, spec, preprocessing, config, data, unimodal, on_epoch
@@ -472,15 +487,19 @@ def _recalibrate(
 
 
 def _train_reference(
-    spec: CohortSpec, preprocessing: dict[str, State], config: FusionConfig, data: _SplitInputs
-) -> tuple[ReferenceModel, TrainResult]:
-    """Gradient boosting on the concatenated features, scored on validation."""
+    strategy: str,
+    spec: CohortSpec,
+    preprocessing: dict[str, State],
+    config: FusionConfig,
+    data: _SplitInputs,
+) -> tuple[NonNeuralModel, TrainResult]:
+    """A non-neural reference fitted on the training split, scored on validation."""
     with limit_threads(config.train.num_threads):
-        reference = ReferenceModel(spec, preprocessing, config)
+        reference = build_predictor(strategy, spec, preprocessing, config)
         reference.fit(data.train, data.y_train, data.train.present)
         # no validation patients: the deployed refit of a cross-validated cohort
         val_p = reference.predict_proba(data.val, data.val.present) if len(data.val) else []
-        val_p = np.asarray(val_p, dtype=np.float64)
+        val_p = np.clip(np.asarray(val_p, dtype=np.float64), 1e-7, 1 - 1e-7)
     result = TrainResult(
         val_auroc=auroc(data.y_val, val_p),
         val_loss=log_loss(data.y_val, np.log(val_p / (1 - val_p))),

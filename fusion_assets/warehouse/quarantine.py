@@ -65,8 +65,13 @@ def fix_for(check: str) -> str:
     return "correct the offending rows and re-send the batch"
 
 
-def format_errors(batch_id: str, errors: list[dict[str, Any]], where: Path | None) -> str:
-    """Batch id, then one line per error: file, column, check, rows, what to do."""
+def format_errors(
+    batch_id: str, errors: list[dict[str, Any]], where: Path | None, examples: bool = True
+) -> str:
+    """Batch id, then one line per error: file, column, check, rows, what to do.
+
+    ``examples=False``: without the failing values (ids, raw values), for the Dagster event
+    log; the data owner finds them in the quarantine's errors.json."""
     lines = [
         f"Batch {batch_id!r} failed validation with {len(errors)} error(s)"
         + (f"; moved to {where} (see errors.json there)" if where else "")
@@ -78,7 +83,9 @@ def format_errors(batch_id: str, errors: list[dict[str, Any]], where: Path | Non
         where_ = e["file"] if stem in ("patients", "oracle") else f"{e['file']} (modality {stem})"
         lines.append(
             f"  {where_}: column {column}: check {e['check']} failed on "
-            f"{e['failing_rows']} row(s); examples {e['examples'][:3]} -> {fix_for(e['check'])}"
+            f"{e['failing_rows']} row(s)"
+            + (f"; examples {e['examples'][:3]}" if examples else "")
+            + f" -> {fix_for(e['check'])}"
         )
     lines.append("Fix the files and re-send the batch under the same or a new batch id.")
     return "\n".join(lines)
