@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from fusion_assets.models.config import EncoderConfig, FusionConfig, TrainConfig
 from fusion_assets.models.presets import PresetName, encoder_preset, fusion_preset
+from fusion_assets.models.recalibration import MIN_EVENTS_PER_CLASS
 
 
 class TrainingSettings(BaseModel):
@@ -60,6 +61,11 @@ class TrainingSettings(BaseModel):
         description="Recalibration fitted on held-out patients: 'platt' (logistic, default), "
         "'isotonic' (large cohorts only) or 'none'",
     )
+    recalibration_min_events: int = Field(
+        default=MIN_EVENTS_PER_CLASS,
+        ge=1,
+        description="No recalibration where the held-out patients have fewer of either class",
+    )
 
     def _train(self, base: TrainConfig) -> TrainConfig:
         overrides = {
@@ -72,6 +78,7 @@ class TrainingSettings(BaseModel):
             base,
             seed=self.seed,
             recalibration=self.recalibration,
+            recalibration_min_events=self.recalibration_min_events,
             **{k: v for k, v in overrides.items() if v is not None},
         )
 

@@ -59,7 +59,10 @@ def test_held_out_metrics_are_one_repeat_and_no_extra_report_text() -> None:
     table = design.repeat_metrics(oof, pd.DataFrame({"patient_id": [], "label": []}))
     assert list(table.columns) == REPEAT_COLUMNS and table.empty
     notes = design.notes(table)
-    assert notes.summary is None and not notes.methods and not notes.sections
+    from fusion_assets.models.recalibration import METHOD_NOTE
+
+    # the recalibration rule is the one definition a held-out report adds
+    assert notes.summary is None and notes.methods == (METHOD_NOTE,) and not notes.sections
     assert notes.size_warning(50, 10) is None
     assert design.fit_fold_models(None, "late", None, {}, pd.Series(dtype=int), print) is None
     assert design.load_fold_models(None, "late") == {}

@@ -24,6 +24,7 @@ from fusion_assets.evaluation.models import ModelStore, load_deployed_models
 from fusion_assets.evaluation.plan import empty_oof_table
 from fusion_assets.evaluation.settings import HOLDOUT, CrossValSettings, StressSettings
 from fusion_assets.metrics.crossval import empty_repeat_table
+from fusion_assets.models.recalibration import METHOD_NOTE
 from fusion_assets.models.strategies import STRATEGIES
 
 
@@ -86,4 +87,4 @@ class HeldOut(EvaluationDesign):
         return empty_repeat_table()
 
     def notes(self, repeat_metrics: pd.DataFrame) -> DesignNotes:
-        return DesignNotes()
+        return DesignNotes(methods=(METHOD_NOTE,))

@@ -37,6 +37,7 @@ from fusion_assets.evaluation.models import ModelStore, evaluated_models, fold_r
 from fusion_assets.evaluation.plan import OOF_TABLE_COLUMNS, fold_summary, plan_id
 from fusion_assets.evaluation.settings import CV, CrossValSettings, StressSettings
 from fusion_assets.metrics.crossval import repeat_aurocs
+from fusion_assets.models.recalibration import METHOD_NOTE
 from fusion_assets.models.strategies import STRATEGIES
 from fusion_assets.names import FUSION_STORE
 
@@ -75,7 +76,7 @@ REFIT_SUMMARY = (
     "The deployed models are refitted on all patients for the median epoch at which their fold "
     "models stopped early (no early stopping on a carve-out; gradient boosting and late fusion's "
     "unimodal parts as their fold models were fitted), recalibrated on the fold models' "
-    "out-of-fold predictions, and late fusion takes the mean of its fold models' stacking "
+    "out-of-fold predictions where that map passes the recalibration gate, and late fusion takes the mean of its fold models' stacking "
     "weights; each deployed model's refit.json and Dagster metadata give its epochs."
 )
 # Out-of-fold predictions use every patient, but the patients are still few.
@@ -183,7 +184,10 @@ class RepeatedKFold(EvaluationDesign):
             ((*REPEAT_SECTION, repeat_display(repeat_metrics)),) if len(repeat_metrics) else ()
         )
         return DesignNotes(
-            summary=self.summary(), methods=METHODS, sections=sections, size_note=SIZE_NOTE
+            summary=self.summary(),
+            methods=(*METHODS, METHOD_NOTE),
+            sections=sections,
+            size_note=SIZE_NOTE,
         )
 
     def summary(self) -> str:

@@ -78,14 +78,21 @@ def refit_train_config(train: Any, epochs: int) -> Any:
     return replace(train, max_epochs=max(epochs, 1), early_stopping=False)
 
 
-def deployed_recalibration(oof: pd.DataFrame, labels: pd.Series, method: str):
+def deployed_recalibration(
+    oof: pd.DataFrame, labels: pd.Series, method: str, min_events: int | None = None
+):
     """The recalibration fitted on the fold models' raw out-of-fold predictions."""
-    from fusion_assets.models.recalibration import fit_recalibration
+    from fusion_assets.models.recalibration import MIN_EVENTS_PER_CLASS, fit_recalibration
     from fusion_assets.models.training import label_vector
 
     test = oof[oof["role"] == "test"]
+    # one row per patient and repeat: the gate's folds keep a patient's rows together
     return fit_recalibration(
-        test["raw_prob"].to_numpy(), label_vector(labels, test["patient_id"].tolist()), method
+        test["raw_prob"].to_numpy(),
+        label_vector(labels, test["patient_id"].tolist()),
+        method,
+        MIN_EVENTS_PER_CLASS if min_events is None else min_events,
+        groups=test["patient_id"].to_numpy(),
     )
 
 
@@ -113,7 +120,9 @@ def refit_deployed(
             ids = list(labels.index)
             raw = fitted.predict_proba(fitted.prepare(dict(frames), ids), recalibrated=False)
             result.train_auroc = auroc(labels.loc[ids].to_numpy(), raw)
-    fitted.recalibration = deployed_recalibration(oof, labels, method)
+    train = getattr(fitted.config, "train", None)
+    min_events = getattr(train, "recalibration_min_events", None)
+    fitted.recalibration = deployed_recalibration(oof, labels, method, min_events)
     result.details["recalibration"] = fitted.recalibration.describe()
     how = (
         f"refitted on all {result.n_train} patients for {epochs} epoch(s), the median epoch "

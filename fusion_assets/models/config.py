@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from fusion_assets.models.recalibration import MIN_EVENTS_PER_CLASS
+
 
 @dataclass
 class TrainConfig:
@@ -30,6 +32,8 @@ class TrainConfig:
     # fitted on the validation patients after training: platt | isotonic | none
     # (models/recalibration.py); isotonic only for large cohorts
     recalibration: str = "platt"
+    # below this many validation patients of either class, no recalibration is fitted
+    recalibration_min_events: int = MIN_EVENTS_PER_CLASS
 
     @classmethod
     def tiny(cls) -> TrainConfig:

@@ -479,7 +479,9 @@ def _recalibrate(
     with limit_threads(train.num_threads):
         raw_val = fitted.predict_proba(data.val, recalibrated=False)
         raw_train = fitted.predict_proba(data.train, recalibrated=False)
-    fitted.recalibration = fit_recalibration(raw_val, data.y_val, train.recalibration)
+    fitted.recalibration = fit_recalibration(
+        raw_val, data.y_val, train.recalibration, train.recalibration_min_events
+    )
     result.train_auroc = auroc(data.y_train, raw_train)
     result.details["recalibration"] = fitted.recalibration.describe()
 
