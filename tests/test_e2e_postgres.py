@@ -24,6 +24,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from fusion_assets.models.strategies import STRATEGIES
 from tests.fixtures.dagster_dev import (
     REPO,
     TINY_DEFAULTS,
@@ -103,10 +104,4 @@ def test_the_production_setup_runs_the_pipeline_through_the_daemon(
     client = MlflowClient(postgres.url("mlflow"))
     experiment = client.get_experiment_by_name("fusion_assets/synthetic")
     fits = client.search_runs([experiment.experiment_id], "tags.`fusion.kind` = 'fusion'")
-    assert {r.info.run_name for r in fits} == {
-        "early",
-        "intermediate",
-        "late",
-        "attention",
-        "reference",
-    }
+    assert {r.info.run_name for r in fits} == set(STRATEGIES)
