@@ -175,7 +175,8 @@ def list_ready_batches(root: Path) -> list[str]:
 
 
 # ------------------------------------------------------------------ staging
-def _alive(pid: int) -> bool:
+def process_exists(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one of another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -196,7 +197,9 @@ def _is_stale(folder: Path, now: float) -> bool:
         return age > 60  # no owner file a minute after it was made: abandoned (or published)
     if age > STALE_STAGING_S:
         return True
-    return owner.get("host") == socket.gethostname() and not _alive(int(owner.get("pid", -1)))
+    return owner.get("host") == socket.gethostname() and not process_exists(
+        int(owner.get("pid", -1))
+    )
 
 
 def clean_stale_staging(root: Path) -> list[str]:

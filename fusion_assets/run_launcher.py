@@ -23,6 +23,8 @@ from pathlib import Path
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DefaultRunLauncher
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 
+from fusion_assets.landing_zone import process_exists
+
 # A worker's process starts a moment before it records its pid; a process created later
 # than this after the record is another process that reused the pid.
 _PID_REUSE_SLACK_S = 5.0
@@ -66,13 +68,7 @@ def worker_alive(pid: int, recorded_at: float) -> bool:
     is none, a process that exists counts as alive."""
     stat = Path(f"/proc/{pid}/stat")
     if not Path("/proc/self/stat").exists():
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return process_exists(pid)
     try:
         # After the command name (in parentheses, may hold spaces): state, ..., starttime.
         fields = stat.read_text().rsplit(")", 1)[1].split()
