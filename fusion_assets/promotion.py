@@ -1,8 +1,12 @@
 """Promotion on evidence: does the candidate version replace the champion?
 
-Pure code (no dagster, no mlflow). The candidate is the recommended strategy, or the
-measured winner when it beats the recommended one clearly (its all-patients AUROC
-above the recommended's interval). It is promoted only if every rule holds:
+Pure code (no dagster, no mlflow). The first candidate is the recommended strategy, or
+the measured winner when it beats the recommended one clearly (its all-patients AUROC
+above the recommended's interval); when that candidate does not clear the rules, the
+other of the two (recommended or measured winner) is tried next
+(``candidate_order``), so a well-calibrated winner is not held back by a recommended
+strategy whose probabilities fail the calibration rule. A candidate is promoted only
+if every rule holds:
 
 - **not worse than the champion**: the lower bound of the paired bootstrap interval of
   ΔAUROC(candidate − champion), on the same held-out patients, is above
@@ -87,6 +91,26 @@ def choose_candidate(overall: pd.DataFrame, recommended: str | None) -> tuple[st
             f"{recommended}'s interval [{rec['auroc_ci_low']:.3f}, {rec['auroc_ci_high']:.3f}]"
         )
     return recommended, f"recommended strategy (AUROC {rec['auroc']:.3f})"
+
+
+def candidate_order(overall: pd.DataFrame, recommended: str | None) -> list[tuple[str, str]]:
+    """The candidates in the order they are tried: ``choose_candidate``'s, then the other of
+    (recommended, measured winner) when it differs, each with why it is a candidate."""
+    first, why = choose_candidate(overall, recommended)
+    order = [(first, why)]
+    rows = overall.dropna(subset=["auroc"]).set_index("strategy")
+    winner = str(rows["auroc"].idxmax())
+    second = winner if first != winner else recommended
+    if second is not None and second != first and second in rows.index:
+        role = "measured winner" if second == winner else "recommended strategy"
+        order.append(
+            (
+                second,
+                f"{role} (AUROC {rows.loc[second, 'auroc']:.3f}), tried because {first} did "
+                "not clear the rules",
+            )
+        )
+    return order
 
 
 def decide(
@@ -189,16 +213,16 @@ def subgroup_losses(
     return pd.DataFrame(rows, columns=columns)
 
 
-def markdown(decision: Decision, champion_after: tuple[str, int] | None) -> str:
-    """The report's promotion section."""
+def markdown(decisions: list[Decision], champion_after: tuple[str, int] | None) -> str:
+    """The report's promotion section: every candidate tried, in order."""
     holder = f"{champion_after[0]} v{champion_after[1]}" if champion_after else "none"
-    lines = [
-        "## Promotion",
-        "",
-        f"Candidate: **{decision.candidate}** ({decision.why_candidate}). "
-        f"{'Promoted' if decision.promoted else 'Not promoted'}; champion now: **{holder}**.",
-        "",
-        *(f"- {reason}" for reason in decision.reasons),
-        "",
-    ]
+    lines = ["## Promotion", "", f"Champion now: **{holder}**.", ""]
+    for decision in decisions:
+        lines += [
+            f"Candidate: **{decision.candidate}** ({decision.why_candidate}). "
+            f"{'Promoted' if decision.promoted else 'Not promoted'}.",
+            "",
+            *(f"- {reason}" for reason in decision.reasons),
+            "",
+        ]
     return "\n".join(lines)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from fusion_assets.assets.promotion import ROLLBACK_TAG, champion_check, promote_by_hand
-from fusion_assets.promotion import PromotionRules, choose_candidate, decide
+from fusion_assets.promotion import PromotionRules, candidate_order, choose_candidate, decide
 from resources.model_store import ModelStore
 
 CALIBRATED = pd.Series(
@@ -82,6 +82,25 @@ def test_candidate_is_the_recommended_unless_clearly_beaten() -> None:
     assert choose_candidate(overall, "late")[0] == "late"
     overall.loc[1, "auroc"] = 0.80
     assert choose_candidate(overall, "late")[0] == "early"
+
+
+def test_the_other_of_recommended_and_winner_is_tried_next() -> None:
+    overall = pd.DataFrame(
+        {
+            "strategy": ["late", "attention", "early"],
+            "auroc": [0.785, 0.800, 0.733],
+            "auroc_ci_low": [0.755, 0.771, 0.70],
+            "auroc_ci_high": [0.815, 0.828, 0.76],
+        }
+    )
+    order = candidate_order(overall, "late")
+    assert [name for name, _ in order] == ["late", "attention"]
+    assert "tried because late did not clear the rules" in order[1][1]
+    # The clear winner goes first and the recommended strategy second.
+    overall.loc[1, "auroc"] = 0.85
+    assert [name for name, _ in candidate_order(overall, "late")] == ["attention", "late"]
+    # When the recommended strategy is the winner there is one candidate.
+    assert [name for name, _ in candidate_order(overall, "attention")] == ["attention"]
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
 """``promotion``: alias ``champion`` moves to the candidate version only on held-out evidence.
 
-After ``subgroup_report``: the candidate (``fusion_assets.promotion.choose_candidate``)
-is the version of its strategy that ``predictions`` scored; the rules
-(``PromotionRules``) compare it with the current champion on the same held-out
-patients. Promoted or not, the reasons are in the metadata, on the candidate's
+After ``subgroup_report``: each candidate (``fusion_assets.promotion.candidate_order``:
+the recommended strategy or the clear winner, then the other of the two) is the
+version of its strategy that ``predictions`` scored; the rules (``PromotionRules``)
+compare it with the current champion on the same held-out patients, and the first
+candidate that clears them is promoted (the later ones are not tried). Promoted or not, the reasons are in the metadata, on the candidate's
 registry version (tags ``promotion.*``) and in the report folder (a "Promotion"
 section in report.md / report.html, and promotion.md). The blocking check
 ``champion_has_evidence`` fails when the champion alias points at a version that
@@ -22,7 +23,7 @@ from fusion_assets.assets.metadata import frame_table, rounded
 from fusion_assets.evaluation.settings import CV
 from fusion_assets.location.cohort import Cohort
 from fusion_assets.models.strategies import STRATEGIES
-from fusion_assets.promotion import Decision, PromotionRules, choose_candidate, decide, markdown
+from fusion_assets.promotion import Decision, PromotionRules, candidate_order, decide, markdown
 from fusion_assets.warehouse.cohort import load_cohort, load_frames
 from fusion_assets.warehouse.eval_tables import read_eval_table
 from fusion_assets.warehouse.folds import read_evaluation_design
@@ -123,13 +124,13 @@ def _write_report_section(reports: Path, text: str) -> Path | None:
         md.write_text(md.read_text().split("\n## Promotion\n")[0] + "\n" + text)
     page = folder / "report.html"
     if page.exists():
-        items = "".join(
-            f"<li>{html.escape(line[2:])}</li>"
-            for line in text.splitlines()
-            if line.startswith("- ")
-        )
-        intro = html.escape(text.splitlines()[2]).replace("**", "")
-        section = f"<h2>Promotion</h2><p>{intro}</p><ul>{items}</ul>"
+        parts = ["<h2>Promotion</h2>"]
+        for line in text.splitlines()[1:]:
+            if line.startswith("- "):
+                parts.append(f"<li>{html.escape(line[2:])}</li>")
+            elif line.strip():
+                parts.append(f"<p>{html.escape(line).replace('**', '')}</p>")
+        section = "".join(parts)
         body = page.read_text()
         if "<h2>Promotion</h2>" in body:
             head, tail = body.split("<h2>Promotion</h2>", 1)
@@ -153,13 +154,19 @@ def _record(store: ModelStore, decision: Decision, version: int, run_id: str) ->
     )
 
 
-def _metadata(decision: Decision, version: int, after, report: Path | None) -> dict:
+def _metadata(decisions: list[Decision], versions: list[int], after, report: Path | None) -> dict:
+    decision, version = decisions[-1], versions[-1]  # the promoted one, or the last tried
     metadata = {
         "candidate": dg.MetadataValue.text(f"{decision.candidate} v{version}"),
         "candidate_reason": dg.MetadataValue.text(decision.why_candidate),
+        "candidates_tried": dg.MetadataValue.text(
+            ", ".join(f"{d.candidate} v{v}" for d, v in zip(decisions, versions, strict=True))
+        ),
         "promoted": dg.MetadataValue.bool(decision.promoted),
         "champion": dg.MetadataValue.text(f"{after[0]} v{after[1]}" if after else "none"),
-        "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons)),
+        "reasons": dg.MetadataValue.md(
+            "\n".join(f"- {d.candidate}: {r}" for d in decisions for r in d.reasons)
+        ),
         "delta_auroc_vs_champion": rounded(decision.delta_auroc),
         "delta_auroc_ci_low": rounded(decision.delta_ci[0]),
     }
@@ -210,46 +217,52 @@ def build_promotion_asset(cohort: Cohort) -> dg.AssetsDefinition:
         overall = metrics[
             (metrics["subgroup_type"] == "all") & metrics["strategy"].isin(list(STRATEGIES))
         ]
-        candidate, why = choose_candidate(
-            overall, recommendation[0]["strategy"] if recommendation else None
-        )
-        version = _scored_versions(context, cohort).get(candidate) or store.version(candidate)
-        test = predictions[
-            (predictions["split"] == "test") & (predictions["strategy"] == candidate)
-        ]
-        candidate_prob = test.set_index("patient_id")["prob"]
-        champion = store.champion()
-        champion_prob = None
-        if champion is not None and champion != (candidate, version):
-            champion_prob = _champion_predictions(
-                store, champion, design, frames, test["patient_id"].tolist()
-            )
         rules = PromotionRules(**config.model_dump(include=set(PromotionRules.model_fields)))
-        calibration = overall.set_index("strategy").loc[candidate].copy()
-        calibration["strategy"] = candidate
-        if champion == (candidate, version):
-            decision = Decision(
-                candidate, why, champion, reasons=[f"v{version} is already the champion"]
-            )
-        else:
-            decision = decide(
-                candidate,
-                why,
-                candidate_prob,
-                calibration,
-                patients,
-                champion,
-                champion_prob,
-                rules,
-            )
-            _record(store, decision, version, context.run.run_id)
-            if decision.promoted:
-                store.set_champion(candidate, version)
+        scored = _scored_versions(context, cohort)
+        champion = store.champion()
+        decisions: list[Decision] = []
+        versions: list[int] = []
+        for candidate, why in candidate_order(
+            overall, recommendation[0]["strategy"] if recommendation else None
+        ):
+            version = scored.get(candidate) or store.version(candidate)
+            test = predictions[
+                (predictions["split"] == "test") & (predictions["strategy"] == candidate)
+            ]
+            if champion == (candidate, version):
+                decision = Decision(
+                    candidate, why, champion, reasons=[f"v{version} is already the champion"]
+                )
+            else:
+                champion_prob = None
+                if champion is not None:
+                    champion_prob = _champion_predictions(
+                        store, champion, design, frames, test["patient_id"].tolist()
+                    )
+                calibration = overall.set_index("strategy").loc[candidate].copy()
+                calibration["strategy"] = candidate
+                decision = decide(
+                    candidate,
+                    why,
+                    test.set_index("patient_id")["prob"],
+                    calibration,
+                    patients,
+                    champion,
+                    champion_prob,
+                    rules,
+                )
+                _record(store, decision, version, context.run.run_id)
+                if decision.promoted:
+                    store.set_champion(candidate, version)
+            decisions.append(decision)
+            versions.append(version)
+            context.log.info(decision.summary())
+            if decision.promoted or champion == (candidate, version):
+                break
         after = store.champion()
-        context.log.info(decision.summary())
-        report = _write_report_section(reports.for_cohort(cohort.name), markdown(decision, after))
+        report = _write_report_section(reports.for_cohort(cohort.name), markdown(decisions, after))
         return dg.MaterializeResult(
-            metadata=_metadata(decision, version, after, report),
+            metadata=_metadata(decisions, versions, after, report),
             check_results=[champion_check(store)],
         )
 
