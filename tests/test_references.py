@@ -1,8 +1,11 @@
 """The non-neural references on the suite's small signal cohort (real fits).
 
 Gradient boosting is scikit-learn's default HGB on the concatenated features (so
-no default baseline beats it on its own features); logistic regression imputes
-and scales from the training patients only and picks C by inner CV; the stacked
+no default baseline beats it on its own features); on a cohort this small every
+reference is fitted on the training and validation patients together, with its
+recalibration from cross-fitted predictions (``models/crossfit.py``); logistic
+regression imputes and scales from the patients it is fitted on only and picks C by
+inner CV; the stacked
 reference scores a patient from the modalities it has. Every reference is in the
 registry, survives a pickle round trip and scores patients with modalities absent.
 """
@@ -74,10 +77,11 @@ def test_every_reference_learns_and_pickles(cohort, fitted):
 def test_gradient_boosting_is_the_default_hgb_on_its_features(cohort, fitted):
     model = fitted[REFERENCE][0]
     reference: ReferenceModel = model.predictor
-    train = model.prepare(cohort.frames, cohort.train_ids)
+    fitted_ids = [*cohort.train_ids, *cohort.val_ids]  # cross-fitted: both splits
+    train = model.prepare(cohort.frames, fitted_ids)
     test = model.prepare(cohort.frames, cohort.test_ids)
     x = reference.blocks.matrix(train, train.present)
-    y = cohort.labels.loc[cohort.train_ids].to_numpy()
+    y = cohort.labels.loc[fitted_ids].to_numpy()
     default = HistGradientBoostingClassifier(random_state=0).fit(x, y)
     expected = default.predict_proba(reference.blocks.matrix(test, test.present))[:, 1]
     np.testing.assert_allclose(model.predict_proba(test, recalibrated=False), expected, rtol=1e-12)
@@ -87,14 +91,14 @@ def test_gradient_boosting_is_the_default_hgb_on_its_features(cohort, fitted):
     )
 
 
-def test_logistic_learns_its_imputation_from_training_patients_only(cohort, fitted):
+def test_logistic_learns_its_imputation_from_fitted_patients_only(cohort, fitted):
     model = fitted[REFERENCE_LOGISTIC][0]
     reference: LogisticReference = model.predictor
     assert np.isclose(C_GRID, reference.chosen_c).any()
-    # refit with the validation and test patients' labs changed: the same model
+    # refit with the test patients' labs changed: the same model
     frames = {m: cohort.frames[m].copy() for m in TABULAR_AND_GENES}
     labs = frames["labs"]
-    others = ~labs["patient_id"].isin(cohort.train_ids)
+    others = ~labs["patient_id"].isin([*cohort.train_ids, *cohort.val_ids])
     labs.loc[others, "lab_a"] = 1e6
     refit, _ = train_fusion(
         REFERENCE_LOGISTIC,
@@ -164,3 +168,20 @@ def test_stacker_leaves_out_modalities_it_would_weigh_negatively(cohort, fitted)
     p = stacked.predict_proba(test, test.present)
     np.testing.assert_allclose(p[has], alone[has, 1], rtol=1e-6)
     assert np.allclose(p[~has], stacked.prevalence)
+
+
+def test_small_cohort_references_are_cross_fitted_on_train_and_validation(cohort, fitted):
+    from fusion_assets.models.crossfit import crossfit_applies
+
+    y_train = cohort.labels.loc[cohort.train_ids].to_numpy()
+    y_val = cohort.labels.loc[cohort.val_ids].to_numpy()
+    assert crossfit_applies(y_train, y_val)
+    assert not crossfit_applies(y_train, y_val[:0])  # no validation patients: plain fit
+    for name, (model, result) in fitted.items():
+        assert result.n_train == len(cohort.train_ids) + len(cohort.val_ids), name
+        assert "cross-fitted" in str(result.details["fitted_on"]), name
+        # the validation AUROC is out-of-sample: below the in-sample AUROC on those patients
+        val = model.prepare(cohort.frames, cohort.val_ids)
+        in_sample = auroc(y_val, model.predict_proba(val, recalibrated=False))
+        assert result.val_auroc < in_sample, name
+        assert model.recalibration.n == len(y_train) + len(y_val), name

@@ -27,6 +27,7 @@ from fusion_assets.models.api import FittedModel, build_predictor, predict_logit
 from fusion_assets.models.base import PatientModel
 from fusion_assets.models.batch import TensorInputs, make_batch, to_tensors
 from fusion_assets.models.config import EncoderConfig, FusionConfig, TrainConfig
+from fusion_assets.models.crossfit import CROSSFIT_FOLDS, crossfit, crossfit_applies
 from fusion_assets.models.fusion import Bagged, LateFusion
 from fusion_assets.models.inputs import (
     PreparedInputs,
@@ -459,30 +460,50 @@ def train_fusion(
     if strategy == "late":
         preprocessing = {m: s for m, s in preprocessing.items() if m in unimodal}
     data = _split_inputs(spec, preprocessing, frames, labels, train_ids, val_ids)
+    held_out = None
     if not STRATEGY_NAMES[strategy].neural:
-        model, result = _train_reference(strategy, spec, preprocessing, config, data)
+
+        def everyone() -> PreparedInputs:  # training then validation patients, as prepared
+            return prepare(spec, preprocessing, dict(frames), [*train_ids, *val_ids])
+
+        model, result, held_out = _train_reference(
+            strategy, spec, preprocessing, config, data, everyone
+        )
     else:
         model, result = _train_neural(
             strategy, spec, preprocessing, config, data, unimodal, on_epoch
         )
     fitted = FittedModel(strategy, spec, preprocessing, model, config)
-    _recalibrate(fitted, data, config.train, result)
+    _recalibrate(fitted, data, config.train, result, held_out)
     result.train_seconds = time.perf_counter() - start
     return fitted, result
 
 
 def _recalibrate(
-    fitted: FittedModel, data: _SplitInputs, train: TrainConfig, result: TrainResult
+    fitted: FittedModel,
+    data: _SplitInputs,
+    train: TrainConfig,
+    result: TrainResult,
+    held_out: tuple[np.ndarray, np.ndarray, PreparedInputs, np.ndarray] | None = None,
 ) -> None:
-    """Fit the model's recalibration on the validation patients (never on training ones),
-    for every strategy alike, and record the in-sample training AUROC."""
+    """Fit the model's recalibration on patients it was not fitted on, for every strategy
+    alike, and record the in-sample training AUROC.
+
+    Those patients are the validation split, or ``held_out`` = (cross-fitted probabilities,
+    their labels, the inputs the model was fitted on, their labels) for a reference fitted
+    on the training and validation patients together (``models/crossfit.py``)."""
+    if held_out is not None:
+        raw_held, y_held, fitted_on, y_fitted = held_out
+    else:
+        with limit_threads(train.num_threads):
+            raw_held = fitted.predict_proba(data.val, recalibrated=False)
+        y_held, fitted_on, y_fitted = data.y_val, data.train, data.y_train
     with limit_threads(train.num_threads):
-        raw_val = fitted.predict_proba(data.val, recalibrated=False)
-        raw_train = fitted.predict_proba(data.train, recalibrated=False)
+        raw_train = fitted.predict_proba(fitted_on, recalibrated=False)
     fitted.recalibration = fit_recalibration(
-        raw_val, data.y_val, train.recalibration, train.recalibration_min_events
+        raw_held, y_held, train.recalibration, train.recalibration_min_events
     )
-    result.train_auroc = auroc(data.y_train, raw_train)
+    result.train_auroc = auroc(y_fitted, raw_train)
     result.details["recalibration"] = fitted.recalibration.describe()
 
 
@@ -492,22 +513,42 @@ def _train_reference(
     preprocessing: dict[str, State],
     config: FusionConfig,
     data: _SplitInputs,
-) -> tuple[NonNeuralModel, TrainResult]:
-    """A non-neural reference fitted on the training split, scored on validation."""
+    everyone: Callable[[], PreparedInputs],
+) -> tuple[NonNeuralModel, TrainResult, tuple | None]:
+    """A non-neural reference: fitted on the training split and scored on validation, or,
+    on a small cohort (``models/crossfit.py``), fitted on training and validation patients
+    together with cross-fitted probabilities for its recalibration and validation AUROC
+    (returned as ``_recalibrate``'s ``held_out``)."""
+
+    def new_reference() -> NonNeuralModel:
+        return build_predictor(strategy, spec, preprocessing, config)
+
+    held_out = None
     with limit_threads(config.train.num_threads):
-        reference = build_predictor(strategy, spec, preprocessing, config)
-        reference.fit(data.train, data.y_train, data.train.present)
-        # no validation patients: the deployed refit of a cross-validated cohort
-        val_p = reference.predict_proba(data.val, data.val.present) if len(data.val) else []
+        if crossfit_applies(data.y_train, data.y_val):
+            fitted_rows, y_all = everyone(), np.concatenate([data.y_train, data.y_val])
+            reference, oof = crossfit(new_reference, fitted_rows, y_all, config.train.seed)
+            held_out = (oof, y_all, fitted_rows, y_all)
+            val_p = oof[len(data.train) :]
+            fitted_on = (
+                f"training and validation patients together ({len(y_all)}); validation "
+                f"AUROC and recalibration from {CROSSFIT_FOLDS}-fold cross-fitted predictions"
+            )
+        else:
+            reference = new_reference().fit(data.train, data.y_train, data.train.present)
+            # no validation patients: the deployed refit of a cross-validated cohort
+            val_p = reference.predict_proba(data.val, data.val.present) if len(data.val) else []
+            fitted_on = f"training patients ({len(data.train)})"
         val_p = np.clip(np.asarray(val_p, dtype=np.float64), 1e-7, 1 - 1e-7)
     result = TrainResult(
         val_auroc=auroc(data.y_val, val_p),
         val_loss=log_loss(data.y_val, np.log(val_p / (1 - val_p))),
         n_parameters=reference.n_parameters,
-        n_train=len(data.train),
+        n_train=len(data.train) + (len(data.val) if held_out is not None else 0),
         n_val=len(data.val),
+        details={"fitted_on": fitted_on},
     )
-    return reference, result
+    return reference, result, held_out
 
 
 def _train_neural(
