@@ -67,7 +67,8 @@ def test_verdict_has_winners_and_claims(result) -> None:
 def test_html_is_self_contained_with_every_plot(files) -> None:
     text = files.html_path.read_text(encoding="utf-8")
     n_img = len(re.findall(r'<img [^>]*src="data:image/png;base64,', text))
-    assert n_img == len(files.plot_paths) == 4
+    # forest, calibration, patterns, degradation, decision curves
+    assert n_img == len(files.plot_paths) == 5
     for heading in (
         "Cohort",
         "Headline: all test patients",
@@ -76,6 +77,7 @@ def test_html_is_self_contained_with_every_plot(files) -> None:
         "Subgroups by availability pattern",
         "Calibration",
         "Degradation under missing modalities",
+        "Clinical utility (decision curves)",
         "Availability patterns",
         "Model cards",
         "Model card: late",
@@ -85,7 +87,7 @@ def test_html_is_self_contained_with_every_plot(files) -> None:
         assert f">{heading}</h" in text, heading
     assert "http://" not in text and "https://" not in text  # no external resources
     md = files.markdown_path.read_text(encoding="utf-8")
-    assert md.count("](plots/") == 4
+    assert md.count("](plots/") == 5
     assert "## Verdict" in md and "### Model card: early" in md
 
 
@@ -121,7 +123,7 @@ def test_suppressed_cells_are_printed_not_dropped(inputs, tmp_path) -> None:
     md = f.markdown_path.read_text(encoding="utf-8")
     assert "| tiny | late | 5 | – | suppressed (<11) |" in md
     assert "No stress-test predictions were given." in md
-    assert len(f.plot_paths) == 3
+    assert len(f.plot_paths) == 4  # no degradation plot without stress tests
 
 
 def _headings(files) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:

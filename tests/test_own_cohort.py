@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from fusion_assets.cohorts.importer import PLACEHOLDER_INDEX_TIME, import_cohort
-from fusion_assets.cohorts.spec_file import read_spec_file
+from fusion_assets.cohorts.spec_file import SpecError, read_spec_file
 from fusion_assets.warehouse.align import align_all
 from fusion_assets.warehouse.ingest import ingest_batch
 from tests.fixtures.cohort import GENES
@@ -87,7 +87,14 @@ def test_import_renames_to_the_landing_format(tmp_path: Path, user_files: Path) 
 def test_own_cohort_runs_end_to_end(tmp_path: Path) -> None:
     from fusion_assets.demo import FAST_RUN_CONFIG
 
-    spec = read_spec_file(write_user_files(tmp_path / "files", n=80))
+    document = user_spec()
+    # where it will be used, genes are rare and every note is there (issue 15 item 1)
+    document["deployment"] = {
+        "name": "clinic",
+        "rates": {"labs": 1.0, "genes": 0.1, "history": 1.0, "memo": 1.0},
+    }
+    spec = read_spec_file(write_user_files(tmp_path / "files", n=80, spec=document))
+    assert spec.deployment is not None and spec.deployment.name == "clinic"
     cohort = spec_cohort(spec)
     resources = cohort_stores(tmp_path, cohort)
     batch = import_cohort(spec, resources["landing"].root)
@@ -121,6 +128,22 @@ def test_own_cohort_runs_end_to_end(tmp_path: Path) -> None:
     markdown = (resources["reports"] / "latest" / "report.md").read_text()
     assert "own_cohort" in markdown and "Headline" in markdown
     assert some_id not in markdown
+    assert "Expected performance at deployment: clinic" in markdown
+    assert "Clinical utility" in markdown
+    with resources["warehouse"].connect() as con:
+        deployed = con.sql("SELECT * FROM eval.deployment_metrics").df()
+        utility = con.sql("SELECT * FROM eval.net_benefit WHERE subgroup_type = 'all'").df()
+    assert set(deployed["profile"]) == {"clinic"} and "late" in set(deployed["strategy"])
+    assert (deployed["auroc_ci_low"] <= deployed["auroc_ci_high"]).all()
+    assert set(utility["threshold"]) == {0.1, 0.2, 0.3}
+    assert utility.loc[utility["strategy"] != "treat all", "ci_low"].notna().all()
+
+
+def test_a_deployment_profile_must_name_the_spec_modalities(tmp_path: Path) -> None:
+    document = user_spec()
+    document["deployment"] = {"rates": {"labs": 1.0, "mri": 0.5}}
+    with pytest.raises(SpecError, match="deployment"):
+        read_spec_file(write_user_files(tmp_path, n=20, spec=document))
 
 
 def test_query_and_glob_sources(tmp_path: Path) -> None:

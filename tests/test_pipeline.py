@@ -86,6 +86,8 @@ def test_report_tables_and_files(run: PipelineRun) -> None:
     first = html.split("data:image/png;base64,")[1].split('"')[0]
     assert base64.b64decode(first)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Headline" in markdown and "Verdict" in markdown
+    assert "Clinical utility (decision curves)" in markdown and "decision_curves.png" in markdown
+    assert "Expected performance at deployment" not in markdown  # no profile given
     # No patient identifier leaves the warehouse.
     with run.warehouse.connect() as con:
         some_id = con.sql("SELECT patient_id FROM aligned.patients LIMIT 1").fetchone()[0]
@@ -156,7 +158,7 @@ def test_a_held_out_run_writes_every_declared_table(run: PipelineRun) -> None:
     assert oof.empty and list(oof.columns)[:3] == ["strategy", "repeat", "fold"]
     assert repeats.empty and "auroc_mean" in repeats.columns
     assert folds == 0
-    for key in ("oof_predictions", "cv_repeat_metrics", "folds"):
+    for key in ("oof_predictions", "cv_repeat_metrics", "folds", "deployment_metrics"):
         event = run.instance.get_latest_materialization_event(run.key(key))
         metadata = event.asset_materialization.metadata
         assert metadata["dagster/row_count"].value == 0

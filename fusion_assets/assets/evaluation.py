@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 
 from fusion_assets.assets.design import DESIGN_ASSETS, models_ready, read_design
 from fusion_assets.assets.metadata import (
@@ -31,6 +32,7 @@ from fusion_assets.automation import report_freshness, retraining_condition
 from fusion_assets.evaluation import StressSettings
 from fusion_assets.location.cohort import Cohort
 from fusion_assets.metrics.config import EvaluationConfig, ReportSettings
+from fusion_assets.metrics.deployment import DEPLOYMENT_COLUMNS
 from fusion_assets.models.strategies import STRATEGIES
 from fusion_assets.report_folders import point_latest, versioned_report_dir
 from fusion_assets.warehouse.cohort import load_cohort, load_frames
@@ -51,6 +53,19 @@ class StressTestConfig(dg.Config, StressSettings):
 
 class ReportConfig(dg.Config, ReportSettings):
     """The subgroup report's knobs (its folders: the reports resource)."""
+
+
+def deployment_profile(config: ReportSettings, spec_profile):
+    """The run config's deployment profile (rates or patterns) if given, else the spec's."""
+    from fusion_assets.cohorts.deployment_profile import DeploymentProfile
+
+    if config.deployment_rates is None and config.deployment_patterns is None:
+        return spec_profile
+    return DeploymentProfile(
+        name=config.deployment_name,
+        rates=config.deployment_rates,
+        patterns=config.deployment_patterns,
+    )
 
 
 def _model_deps(cohort: Cohort) -> list:
@@ -168,6 +183,11 @@ REPORT_TABLES = {
     "the complete cases, beside each strategy's full-data AUROC.",
     "cv_repeat_metrics": "eval.cv_repeat_metrics: one row per strategy, the all-patients AUROC "
     "per cross-validation repeat (spread over fold assignments); no rows for a held-out split.",
+    "net_benefit": "eval.net_benefit: one row per strategy (and treat all) x named risk threshold "
+    "x subgroup (all patients with paired bootstrap CIs, availability patterns as points).",
+    "deployment_metrics": "eval.deployment_metrics: one row per strategy under the deployment "
+    "availability profile (held-out patients reweighted by pattern): AUROC and Brier with CIs; "
+    "no rows without a profile.",
 }
 _REPORT_INPUTS = ("predictions", "stress_predictions", "oof_predictions", "fusion_recommendation")
 _REPORT_DESCRIPTION = (
@@ -236,6 +256,7 @@ def build_report_asset(cohort: Cohort) -> dg.AssetsDefinition:
             EvaluationConfig(**config.model_dump(include=set(ReportSettings.model_fields))),
             spec.modality_names,
             repeats=design.repeats(inputs["oof"]),
+            deployment=deployment_profile(config, spec.deployment),
         )
         repeat_metrics = design.repeat_metrics(inputs["oof"], inputs["patients"])
         result.cohort["design"] = design.notes(repeat_metrics)
@@ -249,6 +270,12 @@ def build_report_asset(cohort: Cohort) -> dg.AssetsDefinition:
             "degradation_summary": result.summary,
             "complete_case": result.complete_case,
             "cv_repeat_metrics": repeat_metrics,
+            "net_benefit": result.utility.table,
+            "deployment_metrics": (
+                result.deployment.table
+                if result.deployment is not None
+                else pd.DataFrame(columns=DEPLOYMENT_COLUMNS)
+            ),
         }
         with db.connect() as con:
             write_eval_tables(con, tables)
@@ -283,6 +310,18 @@ def _report_metadata(files, result, seconds: float, run_id: str, latest: Path) -
         "evaluation_seconds": rounded(seconds, 1),
         "mlflow_run_id": dg.MetadataValue.text(run_id),
     }
+    if result.deployment is not None:
+        best = result.deployment.table.iloc[0]
+        metadata["deployment_profile"] = dg.MetadataValue.text(result.deployment.profile.name)
+        metadata["deployment_best"] = dg.MetadataValue.text(
+            f"{best['strategy']}: AUROC {best['auroc']:.3f} "
+            f"[{best['auroc_ci_low']:.3f}, {best['auroc_ci_high']:.3f}]"
+        )
+        metadata["deployment_effective_n"] = rounded(result.deployment.reweighting.ess, 0)
+        if result.deployment.warnings:
+            metadata["deployment_warnings"] = dg.MetadataValue.text(
+                "; ".join(result.deployment.warnings)
+            )
     if files.metadata_plot is not None:
         metadata["forest_plot"] = png_markdown(files.metadata_plot.read_bytes(), "forest plot")
     return metadata

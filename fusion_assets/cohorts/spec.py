@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from fusion_assets.cohorts.deployment_profile import DeploymentProfile
 from fusion_assets.identifiers import reserved_problem
 from fusion_assets.kinds import KindOptions, get_kind
 
@@ -97,6 +98,9 @@ class CohortSpec(BaseModel):
     has_oracle: bool = False
     # The user's patients table (spec files only); see ModalitySpec.source.
     patients_source: dict[str, Any] | None = None
+    # Expected modality availability where the model will be used (the report reweights
+    # the held-out patients to it; cohorts/deployment_profile.py)
+    deployment: DeploymentProfile | None = None
 
     @model_validator(mode="after")
     def _unique_names(self) -> CohortSpec:
@@ -105,6 +109,8 @@ class CohortSpec(BaseModel):
         dupes = sorted({n for n in self.modality_names if names.count(n.lower()) > 1})
         if dupes:
             raise ValueError(f"modality names must be unique (ignoring case); repeated: {dupes}")
+        if self.deployment is not None:  # names every modality it needs, and no other
+            self.deployment.target_mix(self.modality_names)
         return self
 
     @property

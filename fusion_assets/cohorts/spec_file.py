@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from fusion_assets.cohorts.deployment_profile import DeploymentProfile
 from fusion_assets.cohorts.spec import CohortSpec, ModalitySpec
 from fusion_assets.cohorts.yaml_loader import YAMLProblem, load_spec_yaml
 from fusion_assets.identifiers import (
@@ -312,6 +313,7 @@ def spec_document_model() -> type[BaseModel]:
             description=(str | None, None),
             patients=(PatientsEntry, ...),
             modalities=(Annotated[dict[ModalityName, entry], Field(min_length=1)], ...),
+            deployment=(DeploymentProfile | None, None),
         )
     return _document_cache[version]
 
@@ -504,6 +506,13 @@ def parse_spec(raw: Any, path: Path) -> CohortSpec:
     problems += _kind_problems(raw) + _name_problems(raw)
     if problems:
         raise SpecError(path, problems)
+    if doc.deployment is not None:
+        try:
+            doc.deployment.target_mix(list(doc.modalities))
+        except ValueError as exc:
+            raise SpecError(
+                path, [f"key `deployment`: {exc} -> name the modalities of this spec"]
+            ) from None
     base_dir = path.resolve().parent
     has_index_time = doc.patients.index_time is not None
     # the folder name (for cohort.yaml / spec.yaml) or the file name, made a safe name
@@ -516,6 +525,7 @@ def parse_spec(raw: Any, path: Path) -> CohortSpec:
         ),
         has_oracle=False,
         patients_source=_patients_source(doc.patients, base_dir),
+        deployment=doc.deployment,
     )
 
 

@@ -29,6 +29,32 @@ class ReportSettings(BaseModel):
         ge=1,
         description="Cells under this many patients are suppressed (disclosure control)",
     )
+    net_benefit_thresholds: list[float] = Field(
+        default=[0.1, 0.2, 0.3],
+        min_length=1,
+        description="Risk thresholds of the net-benefit table (each in (0, 1))",
+    )
+    decision_curve_max: float = Field(
+        default=0.5, gt=0.01, lt=1.0, description="Decision curves run from 0.01 to this"
+    )
+    deployment_name: str = Field(
+        default="deployment", description="How the report names the deployment profile"
+    )
+    deployment_rates: dict[str, float] | None = Field(
+        default=None,
+        description="Expected availability per modality at deployment (overrides the spec's)",
+    )
+    deployment_patterns: dict[str, float] | None = Field(
+        default=None,
+        description="Expected availability-pattern mix at deployment (overrides the spec's)",
+    )
+
+    @field_validator("net_benefit_thresholds")
+    @classmethod
+    def _thresholds_are_risks(cls, values: list[float]) -> list[float]:
+        if any(not 0.0 < t < 1.0 for t in values):
+            raise ValueError(f"net_benefit_thresholds must lie in (0, 1), got {values}")
+        return sorted(values)
 
 
 class EvaluationConfig(ReportSettings):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from fusion_assets.cohorts.deployment_profile import DeploymentProfile
 from fusion_assets.metrics.classification import reliability_curve
 from fusion_assets.metrics.config import EvaluationConfig
 from fusion_assets.metrics.degradation import (
@@ -21,6 +22,7 @@ from fusion_assets.metrics.degradation import (
     degradation_curves,
     degradation_summary,
 )
+from fusion_assets.metrics.deployment import DeploymentResult, deployment_estimates
 from fusion_assets.metrics.leakage import leakage_flags
 from fusion_assets.metrics.subgroups import (
     SubgroupResult,
@@ -29,6 +31,7 @@ from fusion_assets.metrics.subgroups import (
     subgroup_table,
     wide_probabilities,
 )
+from fusion_assets.metrics.utility import Utility, clinical_utility
 from fusion_assets.metrics.verdict import Verdict, build_verdict
 from fusion_assets.names import EARLY, LATE
 
@@ -48,6 +51,8 @@ class EvaluationResult:
     leaks: pd.DataFrame  # leakage_flags
     recommendation: list[dict] = field(default_factory=list)
     cohort: dict = field(default_factory=dict)  # n_test, events, prevalence, n_validation
+    utility: Utility | None = None  # decision curves, net benefit at named thresholds
+    deployment: DeploymentResult | None = None  # under the deployment profile, when given
 
     @property
     def table(self) -> pd.DataFrame:
@@ -125,6 +130,7 @@ def evaluate(
     early: str = EARLY,
     late: str = LATE,
     repeats: pd.DataFrame | None = None,
+    deployment: DeploymentProfile | None = None,
 ) -> EvaluationResult:
     """Subgroup table, degradation tables, verdict and leakage flags in one call.
 
@@ -134,6 +140,8 @@ def evaluate(
     repeat, patient_id, prob``, ``role == 'test'`` rows used); metrics are then
     computed per repeat and averaged (see ``subgroups``), while ``predictions``
     still supplies the cohort, the validation rows and the complete-case baseline.
+    ``deployment``: the expected availability at deployment (``metrics/deployment.py``);
+    it needs ``modalities``.
     """
     config = config or EvaluationConfig()
     res = subgroup_table(predictions, patients, config, repeats)
@@ -158,6 +166,21 @@ def evaluate(
         "prevalence": float(all_row["prevalence"]),
         "n_validation": n_val,
     }
+    deployed = None
+    if deployment is not None:
+        if modalities is None:
+            raise ValueError("A deployment profile needs the cohort's modalities (spec order).")
+        deployed = deployment_estimates(
+            predictions,
+            patients,
+            deployment,
+            list(modalities),
+            tuple(config.net_benefit_thresholds),
+            config.n_boot,
+            config.seed,
+            config.ci_level,
+            repeats,
+        )
     return EvaluationResult(
         config=config,
         subgroups=res,
@@ -170,4 +193,6 @@ def evaluate(
         leaks=leakage_flags(res.table),
         recommendation=list(recommendation or []),
         cohort=cohort,
+        utility=clinical_utility(predictions, patients, config, repeats),
+        deployment=deployed,
     )

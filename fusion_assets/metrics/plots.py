@@ -166,3 +166,37 @@ def pattern_chart_png(summary: dict[str, Any], top: int = 20) -> bytes:
 def png_markdown(png: bytes, alt: str = "availability patterns") -> str:
     """Inline markdown image (base64 data URI) for Dagster markdown metadata."""
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
+
+
+def decision_curve_plot(
+    curves: pd.DataFrame, strategies: list[str], path: Path, max_panels: int = 6
+) -> Path:
+    """Net benefit against the risk threshold: all patients, then the largest availability
+    patterns (one panel each, shared y-axis), with treat all and treat none."""
+    plt = _pyplot()
+    groups = list(dict.fromkeys(curves["subgroup"]))[:max_panels]
+    cols = min(3, len(groups))
+    rows = int(np.ceil(len(groups) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False, sharey=True)
+    colours = _colours(strategies)
+    for ax, group in zip(axes.ravel(), groups, strict=False):
+        g = curves[curves["subgroup"] == group]
+        for s in strategies:
+            c = g[g["strategy"] == s]
+            if len(c):
+                ax.plot(c["threshold"], c["net_benefit"], lw=1.2, color=colours[s], label=s)
+        for s, style in (("treat all", "--"), ("treat none", ":")):
+            c = g[g["strategy"] == s]
+            ax.plot(c["threshold"], c["net_benefit"], lw=1, ls=style, color="grey", label=s)
+        top = g.loc[g["strategy"] != "treat all", "net_benefit"].max()
+        ax.set_ylim(-0.05, max(0.05, float(top) * 1.15) if np.isfinite(top) else 0.5)
+        ax.set_title("all patients" if group == "all" else group, fontsize=9)
+        ax.set_xlabel("risk threshold")
+    for ax in axes.ravel()[len(groups) :]:
+        ax.axis("off")
+    axes[0, 0].set_ylabel("net benefit")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle("Decision curves (net benefit; above treat all and treat none = useful)")
+    fig.tight_layout()
+    return _save(fig, path)

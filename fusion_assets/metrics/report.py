@@ -754,6 +754,10 @@ def _report_plots(
         paths["degradation"] = plots.degradation_plot(
             result.curves, fusion, plot_dir / "degradation.png"
         )
+    if result.utility is not None and len(result.utility.curves):
+        paths["decision_curves"] = plots.decision_curve_plot(
+            result.utility.curves, fusion, plot_dir / "decision_curves.png"
+        )
     return paths
 
 
@@ -772,10 +776,12 @@ def render_report(
         *_design_sections(result),
         _headline_section(result, headline),
         _verdict_section(result),
+        *filter(None, [_deployment_section(result)]),
         _forest_section(result, plot_paths["forest"]),
         *_subgroup_sections(result),
         _calibration_section(result, plot_paths["calibration"]),
         _degradation_section(result, plot_paths.get("degradation")),
+        _utility_section(result, plot_paths.get("decision_curves")),
         _Section("Availability patterns").img(
             plot_paths["patterns"], "availability pattern counts"
         ),
@@ -796,3 +802,139 @@ def render_report(
         metadata_plot=plot_paths["forest"],
         estimate=estimate_description(result),
     )
+
+
+# ---------------------------------------------------------------- utility and deployment
+
+
+def _net_benefit_display(table: pd.DataFrame, strategies: list[str]) -> pd.DataFrame:
+    """One row per strategy (and treat all), one column per named threshold: NB [CI]."""
+    rows = table[table["strategy"].isin([*strategies, "treat all"])]
+    out = {}
+    for strategy, g in rows.groupby("strategy", sort=False):
+        out[strategy] = {
+            f"t = {r['threshold']:.2f}": (
+                _ci(r["net_benefit"], r["ci_low"], r["ci_high"], signed=True)
+                if pd.notna(r["ci_low"]) and r["strategy"] != "treat all"
+                else f"{r['net_benefit']:+.3f}"
+            )
+            + ("" if r["strategy"] == "treat all" or r["above_treat_all"] else " ·")
+            for _, r in g.iterrows()
+        }
+    df = pd.DataFrame.from_dict(out, orient="index")
+    return df.rename_axis("strategy").reset_index()
+
+
+def _utility_section(result: EvaluationResult, plot: Path | None) -> _Section:
+    section = _Section("Clinical utility (decision curves)")
+    utility = result.utility
+    if utility is None or utility.table.empty:
+        return section.p("No decision curves: no held-out predictions.")
+    fusion = [s for s in result.subgroups.strategies if not result.config.is_single(s)]
+    overall = utility.table[utility.table["subgroup_type"] == "all"]
+    section.p(
+        "Net benefit = TP/N − FP/N · t/(1 − t) of treating the patients whose predicted risk "
+        "is at least the threshold t, on all held-out patients, with paired bootstrap 95% CIs "
+        "(the same resamples as the AUROC; treat all has none, as every resample keeps the "
+        "number of events). A strategy is useful at t only where its net benefit is above "
+        "both treat all and treat none (0); '·' marks a value that is not."
+    )
+    section.table(_net_benefit_display(overall, fusion))
+    patterns = utility.table[utility.table["subgroup_type"] == "pattern"]
+    if len(patterns):
+        best = patterns[patterns["strategy"].isin(fusion)]
+        pivot = best.pivot_table(
+            index=["subgroup", "n"], columns=["threshold"], values="net_benefit", aggfunc="max"
+        )
+        pivot.columns = [f"best NB at t = {t:.2f}" for t in pivot.columns]
+        section.p(
+            "Per availability pattern (at least the report's minimum pattern size): the best "
+            "fused strategy's net benefit at each threshold (points; intervals only for all "
+            "patients)."
+        )
+        section.table(pivot.round(3).reset_index().rename(columns={"subgroup": "pattern"}))
+    if plot is not None:
+        section.img(plot, "decision curves")
+    return section
+
+
+def _deployment_section(result: EvaluationResult) -> _Section | None:
+    deployed = result.deployment
+    if deployed is None:
+        return None
+    rew = deployed.reweighting
+    section = _Section(f"Expected performance at deployment: {deployed.profile.name}")
+    section.p(
+        f"The {deployed.n_patients} held-out patients are reweighted so that their "
+        "availability patterns follow the deployment profile (importance weight per pattern = "
+        "deployment share / held-out share); every model is scored on the patients it already "
+        "scored, none re-run. Effective sample size under the weights: "
+        f"{rew.ess:.0f} of {deployed.n_patients}. Intervals: the report's paired bootstrap, "
+        "weighted."
+    )
+    for warning in deployed.warnings:
+        section.note(warning, "bad")
+    # fused strategies and the best single modality: a single-modality model scores a
+    # patient without its modality as a constant, which is no estimate of anything
+    best_single = result.subgroups.best_single
+    table = deployed.table[
+        [not result.config.is_single(s) or s == best_single for s in deployed.table["strategy"]]
+    ].reset_index(drop=True)
+    nb = deployed.net_benefit.pivot_table(
+        index="strategy", columns="threshold", values="net_benefit"
+    )
+    display = pd.DataFrame(
+        {
+            "strategy": table["strategy"],
+            "AUROC, held-out mix": table["auroc_held_out"].map(_num),
+            "AUROC at deployment [CI]": [
+                _ci(r["auroc"], r["auroc_ci_low"], r["auroc_ci_high"]) for _, r in table.iterrows()
+            ],
+            "Brier at deployment": table["brier"].map(_num),
+            **{
+                f"NB at t = {t:.2f}": table["strategy"]
+                .map(nb[t])
+                .map(lambda x: f"{x:+.3f}" if pd.notna(x) else "–")
+                for t in nb.columns
+            },
+        }
+    )
+    section.table(display)
+    winner = table.iloc[0]["strategy"]
+    recommended = result.recommendation[0]["strategy"] if result.recommendation else None
+    if recommended:
+        agrees = "agrees with" if recommended == winner else "differs from"
+        section.p(
+            f"Under this deployment mix the best AUROC is {winner}'s; the recommended strategy "
+            f"({recommended}, chosen from the training cohort's availability) {agrees} it."
+        )
+    shares = rew.table[rew.table["deployment_share"] > 0].head(12)
+    section.p("Availability patterns, deployment share beside held-out share:")
+    section.table(
+        pd.DataFrame(
+            {
+                "pattern": shares["pattern"],
+                "deployment share": shares["deployment_share"].map(lambda x: f"{x:.1%}"),
+                "held-out share": shares["held_out_share"].map(lambda x: f"{x:.1%}"),
+                "held-out patients": [
+                    (
+                        str(n)
+                        if n >= result.config.suppress_below or n == 0
+                        else result.config.suppressed_status
+                    )
+                    for n in shares["n"]
+                ],
+                "weight": shares["weight"].map(lambda x: f"{x:.2f}"),
+            }
+        )
+    )
+    if len(rew.unseen):
+        section.p(
+            "Patterns of the deployment that no held-out patient has: "
+            + ", ".join(rew.unseen.index[:10])
+            + ". Every fused strategy scores such a patient from the modalities present (the "
+            "missing ones are masked as in training with modality dropout); single-modality "
+            "models give no prediction where their modality is absent. How well they do there "
+            "is not measured: the estimate above leaves those patterns out."
+        )
+    return section

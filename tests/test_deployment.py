@@ -1,0 +1,124 @@
+"""Deployment availability profiles and net benefit (issue 15 items 1 and 3), on known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from fusion_assets.cohorts.deployment_profile import DeploymentProfile
+from fusion_assets.metrics.deployment import deployment_estimates, reweight
+from fusion_assets.metrics.net_benefit import decision_curve, weighted_net_benefit
+
+MODALITIES = ["ehr", "genomics", "imaging"]
+
+
+def test_rates_become_a_pattern_mix_in_spec_order() -> None:
+    mix = DeploymentProfile(rates={"ehr": 1.0, "genomics": 0.1, "imaging": 0.5}).target_mix(
+        MODALITIES
+    )
+    assert mix.sum() == pytest.approx(1.0)
+    assert mix["ehr+genomics+imaging"] == pytest.approx(0.05)
+    assert mix["ehr"] == pytest.approx(0.45)
+    assert "genomics" not in mix.index  # ehr is always there: no pattern without it
+    explicit = DeploymentProfile(patterns={"imaging+ehr": 3, "ehr": 1}).target_mix(MODALITIES)
+    assert explicit.to_dict() == {"ehr+imaging": 0.75, "ehr": 0.25}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"rates": {"ehr": 1.0}, "patterns": {"ehr": 1.0}},
+        {"rates": {"ehr": 1.5, "genomics": 0, "imaging": 0}},
+        {"patterns": {"ehr": -1.0}},
+    ],
+)
+def test_bad_profiles_are_refused(fields: dict) -> None:
+    with pytest.raises(ValidationError):
+        DeploymentProfile(**fields)
+
+
+def test_unknown_or_missing_modalities_are_named() -> None:
+    with pytest.raises(ValueError, match="missing \\['imaging'\\]"):
+        DeploymentProfile(rates={"ehr": 1, "genomics": 0.5}).target_mix(MODALITIES)
+    with pytest.raises(ValueError, match="unknown \\['mri'\\]"):
+        DeploymentProfile(patterns={"ehr+mri": 1}).target_mix(MODALITIES)
+
+
+def test_weights_reproduce_the_target_mix_and_name_unseen_patterns() -> None:
+    patterns = pd.Series(["ehr"] * 80 + ["ehr+genomics"] * 20)
+    target = pd.Series({"ehr": 0.5, "ehr+genomics": 0.3, "ehr+imaging": 0.2})
+    rew = reweight(patterns, target)
+    share = pd.Series(rew.weights).groupby(patterns).sum() / rew.weights.sum()
+    assert share["ehr+genomics"] == pytest.approx(0.3 / 0.8)  # renormalised over the covered
+    assert rew.covered == pytest.approx(0.8)
+    assert list(rew.unseen.index) == ["ehr+imaging"]
+    assert rew.ess < len(patterns)
+
+
+def test_net_benefit_matches_its_definition() -> None:
+    y = np.array([1, 1, 0, 0, 0])
+    p = np.array([0.9, 0.3, 0.6, 0.1, 0.2])
+    nb = weighted_net_benefit(y, p, np.array([0.25, 0.5]), np.ones(5))[:, 0]
+    # t = 0.25: treated 0.9, 0.3, 0.6 -> TP 2, FP 1: 2/5 - 1/5 * 1/3
+    assert nb[0] == pytest.approx(2 / 5 - (1 / 5) * (0.25 / 0.75))
+    assert nb[1] == pytest.approx(1 / 5 - 1 / 5)  # t = 0.5: TP 1, FP 1
+    curves = decision_curve(y, {"m": p}, np.array([0.25]))
+    assert curves["treat all"][0] == pytest.approx(0.4 - 0.6 / 3)
+    assert curves["treat none"][0] == 0.0
+
+
+def _cohort(n: int = 2000, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Strategy 'genomics_hungry' is good only with genomics; 'robust' is fair everywhere."""
+    rng = np.random.default_rng(seed)
+    has_genomics = rng.random(n) < 0.5
+    y = rng.integers(0, 2, n)
+    signal = 2 * y - 1
+    robust = 1 / (1 + np.exp(-(0.8 * signal + rng.normal(size=n))))
+    hungry = np.where(
+        has_genomics,
+        1 / (1 + np.exp(-(2.5 * signal + rng.normal(size=n)))),
+        rng.uniform(size=n),
+    )
+    ids = [f"p{i}" for i in range(n)]
+    patients = pd.DataFrame(
+        {
+            "patient_id": ids,
+            "label": y,
+            "pattern": np.where(has_genomics, "ehr+genomics", "ehr"),
+        }
+    )
+    predictions = pd.concat(
+        [
+            pd.DataFrame({"strategy": s, "patient_id": ids, "split": "test", "prob": p})
+            for s, p in (("robust", robust), ("genomics_hungry", hungry))
+        ]
+    )
+    return predictions, patients
+
+
+def test_the_winner_changes_when_the_deployment_lacks_genomics() -> None:
+    predictions, patients = _cohort()
+    research = DeploymentProfile(name="research", rates={"ehr": 1, "genomics": 0.9, "imaging": 0})
+    emergency = DeploymentProfile(name="ed", rates={"ehr": 1, "genomics": 0.05, "imaging": 0})
+    kw = {"modalities": MODALITIES, "thresholds": (0.2, 0.5), "n_boot": 200}
+    at_research = deployment_estimates(predictions, patients, research, **kw)
+    at_ed = deployment_estimates(predictions, patients, emergency, **kw)
+    assert at_research.table.iloc[0]["strategy"] == "genomics_hungry"
+    assert at_ed.table.iloc[0]["strategy"] == "robust"
+    row = at_ed.table.set_index("strategy").loc["genomics_hungry"]
+    assert row["auroc_ci_low"] <= row["auroc"] <= row["auroc_ci_high"]
+    assert row["auroc"] < row["auroc_held_out"]  # held-out mix flatters it for this deployment
+    assert set(at_ed.net_benefit["strategy"]) == {"robust", "genomics_hungry", "treat all"}
+    assert not at_ed.warnings  # both patterns are common among held-out patients
+
+
+def test_a_rare_pattern_the_deployment_needs_is_warned_about() -> None:
+    predictions, patients = _cohort(n=400)
+    patients.loc[patients.index[:5], "pattern"] = "ehr+imaging"  # 5 held-out patients
+    profile = DeploymentProfile(patterns={"ehr+imaging": 0.9, "ehr": 0.1})
+    result = deployment_estimates(predictions, patients, profile, MODALITIES, (0.2,), n_boot=50)
+    assert any("effective" in w for w in result.warnings)
+    assert result.reweighting.ess < 100
