@@ -185,6 +185,8 @@ def test_every_table_a_step_writes_is_a_declared_asset():
         "degradation_summary",
         "complete_case",
         "cv_repeat_metrics",
+        "net_benefit",
+        "deployment_metrics",
     }
 
 

@@ -82,6 +82,8 @@ def test_the_complete_spec_of_the_docs_is_valid(tmp_path: Path):
     kinds = {m.name: (m.kind, m.timed) for m in spec.modalities}
     assert kinds["watch"] == ("timeseries", True) and kinds["variants"] == ("omics", False)
     assert spec.modality("variants").options.n_features == 1_000_000
+    assert spec.deployment is not None and spec.deployment.name == "emergency department"
+    assert spec.deployment.target_mix(spec.modality_names).sum() == pytest.approx(1.0)
 
 
 def test_spec_schema_command_writes_the_json_schema(tmp_path: Path, capsys):
