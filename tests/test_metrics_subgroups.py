@@ -72,7 +72,7 @@ def test_metrics_are_consistent_with_point_estimates(inputs, result) -> None:
 
 
 def test_paired_deltas_come_from_the_shared_resamples_in_every_subgroup(result) -> None:
-    t = result.table[~result.table["suppressed"]]
+    t = result.table[~result.table["suppressed"] & (result.table["status"] != "modality absent")]
     for (kind, name), g in t.groupby(["subgroup_type", "subgroup"], sort=False):
         boot = result.boot_auroc[(kind, name)]
         g = g.set_index("strategy")
@@ -83,7 +83,7 @@ def test_paired_deltas_come_from_the_shared_resamples_in_every_subgroup(result) 
                 ("delta_auroc_vs_reference", CFG.reference),
                 ("delta_auroc_vs_best_single", result.best_single),
             ):
-                if s == other:
+                if s == other or other not in g.index:
                     assert np.isnan(r[col]) and np.isnan(r[f"{col}_ci_low"])
                     continue
                 assert r[col] == pytest.approx(r["auroc"] - g.loc[other, "auroc"], abs=1e-15)
@@ -381,3 +381,30 @@ def test_a_cohort_of_complete_cases_tests_the_early_claim_on_all_patients(inputs
     claim = check_early_on_complete(res, CFG, modalities=list(inputs.modalities))
     assert claim.status != "not testable"
     assert f"complete-case pattern {complete} (n=1500)" in claim.evidence
+
+
+def test_a_single_modality_model_on_patients_without_its_modality_is_not_an_auroc() -> None:
+    rng = np.random.default_rng(0)
+    n = 400
+    y = rng.integers(0, 2, n)
+    has_genes = np.arange(n) % 2 == 0
+    ids = [f"p{i}" for i in range(n)]
+    patients = pd.DataFrame(
+        {"patient_id": ids, "label": y, "pattern": np.where(has_genes, "labs+genes", "labs")}
+    )
+    good = 1 / (1 + np.exp(-(2 * y - 1 + rng.normal(size=n))))
+    # what a single-modality model gives a patient without its modality: one constant
+    genes_only = np.where(has_genes, good, 0.3)
+    predictions = pd.concat(
+        [
+            pd.DataFrame({"strategy": s, "patient_id": ids, "split": "test", "prob": p})
+            for s, p in (("late", good), ("single:genes", genes_only), ("single:labs", good))
+        ]
+    )
+    table = subgroup_table(predictions, patients, EvaluationConfig(n_boot=50, reference="late"))
+    rows = table.table.set_index(["subgroup", "strategy"])
+    absent = rows.loc[("labs", "single:genes")]
+    assert absent["status"] == "modality absent" and np.isnan(absent["auroc"])
+    assert np.isnan(absent["auroc_ci_low"]) and np.isnan(absent["delta_auroc_vs_reference"])
+    assert rows.loc[("labs+genes", "single:genes"), "auroc"] > 0.6
+    assert rows.loc[("labs", "single:labs"), "status"] == "ok"

@@ -473,8 +473,28 @@ def _scored_subgroup(
         m, boot[s] = _repeat_averaged_metrics(y, probs, counts, threshold, config)
         m.update(_oracle_columns(m["auroc"], boot[s], oracle_auc, oracle_boot, config.ci_level))
         rows[s] = {**base, "strategy": s, **m, **_coverage(y, probs, config)}
+    for s in _absent_singles(base, data.strategies, config):
+        # A single-modality model on patients without its modality scores them all alike:
+        # its "AUROC 0.500 [0.500, 0.500]" would read as a precise estimate of nothing.
+        rows[s].update({**_nan_row(), "status": MODALITY_ABSENT})
+        boot.pop(s, None)
     _add_paired_deltas(rows, boot, data.best_single, config)
     return list(rows.values()), boot
+
+
+MODALITY_ABSENT = "modality absent"
+
+
+def _absent_singles(base: dict, strategies: list[str], config: EvaluationConfig) -> list[str]:
+    """The single-modality strategies whose modality no patient of this pattern has."""
+    if base["subgroup_type"] != "pattern" or base["subgroup"] == "other":
+        return []
+    present = set(str(base["subgroup"]).split("+"))
+    return [
+        s
+        for s in strategies
+        if config.is_single(s) and s[len(config.single_prefix) :] not in present
+    ]
 
 
 def _repeat_averaged_metrics(
@@ -555,7 +575,7 @@ def _add_paired_deltas(
             ("delta_auroc_vs_reference", config.reference),
             ("delta_auroc_vs_best_single", best_single),
         ):
-            if other is None or other not in boot or other == s:
+            if other is None or other not in boot or other == s or s not in boot:
                 r[col] = r[f"{col}_ci_low"] = r[f"{col}_ci_high"] = np.nan
                 continue
             r[col] = r["auroc"] - rows[other]["auroc"]
