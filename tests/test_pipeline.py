@@ -88,6 +88,9 @@ def test_report_tables_and_files(run: PipelineRun) -> None:
     assert "Headline" in markdown and "Verdict" in markdown
     assert "Clinical utility (decision curves)" in markdown and "decision_curves.png" in markdown
     assert "Expected performance at deployment" not in markdown  # no profile given
+    provenance = markdown.split("## Provenance", 1)[1].split("\n## ", 1)[0]
+    assert "- Dagster run: " in provenance and "- landing batches: " in provenance
+    assert "late v1" in provenance  # the registered version predictions scored
     # No patient identifier leaves the warehouse.
     with run.warehouse.connect() as con:
         some_id = con.sql("SELECT patient_id FROM aligned.patients LIMIT 1").fetchone()[0]

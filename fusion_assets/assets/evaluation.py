@@ -261,7 +261,12 @@ def build_report_asset(cohort: Cohort) -> dg.AssetsDefinition:
         repeat_metrics = design.repeat_metrics(inputs["oof"], inputs["patients"])
         result.cohort["design"] = design.notes(repeat_metrics)
         out_dir = versioned_report_dir(reports.for_cohort(cohort.name), context.run.run_id)
-        files = render_report(result, out_dir, title=f"Fusion strategy evaluation: {spec.name}")
+        files = render_report(
+            result,
+            out_dir,
+            title=f"Fusion strategy evaluation: {spec.name}",
+            provenance=_provenance(context, cohort, db),
+        )
         seconds = time.perf_counter() - t0
         context.log.info(f"Evaluation and report in {seconds:.1f} s: {files.html_path}")
         tables = {
@@ -294,6 +299,26 @@ def build_report_asset(cohort: Cohort) -> dg.AssetsDefinition:
         yield from table_results
 
     return subgroup_report
+
+
+def _provenance(context: dg.AssetExecutionContext, cohort: Cohort, warehouse) -> dict[str, str]:
+    """What the report is about: when, which run, which model versions, which batches."""
+    from datetime import UTC, datetime
+
+    event = context.instance.get_latest_materialization_event(cohort.key("predictions"))
+    versions = {}
+    if event is not None and event.asset_materialization is not None:
+        value = event.asset_materialization.metadata.get("model_versions")
+        versions = dict(value.value) if value is not None else {}
+    with warehouse.connect() as con:
+        batches = [r[0] for r in con.sql("SELECT batch_id FROM raw.batches ORDER BY 1").fetchall()]
+    return {
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "Dagster run": context.run.run_id,
+        "model versions scored": ", ".join(f"{k} v{v}" for k, v in sorted(versions.items()))
+        or "unknown (no predictions materialization recorded)",
+        "landing batches": ", ".join(batches) or "none",
+    }
 
 
 def _report_metadata(files, result, seconds: float, run_id: str, latest: Path) -> dict:

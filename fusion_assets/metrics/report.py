@@ -762,9 +762,15 @@ def _report_plots(
 
 
 def render_report(
-    result: EvaluationResult, out_dir: str | Path, title: str = "Fusion strategy evaluation"
+    result: EvaluationResult,
+    out_dir: str | Path,
+    title: str = "Fusion strategy evaluation",
+    provenance: dict[str, str] | None = None,
 ) -> ReportFiles:
-    """Write report.md, report.html and plots/*.png under ``out_dir``."""
+    """Write report.md, report.html and plots/*.png under ``out_dir``.
+
+    ``provenance`` (e.g. date, Dagster run id, model versions, batches) is stamped at the
+    top, one line per entry, in the order given."""
     out = Path(out_dir)
     fusion = [s for s in result.subgroups.strategies if not result.config.is_single(s)]
     best_single = result.subgroups.best_single
@@ -772,6 +778,11 @@ def render_report(
     plot_paths = _report_plots(result, fusion, shown, out / "plots")
     headline = headline_table(result)
     body = [
+        *(
+            [_Section("Provenance").bullets([f"{k}: {v}" for k, v in provenance.items()])]
+            if provenance
+            else []
+        ),
         _cohort_section(result),
         *_design_sections(result),
         _headline_section(result, headline),
