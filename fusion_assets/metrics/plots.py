@@ -66,12 +66,21 @@ def forest_plot(table: pd.DataFrame, strategies: list[str], path: Path) -> Path:
                 lo.append(r["auroc"] - r["auroc_ci_low"])
                 hi.append(r["auroc_ci_high"] - r["auroc"])
         ax.errorbar(xs, ys, xerr=[lo, hi], fmt="o", ms=3, lw=1, color=colours[s], label=s)
+    if "oracle_auroc" in t.columns and t["oracle_auroc"].notna().any():
+        # synthetic cohorts: the Bayes-optimal AUROC of each subgroup, the ceiling to read against
+        oracle = t.groupby(["subgroup_type", "subgroup"], sort=False)["oracle_auroc"].first()
+        points = [(oracle.get(key), i) for i, key in enumerate(groups)]
+        points = [(x, i) for x, i in points if x is not None and np.isfinite(x)]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax.scatter(xs, ys, marker="|", s=160, color="black", zorder=3, label="oracle")
     ax.set_yticks(range(len(groups)))
     ax.set_yticklabels([f"{k}: {n}" if k != "all" else "all patients" for k, n in groups])
     ax.invert_yaxis()
     ax.axvline(0.5, color="grey", lw=0.8, ls=":")
     ax.set_xlabel("AUROC (95% paired bootstrap CI)")
-    ax.legend(fontsize=7, loc="lower left", ncol=2)
+    # outside the axes: inside, the legend hid the lowest subgroups' intervals
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title("AUROC by subgroup")
     return _save(fig, path)
 
@@ -83,7 +92,8 @@ def degradation_plot(curves: pd.DataFrame, strategies: list[str], path: Path) ->
     n = max(1, len(scenarios))
     cols = min(3, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    # one y-axis for every panel, so the scenarios' drops compare at a glance
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False, sharey=True)
     colours = _colours(strategies)
     for ax, sc in zip(axes.ravel(), scenarios, strict=False):
         for s in strategies:

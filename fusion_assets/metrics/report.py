@@ -642,11 +642,17 @@ def _forest_section(result: EvaluationResult, plot: Path) -> _Section:
     return sec
 
 
-def _subgroup_sections(result: EvaluationResult) -> list[_Section]:
-    """One table per subgroup type present, in ``SUBGROUP_LABELS`` order."""
+def _subgroup_sections(
+    result: EvaluationResult, strategies: list[str] | None = None, prefix: str = "Subgroups by"
+) -> list[_Section]:
+    """One table per subgroup type present, in ``SUBGROUP_LABELS`` order; only
+    ``strategies``' rows when given (the body shows the fused strategies and the best
+    single modality, the appendix every row, as ``eval.subgroup_metrics`` holds them)."""
     t = result.table
+    if strategies is not None:
+        t = t[t["strategy"].isin(strategies)]
     return [
-        _Section(f"Subgroups by {label}").table(
+        _Section(f"{prefix} {label}").table(
             _subgroup_display(t[t["subgroup_type"] == kind], result.config.suppressed_status)
         )
         for kind, label in SUBGROUP_LABELS.items()
@@ -789,7 +795,7 @@ def render_report(
         _verdict_section(result),
         *filter(None, [_deployment_section(result)]),
         _forest_section(result, plot_paths["forest"]),
-        *_subgroup_sections(result),
+        *_subgroup_sections(result, shown),
         _calibration_section(result, plot_paths["calibration"]),
         _degradation_section(result, plot_paths.get("degradation")),
         _utility_section(result, plot_paths.get("decision_curves")),
@@ -798,7 +804,11 @@ def render_report(
         ),
     ]
     cards = [_model_card(result, s) for s in fusion]
-    closing = [_leakage_section(result)] if has_oracle(result) else []
+    closing = []
+    if set(result.subgroups.strategies) - set(shown):  # the single-modality rows left out above
+        closing += _subgroup_sections(result, prefix="Appendix: every strategy by")
+    if has_oracle(result):
+        closing.append(_leakage_section(result))
     closing.append(_Section("Definitions").bullets(_methods(result)))
     document = _Document(title, body, cards, closing)
     md_path = out / "report.md"
