@@ -328,3 +328,15 @@ def test_splits_reject_bad_fractions(profiled):
     con, _, _ = profiled
     with pytest.raises(ValueError, match="fractions"):
         assign_splits(con, fractions=(0.5, 0.5, 0.5))
+
+
+def test_the_matrix_judges_the_deployment_availability_when_a_profile_is_given():
+    from fusion_assets.cohorts.deployment_profile import DeploymentProfile, at_deployment
+
+    trained = summary(dims={"a": 20, "b": 20_000})  # both modalities for nearly everyone
+    assert recommend_strategies(trained)[0]["strategy"] == "intermediate"
+    deployed = at_deployment(trained, DeploymentProfile(rates={"a": 1.0, "b": 0.1}), ["a", "b"])
+    assert deployed["availability"] == {"a": 1.0, "b": pytest.approx(0.1)}
+    assert deployed["complete_case_fraction"] == pytest.approx(0.1)
+    assert deployed["dimensionality"] == trained["dimensionality"]
+    assert recommend_strategies(deployed)[0]["strategy"] == "late"

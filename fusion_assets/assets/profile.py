@@ -18,6 +18,7 @@ from fusion_assets.assets.metadata import (
     table_version,
 )
 from fusion_assets.automation import retraining_condition, retraining_root_condition
+from fusion_assets.cohorts.deployment_profile import at_deployment
 from fusion_assets.decision_matrix import RecommendationThresholds, recommend_strategies
 from fusion_assets.evaluation import EvaluationDesign, SplitSettings
 from fusion_assets.location.cohort import Cohort
@@ -138,6 +139,12 @@ def build_recommendation_asset(cohort: Cohort) -> dg.AssetsDefinition:
         thresholds = RecommendationThresholds(**config.model_dump())
         with warehouse.for_cohort(cohort.name).connect() as con:
             summary = summarize_profile(con, spec)
+            if spec.deployment is not None:  # the matrix judges the deployment's availability
+                summary = at_deployment(summary, spec.deployment, spec.modality_names)
+                context.log.info(
+                    f"Recommending for the deployment profile {spec.deployment.name!r}: "
+                    f"availability {summary['availability']}"
+                )
             ranked = recommend_strategies(summary, thresholds)
             write_recommendation(con, ranked, thresholds)
             metadata = table_metadata(con, "profile.recommendation")
@@ -145,6 +152,11 @@ def build_recommendation_asset(cohort: Cohort) -> dg.AssetsDefinition:
         metadata.update(
             {
                 "recommended": dg.MetadataValue.text(ranked[0]["strategy"]),
+                "availability_judged": dg.MetadataValue.text(
+                    f"deployment profile {spec.deployment.name!r}"
+                    if spec.deployment is not None
+                    else "the training cohort's"
+                ),
                 "ranking": _ranking(ranked),
                 "thresholds": frame_table(
                     pd.DataFrame(

@@ -115,3 +115,19 @@ def _mix_from_patterns(patterns: dict[str, float], modalities: list[str]) -> pd.
     mix = pd.Series(shares, dtype=np.float64)
     mix = mix[mix > 0]
     return mix / mix.sum()
+
+
+def at_deployment(summary: dict, profile: DeploymentProfile, modalities: list[str]) -> dict:
+    """A profile summary (``warehouse.profile.summarize_profile``) with its availability axes
+    replaced by the deployment's: each modality's rate and the complete-case share under the
+    target mix. Dimensionality, cadence and cohort size stay the training cohort's."""
+    mix = profile.target_mix(modalities)
+    has = {m: [m in p.split("+") for p in mix.index] for m in modalities}
+    availability = {m: float(mix[np.array(has[m], dtype=bool)].sum()) for m in modalities}
+    complete = "+".join(modalities)
+    return {
+        **summary,
+        "availability": {m: availability[m] for m in summary["availability"]},
+        "complete_case_fraction": float(mix.get(complete, 0.0)),
+        "deployment": profile.name,
+    }
