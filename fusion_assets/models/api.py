@@ -36,6 +36,7 @@ from fusion_assets.models.config import (
 )
 from fusion_assets.models.fusion import Bagged
 from fusion_assets.models.inputs import PreparedInputs, State, prepare
+from fusion_assets.models.masked import changed_pairs, pair_probabilities
 from fusion_assets.models.recalibration import IDENTITY, Recalibration
 from fusion_assets.models.reference_features import NonNeuralModel
 from fusion_assets.models.strategies import STRATEGIES
@@ -101,6 +102,23 @@ class FittedModel:
             else:
                 prob = 1.0 / (1.0 + np.exp(-predict_logits(self.predictor, prepared, present)))
         return self.recalibration.apply(prob) if recalibrated else prob
+
+    def predict_proba_masks(
+        self, prepared: PreparedInputs, keeps: np.ndarray, num_threads: int = 1
+    ) -> np.ndarray:
+        """P(label = 1) [K, n] under each of the masks ``keeps`` (bool [K, n, n_modalities]):
+        row k equals ``predict_proba(prepared, keeps[k])`` (to float rounding), at about the
+        cost of one pass (``models/masked.py``: only the pairs a mask changes, deduplicated;
+        encoders run once per patient)."""
+        keeps = np.asarray(keeps, dtype=bool)
+        full = self.predict_proba(prepared, num_threads=num_threads)
+        if len(prepared) == 0:
+            return np.zeros((len(keeps), 0))
+        changed, rows, masks, inverse = changed_pairs(prepared.present, keeps)
+        raw = pair_probabilities(self.predictor, prepared, rows, masks, num_threads)
+        out = np.repeat(full[None, :], len(keeps), axis=0)
+        out[changed] = self.recalibration.apply(raw)[inverse]
+        return out
 
 
 def effective_presence(prepared: PreparedInputs, keep: np.ndarray | None) -> np.ndarray:

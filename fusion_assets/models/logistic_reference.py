@@ -84,6 +84,18 @@ class LogisticReference(NonNeuralModel):
         features = self.blocks.matrix(prepared, present)
         return self.estimator.predict_proba(features)[:, 1].astype(np.float64)
 
+    def pair_scorer(self, prepared: PreparedInputs):
+        """Features built once per patient; each chunk of masked copies one predict call."""
+        if self.estimator is None:
+            raise ValueError("the logistic reference is not fitted: call fit first")
+        blocks = self.blocks.blocks_once(prepared)
+
+        def score(rows: np.ndarray, present: np.ndarray) -> np.ndarray:
+            features = self.blocks.masked_matrix(blocks, rows, present)
+            return self.estimator.predict_proba(features)[:, 1].astype(np.float64)
+
+        return score
+
     @property
     def chosen_c(self) -> float:
         """The penalty inner cross-validation chose."""

@@ -107,6 +107,18 @@ class ReferenceModel(NonNeuralModel):
         features = self.blocks.matrix(prepared, present)
         return self.estimator.predict_proba(features)[:, 1].astype(np.float64)
 
+    def pair_scorer(self, prepared: PreparedInputs):
+        """Features built once per patient; each chunk of masked copies one predict call."""
+        if self.estimator is None:
+            raise ValueError("the reference is not fitted: call fit first")
+        blocks = self.blocks.blocks_once(prepared)
+
+        def score(rows: np.ndarray, present: np.ndarray) -> np.ndarray:
+            features = self.blocks.masked_matrix(blocks, rows, present)
+            return self.estimator.predict_proba(features)[:, 1].astype(np.float64)
+
+        return score
+
     @property
     def n_parameters(self) -> int:
         return tree_nodes(self.estimator) if self.estimator is not None else 0

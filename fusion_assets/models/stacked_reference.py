@@ -159,6 +159,27 @@ class StackedReference(NonNeuralModel):
         features = self._stack_features(logits, self._flags(present))
         return self.stacker.predict_proba(features)[:, 1]
 
+    def pair_scorer(self, prepared: PreparedInputs):
+        """Each modality model's logits computed once per patient that has the modality;
+        a masked copy zeroes the masked ones and the stacker scores a chunk in one call."""
+        if not self.models:
+            raise ValueError("the stacked reference is not fitted: call fit first")
+        read = [self.direct] if self.stacker is None else self.stacked
+        cached = {m: self._logits(m, prepared, prepared.present) for m in read}
+
+        def column(m: str, present: np.ndarray) -> np.ndarray:
+            return present[:, self.blocks.columns[self.modalities.index(m)]].astype(bool)
+
+        def score(rows: np.ndarray, present: np.ndarray) -> np.ndarray:
+            if self.stacker is None:
+                z = cached[self.direct][rows]
+                return np.where(column(self.direct, present), 1 / (1 + np.exp(-z)), self.prevalence)
+            logits = {m: np.where(column(m, present), cached[m][rows], 0.0) for m in read}
+            features = self._stack_features(logits, self._flags(present))
+            return self.stacker.predict_proba(features)[:, 1]
+
+        return score
+
     @property
     def n_parameters(self) -> int:
         trees = sum(tree_nodes(model[-1]) for model in self.models.values())
