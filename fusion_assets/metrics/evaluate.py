@@ -48,6 +48,8 @@ class EvaluationResult:
     leaks: pd.DataFrame  # leakage_flags
     recommendation: list[dict] = field(default_factory=list)
     cohort: dict = field(default_factory=dict)  # n_test, events, prevalence, n_validation
+    # eval.model_cost (models/cost.py): what each model cost to fit and to run; empty if unknown
+    cost: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def table(self) -> pd.DataFrame:

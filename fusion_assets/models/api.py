@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import pickle
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,8 @@ class FittedModel:
     config: EncoderConfig | FusionConfig
     # fitted on patients the model was not fitted on (models/recalibration.py)
     recalibration: Recalibration = IDENTITY
+    # what the fit cost (models/cost.py: seconds, peak memory, parameters); {} if not measured
+    cost: dict[str, Any] = field(default_factory=dict)
 
     @property
     def modalities(self) -> list[str]:
@@ -244,6 +246,7 @@ def save_model(fitted: FittedModel, directory: Path) -> Path:
         "config": config_to_dict(fitted.config),
         "preprocessing": _split_arrays(fitted.preprocessing, arrays, "p"),
         "recalibration": fitted.recalibration.to_dict(),
+        "cost": fitted.cost,
     }
     np.savez(directory / "preprocessing.npz", **arrays)
     if isinstance(fitted.predictor, NonNeuralModel):
@@ -287,4 +290,5 @@ def load_model(directory: Path) -> FittedModel:
         predictor.eval()
     # a model saved before recalibration existed predicts as it always did
     recalibration = Recalibration.from_dict(meta.get("recalibration"))
-    return FittedModel(strategy, spec, preprocessing, predictor, config, recalibration)
+    cost = meta.get("cost") or {}  # saved before costs were measured: none
+    return FittedModel(strategy, spec, preprocessing, predictor, config, recalibration, cost)

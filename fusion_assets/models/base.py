@@ -34,6 +34,8 @@ class PatientModel(nn.Module):
 
     #: whether training-time modality dropout applies (joint models only)
     uses_modality_dropout: bool = False
+    #: what the fit's ``n_parameters`` counts (the report's cost table names it)
+    parameters_counted: str = "torch parameters"
 
     def __init__(self, spec: CohortSpec, modalities: list[str]) -> None:
         super().__init__()

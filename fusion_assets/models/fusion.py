@@ -246,6 +246,8 @@ class LateFusion(PatientModel):
     modality gets sigmoid(b).
     """
 
+    parameters_counted = "torch parameters of its single-modality models + stacking weights"
+
     def __init__(
         self, spec: CohortSpec, preprocessing: dict[str, State], config: FusionConfig
     ) -> None:
@@ -378,6 +380,8 @@ class Bagged(PatientModel):
     Each member carries its own calibration (``logit_offset``); ``forward`` averages
     the members' calibrated logits.
     """
+
+    parameters_counted = "torch parameters, all members"
 
     def __init__(self, spec: CohortSpec, members: list[PatientModel]) -> None:
         super().__init__(spec, members[0].modalities)

@@ -58,6 +58,8 @@ def new_logistic(labels: np.ndarray, seed: int) -> Pipeline:
 class LogisticReference(NonNeuralModel):
     """L2 logistic regression (C by inner CV) on all modalities, missing values flagged."""
 
+    parameters_counted = "coefficients + intercept"
+
     def __init__(
         self, spec: CohortSpec, preprocessing: dict[str, State], config: FusionConfig
     ) -> None:

@@ -75,6 +75,8 @@ def tree_nodes(estimator: HistGradientBoostingClassifier) -> int:
 class ReferenceModel(NonNeuralModel):
     """``HistGradientBoostingClassifier`` over all modalities, absent ones as NaN."""
 
+    parameters_counted = "tree nodes"
+
     def __init__(
         self, spec: CohortSpec, preprocessing: dict[str, State], config: FusionConfig
     ) -> None:

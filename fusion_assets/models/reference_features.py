@@ -32,6 +32,9 @@ class NonNeuralModel:
     """A scikit-learn style reference: ``fit(prepared, labels, present)`` then
     ``predict_proba(prepared, present)`` -> P(label = 1) [n]; pickled when saved."""
 
+    #: what ``n_parameters`` counts (the report's cost table names it)
+    parameters_counted = "parameters"
+
     def fit(
         self, prepared: PreparedInputs, labels: np.ndarray, present: np.ndarray
     ) -> NonNeuralModel:

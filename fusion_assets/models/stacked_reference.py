@@ -47,6 +47,8 @@ def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
 class StackedReference(NonNeuralModel):
     """Per-modality HGB, stacked with availability flags by a logistic regression."""
 
+    parameters_counted = "tree nodes + stacker coefficients"
+
     def __init__(
         self, spec: CohortSpec, preprocessing: dict[str, State], config: FusionConfig
     ) -> None:
