@@ -256,6 +256,10 @@ def test_cv_report_says_cross_validation(cv_run) -> None:
         repeats = con.sql("SELECT min(repeats) FROM eval.cv_repeat_metrics").fetchone()[0]
     assert repeats == REPEATS
     assert all(lo <= auc <= hi for _, lo, auc, hi in overall)
+    # the cost table counts the fold models' fits beside the deployed refit's
+    with cv_run["resources"]["warehouse"].connect() as con:
+        folds = con.sql("SELECT min(fold_models_seconds) FROM eval.model_cost").fetchone()[0]
+    assert folds > 0 and "fold models s" in text.split("\n## Cost\n")[1]
 
 
 def _latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str) -> dict:

@@ -177,6 +177,7 @@ def test_every_table_a_step_writes_is_a_declared_asset():
         "predictions",
         "stress_predictions",
         "oof_predictions",
+        "model_cost",
     }
     assert by_op["synthetic__subgroup_report"] == {
         "subgroup_report",

@@ -495,3 +495,40 @@ def test_bagging_averages_members_and_old_configs_load_unbagged(cohort, unimodal
     with torch.no_grad():
         expected = (model.members[0](batch) + model.members[1](batch)) / 2
         torch.testing.assert_close(model(batch), expected)
+
+
+# --------------------------------------------------------------------------- stress tests
+
+
+def test_stress_tests_from_cached_encodings_equal_per_copy_scoring(cohort, unimodal, fused):
+    """Every strategy, the single-modality baselines, a bagged model and the references,
+    some recalibrated: the stress tests scored from cached encodings (and, for early fusion
+    and the references, batched masked copies) give the probabilities of scoring each
+    masked copy through the whole model, to 1e-6."""
+    from fusion_assets.models.fusion import Bagged
+    from fusion_assets.models.recalibration import Recalibration
+    from fusion_assets.scoring import stress_test
+
+    models = _all_models(unimodal, fused)
+    members = [models["intermediate"].predictor, models["attention"].predictor]
+    models["bagged"] = replace(models["intermediate"], predictor=Bagged(cohort.spec, members))
+    platt = Recalibration("platt", intercept=0.4, slope=0.6)
+    models = {
+        name: replace(m, recalibration=platt) if i % 2 else m
+        for i, (name, m) in enumerate(models.items())
+    }
+    cached = {n for n, m in models.items() if getattr(m.predictor, "caches_encodings", False)}
+    assert {"late", "intermediate", "attention", "bagged"} <= cached
+    assert {f"single:{m}" for m in cohort.spec.modality_names} <= cached
+    assert "early" not in cached  # scored as batched masked copies
+
+    ids = cohort.test_ids
+    new = stress_test(models, cohort.frames, ids, n_seeds=2)
+    old = stress_test(models, cohort.frames, ids, n_seeds=2, per_copy=True)
+    pd.testing.assert_frame_equal(new.drop(columns="prob"), old.drop(columns="prob"))
+    np.testing.assert_allclose(new["prob"], old["prob"], rtol=0, atol=1e-6)
+    # the masks did change predictions: every model's rate-0.9 scores differ from its full ones
+    for name, g in new[new["scenario"] == "global"].groupby("strategy"):
+        full = g.loc[g["rate"] == 0.0, "prob"].to_numpy()
+        dropped = g.loc[(g["rate"] == 0.9) & (g["mask_seed"] == 0), "prob"].to_numpy()
+        assert np.abs(full[: len(dropped)] - dropped).max() > 1e-3, name

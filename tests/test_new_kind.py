@@ -252,3 +252,6 @@ def test_a_registered_kind_runs_through_the_whole_pipeline(tmp_path: Path) -> No
     assert "bp" in dims
     markdown = (resources["reports"] / "latest" / "report.md").read_text()
     assert "single:bp" in markdown
+    # the plug-in kind's model is costed like every other (models/cost.py)
+    cost = markdown.split("\n## Cost\n")[1].split("\n## ")[0]
+    assert all(f"| {name} |" in cost for name in {"single:bp", "single:labs"} | fused), cost

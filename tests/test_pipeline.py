@@ -97,6 +97,41 @@ def test_report_tables_and_files(run: PipelineRun) -> None:
     assert some_id not in html and some_id not in markdown
 
 
+def test_the_report_has_a_cost_table_for_every_strategy(run: PipelineRun) -> None:
+    """Training seconds, inference time, parameters and peak memory, measured during the
+    run: saved with each fit (model.json, MLflow), in eval.model_cost and the report."""
+    from fusion_assets.models.api import load_model
+    from fusion_assets.names import FUSION_STORE
+
+    expected = set(STRATEGIES) | {f"single:{m}" for m in MODALITIES}
+    with run.warehouse.connect() as con:
+        cost = con.sql("SELECT * FROM eval.model_cost").df().set_index("strategy")
+    assert set(cost.index) == expected
+    for column in ("train_seconds", "inference_ms_per_1000", "n_parameters", "peak_rss_mib"):
+        assert (cost[column] > 0).all(), cost[column]
+    assert (cost["peak_rss_increase_mib"] >= 0).all()
+    assert cost.loc["reference", "parameters_counted"] == "tree nodes"
+    assert cost.loc["early", "parameters_counted"] == "torch parameters"
+
+    section = (run.report_dir / "report.md").read_text().split("\n## Cost\n")[1]
+    section = section.split("\n## ")[0]
+    header = next(line for line in section.splitlines() if line.startswith("| strategy |"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    for strategy in expected:
+        line = next(x for x in section.splitlines() if x.startswith(f"| {strategy} |"))
+        cells = dict(zip(columns, (c.strip() for c in line.strip("|").split("|")), strict=True))
+        for column in ("training s", "inference ms / 1,000 patients", "parameters"):
+            assert float(cells[column].replace(",", "")) > 0, (strategy, column, cells)
+        memory = cells["peak memory of the fit, MiB (process RSS)"]  # "+12 (845)"
+        assert float(memory.split("(")[1].rstrip(")")) > 0, (strategy, memory)
+
+    fitted = load_model(run.stores["model_store"].model_dir(FUSION_STORE, "late"))
+    assert fitted.cost["train_seconds"] == cost.loc["late", "train_seconds"]
+    client = MlflowClient(run.stores["tracking"].tracking_uri)
+    logged = client.get_run(run.stores["model_store"].run_id("late")).data.metrics
+    assert logged["fit_peak_rss_mib"] == cost.loc["late", "peak_rss_mib"]
+
+
 def test_every_fit_is_an_mlflow_run_with_a_loadable_model(run: PipelineRun) -> None:
     tracking = run.stores["tracking"]
     client = MlflowClient(tracking.tracking_uri)

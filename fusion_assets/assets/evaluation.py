@@ -36,7 +36,12 @@ from fusion_assets.metrics.deployment import DEPLOYMENT_COLUMNS
 from fusion_assets.models.strategies import STRATEGIES
 from fusion_assets.report_folders import point_latest, versioned_report_dir
 from fusion_assets.warehouse.cohort import load_cohort, load_frames
-from fusion_assets.warehouse.eval_tables import qualified, read_eval_table, write_eval_tables
+from fusion_assets.warehouse.eval_tables import (
+    has_eval_table,
+    qualified,
+    read_eval_table,
+    write_eval_tables,
+)
 from fusion_assets.warehouse.recommend import read_recommendation
 from resources import (
     ModelStoreResource,
@@ -105,6 +110,11 @@ _PREDICTION_TABLES = {
         "eval.oof_predictions: one row per fold model and patient it scored, on its held-out "
         "fold and inner validation part (cross-validation mode); no rows for a held-out split."
     ),
+    "model_cost": (
+        "eval.model_cost: one row per deployed model (strategy or single-modality baseline): "
+        "the fit's seconds, peak memory and parameters (measured when it was fitted) and its "
+        "inference time per 1,000 patients, measured in this step."
+    ),
 }
 
 
@@ -149,11 +159,13 @@ def build_predictions_asset(cohort: Cohort) -> dg.AssetsDefinition:
             frames, patients = load_frames(con, spec), load_cohort(con)
         with models_ready():
             tables = design.predictions(store, spec.modality_names, frames, patients, config)
+            cost = _model_cost(store, spec.modality_names, frames, patients)
         context.log.info(tables.summary)
         written = {
             "predictions": tables.predictions,
             "stress_predictions": tables.stress,
             "oof_predictions": tables.oof,
+            "model_cost": cost,
         }
         mode = {"evaluation_mode": dg.MetadataValue.text(design.mode)}
         extra = {name: mode for name in written}
@@ -169,6 +181,17 @@ def build_predictions_asset(cohort: Cohort) -> dg.AssetsDefinition:
             yield from _table_results(con, cohort, list(written), extra)
 
     return predictions
+
+
+def _model_cost(store, modalities, frames, patients):
+    """The deployed models' costs, inference timed on the test patients (all without a test
+    split)."""
+    from fusion_assets.evaluation.models import load_deployed_models
+    from fusion_assets.models.cost import cost_table
+
+    test = patients.loc[patients["split"] == "test", "patient_id"]
+    ids = (test if len(test) else patients["patient_id"]).tolist()
+    return cost_table(load_deployed_models(store, modalities), frames, ids)
 
 
 REPORT_TABLES = {
@@ -189,7 +212,13 @@ REPORT_TABLES = {
     "availability profile (held-out patients reweighted by pattern): AUROC and Brier with CIs; "
     "no rows without a profile.",
 }
-_REPORT_INPUTS = ("predictions", "stress_predictions", "oof_predictions", "fusion_recommendation")
+_REPORT_INPUTS = (
+    "predictions",
+    "stress_predictions",
+    "oof_predictions",
+    "model_cost",
+    "fusion_recommendation",
+)
 _REPORT_DESCRIPTION = (
     "The subgroup report (Markdown + HTML with plots, the verdict, a model card per strategy) in "
     "a run-versioned folder, reports/latest linking to the newest; logged to MLflow with the "
@@ -218,6 +247,10 @@ def _report_inputs(warehouse) -> dict:
             "predictions": read_eval_table(con, "predictions"),
             "stress": read_eval_table(con, "stress_predictions"),
             "oof": read_eval_table(con, "oof_predictions"),
+            # predictions materialized before costs were measured: the report says so
+            "cost": read_eval_table(con, "model_cost")
+            if has_eval_table(con, "model_cost")
+            else pd.DataFrame(),
             "patients": load_cohort(con),
             "recommendation": read_recommendation(con),
         }
@@ -260,6 +293,7 @@ def build_report_asset(cohort: Cohort) -> dg.AssetsDefinition:
         )
         repeat_metrics = design.repeat_metrics(inputs["oof"], inputs["patients"])
         result.cohort["design"] = design.notes(repeat_metrics)
+        result.cost = inputs["cost"]
         out_dir = versioned_report_dir(reports.for_cohort(cohort.name), context.run.run_id)
         files = render_report(
             result,

@@ -79,6 +79,7 @@ def fit_save_track(
     import mlflow
 
     from fusion_assets.models.api import save_model
+    from fusion_assets.models.cost import fit_cost, measure_fit
 
     started = time.perf_counter()
     with (
@@ -88,8 +89,11 @@ def fit_save_track(
         tempfile.TemporaryDirectory(prefix="fit-") as staging,
     ):
         # Fold models first: the cross-validated deployed refit is trained like them.
-        folds = dict(fit_folds(Path(staging) / FOLDS_ARTIFACT)) if fit_folds else {}
-        fitted, result = fit(_epoch_logger(context, name))
+        with measure_fit() as fold_cost:
+            folds = dict(fit_folds(Path(staging) / FOLDS_ARTIFACT)) if fit_folds else {}
+        with measure_fit() as cost:  # the report's cost table (models/cost.py)
+            fitted, result = fit(_epoch_logger(context, name))
+        fitted.cost = fit_cost(cost, fitted.predictor, result.n_parameters, fold_cost.seconds)
         directory = save_model(fitted, Path(staging) / MODEL_ARTIFACT)
         if describe_fit is not None:  # files beside the model go into the registered version
             folds.update(describe_fit(directory))
@@ -100,6 +104,7 @@ def fit_save_track(
             "best_epoch": result.best_epoch,
             "n_parameters": result.n_parameters,
             "train_seconds": result.train_seconds,
+            **{f"fit_{k}": v for k, v in fitted.cost.items() if isinstance(v, int | float)},
         }
         mlflow.log_metrics({k: float(v) for k, v in final.items() if v == v})
         version = _register(context, model_store, store_kind, name, Path(staging), example)
@@ -117,6 +122,7 @@ def fit_save_track(
         f"registered as {model_store.uri(name, version)}"
     )
     metadata = _fit_metadata(result, run_id, url)
+    metadata["fit_cost"] = dg.MetadataValue.json(fitted.cost)
     metadata["model_uri"] = dg.MetadataValue.text(model_store.uri(name, version))
     metadata["model_version"] = dg.MetadataValue.int(version)
     metadata["wall_seconds"] = rounded(time.perf_counter() - started, 1)

@@ -53,6 +53,8 @@ class EvaluationResult:
     cohort: dict = field(default_factory=dict)  # n_test, events, prevalence, n_validation
     utility: Utility | None = None  # decision curves, net benefit at named thresholds
     deployment: DeploymentResult | None = None  # under the deployment profile, when given
+    # eval.model_cost (models/cost.py): what each model cost to fit and to run; empty if unknown
+    cost: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def table(self) -> pd.DataFrame:

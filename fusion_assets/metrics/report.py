@@ -696,6 +696,37 @@ def _degradation_display(summary: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _cost_section(result: EvaluationResult) -> _Section:
+    """Per strategy: training seconds, inference time, parameters, peak memory of the fit."""
+    from fusion_assets.models.cost import COST_NOTE
+
+    sec = _Section("Cost")
+    cost = result.cost
+    if cost is None or cost.empty:
+        return sec.p("No cost was measured for these models (eval.model_cost is empty).")
+    order = {s: i for i, s in enumerate(result.subgroups.strategies)}
+    cost = cost.sort_values("strategy", key=lambda s: s.map(order).fillna(len(order)))
+    table = pd.DataFrame(
+        {
+            "strategy": cost["strategy"],
+            "training s": cost["train_seconds"].map(lambda x: _num(x, 1)),
+            "inference ms / 1,000 patients": cost["inference_ms_per_1000"].map(
+                lambda x: _num(x, 1)
+            ),
+            "parameters": cost["n_parameters"].map(lambda x: f"{int(x):,}" if pd.notna(x) else "–"),
+            "what is counted": cost["parameters_counted"],
+            "peak memory of the fit, MiB (process RSS)": [
+                f"+{_num(up, 0)} ({_num(top, 0)})" if pd.notna(up) else "–"
+                for up, top in zip(cost["peak_rss_increase_mib"], cost["peak_rss_mib"], strict=True)
+            ],
+        }
+    )
+    folds = cost["fold_models_seconds"].fillna(0.0)
+    if (folds > 0.5).any():
+        table.insert(2, "fold models s", folds.map(lambda x: _num(x, 1)).to_numpy())
+    return sec.p(COST_NOTE).table(table)
+
+
 def _leakage_section(result: EvaluationResult) -> _Section:
     leak = _Section("Leakage check")
     if result.leaks.empty:
@@ -802,6 +833,7 @@ def render_report(
         _Section("Availability patterns").img(
             plot_paths["patterns"], "availability pattern counts"
         ),
+        _cost_section(result),
     ]
     cards = [_model_card(result, s) for s in fusion]
     closing = []

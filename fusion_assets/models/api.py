@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import pickle
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from fusion_assets.models.config import (
 )
 from fusion_assets.models.fusion import Bagged
 from fusion_assets.models.inputs import PreparedInputs, State, prepare
+from fusion_assets.models.masked import changed_pairs, pair_probabilities
 from fusion_assets.models.recalibration import IDENTITY, Recalibration
 from fusion_assets.models.reference_features import NonNeuralModel
 from fusion_assets.models.strategies import STRATEGIES
@@ -59,6 +60,8 @@ class FittedModel:
     config: EncoderConfig | FusionConfig
     # fitted on patients the model was not fitted on (models/recalibration.py)
     recalibration: Recalibration = IDENTITY
+    # what the fit cost (models/cost.py: seconds, peak memory, parameters); {} if not measured
+    cost: dict[str, Any] = field(default_factory=dict)
 
     @property
     def modalities(self) -> list[str]:
@@ -101,6 +104,23 @@ class FittedModel:
             else:
                 prob = 1.0 / (1.0 + np.exp(-predict_logits(self.predictor, prepared, present)))
         return self.recalibration.apply(prob) if recalibrated else prob
+
+    def predict_proba_masks(
+        self, prepared: PreparedInputs, keeps: np.ndarray, num_threads: int = 1
+    ) -> np.ndarray:
+        """P(label = 1) [K, n] under each of the masks ``keeps`` (bool [K, n, n_modalities]):
+        row k equals ``predict_proba(prepared, keeps[k])`` (to float rounding), at about the
+        cost of one pass (``models/masked.py``: only the pairs a mask changes, deduplicated;
+        encoders run once per patient)."""
+        keeps = np.asarray(keeps, dtype=bool)
+        full = self.predict_proba(prepared, num_threads=num_threads)
+        if len(prepared) == 0:
+            return np.zeros((len(keeps), 0))
+        changed, rows, masks, inverse = changed_pairs(prepared.present, keeps)
+        raw = pair_probabilities(self.predictor, prepared, rows, masks, num_threads)
+        out = np.repeat(full[None, :], len(keeps), axis=0)
+        out[changed] = self.recalibration.apply(raw)[inverse]
+        return out
 
 
 def effective_presence(prepared: PreparedInputs, keep: np.ndarray | None) -> np.ndarray:
@@ -226,6 +246,7 @@ def save_model(fitted: FittedModel, directory: Path) -> Path:
         "config": config_to_dict(fitted.config),
         "preprocessing": _split_arrays(fitted.preprocessing, arrays, "p"),
         "recalibration": fitted.recalibration.to_dict(),
+        "cost": fitted.cost,
     }
     np.savez(directory / "preprocessing.npz", **arrays)
     if isinstance(fitted.predictor, NonNeuralModel):
@@ -269,4 +290,5 @@ def load_model(directory: Path) -> FittedModel:
         predictor.eval()
     # a model saved before recalibration existed predicts as it always did
     recalibration = Recalibration.from_dict(meta.get("recalibration"))
-    return FittedModel(strategy, spec, preprocessing, predictor, config, recalibration)
+    cost = meta.get("cost") or {}  # saved before costs were measured: none
+    return FittedModel(strategy, spec, preprocessing, predictor, config, recalibration, cost)

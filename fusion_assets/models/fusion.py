@@ -18,7 +18,7 @@ from torch import nn
 
 from fusion_assets.cohorts.spec import CohortSpec
 from fusion_assets.kinds import ModalityKind, kind_of
-from fusion_assets.models.base import PatientModel
+from fusion_assets.models.base import Cache, PatientModel
 from fusion_assets.models.batch import Batch
 from fusion_assets.models.config import FusionConfig
 from fusion_assets.models.inputs import State
@@ -224,9 +224,11 @@ class IntermediateFusion(_PretrainedEncoders):
         self.head = _head(n * d + n, config.head_hidden, config.encoder.dropout)
         self.residual = _residual(n, config, self.head)
 
-    def logits(self, batch: Batch) -> torch.Tensor:
-        present = self.present(batch)
-        embedded = self.encoders.embed(self.modalities, batch)
+    def encode(self, batch: Batch) -> Cache:
+        return {"embedded": self.encoders.embed(self.modalities, batch)}
+
+    def logits_from(self, cache: Cache, present: torch.Tensor) -> torch.Tensor:
+        embedded = cache["embedded"]
         late = 0.0 if self.residual is None else self.residual(embedded, present)
         embedded = torch.where(present.unsqueeze(-1), embedded, self.missing.expand_as(embedded))
         joint = self.head(torch.cat([embedded.flatten(1), present.float()], dim=1)).squeeze(-1)
@@ -244,6 +246,8 @@ class LateFusion(PatientModel):
     modality gets sigmoid(b).
     """
 
+    parameters_counted = "torch parameters of its single-modality models + stacking weights"
+
     def __init__(
         self, spec: CohortSpec, preprocessing: dict[str, State], config: FusionConfig
     ) -> None:
@@ -256,19 +260,29 @@ class LateFusion(PatientModel):
         self.register_buffer("stack_shift", torch.zeros(n))
         self.register_buffer("stack_bias", torch.zeros(()))
 
+    def encode(self, batch: Batch) -> Cache:
+        """Each unimodal model's calibrated logit [b, M], computed as if present."""
+        logits = [u.logit_if_present(u.encode(batch)) for u in self.unimodal]
+        return {"unimodal": torch.stack(logits, dim=1)}
+
+    def _unimodal(self, cache: Cache, present: torch.Tensor) -> torch.Tensor:
+        """[b, M] calibrated logits of each unimodal model (its prior where absent)."""
+        priors = torch.stack([u.prior_logit for u in self.unimodal])
+        return torch.where(present, cache["unimodal"], priors)
+
     def unimodal_logits(self, batch: Batch) -> torch.Tensor:
         """[b, M] calibrated logits of each unimodal model (its prior where absent)."""
-        return torch.stack([u(batch) for u in self.unimodal], dim=1)
+        return self._unimodal(self.encode(batch), self.present(batch))
 
     def combine(self, unimodal_logits: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         terms = (self.stack_weight * unimodal_logits + self.stack_shift) * present.float()
         return self.stack_bias + terms.sum(1)
 
-    def logits(self, batch: Batch) -> torch.Tensor:
-        return self.combine(self.unimodal_logits(batch), self.present(batch))
+    def logits_from(self, cache: Cache, present: torch.Tensor) -> torch.Tensor:
+        return self.combine(self._unimodal(cache, present), present)
 
-    def forward(self, batch: Batch) -> torch.Tensor:
-        return self.logits(batch)  # stacking is fitted unweighted: already calibrated
+    def forward_from(self, cache: Cache, present: torch.Tensor) -> torch.Tensor:
+        return self.logits_from(cache, present)  # stacking is fitted unweighted: already calibrated
 
     def adopt_from_folds(self, fold_models: list[PatientModel]) -> None:
         """The mean stack of the fold models (each fitted on its inner validation patients):
@@ -329,18 +343,28 @@ class AttentionFusion(_PretrainedEncoders):
         self.head = _head(d, config.head_hidden, config.encoder.dropout)
         self.residual = _residual(len(self.modalities), config, self.head)
 
-    def logits(self, batch: Batch) -> torch.Tensor:
-        present = self.present(batch)
+    def encode(self, batch: Batch) -> Cache:
+        """Modality embeddings and each time series' step tokens with their observed bins."""
+        types, n = self.type_embedding.weight, len(self.modalities)
+        cache = {"embedded": self.encoders.embed(self.modalities, batch)}
+        for k, j in enumerate(self.series):
+            features, observed = self.step_kinds[k].step_tokens(batch.inputs[self.modalities[j]])
+            cache[f"steps{k}"] = (
+                self.step_proj[k](features) + self.step_pos[k].weight + types[n + k]
+            )
+            cache[f"observed{k}"] = observed
+        return cache
+
+    def logits_from(self, cache: Cache, present: torch.Tensor) -> torch.Tensor:
         b, n = present.shape
         types = self.type_embedding.weight
-        embedded = self.encoders.embed(self.modalities, batch)
+        embedded = cache["embedded"]
         late = 0.0 if self.residual is None else self.residual(embedded, present)
         tokens = [self.cls.expand(b, -1, -1), embedded + types[:n]]
         hide = [torch.zeros(b, 1, dtype=torch.bool), ~present]
         for k, j in enumerate(self.series):
-            features, observed = self.step_kinds[k].step_tokens(batch.inputs[self.modalities[j]])
-            tokens.append(self.step_proj[k](features) + self.step_pos[k].weight + types[n + k])
-            hide.append(~(observed & present[:, j : j + 1]))
+            tokens.append(cache[f"steps{k}"])
+            hide.append(~(cache[f"observed{k}"] & present[:, j : j + 1]))
         out = self.transformer(
             torch.cat(tokens, dim=1), src_key_padding_mask=torch.cat(hide, dim=1)
         )
@@ -357,6 +381,8 @@ class Bagged(PatientModel):
     the members' calibrated logits.
     """
 
+    parameters_counted = "torch parameters, all members"
+
     def __init__(self, spec: CohortSpec, members: list[PatientModel]) -> None:
         super().__init__(spec, members[0].modalities)
         self.members = nn.ModuleList(members)
@@ -366,3 +392,32 @@ class Bagged(PatientModel):
 
     def forward(self, batch: Batch) -> torch.Tensor:
         return torch.stack([m(batch) for m in self.members]).mean(0)
+
+    @property
+    def caches_encodings(self) -> bool:
+        return all(m.caches_encodings for m in self.members)
+
+    def encode(self, batch: Batch) -> Cache:
+        return {
+            f"{i}/{k}": v for i, m in enumerate(self.members) for k, v in m.encode(batch).items()
+        }
+
+    def _member_cache(self, cache: Cache, i: int) -> Cache:
+        prefix = f"{i}/"
+        return {k[len(prefix) :]: v for k, v in cache.items() if k.startswith(prefix)}
+
+    def logits_from(self, cache: Cache, present: torch.Tensor) -> torch.Tensor:
+        return torch.stack(
+            [
+                m.logits_from(self._member_cache(cache, i), present)
+                for i, m in enumerate(self.members)
+            ]
+        ).mean(0)
+
+    def forward_from(self, cache: Cache, present: torch.Tensor) -> torch.Tensor:
+        return torch.stack(
+            [
+                m.forward_from(self._member_cache(cache, i), present)
+                for i, m in enumerate(self.members)
+            ]
+        ).mean(0)

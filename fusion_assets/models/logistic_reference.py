@@ -58,6 +58,8 @@ def new_logistic(labels: np.ndarray, seed: int) -> Pipeline:
 class LogisticReference(NonNeuralModel):
     """L2 logistic regression (C by inner CV) on all modalities, missing values flagged."""
 
+    parameters_counted = "coefficients + intercept"
+
     def __init__(
         self, spec: CohortSpec, preprocessing: dict[str, State], config: FusionConfig
     ) -> None:
@@ -83,6 +85,18 @@ class LogisticReference(NonNeuralModel):
             raise ValueError("the logistic reference is not fitted: call fit first")
         features = self.blocks.matrix(prepared, present)
         return self.estimator.predict_proba(features)[:, 1].astype(np.float64)
+
+    def pair_scorer(self, prepared: PreparedInputs):
+        """Features built once per patient; each chunk of masked copies one predict call."""
+        if self.estimator is None:
+            raise ValueError("the logistic reference is not fitted: call fit first")
+        blocks = self.blocks.blocks_once(prepared)
+
+        def score(rows: np.ndarray, present: np.ndarray) -> np.ndarray:
+            features = self.blocks.masked_matrix(blocks, rows, present)
+            return self.estimator.predict_proba(features)[:, 1].astype(np.float64)
+
+        return score
 
     @property
     def chosen_c(self) -> float:

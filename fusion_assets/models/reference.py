@@ -75,6 +75,8 @@ def tree_nodes(estimator: HistGradientBoostingClassifier) -> int:
 class ReferenceModel(NonNeuralModel):
     """``HistGradientBoostingClassifier`` over all modalities, absent ones as NaN."""
 
+    parameters_counted = "tree nodes"
+
     def __init__(
         self, spec: CohortSpec, preprocessing: dict[str, State], config: FusionConfig
     ) -> None:
@@ -106,6 +108,18 @@ class ReferenceModel(NonNeuralModel):
             raise ValueError("the reference is not fitted: call fit first")
         features = self.blocks.matrix(prepared, present)
         return self.estimator.predict_proba(features)[:, 1].astype(np.float64)
+
+    def pair_scorer(self, prepared: PreparedInputs):
+        """Features built once per patient; each chunk of masked copies one predict call."""
+        if self.estimator is None:
+            raise ValueError("the reference is not fitted: call fit first")
+        blocks = self.blocks.blocks_once(prepared)
+
+        def score(rows: np.ndarray, present: np.ndarray) -> np.ndarray:
+            features = self.blocks.masked_matrix(blocks, rows, present)
+            return self.estimator.predict_proba(features)[:, 1].astype(np.float64)
+
+        return score
 
     @property
     def n_parameters(self) -> int:

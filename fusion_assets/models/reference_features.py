@@ -15,6 +15,7 @@ special case anywhere else.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -31,6 +32,9 @@ class NonNeuralModel:
     """A scikit-learn style reference: ``fit(prepared, labels, present)`` then
     ``predict_proba(prepared, present)`` -> P(label = 1) [n]; pickled when saved."""
 
+    #: what ``n_parameters`` counts (the report's cost table names it)
+    parameters_counted = "parameters"
+
     def fit(
         self, prepared: PreparedInputs, labels: np.ndarray, present: np.ndarray
     ) -> NonNeuralModel:
@@ -38,6 +42,17 @@ class NonNeuralModel:
 
     def predict_proba(self, prepared: PreparedInputs, present: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def pair_scorer(
+        self, prepared: PreparedInputs
+    ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """``score(rows, present)``: P(label = 1) of patients ``rows`` (repeats allowed) of
+        ``prepared``, each under its own mask ``present`` [len(rows), M] (the stress tests,
+        ``models/masked.py``). By default the masked copies' inputs are gathered and scored
+        in one call; a reference whose features are per patient builds them once instead."""
+        from fusion_assets.models.batch import subset_inputs
+
+        return lambda rows, present: self.predict_proba(subset_inputs(prepared, rows), present)
 
     @property
     def n_parameters(self) -> int:
@@ -114,6 +129,23 @@ class ModalityBlocks:
         """Every modality's kept features concatenated [n, ΣF']."""
         blocks = [self.block(m, prepared, present) for m in self.modalities]
         return np.concatenate(blocks, axis=1) if blocks else np.zeros((len(prepared), 0))
+
+    def blocks_once(self, prepared: PreparedInputs) -> dict[str, np.ndarray]:
+        """Every modality's kept features [n, F'] under the patients' own presence."""
+        return {m: self.block(m, prepared, prepared.present) for m in self.modalities}
+
+    def masked_matrix(
+        self, blocks: dict[str, np.ndarray], rows: np.ndarray, present: np.ndarray
+    ) -> np.ndarray:
+        """``matrix`` of patients ``rows`` each under its mask ``present`` [len(rows), M]
+        (a subset of the patient's own presence), from ``blocks_once``: the features are
+        per patient, so a masked copy's block is the patient's, NaN where masked."""
+        parts = []
+        for m, col in zip(self.modalities, self.columns, strict=True):
+            x = blocks[m][rows]  # a copy
+            x[~present[:, col]] = np.nan
+            parts.append(x)
+        return np.concatenate(parts, axis=1) if parts else np.zeros((len(rows), 0))
 
     def present_columns(self, present: np.ndarray) -> np.ndarray:
         """Presence [n, len(modalities)] of the modalities read, as floats (availability flags)."""

@@ -47,6 +47,8 @@ def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
 class StackedReference(NonNeuralModel):
     """Per-modality HGB, stacked with availability flags by a logistic regression."""
 
+    parameters_counted = "tree nodes + stacker coefficients"
+
     def __init__(
         self, spec: CohortSpec, preprocessing: dict[str, State], config: FusionConfig
     ) -> None:
@@ -158,6 +160,27 @@ class StackedReference(NonNeuralModel):
         logits = {m: self._logits(m, prepared, present) for m in self.stacked}
         features = self._stack_features(logits, self._flags(present))
         return self.stacker.predict_proba(features)[:, 1]
+
+    def pair_scorer(self, prepared: PreparedInputs):
+        """Each modality model's logits computed once per patient that has the modality;
+        a masked copy zeroes the masked ones and the stacker scores a chunk in one call."""
+        if not self.models:
+            raise ValueError("the stacked reference is not fitted: call fit first")
+        read = [self.direct] if self.stacker is None else self.stacked
+        cached = {m: self._logits(m, prepared, prepared.present) for m in read}
+
+        def column(m: str, present: np.ndarray) -> np.ndarray:
+            return present[:, self.blocks.columns[self.modalities.index(m)]].astype(bool)
+
+        def score(rows: np.ndarray, present: np.ndarray) -> np.ndarray:
+            if self.stacker is None:
+                z = cached[self.direct][rows]
+                return np.where(column(self.direct, present), 1 / (1 + np.exp(-z)), self.prevalence)
+            logits = {m: np.where(column(m, present), cached[m][rows], 0.0) for m in read}
+            features = self._stack_features(logits, self._flags(present))
+            return self.stacker.predict_proba(features)[:, 1]
+
+        return score
 
     @property
     def n_parameters(self) -> int:

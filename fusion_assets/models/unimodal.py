@@ -7,7 +7,7 @@ from torch import nn
 
 from fusion_assets.cohorts.spec import CohortSpec
 from fusion_assets.kinds import kind_of
-from fusion_assets.models.base import PatientModel
+from fusion_assets.models.base import Cache, PatientModel
 from fusion_assets.models.batch import Batch
 from fusion_assets.models.config import EncoderConfig
 from fusion_assets.models.inputs import State
@@ -30,9 +30,15 @@ class UnimodalModel(PatientModel):
     def modality(self) -> str:
         return self.modalities[0]
 
-    def logits(self, batch: Batch) -> torch.Tensor:
-        return self.head(self.encoder(batch.inputs[self.modality])).squeeze(-1)
+    def encode(self, batch: Batch) -> Cache:
+        return {"logit": self.head(self.encoder(batch.inputs[self.modality])).squeeze(-1)}
 
-    def forward(self, batch: Batch) -> torch.Tensor:
-        has = self.present(batch)[:, 0]
-        return torch.where(has, self.logits(batch) + self.logit_offset, self.prior_logit)
+    def logits_from(self, cache: Cache, present: torch.Tensor) -> torch.Tensor:
+        return cache["logit"]
+
+    def logit_if_present(self, cache: Cache) -> torch.Tensor:
+        """Calibrated logits [b] as if every patient had the modality."""
+        return cache["logit"] + self.logit_offset
+
+    def forward_from(self, cache: Cache, present: torch.Tensor) -> torch.Tensor:
+        return torch.where(present[:, 0], self.logit_if_present(cache), self.prior_logit)

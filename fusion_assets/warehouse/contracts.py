@@ -64,6 +64,17 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "role": "test or validation, as in profile.folds",
         "prob": "Predicted probability of label 1",
     },
+    "eval.model_cost": {
+        "strategy": "Fusion strategy, reference or single:<modality> baseline",
+        "train_seconds": "Wall seconds of the deployed model's fit",
+        "fold_models_seconds": "Wall seconds of its fold models' fits (cv mode; 0 held out)",
+        "inference_ms_per_1000": "Wall ms per 1,000 patients of preprocessing + scoring",
+        "inference_patients": "Patients the inference time was measured on",
+        "n_parameters": "Size of the model, as parameters_counted says",
+        "parameters_counted": "What n_parameters counts (torch parameters, tree nodes, ...)",
+        "peak_rss_increase_mib": "Peak process RSS during the fit above its start, MiB",
+        "peak_rss_mib": "Peak process RSS during the fit, MiB",
+    },
 }
 
 

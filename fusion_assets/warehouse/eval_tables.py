@@ -1,7 +1,7 @@
 """The evaluation tables (schema ``eval``): each one written whole, read whole.
 
-The predictions asset writes ``eval.predictions``, ``eval.oof_predictions`` and
-``eval.stress_predictions``; the report asset writes ``eval.subgroup_metrics``,
+The predictions asset writes ``eval.predictions``, ``eval.oof_predictions``,
+``eval.stress_predictions`` and ``eval.model_cost``; the report asset writes ``eval.subgroup_metrics``,
 ``eval.degradation``, ``eval.degradation_summary``, ``eval.complete_case`` and
 ``eval.cv_repeat_metrics``. A design that produces no rows for a table (the
 held-out design has no out-of-fold predictions) still writes it, with its
@@ -46,3 +46,12 @@ def write_eval_tables(con: duckdb.DuckDBPyConnection, tables: Mapping[str, pd.Da
 def read_eval_table(con: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
     """``eval.<name>`` as a DataFrame."""
     return con.sql(f"SELECT * FROM {qualified(name)}").df()
+
+
+def has_eval_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether ``eval.<name>`` exists (a warehouse written before the table was added lacks it)."""
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [SCHEMA, name],
+    ).fetchone()
+    return bool(found and found[0])
