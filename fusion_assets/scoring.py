@@ -10,7 +10,14 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from fusion_assets.metrics.degradation import STRESS_RATES, STRESS_SEEDS, random_modality_masks
+from fusion_assets.cohorts.deployment_profile import DeploymentProfile
+from fusion_assets.metrics.degradation import (
+    DEPLOYMENT_RATE,
+    DEPLOYMENT_REPLAY,
+    STRESS_RATES,
+    STRESS_SEEDS,
+    random_modality_masks,
+)
 from fusion_assets.models.api import FittedModel
 from fusion_assets.models.batch import subset_inputs
 
@@ -55,17 +62,54 @@ def _rows(strategy, scenario, rate, dropped, seed, ids, prob) -> pd.DataFrame:
     )
 
 
+def deployment_masks(
+    present: np.ndarray,
+    modalities: Sequence[str],
+    deployment: DeploymentProfile,
+    n_seeds: int,
+) -> Iterable[tuple[str, float, str, int, np.ndarray]]:
+    """Pattern-shift stress tests toward a deployment profile (rate NaN: not a curve).
+
+    - ``deployment_replay``: each patient is given a pattern drawn from the deployment
+      mix and keeps the modalities it has that the pattern has (a modality a patient
+      lacks cannot be added, so the replay only removes);
+    - ``deployment_rate:<m>``: modality m alone dropped at random among the patients
+      that have it, down to its deployment rate (no scenario where the held-out rate is
+      already at or below it).
+    """
+    mix = deployment.target_mix(list(modalities))
+    flags = np.array([[m in p.split("+") for m in modalities] for p in mix.index], dtype=bool)
+    shares = mix.to_numpy(dtype=np.float64)
+    held_out = present.mean(axis=0)
+    deployed = flags.T.astype(np.float64) @ shares  # each modality's rate under the mix
+    for seed in range(n_seeds):
+        rng = np.random.default_rng([seed, 0x6D6978])  # "mix": apart from the random masks
+        drawn = rng.choice(len(shares), size=len(present), p=shares)
+        yield DEPLOYMENT_REPLAY, np.nan, "", seed, present & flags[drawn]
+        for j, name in enumerate(modalities):
+            if held_out[j] <= deployed[j] or held_out[j] == 0:
+                continue
+            drop = rng.random(len(present)) < 1.0 - deployed[j] / held_out[j]
+            keep = present.copy()
+            keep[:, j] &= ~drop
+            yield f"{DEPLOYMENT_RATE}{name}", np.nan, name, seed, keep
+
+
 def stress_scenarios(
     present: np.ndarray,
     modalities: Sequence[str],
     rates: Iterable[float] = STRESS_RATES,
     n_seeds: int = STRESS_SEEDS,
+    deployment: DeploymentProfile | None = None,
 ) -> Iterable[tuple[str, float, str, int, np.ndarray]]:
     """(scenario, rate, dropped, mask_seed, keep mask) for every stress test.
 
     Masks depend only on presence, rates and seeds, so every strategy meets the
-    very same missing modalities (a paired comparison).
+    very same missing modalities (a paired comparison). With a ``deployment`` profile
+    the pattern-shift scenarios of ``deployment_masks`` come too.
     """
+    if deployment is not None:
+        yield from deployment_masks(present, modalities, deployment, n_seeds)
     rates = tuple(rates)
     for seed in range(n_seeds):
         for rate in rates:
@@ -88,6 +132,7 @@ def stress_test(
     rates: Iterable[float] = STRESS_RATES,
     n_seeds: int = STRESS_SEEDS,
     per_copy: bool = False,
+    deployment: DeploymentProfile | None = None,
 ) -> pd.DataFrame:
     """Predictions with whole modalities removed (see ``metrics.degradation`` for the scenarios).
 
@@ -105,7 +150,9 @@ def stress_test(
         prepared = model.prepare(dict(frames), ids.tolist())
         present = prepared.present
         complete = present.all(axis=1)
-        scenarios = list(stress_scenarios(present, list(prepared.modality_names), rates, n_seeds))
+        scenarios = list(
+            stress_scenarios(present, list(prepared.modality_names), rates, n_seeds, deployment)
+        )
         if per_copy:
             probs = _per_copy(model, prepared, [keep for *_, keep in scenarios])
         else:

@@ -122,3 +122,56 @@ def test_a_rare_pattern_the_deployment_needs_is_warned_about() -> None:
     result = deployment_estimates(predictions, patients, profile, MODALITIES, (0.2,), n_boot=50)
     assert any("effective" in w for w in result.warnings)
     assert result.reweighting.ess < 100
+
+
+def test_deployment_masks_only_remove_and_hit_the_deployment_rates() -> None:
+    from fusion_assets.scoring import deployment_masks
+
+    rng = np.random.default_rng(1)
+    present = np.column_stack([np.ones(4000, bool), rng.random(4000) < 0.6, rng.random(4000) < 0.9])
+    profile = DeploymentProfile(rates={"ehr": 1.0, "genomics": 0.1, "imaging": 0.95})
+    masks = list(deployment_masks(present, MODALITIES, profile, n_seeds=2))
+    names = [(scenario, dropped) for scenario, _, dropped, _, _ in masks]
+    # imaging is already below its deployment rate: no scenario lowers it
+    assert names == [("deployment_replay", ""), ("deployment_rate:genomics", "genomics")] * 2
+    for _, rate, _, _, keep in masks:
+        assert np.isnan(rate) and not (keep & ~present).any()  # nothing is ever added
+    replay = masks[0][4]
+    assert replay[:, 1].mean() == pytest.approx(0.6 * 0.1, abs=0.015)
+    assert masks[1][4][:, 1].mean() == pytest.approx(0.1, abs=0.015)
+    assert (masks[1][4][:, 2] == present[:, 2]).all()  # the other modalities untouched
+
+
+def test_pattern_shift_table_reads_the_deployment_scenarios() -> None:
+    from fusion_assets.metrics.deployment import pattern_shift_table
+
+    rng = np.random.default_rng(0)
+    n = 300
+    ids = [f"p{i}" for i in range(n)]
+    y = rng.integers(0, 2, n)
+    patients = pd.DataFrame({"patient_id": ids, "label": y})
+    good = y + rng.normal(0, 0.7, n)
+    rows = [
+        pd.DataFrame(
+            {
+                "strategy": "late",
+                "scenario": scenario,
+                "rate": rate,
+                "dropped": dropped,
+                "mask_seed": seed,
+                "patient_id": ids,
+                "prob": good + noise * rng.normal(0, 1, n),
+            }
+        )
+        for scenario, rate, dropped, seed, noise in [
+            ("global", 0.0, "", 0, 0.0),
+            ("deployment_replay", np.nan, "", 0, 1.0),
+            ("deployment_replay", np.nan, "", 1, 1.0),
+            ("deployment_rate:genomics", np.nan, "genomics", 0, 0.5),
+        ]
+    ]
+    table = pattern_shift_table(pd.concat(rows), patients).set_index(["scenario", "modality"])
+    replay = table.loc[("deployment_replay", "")]
+    assert replay["n_seeds"] == 2 and replay["auroc_mean"] < replay["full"]
+    assert table.loc[("deployment_rate", "genomics"), "n_seeds"] == 1
+    assert pattern_shift_table(pd.concat(rows[:1]), patients).empty

@@ -158,7 +158,9 @@ def build_predictions_asset(cohort: Cohort) -> dg.AssetsDefinition:
         with db.connect() as con:
             frames, patients = load_frames(con, spec), load_cohort(con)
         with models_ready():
-            tables = design.predictions(store, spec.modality_names, frames, patients, config)
+            tables = design.predictions(
+                store, spec.modality_names, frames, patients, config, spec.deployment
+            )
             cost = _model_cost(store, spec.modality_names, frames, patients)
         context.log.info(tables.summary)
         written = {

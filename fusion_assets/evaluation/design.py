@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
+from fusion_assets.cohorts.deployment_profile import DeploymentProfile
 from fusion_assets.evaluation.assignment import assign_splits
 from fusion_assets.evaluation.models import ModelStore
 from fusion_assets.evaluation.plan import empty_plan, fold_keys
@@ -176,8 +177,10 @@ class EvaluationDesign(ABC):
         frames: Mapping[str, pd.DataFrame],
         cohort: pd.DataFrame,
         stress: StressSettings,
+        deployment: DeploymentProfile | None = None,
     ) -> PredictionTables:
-        """Every strategy and single-modality baseline scored, and the stress tests."""
+        """Every strategy and single-modality baseline scored, and the stress tests (with
+        the pattern-shift scenarios toward ``deployment`` when given)."""
 
     @abstractmethod
     def repeats(self, oof: pd.DataFrame) -> pd.DataFrame | None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from fusion_assets.cohorts.deployment_profile import DeploymentProfile
 from fusion_assets.evaluation.design import (
     DesignNotes,
     EvaluationDesign,
@@ -61,6 +62,7 @@ class HeldOut(EvaluationDesign):
         frames: Mapping[str, pd.DataFrame],
         cohort: pd.DataFrame,
         stress: StressSettings,
+        deployment: DeploymentProfile | None = None,
     ) -> PredictionTables:
         from fusion_assets.scoring import score, stress_test  # torch: only when scoring
 
@@ -72,7 +74,9 @@ class HeldOut(EvaluationDesign):
         test_ids = scored.loc[scored["split"] == "test", "patient_id"].tolist()
         fused = {s: models[s] for s in STRATEGIES}
         started = time.perf_counter()
-        stressed = stress_test(fused, frames, test_ids, stress.rates, stress.mask_seeds)
+        stressed = stress_test(
+            fused, frames, test_ids, stress.rates, stress.mask_seeds, deployment=deployment
+        )
         summary = (
             f"Scored {len(scored)} validation/test patients with {len(models)} models in "
             f"{scoring_s:.1f} s; stress tests: {len(stressed):,} predictions in "

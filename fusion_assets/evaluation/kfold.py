@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fusion_assets.cohorts.deployment_profile import DeploymentProfile
 from fusion_assets.evaluation.assignment import assign_folds
 from fusion_assets.evaluation.design import (
     DesignNotes,
@@ -145,6 +146,7 @@ class RepeatedKFold(EvaluationDesign):
         frames: Mapping[str, pd.DataFrame],
         cohort: pd.DataFrame,
         stress: StressSettings,
+        deployment: DeploymentProfile | None = None,
     ) -> PredictionTables:
         """Predictions from the fold models' out-of-fold files; stress tests on the first
         repeat's fold models, each patient scored by the model that never saw it."""
@@ -163,7 +165,9 @@ class RepeatedKFold(EvaluationDesign):
             s: self.load_fold_models(fold_root(store, FUSION_STORE, s), s, first)
             for s in STRATEGIES
         }
-        stressed = stress_by_fold(fused, frames, self.plan, 0, stress.rates, stress.mask_seeds)
+        stressed = stress_by_fold(
+            fused, frames, self.plan, 0, stress.rates, stress.mask_seeds, deployment
+        )
         summary = (
             f"Cross-validation: {len(oof):,} out-of-fold rows from {oof['strategy'].nunique()} "
             f"models; stress tests on the first repeat's fold models in "

@@ -39,6 +39,10 @@ import pandas as pd
 from fusion_assets.metrics.classification import auroc
 from fusion_assets.names import LATE
 
+# Pattern-shift scenarios toward a deployment profile (scoring.deployment_masks): rate NaN,
+# so they are not degradation curves; metrics/deployment.py reads them.
+DEPLOYMENT_REPLAY = "deployment_replay"
+DEPLOYMENT_RATE = "deployment_rate:"
 # The stress-test design: rates of whole modalities removed, and random masks per rate.
 STRESS_RATES: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9)
 STRESS_SEEDS: int = 5

@@ -238,3 +238,51 @@ def _warnings(rew: Reweighting) -> list[str]:
             "a pattern the deployment relies on is rare among the held-out patients"
         )
     return out
+
+
+SHIFT_COLUMNS = ["strategy", "scenario", "modality", "auroc_mean", "auroc_sd", "n_seeds", "full"]
+
+
+def pattern_shift_table(stress: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:
+    """The pattern-shift stress tests (``scoring.deployment_masks``) per strategy: mean and SD
+    over mask seeds of the AUROC under the deployment replay and under each modality dropped
+    to its deployment rate, beside ``full``, the AUROC of the same patients with nothing
+    removed (scenario ``global`` at rate 0). Empty without deployment scenarios."""
+    from fusion_assets.metrics.classification import auroc
+    from fusion_assets.metrics.degradation import DEPLOYMENT_RATE, DEPLOYMENT_REPLAY
+
+    if stress is None or stress.empty:
+        return pd.DataFrame(columns=SHIFT_COLUMNS)
+    shifted = stress["scenario"].astype(str)
+    is_shift = (shifted == DEPLOYMENT_REPLAY) | shifted.str.startswith(DEPLOYMENT_RATE)
+    if not is_shift.any():
+        return pd.DataFrame(columns=SHIFT_COLUMNS)
+    labels = patients.set_index("patient_id")["label"]
+    base = stress[(shifted == "global") & (stress["rate"] == 0.0) & (stress["mask_seed"] == 0)]
+    full = {
+        s: auroc(labels.loc[g["patient_id"]].to_numpy(), g["prob"].to_numpy())
+        for s, g in base.groupby("strategy")
+    }
+    rows = []
+    part = stress[is_shift]
+    for (strategy, scenario, seedless), g in part.groupby(
+        ["strategy", "scenario", "dropped"], sort=True
+    ):
+        per_seed = [
+            auroc(labels.loc[s["patient_id"]].to_numpy(), s["prob"].to_numpy())
+            for _, s in g.groupby("mask_seed")
+        ]
+        rows.append(
+            {
+                "strategy": strategy,
+                "scenario": DEPLOYMENT_REPLAY
+                if scenario == DEPLOYMENT_REPLAY
+                else "deployment_rate",
+                "modality": seedless or "",
+                "auroc_mean": float(np.nanmean(per_seed)),
+                "auroc_sd": float(np.nanstd(per_seed, ddof=1)) if len(per_seed) > 1 else np.nan,
+                "n_seeds": len(per_seed),
+                "full": full.get(strategy, np.nan),
+            }
+        )
+    return pd.DataFrame(rows, columns=SHIFT_COLUMNS)

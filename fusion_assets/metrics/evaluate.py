@@ -22,7 +22,11 @@ from fusion_assets.metrics.degradation import (
     degradation_curves,
     degradation_summary,
 )
-from fusion_assets.metrics.deployment import DeploymentResult, deployment_estimates
+from fusion_assets.metrics.deployment import (
+    DeploymentResult,
+    deployment_estimates,
+    pattern_shift_table,
+)
 from fusion_assets.metrics.leakage import leakage_flags
 from fusion_assets.metrics.subgroups import (
     SubgroupResult,
@@ -53,6 +57,8 @@ class EvaluationResult:
     cohort: dict = field(default_factory=dict)  # n_test, events, prevalence, n_validation
     utility: Utility | None = None  # decision curves, net benefit at named thresholds
     deployment: DeploymentResult | None = None  # under the deployment profile, when given
+    # the pattern-shift stress tests toward the spec's deployment profile (SHIFT_COLUMNS)
+    pattern_shift: pd.DataFrame = field(default_factory=pd.DataFrame)
     # eval.model_cost (models/cost.py): what each model cost to fit and to run; empty if unknown
     cost: pd.DataFrame = field(default_factory=pd.DataFrame)
 
@@ -197,4 +203,5 @@ def evaluate(
         cohort=cohort,
         utility=clinical_utility(predictions, patients, config, repeats),
         deployment=deployed,
+        pattern_shift=pattern_shift_table(degradation_predictions, patients),
     )

@@ -824,7 +824,7 @@ def render_report(
         *_design_sections(result),
         _headline_section(result, headline),
         _verdict_section(result),
-        *filter(None, [_deployment_section(result)]),
+        *filter(None, [_deployment_section(result), _pattern_shift_section(result)]),
         _forest_section(result, plot_paths["forest"]),
         *_subgroup_sections(result, shown),
         _calibration_section(result, plot_paths["calibration"]),
@@ -989,5 +989,55 @@ def _deployment_section(result: EvaluationResult) -> _Section | None:
             "missing ones are masked as in training with modality dropout); single-modality "
             "models give no prediction where their modality is absent. How well they do there "
             "is not measured: the estimate above leaves those patterns out."
+        )
+    return section
+
+
+def _pattern_shift_section(result: EvaluationResult) -> _Section | None:
+    shift = result.pattern_shift
+    if shift is None or shift.empty:
+        return None
+    fusion = [s for s in result.subgroups.strategies if not result.config.is_single(s)]
+    shift = shift[shift["strategy"].isin(fusion)]
+    section = _Section("Pattern-shift stress tests toward the deployment profile")
+    section.p(
+        "The held-out patients scored again with their availability moved toward the spec's "
+        "deployment profile (mean ± SD over mask seeds, the same masks for every strategy): "
+        "'replay' gives each patient a pattern drawn from the deployment mix and keeps the "
+        "modalities it has that the pattern has (a modality cannot be added); 'at deployment "
+        "rate' drops one modality at random until its availability is the deployment's. "
+        "'full' is the same patients with nothing removed."
+    )
+    replay = shift[shift["scenario"] == "deployment_replay"].set_index("strategy")
+    rates = shift[shift["scenario"] == "deployment_rate"]
+    table = pd.DataFrame({"strategy": fusion}).set_index("strategy")
+    table["full"] = replay["full"].reindex(table.index).map(_num)
+    table["replay"] = [
+        f"{replay.loc[s, 'auroc_mean']:.3f} ± {replay.loc[s, 'auroc_sd']:.3f}"
+        if s in replay.index and pd.notna(replay.loc[s, "auroc_sd"])
+        else "–"
+        for s in table.index
+    ]
+    table["Δ replay"] = (
+        (replay["auroc_mean"] - replay["full"])
+        .reindex(table.index)
+        .map(lambda x: f"{x:+.3f}" if pd.notna(x) else "–")
+    )
+    for modality, g in rates.groupby("modality", sort=False):
+        g = g.set_index("strategy")
+        table[f"{modality} at deployment rate"] = g["auroc_mean"].reindex(table.index).map(_num)
+    section.table(table.reset_index())
+    drops = (replay["auroc_mean"] - replay["full"]).dropna()
+    parallel = [s for s in ("early", "intermediate") if s in drops.index]
+    if parallel and "late" in drops.index:
+        worst = min(parallel, key=lambda s: drops[s])
+        verdict = (
+            "loses more than late fusion"
+            if drops[worst] < drops["late"] - 0.01
+            else "does not lose more than late fusion (within 0.01)"
+        )
+        section.p(
+            f"Parallel fusion under the shift: {worst} {verdict} "
+            f"(Δ {drops[worst]:+.3f} vs late {drops['late']:+.3f})."
         )
     return section
