@@ -11,7 +11,9 @@ adding one file, e.g. ``fusion_assets/defs/my_cohort/defs.yaml``::
       retrain_cron: "0 3 * * 0"               # optional (Sundays 03:00)
 
 A synthetic cohort says ``synthetic: {patients: 5000, seed: 0}`` instead of
-``spec``. The cohort's name (key prefix, folder under the data folder) is the
+``spec``. ``deployment: {name: ..., rates: {...}}`` (or ``patterns``) sets the cohort's
+deployment availability profile (``cohorts/deployment_profile.py``), replacing a spec
+file's own. The cohort's name (key prefix, folder under the data folder) is the
 folder's name unless ``name`` says otherwise.
 """
 
@@ -51,6 +53,8 @@ class CohortComponent(dg.Component, dg.Resolvable):
     owners: list[str] = field(default_factory=lambda: ["team:ml-platform"])
     # Run-config defaults by asset, e.g. {fused_model: {preset: tiny}} for a smoke cohort.
     config_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The expected availability at deployment: {name, rates} or {name, patterns}
+    deployment: dict[str, Any] | None = None
 
     def cohort(self, folder: Path) -> Cohort:
         """The cohort this file declares (``folder``: the folder of its defs.yaml)."""
@@ -61,6 +65,7 @@ class CohortComponent(dg.Component, dg.Resolvable):
             retrain_cron=self.retrain_cron,
             owners=tuple(self.owners),
             config_defaults=self.config_defaults,
+            deployment=self.deployment,
         )
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
@@ -74,8 +79,10 @@ def cohort_from_source(
     retrain_cron: str = DEFAULT_RETRAIN_CRON,
     owners: tuple[str, ...] = ("team:ml-platform",),
     config_defaults: dict[str, dict[str, Any]] | None = None,
+    deployment: dict[str, Any] | None = None,
 ) -> Cohort:
-    """A cohort from exactly one of a spec file or synthetic settings."""
+    """A cohort from exactly one of a spec file or synthetic settings (and, optionally, a
+    deployment profile that replaces the spec's)."""
     from fusion_assets.cohorts import synthetic_spec
 
     if (spec is None) == (synthetic is None):
@@ -90,6 +97,12 @@ def cohort_from_source(
     else:
         source = SyntheticSource(**synthetic.model_dump())
         spec_ = synthetic_spec(source.genomics_format)
+    if deployment is not None:
+        from fusion_assets.cohorts.deployment_profile import DeploymentProfile
+        from fusion_assets.cohorts.spec import CohortSpec
+
+        # re-validated: the profile must name the spec's modalities
+        spec_ = CohortSpec(**{**dict(spec_), "deployment": DeploymentProfile(**deployment)})
     return Cohort(
         name,
         spec_,
