@@ -83,6 +83,14 @@ def rate_publishable(numerator: object, denominator: object, limit: int = SMALL_
     return not (is_small(den, limit) or is_small(num, limit) or is_small(den - num, limit))
 
 
+def published_share(share: float | None, total: int, limit: int = SMALL_CELL_LIMIT) -> float | None:
+    """``share`` (of ``total`` patients) if it may be shown, else None: the count it stands
+    for (``share * total``) and its complement must not be small."""
+    if share is None or not np.isfinite(share):
+        return None
+    return float(share) if rate_publishable(round(share * total), total, limit) else None
+
+
 def denominator_publishable(denominator: object, limit: int = SMALL_CELL_LIMIT) -> bool:
     """Whether a rate over ``denominator`` patients may be shown (sensitivity over events,
     specificity over non-events): the denominator is a known, not small count."""

@@ -19,6 +19,7 @@ from fusion_assets.assets.metadata import (
 )
 from fusion_assets.automation import retraining_condition, retraining_root_condition
 from fusion_assets.decision_matrix import RecommendationThresholds, recommend_strategies
+from fusion_assets.disclosure import published_share
 from fusion_assets.evaluation import EvaluationDesign, SplitSettings
 from fusion_assets.location.cohort import Cohort
 from fusion_assets.metrics.plots import pattern_chart_png
@@ -40,11 +41,13 @@ class SplitConfig(dg.Config, SplitSettings):
 
 def _modalities_frame(summary: dict) -> pd.DataFrame:
     names = list(summary["availability"])
+    n = summary["n_patients"]
     return pd.DataFrame(
         {
             "modality": names,
             "kind": [summary["modalities"][m] for m in names],
-            "availability": [summary["availability"][m] for m in names],
+            # a share of the cohort is a count: blank where it would reveal a small one
+            "availability": [published_share(summary["availability"][m], n) for m in names],
             "dimensionality": [summary["dimensionality"][m] for m in names],
             "cadence": [
                 json.dumps(summary["cadence"].get(m)) if m in summary["cadence"] else None
@@ -55,12 +58,17 @@ def _modalities_frame(summary: dict) -> pd.DataFrame:
 
 
 def _profile_metadata(summary: dict) -> dict:
+    n = summary["n_patients"]
+    shares = {
+        "label_prevalence": published_share(summary["label_prevalence"] or 0.0, n),
+        "complete_case_fraction": published_share(summary["complete_case_fraction"], n),
+    }
     return {
-        "n_patients": dg.MetadataValue.int(summary["n_patients"]),
-        "label_prevalence": rounded(summary["label_prevalence"] or 0.0),
-        "complete_case_fraction": rounded(summary["complete_case_fraction"]),
+        "n_patients": dg.MetadataValue.int(n),
+        # A share that would reveal a small count (5 of 600) is left out (disclosure.py).
+        **{k: rounded(v) for k, v in shares.items() if v is not None},
         "modalities": frame_table(_modalities_frame(summary)),
-        "patterns": frame_table(pd.DataFrame(summary["patterns"])),
+        "patterns": frame_table(pd.DataFrame(summary["patterns"]), partition_of=n),
         "pattern_counts": png_markdown(pattern_chart_png(summary), "availability patterns"),
     }
 
