@@ -155,3 +155,32 @@ def test_profile_metadata_publishes_no_small_count():
     # 7 is small, and 593 would give it back as 600 - 593.
     assert [p["n"] for p in patterns] == [None, None]
     assert all(p["n_positive"] is None for p in patterns)
+
+
+def test_reliability_bins_with_few_events_are_not_drawn():
+    """An equal-mass bin's observed rate times its size is its event count."""
+    import numpy as np
+
+    from fusion_assets.metrics.config import EvaluationConfig
+    from fusion_assets.metrics.evaluate import reliability_table
+
+    n = 200
+    ids = [f"p{i:03d}" for i in range(n)]
+    prob = np.linspace(0.01, 0.99, n)
+    label = np.zeros(n, dtype=int)
+    label[[0, 1]] = 1  # the lowest bin (20 patients): 2 events
+    for b in (2, 3, 4):
+        label[b * 20 : b * 20 + 12] = 1  # 12 events, 8 non-events: not drawn
+    for b in (5, 6):
+        label[b * 20 : b * 20 + 10] = 1  # 10 events, 10 non-events: not drawn
+    label[160:] = 1  # bins 8-9: all events (0 non-events: published)
+    predictions = pd.DataFrame(
+        {"strategy": "late", "patient_id": ids, "split": "test", "prob": prob}
+    )
+    patients = pd.DataFrame({"patient_id": ids, "label": label})
+    table = reliability_table(predictions, patients, EvaluationConfig(n_boot=10, ece_bins=10))
+    events = (table["observed"] * table["n"]).round()
+    assert 0 not in table["bin"].tolist()  # 2 of 20
+    assert all(v == 0 or v >= SMALL_CELL_LIMIT for v in events)
+    assert all(v == 0 or v >= SMALL_CELL_LIMIT for v in table["n"] - events)
+    assert set(table["bin"]) == {1, 7, 8, 9}  # 0 events or 0 non-events are published
