@@ -17,6 +17,8 @@ import pandas as pd
 
 from fusion_assets.disclosure import (
     PREVIEW_PSEUDONYMOUS,
+    count_text,
+    is_small,
     partition_suppression,
     preview_mode,
     pseudonymous_preview,
@@ -66,10 +68,15 @@ def table_metadata(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, Any]
     )
     metadata = {
         "table": dg.MetadataValue.text(table),
-        "dagster/row_count": dg.MetadataValue.int(n_rows),
         "dagster/column_schema": schema,
         "n_columns": dg.MetadataValue.int(len(columns)),
     }
+    # The rows of an aligned or profile table are patients (of a modality, a batch): a
+    # small row count is a small cell, published as '<11' only.
+    if is_small(n_rows):
+        metadata["row_count"] = dg.MetadataValue.text(count_text(n_rows))
+    else:
+        metadata["dagster/row_count"] = dg.MetadataValue.int(n_rows)
     if show:
         shown = pseudonymous_preview(preview).iloc[:, :_PREVIEW_COLUMNS]
         metadata["preview"] = frame_table(shown.map(_short))

@@ -97,9 +97,11 @@ def build_availability_asset(cohort: Cohort) -> dg.AssetsDefinition:
             summary = summarize_profile(con, spec)
             metadata = table_metadata(con, "profile.availability")
             version = table_version(con, "profile.availability")
+        complete = published_share(summary["complete_case_fraction"], summary["n_patients"])
         context.log.info(
             f"{summary['n_patients']} patients, {len(summary['patterns'])} availability patterns, "
-            f"complete-case fraction {summary['complete_case_fraction']:.2f}"
+            "complete-case fraction "
+            + (f"{complete:.2f}" if complete is not None else "not shown (a small cell)")
         )
         metadata.update(_profile_metadata(summary))
         return dg.MaterializeResult(metadata=metadata, data_version=version)
