@@ -417,12 +417,26 @@ def _card_intended_use(result: EvaluationResult, strategy: str, allr: pd.Series)
 
 
 def pattern_disclosure(result: EvaluationResult) -> list[bool]:
-    """Which rows of ``result.pattern_counts`` are hidden (small, or revealing one by
-    subtraction from the test set's size)."""
-    pc = result.pattern_counts
-    return partition_suppression(
-        pc["n"].to_numpy(dtype=float), result.cohort["n_test"], limit=result.config.suppress_below
-    )
+    """Which rows of ``result.pattern_counts`` are hidden: small, or revealing one by
+    subtraction from the test set's size, or from the size of the pooled ``other``
+    pattern subgroup (the patterns under ``min_pattern_size``) that the subgroup table
+    prints."""
+    cfg = result.config
+    n = result.pattern_counts["n"].to_numpy(dtype=float)
+    pooled = n < cfg.min_pattern_size
+    hidden = np.asarray(partition_suppression(n, result.cohort["n_test"], limit=cfg.suppress_below))
+    # Each partition can add to the other's hidden cells: repeat until neither does.
+    while pooled.sum() > 1:
+        before = hidden.copy()
+        hidden[pooled] = partition_suppression(
+            n[pooled], n[pooled].sum(), hidden[pooled], limit=cfg.suppress_below
+        )
+        hidden = np.asarray(
+            partition_suppression(n, result.cohort["n_test"], hidden, limit=cfg.suppress_below)
+        )
+        if (hidden == before).all():
+            break
+    return hidden.tolist()
 
 
 def _card_data(result: EvaluationResult) -> str:
