@@ -382,3 +382,22 @@ def test_single_level_subgroup_types_are_left_out_with_a_note(inputs, tmp_path) 
     )
     assert "## Subgroups by sex" not in md and "## Subgroups by site" not in md
     assert "## Subgroups by age band" in md and "| unknown |" not in md
+
+
+def test_few_events_in_the_whole_test_set_are_never_printed(result, tmp_path) -> None:
+    """8 events among 1200: the count, the prevalence (0.7 % of 1200) and the design's size
+    note would each give it; none is printed."""
+    design = RepeatedKFold(400, CrossValSettings(folds=5, repeats=2))
+    few = replace(
+        result,
+        cohort={
+            **result.cohort,
+            "events": 8,
+            "prevalence": 8 / 1200,
+            "design": design.notes(pd.DataFrame()),
+        },
+    )
+    md = render_report(few, tmp_path).markdown_path.read_text(encoding="utf-8")
+    assert "1200 test patients, <11 events" in md
+    assert "Small cohort (1200 patients, <11 events)" in md
+    assert not re.search(r"\b8 events|0\.7%", md)

@@ -323,7 +323,7 @@ def _cohort_notes(result: EvaluationResult) -> list[tuple[str, str]]:
     ref = t[(t["subgroup_type"] == "all") & (t["strategy"] == cfg.reference)]
     width = float((ref["auroc_ci_high"] - ref["auroc_ci_low"]).iloc[0]) if len(ref) else np.nan
     # The evaluation design's own size warning (fusion_assets.evaluation.DesignNotes), if any.
-    design_note = c["design"].size_warning(c["n_test"], c["events"]) if "design" in c else None
+    design_note = c["design"].size_warning(*_cohort_count_texts(result)) if "design" in c else None
     if design_note:
         notes.append((design_note, "warn"))
     elif c["n_test"] < SMALL_TEST_SET or c["events"] < cfg.imprecise_below:
@@ -368,12 +368,22 @@ def _cohort_notes(result: EvaluationResult) -> list[tuple[str, str]]:
 def _cohort_counts(result: EvaluationResult) -> str:
     """``N test patients, E events (prevalence P)`` with the small-cell rule applied: the
     events (and the prevalence) are not printed when they or the non-events are small."""
+    n, events = _cohort_count_texts(result)
+    if rate_publishable(
+        result.cohort["events"], result.cohort["n_test"], result.config.suppress_below
+    ):
+        return f"{n} test patients, {events} events, prevalence {result.cohort['prevalence']:.1%}"
+    return f"{n} test patients, {events} events"
+
+
+def _cohort_count_texts(result: EvaluationResult) -> tuple[str, str]:
+    """The test set's size and event count as printed (events hidden when they or the
+    non-events are small)."""
     c, limit = result.cohort, result.config.suppress_below
     n, events = c["n_test"], c["events"]
     if rate_publishable(events, n, limit):
-        return f"{n} test patients, {events} events, prevalence {c['prevalence']:.1%}"
-    shown = count_text(events, hidden=not is_small(events, limit), limit=limit)
-    return f"{count_text(n, limit=limit)} test patients, {shown} events"
+        return str(n), str(events)
+    return count_text(n, limit=limit), count_text(events, not is_small(events, limit), limit)
 
 
 def _model_card(result: EvaluationResult, strategy: str) -> _Section:
