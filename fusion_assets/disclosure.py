@@ -57,7 +57,6 @@ def is_small(count: object, limit: int = SMALL_CELL_LIMIT) -> bool:
     return 0 < value < limit
 
 
-SUPPRESSED_TEXT = f"<{SMALL_CELL_LIMIT}"  # a small cell, as printed
 SECONDARY_TEXT = "suppressed"  # a cell hidden so that a small one cannot be recovered
 
 
