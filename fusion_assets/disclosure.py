@@ -196,7 +196,12 @@ def subgroup_disclosure(table: pd.DataFrame, limit: int = SMALL_CELL_LIMIT) -> p
                 spec_ok=[denominator_publishable(ne, limit) for ne in non_events],
             )
         )
-    out = pd.concat(parts, ignore_index=True) if parts else first
+    columns = ["n_hidden", "events_hidden", "n_text", "events_text", "sens_ok", "spec_ok"]
+    out = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else first.reindex(columns=[*first.columns, *columns])
+    )
     return out.set_index(SUBGROUP_KEYS)
 
 

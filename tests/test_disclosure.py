@@ -185,3 +185,25 @@ def test_reliability_bins_with_few_events_are_not_drawn():
     assert all(v == 0 or v >= SMALL_CELL_LIMIT for v in events)
     assert all(v == 0 or v >= SMALL_CELL_LIMIT for v in table["n"] - events)
     assert set(table["bin"]) == {1, 7, 8, 9}  # 0 events or 0 non-events are published
+
+
+def test_subgroup_counts_as_printed_leave_no_count_to_subtract():
+    from fusion_assets.disclosure import subgroup_disclosure
+
+    table = pd.DataFrame(
+        {
+            "subgroup_type": ["all", "site", "site", "site"],
+            "subgroup": ["all", "a", "b", "c"],
+            "n": [100, 50, 45, 5],
+            "events": [30, 20, 9, float("nan")],  # a suppressed subgroup's events are NaN
+            "strategy": "late",
+        }
+    )
+    shown = subgroup_disclosure(table).loc["site"]
+    # c is small; b would give it back (100 - 50 - 45).
+    assert shown["n_text"].tolist() == ["50", "suppressed", "<11"]
+    # b's 9 events are small, and 30 - 20 would give b's and c's together (10): a goes too.
+    assert shown["events_text"].tolist() == ["suppressed", "<11", "–"]
+    assert shown["sens_ok"].tolist() == [True, False, False]  # sensitivity over >= 11 events
+    assert shown["spec_ok"].tolist() == [True, True, False]
+    assert subgroup_disclosure(table.iloc[:0]).empty
