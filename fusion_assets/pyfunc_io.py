@@ -65,9 +65,9 @@ def _neutral(series: pd.Series) -> object:
     value = present.iloc[0]  # its type and length only
     if isinstance(value, np.ndarray | list | tuple):
         array = np.asarray(value)
-        if array.dtype.kind in "iu":
+        if np.issubdtype(array.dtype, np.integer):
             return list(range(len(array)))
-        if array.dtype.kind in "fc":
+        if np.issubdtype(array.dtype, np.number):
             return [0.0] * len(array)
         return [""] * len(array)
     if isinstance(value, bool | np.bool_):
