@@ -31,14 +31,52 @@ def rows_to_json(frames: dict[str, pd.DataFrame], patient_ids: list[str]) -> pd.
 
 
 def input_example(frames: dict[str, pd.DataFrame], patient_ids: list[str]) -> pd.DataFrame:
-    """The MLflow input example: real rows of ``patient_ids`` under placeholder ids.
+    """The MLflow input example: ``len(patient_ids)`` synthetic rows in the pyfunc format.
 
-    The example is stored with the model, and no patient identifier may leave
-    the warehouse.
+    The example is stored with every registered version and leaves the warehouse, so it
+    holds no patient's value: every modality present, each column a neutral value of
+    its type (numbers 0, flags false, times 2000-01-01, text ``"example"``, arrays of
+    the column's length filled with 0 or, for integer arrays such as sparse indices,
+    0, 1, 2, ...). ``patient_ids`` only says how many rows (the ids are not written).
     """
-    example = rows_to_json(frames, patient_ids)
-    example["patient_id"] = [f"example-{i}" for i in range(len(example))]
-    return example
+    record = {name: _synthetic_record(frame) for name, frame in frames.items()}
+    n = len(patient_ids)
+    out = pd.DataFrame({"patient_id": [f"example-{i}" for i in range(n)]})
+    for name, values in record.items():
+        out[name] = [json.dumps(values, default=_jsonable)] * n
+    return out
+
+
+def _synthetic_record(frame: pd.DataFrame) -> dict[str, object]:
+    """One aligned row of ``frame``'s columns and types, with no value taken from it."""
+    return {column: _neutral(frame[column]) for column in frame.columns if column != "patient_id"}
+
+
+def _neutral(series: pd.Series) -> object:
+    if pd.api.types.is_bool_dtype(series):
+        return False
+    if pd.api.types.is_numeric_dtype(series):
+        return 0
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return pd.Timestamp("2000-01-01").isoformat()
+    present = series.dropna()
+    if present.empty:
+        return None
+    value = present.iloc[0]  # its type and length only
+    if isinstance(value, np.ndarray | list | tuple):
+        array = np.asarray(value)
+        if np.issubdtype(array.dtype, np.integer):
+            return list(range(len(array)))
+        if np.issubdtype(array.dtype, np.number):
+            return [0.0] * len(array)
+        return [""] * len(array)
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, int | float | np.number):
+        return 0
+    if isinstance(value, pd.Timestamp):
+        return pd.Timestamp("2000-01-01").isoformat()
+    return "example"
 
 
 def json_to_frames(model_input: pd.DataFrame, modalities: list[str]) -> dict[str, pd.DataFrame]:

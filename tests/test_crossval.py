@@ -11,7 +11,13 @@ import pytest
 
 from fusion_assets.evaluation import CV, HOLDOUT, CrossValSettings
 from fusion_assets.evaluation.assignment import assign_folds
-from fusion_assets.evaluation.fold_models import StaleFoldModels, check_fold_root
+from fusion_assets.evaluation.fold_models import (
+    OOF_FILE,
+    StaleFoldModels,
+    check_fold_root,
+    load_oof,
+    save_oof,
+)
 from fusion_assets.evaluation.kfold import average_repeats
 from fusion_assets.evaluation.plan import fold_ids, fold_keys, plan_id
 from fusion_assets.metrics.crossval import repeat_aurocs
@@ -117,6 +123,25 @@ def test_stale_fold_roots_are_refused(tmp_path: Path) -> None:
     with pytest.raises(StaleFoldModels, match="fold plan old"):
         check_fold_root(tmp_path, "new", "late")
     check_fold_root(tmp_path, "old", "late")
+
+
+def test_fold_oof_files_carry_no_patient_id_and_read_back_exactly(tmp_path: Path) -> None:
+    """oof.parquet travels with every registered version: rows in the plan, not ids."""
+    plan = assign_folds(availability_frame(60), folds=3, repeats=2, seed=4)
+    rows = plan[plan["role"] != "train"].reset_index(drop=True)
+    oof = rows.assign(prob=np.linspace(0.01, 0.99, len(rows)))[
+        ["repeat", "fold", "patient_id", "role", "prob"]
+    ]
+    path = save_oof(tmp_path, oof.assign(raw_prob=oof["prob"]), plan)
+    stored = pd.read_parquet(path)
+    assert "patient_id" not in stored.columns and path.name == OOF_FILE
+    raw = path.read_bytes()
+    assert not [pid for pid in plan["patient_id"].unique() if pid.encode() in raw]
+    (tmp_path / "folds.json").write_text(f'{{"plan_id": "{plan_id(plan)}"}}')
+    back = load_oof(tmp_path, plan, plan_id(plan), "late")
+    pd.testing.assert_frame_equal(back, oof, check_dtype=False)
+    with pytest.raises(StaleFoldModels, match="fold plan"):
+        load_oof(tmp_path, plan, "another-plan", "late")
 
 
 def test_average_repeats_and_per_repeat_aurocs() -> None:

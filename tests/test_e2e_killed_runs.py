@@ -4,7 +4,9 @@ and a batch landed afterwards is ingested.
 
 The instance is the repository's run-monitoring setup (``fusion_assets.run_launcher``,
 ``run_monitoring`` with ``free_slots_after_run_end_seconds``) with intervals of seconds
-instead of the shipped 30 s, so the test waits as little as the daemon allows.
+instead of the shipped 30 s, so the test waits as little as the daemon allows, and the
+pools block exactly as ``dagster.yaml`` and ``deploy/dagster.yaml`` ship it (op
+granularity): the second run's step waits for the slot inside a started run.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from fusion_assets.run_launcher import recorded_worker
 from tests.fixtures.dagster_dev import (
@@ -28,6 +31,7 @@ from tests.fixtures.dagster_dev import (
 
 pytestmark = pytest.mark.slow
 
+REPO = Path(__file__).resolve().parents[1]
 POOL = "duckdb_writer_synthetic"
 HOLD_JOB = "synthetic_hold_writer"
 MONITORING_S = 2  # poll interval and slot-release delay of the test's instance
@@ -58,7 +62,15 @@ def write_monitored_instance(home: Path) -> None:
     path = home / "dagster.yaml"
     pools = "  pools:\n    default_limit: 1\n"
     assert pools in path.read_text()
-    path.write_text(path.read_text().replace(pools, pools + "    granularity: run\n"))
+    shipped = [
+        yaml.safe_load((REPO / name).read_text())["concurrency"]["pools"]
+        for name in ("dagster.yaml", "deploy/dagster.yaml")
+    ]
+    assert shipped[0] == shipped[1], "the local and the production pools differ"
+    block = yaml.safe_dump({"pools": shipped[0]}, default_flow_style=False)
+    path.write_text(
+        path.read_text().replace(pools, "".join(f"  {line}\n" for line in block.splitlines()))
+    )
     with path.open("a") as out:
         out.write(
             f"""

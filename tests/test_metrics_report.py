@@ -108,22 +108,106 @@ def test_headline_and_metadata(files, inputs) -> None:
     assert files.metadata_plot.exists() and files.metadata_plot.suffix == ".png"
 
 
-def test_suppressed_cells_are_printed_not_dropped(inputs, tmp_path) -> None:
+def _site_report(inputs, tmp_path, sites: dict[str, list[str]]):
+    """The report after moving the given test patients into sites of their own."""
     patients = inputs.patients.copy()
-    test_ids = inputs.predictions.loc[inputs.predictions["split"] == "test", "patient_id"].unique()
-    patients.loc[patients["patient_id"].isin(test_ids[:5]), "site"] = "tiny"
+    for site, ids in sites.items():
+        patients.loc[patients["patient_id"].isin(ids), "site"] = site
     r = evaluate(
-        inputs.predictions,
-        patients,
-        None,
-        inputs.recommendation,
-        EvaluationConfig(n_boot=30),
+        inputs.predictions, patients, None, inputs.recommendation, EvaluationConfig(n_boot=30)
     )
-    f = render_report(r, tmp_path)
+    return r, render_report(r, tmp_path)
+
+
+def _rows(md: str, first_cell: str) -> list[list[str]]:
+    return [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in md.splitlines()
+        if line.startswith(f"| {first_cell} |")
+    ]
+
+
+def test_suppressed_cells_are_printed_not_dropped(inputs, tmp_path) -> None:
+    test_ids = inputs.predictions.loc[inputs.predictions["split"] == "test", "patient_id"].unique()
+    r, f = _site_report(inputs, tmp_path, {"tiny": list(test_ids[:5])})
     md = f.markdown_path.read_text(encoding="utf-8")
-    assert "| tiny | late | 5 | – | suppressed (<11) |" in md
+    # The size of a suppressed subgroup is not printed either: 5 is a small cell.
+    assert "| tiny | late | <11 | – | suppressed (<11) |" in md
     assert "No stress-test predictions were given." in md
     assert len(f.plot_paths) == 4  # no degradation plot without stress tests
+
+
+def test_no_small_count_can_be_recovered_from_the_subgroup_tables(inputs, tmp_path) -> None:
+    """Secondary suppression: the sites partition the test set (whose size is printed), so
+    with one site suppressed the next smallest is hidden too, or 1200 minus the others
+    would give the small one; its size is in no table, sentence or metadata frame."""
+    test_ids = inputs.predictions.loc[inputs.predictions["split"] == "test", "patient_id"].unique()
+    r, f = _site_report(inputs, tmp_path, {"tiny": list(test_ids[:5])})
+    md = f.markdown_path.read_text(encoding="utf-8")
+    sizes = r.table[r.table["subgroup_type"] == "site"].drop_duplicates("subgroup")
+    sizes = sizes.set_index("subgroup")["n"].sort_values()
+    second = sizes.index[1]  # the smallest published site
+    assert sizes["tiny"] == 5 and sizes[second] >= 11
+    rows = _rows(md, second)
+    assert rows and all(row[2] == "suppressed" and row[3] == "suppressed" for row in rows)
+    assert f"={second} (n={sizes[second]})" not in md
+    shown = [int(v) for row in _rows(md, "site_a") + _rows(md, "site_b") for v in row[2:3]]
+    assert shown  # the other sites keep their sizes
+    # What is printed can no longer give the small site by subtraction.
+    printed = {s: rows[0][2] for s in sizes.index if (rows := _rows(md, s))}
+    assert sum(1 for v in printed.values() if not v.isdigit()) >= 2
+    html_page = f.html_path.read_text(encoding="utf-8")
+    assert f"<td>{second}</td><td>late</td><td>{sizes[second]}</td>" not in html_page
+
+
+def test_rates_over_few_events_are_not_printed(inputs, tmp_path) -> None:
+    """A 30-patient site with 4 events: its event count is a small cell, sensitivity (a
+    rate over 4 events) is not printed; specificity over its 26 non-events is."""
+    test = inputs.patients[
+        inputs.patients["patient_id"].isin(
+            inputs.predictions.loc[inputs.predictions["split"] == "test", "patient_id"]
+        )
+    ]
+    few = [
+        *test[test["label"] == 1]["patient_id"][:4],
+        *test[test["label"] == 0]["patient_id"][:26],
+    ]
+    r, f = _site_report(inputs, tmp_path, {"few": few})
+    md = f.markdown_path.read_text(encoding="utf-8")
+    rows = _rows(md, "few")
+    columns = ["subgroup", "strategy", "n", "events", "AUROC [CI]"]
+    assert rows and all(dict(zip(columns, row, strict=False))["n"] == "30" for row in rows)
+    assert all(row[3] == "<11" for row in rows)  # 4 events
+    assert all(row[10] == "–" and row[11] != "–" for row in rows)  # sens hidden, spec shown
+    sens = r.table.loc[
+        (r.table["subgroup"] == "few") & (r.table["strategy"] == "late"), "sensitivity"
+    ]
+    assert sens.notna().all()  # computed in the warehouse table, not published
+
+
+def test_model_card_percentages_do_not_reveal_small_patterns(result, tmp_path) -> None:
+    """12 % of 60 = 7: a pattern's share is printed only when its count may be."""
+    n = result.cohort["n_test"]
+    counts = pd.DataFrame(
+        {"pattern": ["ehr+notes", "ehr", "notes"], "n": [n - 100, 93, 7], "events": [1, 1, 1]}
+    )
+    f = render_report(replace(result, pattern_counts=counts), tmp_path)
+    md = f.markdown_path.read_text(encoding="utf-8")
+    data = [line for line in md.splitlines() if line.startswith("Data: ")]
+    assert data and all(
+        "notes (<11 patients)" in line and "ehr (suppressed)" in line for line in data
+    )
+    assert not [line for line in data if "ehr 8%" in line or "notes 1%" in line]
+    assert all("ehr+notes 92%" in line for line in data)
+
+
+def test_pattern_chart_bars_hide_small_and_revealing_counts() -> None:
+    from fusion_assets.metrics.plots import pattern_bars
+
+    labels, shown, texts = pattern_bars(["a", "b", "c", "d"], [3, 50, 40, 12], total=105)
+    assert labels == ["b", "c", "d", "a"]
+    # 3 is small; 12 would give it back as 105 - 50 - 40 - 12: both drawn empty.
+    assert shown == [50.0, 40.0, 0.0, 0.0] and texts == ["50", "40", "suppressed", "<11"]
 
 
 def _headings(files) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
@@ -300,3 +384,22 @@ def test_single_level_subgroup_types_are_left_out_with_a_note(inputs, tmp_path) 
     )
     assert "## Subgroups by sex" not in md and "## Subgroups by site" not in md
     assert "## Subgroups by age band" in md and "| unknown |" not in md
+
+
+def test_few_events_in_the_whole_test_set_are_never_printed(result, tmp_path) -> None:
+    """8 events among 1200: the count, the prevalence (0.7 % of 1200) and the design's size
+    note would each give it; none is printed."""
+    design = RepeatedKFold(400, CrossValSettings(folds=5, repeats=2))
+    few = replace(
+        result,
+        cohort={
+            **result.cohort,
+            "events": 8,
+            "prevalence": 8 / 1200,
+            "design": design.notes(pd.DataFrame()),
+        },
+    )
+    md = render_report(few, tmp_path).markdown_path.read_text(encoding="utf-8")
+    assert "1200 test patients, <11 events" in md
+    assert "Small cohort (1200 patients, <11 events)" in md
+    assert not re.search(r"\b8 events|0\.7%", md)

@@ -532,3 +532,35 @@ def test_stress_tests_from_cached_encodings_equal_per_copy_scoring(cohort, unimo
         full = g.loc[g["rate"] == 0.0, "prob"].to_numpy()
         dropped = g.loc[(g["rate"] == 0.9) & (g["mask_seed"] == 0), "prob"].to_numpy()
         assert np.abs(full[: len(dropped)] - dropped).max() > 1e-3, name
+
+
+def test_the_mlflow_input_example_is_synthetic_and_every_model_scores_it(
+    cohort, unimodal, fused
+) -> None:
+    """The example stored with each registered version holds no patient's id or value, and
+    every kind's model still reads it (the pyfunc's own path: JSON -> frames -> predict)."""
+    import json
+
+    from fusion_assets.pyfunc_io import input_example, json_to_frames
+
+    ids = cohort.val_ids[:2]
+    example = input_example(cohort.frames, ids)
+    assert example["patient_id"].tolist() == ["example-0", "example-1"]
+    text = example.to_json()
+    assert not any(
+        pid in text for pid in cohort.frames[cohort.spec.modality_names[0]]["patient_id"]
+    )
+
+    neutral = (0, 0.0, False, "", "example", None, "2000-01-01T00:00:00")
+    for modality in cohort.spec.modality_names:
+        record = json.loads(example[modality].iloc[0])
+        assert set(record) == set(cohort.frames[modality].columns) - {"patient_id"}
+        for value in record.values():
+            if isinstance(value, list) and value and isinstance(value[0], int):
+                assert value == list(range(len(value)))  # integer arrays (sparse indices)
+            else:
+                assert all(v in neutral for v in (value if isinstance(value, list) else [value]))
+    frames = json_to_frames(example, list(cohort.spec.modality_names))
+    for name, model in _all_models(unimodal, fused).items():
+        prob = model.predict_proba(model.prepare(frames, example["patient_id"].tolist()))
+        assert len(prob) == 2 and np.isfinite(prob).all() and ((prob > 0) & (prob < 1)).all(), name

@@ -463,6 +463,47 @@ def test_import_is_interruptible(corpus_warehouse: Warehouse) -> None:
     ]
 
 
+def test_a_killed_import_is_cleaned_by_the_next_one(corpus_warehouse: Warehouse) -> None:
+    """SIGKILL mid-import leaves its ``.import-*`` staging folder (no handler runs); the next
+    import removes it, publishes its own batch, and every earlier batch's files and rows
+    are unchanged.
+
+    The killed import is a real one in its own process, held just before its publishing
+    rename (every file written to staging) so that the kill lands mid-import every time.
+    """
+    from fusion_assets.cohorts.importer import import_cohort
+    from fusion_assets.cohorts.spec_file import read_spec_file
+
+    path = user_files(corpus_warehouse)
+    landing = corpus_warehouse.landing
+    files_before, rows_before = corpus_warehouse.landing_files(), corpus_warehouse.snapshot()
+    held = (
+        "import sys, time\n"
+        "import fusion_assets.cohorts.importer as importer\n"
+        "from fusion_assets.cohorts.spec_file import read_spec_file\n"
+        "importer.publish_batch = lambda *a, **k: (print('held', flush=True), time.sleep(3600))\n"
+        "importer.import_cohort(read_spec_file(sys.argv[1]), importer.Path(sys.argv[2]), sys.argv[3])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", held, str(path), str(landing), BAD],
+        env=env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout.readline().strip() == "held"
+    staged = list(landing.glob(f"{STAGING_PREFIX}{BAD}-{proc.pid}"))
+    assert staged and list(staged[0].glob("*.parquet"))
+    proc.kill()  # SIGKILL
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL and staged[0].is_dir()  # left behind
+
+    import_cohort(read_spec_file(path), landing, "after_kill")
+    assert not list(landing.glob(f"{STAGING_PREFIX}*"))
+    assert not (landing / BAD).exists() and (landing / "after_kill").is_dir()
+    after = corpus_warehouse.landing_files()
+    assert {k: v for k, v in after.items() if not k.startswith("after_kill")} == files_before
+    assert corpus_warehouse.snapshot() == rows_before
+
+
 def test_a_spec_read_back_from_the_schema_keeps_its_keys(tmp_path: Path) -> None:
     """The new keys (sex_values, timezone) are in the JSON Schema editors read."""
     from fusion_assets.cohorts.spec_file import spec_json_schema

@@ -4,6 +4,7 @@ import dagster as dg
 
 from fusion_assets.assets.metadata import table_metadata, table_version
 from fusion_assets.cohorts import ModalitySpec
+from fusion_assets.disclosure import count_text
 from fusion_assets.location.cohort import Cohort
 from fusion_assets.warehouse.align import align_modality, align_patients
 from resources import WarehouseResource
@@ -48,7 +49,8 @@ def _aligned_modality(cohort: Cohort, modality: ModalitySpec) -> dg.AssetsDefini
         with warehouse.for_cohort(cohort.name).connect() as con:
             result = align_modality(con, modality)
             context.log.info(
-                f"Aligned {modality.name}: {result.patients} patients from {result.rows_used} "
+                f"Aligned {modality.name}: {count_text(result.patients)} patients from "
+                f"{count_text(result.rows_used)} "
                 f"rows; {result.rows_after_index_time} rows after index time excluded"
             )
             metadata = table_metadata(con, f"aligned.{modality.name}")

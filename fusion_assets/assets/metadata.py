@@ -17,6 +17,9 @@ import pandas as pd
 
 from fusion_assets.disclosure import (
     PREVIEW_PSEUDONYMOUS,
+    count_text,
+    is_small,
+    partition_suppression,
     preview_mode,
     pseudonymous_preview,
     suppress_small_cells,
@@ -33,8 +36,23 @@ _SCHEMA_COLUMNS = 200
 # Columns of metadata tables that count patients or events: a row where one is a small
 # cell has its counts and every number computed on those patients (rates, percentages,
 # metrics) blanked. ``total - events`` (the non-events) is a count too.
-COUNT_COLUMNS = ("n", "n_patients", "patients", "events", "n_events", "non_events", "count")
-_COMPLEMENTS = {"events": "n", "n_events": "n_patients"}
+COUNT_COLUMNS = (
+    "n",
+    "n_patients",
+    "patients",
+    "events",
+    "n_events",
+    "n_positive",
+    "non_events",
+    "count",
+    "n_train",
+    "n_validation",
+    "n_test",
+    "n_labelled",
+)
+# ... and every column named <part>_n, <part>_events (the fold plan's train_n, test_events).
+COUNT_SUFFIXES = ("_n", "_events")
+_COMPLEMENTS = {"events": "n", "n_events": "n_patients", "n_positive": "n"}
 
 
 def table_metadata(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, Any]:
@@ -50,10 +68,15 @@ def table_metadata(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, Any]
     )
     metadata = {
         "table": dg.MetadataValue.text(table),
-        "dagster/row_count": dg.MetadataValue.int(n_rows),
         "dagster/column_schema": schema,
         "n_columns": dg.MetadataValue.int(len(columns)),
     }
+    # The rows of an aligned or profile table are patients (of a modality, a batch): a
+    # small row count is a small cell, published as '<11' only.
+    if is_small(n_rows):
+        metadata["row_count"] = dg.MetadataValue.text(count_text(n_rows))
+    else:
+        metadata["dagster/row_count"] = dg.MetadataValue.int(n_rows)
     if show:
         shown = pseudonymous_preview(preview).iloc[:, :_PREVIEW_COLUMNS]
         metadata["preview"] = frame_table(shown.map(_short))
@@ -68,10 +91,13 @@ def table_version(
     return dg.DataVersion(table_fingerprint(con, table, where, params))
 
 
-def frame_table(frame: pd.DataFrame, digits: int = DIGITS) -> dg.MetadataValue:
+def frame_table(
+    frame: pd.DataFrame, digits: int = DIGITS, partition_of: int | None = None
+) -> dg.MetadataValue:
     """A data frame as a native Dagster table (sortable in the UI), numbers rounded, small
-    cells suppressed (``COUNT_COLUMNS``)."""
-    frame = disclosed(frame)
+    cells suppressed (``COUNT_COLUMNS``); ``partition_of``: the rows partition a published
+    total of that many patients (patterns of a cohort), so secondary suppression applies."""
+    frame = disclosed(frame, partition_of)
     columns = [str(c) for c in frame.columns]
     schema = dg.TableSchema(
         columns=[
@@ -86,14 +112,26 @@ def frame_table(frame: pd.DataFrame, digits: int = DIGITS) -> dg.MetadataValue:
     return dg.MetadataValue.table(records=records, schema=schema)
 
 
-def disclosed(frame: pd.DataFrame) -> pd.DataFrame:
+def disclosed(frame: pd.DataFrame, partition_of: int | None = None) -> pd.DataFrame:
     """``frame`` as it may be published: rows with a small count have their counts and
-    every float column (rates, percentages, metrics of those patients) blanked."""
-    counts = [c for c in frame.columns if c in COUNT_COLUMNS]
+    every float column (rates, percentages, metrics of those patients) blanked; with
+    ``partition_of``, also the rows that would give a blanked ``n`` back by subtraction."""
+    columns = [str(c) for c in frame.columns]
+    counts = [c for c in columns if c in COUNT_COLUMNS or c.endswith(COUNT_SUFFIXES)]
     if not counts:
         return frame
     rates = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c])]
-    return suppress_small_cells(frame, counts, rates, totals=_COMPLEMENTS)
+    totals = dict(_COMPLEMENTS)
+    totals.update({c: f"{c[: -len('_events')]}_n" for c in counts if c.endswith("_events")})
+    out = suppress_small_cells(frame, counts, rates, totals=totals)
+    if partition_of is not None and "n" in frame.columns and len(frame):
+        hidden = partition_suppression(
+            frame["n"].to_numpy(dtype=float), partition_of, primary=out["n"].isna().to_numpy()
+        )
+        blanked = [*counts, *rates]
+        out[blanked] = out[blanked].astype(object)
+        out.loc[hidden, blanked] = None
+    return out
 
 
 def rounded(value: float, digits: int = DIGITS) -> dg.MetadataValue:

@@ -20,6 +20,7 @@ from fusion_assets.assets.metadata import (
 from fusion_assets.automation import retraining_condition, retraining_root_condition
 from fusion_assets.cohorts.deployment_profile import at_deployment
 from fusion_assets.decision_matrix import RecommendationThresholds, recommend_strategies
+from fusion_assets.disclosure import published_share
 from fusion_assets.evaluation import EvaluationDesign, SplitSettings
 from fusion_assets.location.cohort import Cohort
 from fusion_assets.metrics.plots import pattern_chart_png
@@ -41,11 +42,13 @@ class SplitConfig(dg.Config, SplitSettings):
 
 def _modalities_frame(summary: dict) -> pd.DataFrame:
     names = list(summary["availability"])
+    n = summary["n_patients"]
     return pd.DataFrame(
         {
             "modality": names,
             "kind": [summary["modalities"][m] for m in names],
-            "availability": [summary["availability"][m] for m in names],
+            # a share of the cohort is a count: blank where it would reveal a small one
+            "availability": [published_share(summary["availability"][m], n) for m in names],
             "dimensionality": [summary["dimensionality"][m] for m in names],
             "cadence": [
                 json.dumps(summary["cadence"].get(m)) if m in summary["cadence"] else None
@@ -56,12 +59,17 @@ def _modalities_frame(summary: dict) -> pd.DataFrame:
 
 
 def _profile_metadata(summary: dict) -> dict:
+    n = summary["n_patients"]
+    shares = {
+        "label_prevalence": published_share(summary["label_prevalence"] or 0.0, n),
+        "complete_case_fraction": published_share(summary["complete_case_fraction"], n),
+    }
     return {
-        "n_patients": dg.MetadataValue.int(summary["n_patients"]),
-        "label_prevalence": rounded(summary["label_prevalence"] or 0.0),
-        "complete_case_fraction": rounded(summary["complete_case_fraction"]),
+        "n_patients": dg.MetadataValue.int(n),
+        # A share that would reveal a small count (5 of 600) is left out (disclosure.py).
+        **{k: rounded(v) for k, v in shares.items() if v is not None},
         "modalities": frame_table(_modalities_frame(summary)),
-        "patterns": frame_table(pd.DataFrame(summary["patterns"])),
+        "patterns": frame_table(pd.DataFrame(summary["patterns"]), partition_of=n),
         "pattern_counts": png_markdown(pattern_chart_png(summary), "availability patterns"),
     }
 
@@ -90,9 +98,11 @@ def build_availability_asset(cohort: Cohort) -> dg.AssetsDefinition:
             summary = summarize_profile(con, spec)
             metadata = table_metadata(con, "profile.availability")
             version = table_version(con, "profile.availability")
+        complete = published_share(summary["complete_case_fraction"], summary["n_patients"])
         context.log.info(
             f"{summary['n_patients']} patients, {len(summary['patterns'])} availability patterns, "
-            f"complete-case fraction {summary['complete_case_fraction']:.2f}"
+            "complete-case fraction "
+            + (f"{complete:.2f}" if complete is not None else "not shown (a small cell)")
         )
         metadata.update(_profile_metadata(summary))
         return dg.MaterializeResult(metadata=metadata, data_version=version)

@@ -104,7 +104,8 @@ def _champion_predictions(
     name, version = champion
     if design.mode == CV:
         try:  # out-of-fold predictions exist only for the same fold plan
-            oof = load_oof(store.version_dir(name, version, "folds"), design.plan_id, name)
+            folds = store.version_dir(name, version, "folds")
+            oof = load_oof(folds, design.plan, design.plan_id, name)
         except StaleFoldModels:
             return None
         return oof[oof["role"] == "test"].groupby("patient_id")["prob"].mean()

@@ -66,7 +66,8 @@ class DesignNotes:
     sections: tuple[tuple[str, str, pd.DataFrame], ...] = ()
     size_note: str | None = None
 
-    def size_warning(self, n_test: int, events: int) -> str | None:
+    def size_warning(self, n_test: int | str, events: int | str) -> str | None:
+        # The report passes the counts as it may print them (fusion_assets.disclosure).
         return self.size_note.format(n_test=n_test, events=events) if self.size_note else None
 
 

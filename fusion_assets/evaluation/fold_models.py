@@ -6,14 +6,17 @@ One model (a ``single:<modality>`` baseline or a fusion strategy) has
 a *fold root* folder in the model store::
 
     <fold root>/r<repeat>_f<fold>/   one fitted model per fold (save_model layout)
-    <fold root>/oof.parquet          repeat, fold, patient_id, role, prob, raw_prob
+    <fold root>/oof.parquet          repeat, fold, patient_row, role, prob, raw_prob
     <fold root>/folds.json           plan_id + per-fold summary; written last
 
 ``oof.parquet`` holds each fold model's predictions on its held-out fold
 (``role = 'test'``) and on its inner validation part (``role = 'validation'``),
 recalibrated (``prob``, recalibration fitted on the inner validation part) and as
 the predictor gives them (``raw_prob``, what the deployed refit's recalibration is
-fitted on: ``evaluation/refit.py``).
+fitted on: ``evaluation/refit.py``). The file leaves the warehouse with the
+model's registered versions, so it names no patient: ``patient_row`` is the
+patient's position in the plan's patient list (``plan.plan_patients``), and
+reading it back needs the plan (the one whose plan_id ``folds.json`` records).
 ``folds.json`` is the completion marker: readers refuse a root whose plan_id
 is not the current plan's, because a fold model from another plan may have
 trained on the patients it would now be asked to predict.
@@ -32,7 +35,13 @@ import numpy as np
 import pandas as pd
 
 from fusion_assets.evaluation.models import ModelsNotReady
-from fusion_assets.evaluation.plan import OOF_COLUMNS, fold_ids, fold_keys, fold_name
+from fusion_assets.evaluation.plan import (
+    OOF_COLUMNS,
+    fold_ids,
+    fold_keys,
+    fold_name,
+    plan_patients,
+)
 from fusion_assets.metrics.classification import auroc
 from fusion_assets.metrics.subgroups import repeat_mean
 from fusion_assets.models.api import FittedModel, load_model, save_model
@@ -132,7 +141,7 @@ def train_folds(
             f"validation, held-out AUROC {fold_auroc:.3f} ({summary[-1]['seconds']:.1f} s)"
         )
     oof = pd.concat(parts, ignore_index=True)[[*OOF_COLUMNS, "raw_prob"]]
-    oof.to_parquet(root / OOF_FILE, index=False)
+    save_oof(root, oof, plan)
     table = pd.DataFrame(summary)
     (root / MARKER_FILE).write_text(
         json.dumps({"plan_id": plan_id, "folds": table.to_dict("records")}, indent=1)
@@ -165,10 +174,34 @@ def load_fold_models(
     return {key: load_model(Path(root) / fold_name(*key)) for key in keys}
 
 
-def load_oof(root: Path, plan_id: str, name: str) -> pd.DataFrame:
-    """``oof.parquet`` of one model (``OOF_COLUMNS``), after checking its plan."""
+def load_oof(root: Path, plan: pd.DataFrame, plan_id: str, name: str) -> pd.DataFrame:
+    """``oof.parquet`` of one model (``OOF_COLUMNS``, ids from ``plan``), after checking
+    that it was written for ``plan_id``."""
     check_fold_root(root, plan_id, name)
-    return pd.read_parquet(Path(root) / OOF_FILE)[OOF_COLUMNS]
+    stored = pd.read_parquet(Path(root) / OOF_FILE)
+    ids = np.asarray(plan_patients(plan), dtype=object)
+    rows = stored.pop("patient_row").to_numpy()
+    if len(rows) and (rows.min() < 0 or rows.max() >= len(ids)):
+        raise StaleFoldModels(
+            f"The out-of-fold file of {name!r} in {root} refers to patients the fold plan does "
+            "not have: re-materialize the model."
+        )
+    stored.insert(OOF_COLUMNS.index("patient_id"), "patient_id", ids[rows])
+    return stored[OOF_COLUMNS]
+
+
+def save_oof(root: Path, oof: pd.DataFrame, plan: pd.DataFrame) -> Path:
+    """Write ``oof`` (with patient ids) as ``<root>/oof.parquet`` with no id: each patient_id
+    replaced by its position in ``plan``'s patients (``load_oof`` maps them back)."""
+    position = {pid: i for i, pid in enumerate(plan_patients(plan))}
+    rows = oof["patient_id"].astype(str).map(position)
+    if rows.isna().any():
+        raise ValueError("out-of-fold rows of patients outside the fold plan")
+    stored = oof.copy()
+    stored.insert(list(oof.columns).index("patient_id"), "patient_row", rows.astype("int32"))
+    path = Path(root) / OOF_FILE
+    stored.drop(columns="patient_id").to_parquet(path, index=False)
+    return path
 
 
 def stress_by_fold(

@@ -155,7 +155,9 @@ class RepeatedKFold(EvaluationDesign):
         started = time.perf_counter()
         oof = pd.concat(
             [
-                load_oof(fold_root(store, kind, name), self.plan_id, name).assign(strategy=name)
+                load_oof(fold_root(store, kind, name), self.plan, self.plan_id, name).assign(
+                    strategy=name
+                )
                 for kind, name in evaluated_models(modalities)
             ],
             ignore_index=True,

@@ -52,6 +52,13 @@ def fold_ids(plan: pd.DataFrame, repeat: int, fold: int) -> dict[str, list[str]]
     return {role: part.loc[part["role"] == role, "patient_id"].tolist() for role in ROLES}
 
 
+def plan_patients(plan: pd.DataFrame) -> list[str]:
+    """The plan's patients in a fixed order (sorted ids): files beside fold models refer to a
+    patient by its position here (``patient_row``), never by its id, and the plan_id they
+    record pins the order."""
+    return sorted(plan["patient_id"].astype(str).unique().tolist())
+
+
 def fold_name(repeat: int, fold: int) -> str:
     """Folder name of a fold model inside its model's fold root."""
     return f"r{repeat}_f{fold}"

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from fusion_assets.cohorts.deployment_profile import DeploymentProfile
+from fusion_assets.disclosure import rate_publishable
 from fusion_assets.metrics.classification import reliability_curve
 from fusion_assets.metrics.config import EvaluationConfig
 from fusion_assets.metrics.degradation import (
@@ -79,7 +80,8 @@ def reliability_table(
     bin by bin: every repeat predicts each patient once, so equal-mass bin b holds
     the same number of patients in every repeat (the b-th tenth of that repeat's
     predictions), and the curve stays a single-model one, like the table's ECE.
-    Bins with fewer patients than the disclosure limit are dropped.
+    Bins with fewer patients, events or non-events than the disclosure limit are dropped
+    (``disclosure.rate_publishable``).
     """
     test, strategies = wide_probabilities(predictions, patients, "test")
     per_repeat = repeat_probabilities(repeats, test, strategies)
@@ -97,7 +99,9 @@ def reliability_table(
             for i in range(3)
         )
         for b, (mp, ob, n) in enumerate(zip(mean_p, obs, size, strict=True)):
-            if n >= config.suppress_below:
+            # The observed rate times the bin's size is the bin's event count: a bin is
+            # drawn only when that count and its complement may be published.
+            if rate_publishable(round(ob * n), n, config.suppress_below):
                 rows.append((s, b, float(mp), float(ob), int(round(n))))
     return pd.DataFrame(rows, columns=["strategy", "bin", "mean_predicted", "observed", "n"])
 

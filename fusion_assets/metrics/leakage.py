@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from fusion_assets.disclosure import count_text
+
 LEAK_COLUMNS = [
     "subgroup_type",
     "subgroup",
@@ -67,7 +69,8 @@ def describe_leaks(flags: pd.DataFrame) -> str:
     if flags.empty:
         return "No strategy exceeds the oracle AUROC beyond its confidence interval."
     lines = [
-        f"{r.strategy} on {r.subgroup_type}={r.subgroup} (n={r.n}): AUROC {r.auroc:.3f}, "
+        f"{r.strategy} on {r.subgroup_type}={r.subgroup} (n={count_text(r.n)}): "
+        f"AUROC {r.auroc:.3f}, "
         f"CI lower bound {r.auroc_ci_low:.3f} > oracle {r.oracle_auroc:.3f}; "
         "check for post-index-time data or label-derived features."
         for r in flags.itertuples()

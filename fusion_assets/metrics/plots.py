@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fusion_assets.disclosure import SMALL_CELL_LIMIT  # noqa: E402
+from fusion_assets.disclosure import (  # noqa: E402
+    SMALL_CELL_LIMIT,
+    count_text,
+    partition_suppression,
+)
 
 DPI = 90
 
@@ -136,21 +141,42 @@ def calibration_plot(reliability: pd.DataFrame, strategies: list[str], path: Pat
 
 
 def pattern_counts_plot(
-    counts: pd.DataFrame, path: Path, suppress_below: int = SMALL_CELL_LIMIT
+    counts: pd.DataFrame,
+    path: Path,
+    suppress_below: int = SMALL_CELL_LIMIT,
+    hidden: Sequence[bool] | None = None,
 ) -> Path:
-    """Test patients per availability pattern; cells under the limit drawn as '<limit'."""
+    """Test patients per availability pattern; small cells and ``hidden`` ones (secondary
+    suppression) drawn as empty bars labelled '<limit' / 'suppressed'."""
     plt = _pyplot()
-    c = counts.sort_values("n", ascending=True)
-    fig, ax = plt.subplots(figsize=(7, max(2.0, 0.28 * len(c) + 1)))
-    shown = np.where(c["n"] < suppress_below, 0, c["n"])
-    ax.barh(c["pattern"], shown, color="#4c72b0")
-    for i, (n, v) in enumerate(zip(c["n"], shown, strict=True)):
-        ax.text(
-            v, i, f" <{suppress_below}" if n < suppress_below else f" {n}", va="center", fontsize=7
-        )
+    labels, shown, texts = pattern_bars(counts["pattern"], counts["n"], suppress_below, hidden)
+    fig, ax = plt.subplots(figsize=(7, max(2.0, 0.28 * len(labels) + 1)))
+    ax.barh(labels[::-1], shown[::-1], color="#4c72b0")
+    for i, (v, text) in enumerate(zip(shown[::-1], texts[::-1], strict=True)):
+        ax.text(v, i, f" {text}", va="center", fontsize=7)
     ax.set_xlabel("test patients")
     ax.set_title("Modality availability patterns")
     return _save(fig, path)
+
+
+def pattern_bars(
+    patterns: Sequence[str],
+    counts: Sequence[float],
+    limit: int = SMALL_CELL_LIMIT,
+    hidden: Sequence[bool] | None = None,
+    total: float | None = None,
+) -> tuple[list[str], list[float], list[str]]:
+    """What a pattern chart draws, largest first: labels, bar lengths (0 for a suppressed
+    cell: its length would be its count) and the annotation of each bar. ``hidden``
+    defaults to the small-cell rule with secondary suppression against ``total``."""
+    values = [float(v) for v in counts]
+    if hidden is None:
+        hidden = partition_suppression(values, total, limit=limit)
+    order = sorted(range(len(values)), key=lambda i: -values[i])
+    labels = [str(patterns[i]) for i in order]
+    shown = [0.0 if hidden[i] else values[i] for i in order]
+    texts = [count_text(values[i], hidden[i], limit) for i in order]
+    return labels, shown, texts
 
 
 def pattern_chart_png(summary: dict[str, Any], top: int = 20) -> bytes:
@@ -159,11 +185,17 @@ def pattern_chart_png(summary: dict[str, Any], top: int = 20) -> bytes:
     ``summary``: ``summarize_profile``'s dict (``patterns`` most common first, ``n_patients``).
     """
     plt = _pyplot()
-    patterns = summary["patterns"][:top]
-    labels = [p["pattern"] for p in patterns][::-1]
-    counts = [p["n"] for p in patterns][::-1]
+    everything = summary["patterns"]
+    labels, shown, texts = pattern_bars(
+        [p["pattern"] for p in everything],
+        [p["n"] for p in everything],
+        total=summary["n_patients"],
+    )
+    labels, shown, texts = labels[:top][::-1], shown[:top][::-1], texts[:top][::-1]
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(labels) + 1.2))
-    ax.barh(labels, counts, color="#4c72b0")
+    ax.barh(labels, shown, color="#4c72b0")
+    for i, (v, text) in enumerate(zip(shown, texts, strict=True)):
+        ax.text(v, i, f" {text}", va="center", fontsize=7)
     ax.set_xlabel("patients")
     ax.set_title(f"Availability patterns (n = {summary['n_patients']})")
     fig.tight_layout()

@@ -4,8 +4,10 @@
 embedded as base64 PNG, inline CSS, no external resources) and the PNGs under
 ``out_dir/plots/``. It only reads aggregated tables from
 :class:`~fusion_assets.metrics.evaluate.EvaluationResult`, so no patient
-identifier can reach the report; cells under the disclosure limit are printed
-as ``suppressed (<11)``.
+identifier can reach the report. Every count, event count, rate and percentage
+passes the small-cell rule of :mod:`fusion_assets.disclosure` (small cells and
+the cells that would reveal them by subtraction are not printed; sensitivity and
+specificity only over at least 11 events / non-events).
 """
 
 from __future__ import annotations
@@ -18,6 +20,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fusion_assets.disclosure import (
+    SUBGROUP_KEYS,
+    count_text,
+    denominator_publishable,
+    is_small,
+    partition_suppression,
+    rate_publishable,
+    subgroup_disclosure,
+)
 from fusion_assets.metrics import plots
 from fusion_assets.metrics.calibration import RULE, judge_calibration
 from fusion_assets.metrics.evaluate import EvaluationResult
@@ -261,28 +272,33 @@ SUBGROUP_TABLE_COLUMNS = [
 ]
 
 
-def _subgroup_display(t: pd.DataFrame, status_suppressed: str) -> pd.DataFrame:
+def _subgroup_display(
+    t: pd.DataFrame, status_suppressed: str, disclosure: pd.DataFrame
+) -> pd.DataFrame:
+    """``disclosure``: :func:`fusion_assets.disclosure.subgroup_disclosure` of the table."""
     rows = []
     for r in t.itertuples():
+        shown = disclosure.loc[(r.subgroup_type, r.subgroup)]
         if r.suppressed:
             rows.append(
-                [r.subgroup, r.strategy, r.n, "–", status_suppressed]
+                [r.subgroup, r.strategy, shown["n_text"], "–", status_suppressed]
                 + ["–"] * 7
                 + [status_suppressed]
             )
         else:
-            rows.append(_subgroup_row(r))
+            rows.append(_subgroup_row(r, shown))
     return pd.DataFrame(rows, columns=SUBGROUP_TABLE_COLUMNS)
 
 
-def _subgroup_row(r) -> list:
-    """One published row of a subgroup table (``SUBGROUP_TABLE_COLUMNS``)."""
+def _subgroup_row(r, shown: pd.Series) -> list:
+    """One published row of a subgroup table (``SUBGROUP_TABLE_COLUMNS``); counts and the
+    rates over them as ``shown`` allows."""
     flags = (["imprecise"] if r.imprecise else []) + ([r.status] if r.status != "ok" else [])
     return [
         r.subgroup,
         r.strategy,
-        r.n,
-        int(r.events),
+        shown["n_text"],
+        shown["events_text"],
         _ci(r.auroc, r.auroc_ci_low, r.auroc_ci_high),
         _ci(
             r.delta_auroc_vs_reference,
@@ -294,8 +310,8 @@ def _subgroup_row(r) -> list:
         _num(r.brier),
         _ci(r.cal_slope, r.cal_slope_ci_low, r.cal_slope_ci_high, digits=2),
         _ci(r.cal_intercept, r.cal_intercept_ci_low, r.cal_intercept_ci_high, True, 2),
-        _num(r.sensitivity, 2),
-        _num(r.specificity, 2),
+        _num(r.sensitivity, 2) if shown["sens_ok"] else "–",
+        _num(r.specificity, 2) if shown["spec_ok"] else "–",
         "; ".join(flags) or "ok",
     ]
 
@@ -307,13 +323,13 @@ def _cohort_notes(result: EvaluationResult) -> list[tuple[str, str]]:
     ref = t[(t["subgroup_type"] == "all") & (t["strategy"] == cfg.reference)]
     width = float((ref["auroc_ci_high"] - ref["auroc_ci_low"]).iloc[0]) if len(ref) else np.nan
     # The evaluation design's own size warning (fusion_assets.evaluation.DesignNotes), if any.
-    design_note = c["design"].size_warning(c["n_test"], c["events"]) if "design" in c else None
+    design_note = c["design"].size_warning(*_cohort_count_texts(result)) if "design" in c else None
     if design_note:
         notes.append((design_note, "warn"))
     elif c["n_test"] < SMALL_TEST_SET or c["events"] < cfg.imprecise_below:
         notes.append(
             (
-                f"The test set is small ({c['n_test']} patients, {c['events']} events): "
+                f"The test set is small ({_cohort_counts(result)}): "
                 f"intervals are wide and subgroup differences are mostly noise.",
                 "warn",
             )
@@ -349,6 +365,27 @@ def _cohort_notes(result: EvaluationResult) -> list[tuple[str, str]]:
     return notes
 
 
+def _cohort_counts(result: EvaluationResult) -> str:
+    """``N test patients, E events (prevalence P)`` with the small-cell rule applied: the
+    events (and the prevalence) are not printed when they or the non-events are small."""
+    n, events = _cohort_count_texts(result)
+    if rate_publishable(
+        result.cohort["events"], result.cohort["n_test"], result.config.suppress_below
+    ):
+        return f"{n} test patients, {events} events, prevalence {result.cohort['prevalence']:.1%}"
+    return f"{n} test patients, {events} events"
+
+
+def _cohort_count_texts(result: EvaluationResult) -> tuple[str, str]:
+    """The test set's size and event count as printed (events hidden when they or the
+    non-events are small)."""
+    c, limit = result.cohort, result.config.suppress_below
+    n, events = c["n_test"], c["events"]
+    if rate_publishable(events, n, limit):
+        return str(n), str(events)
+    return count_text(n, limit=limit), count_text(events, not is_small(events, limit), limit)
+
+
 def _model_card(result: EvaluationResult, strategy: str) -> _Section:
     t = result.table
     mine = t[(t["strategy"] == strategy) & ~t["suppressed"]]
@@ -371,24 +408,63 @@ def _model_card(result: EvaluationResult, strategy: str) -> _Section:
 
 def _card_intended_use(result: EvaluationResult, strategy: str, allr: pd.Series) -> str:
     thr = result.subgroups.thresholds.get(strategy, float("nan"))
+    limit = result.config.suppress_below
+    events, n = allr["events"], allr["n"]
+    sens = _num(allr["sensitivity"], 2) if denominator_publishable(events, limit) else "–"
+    spec = _num(allr["specificity"], 2) if denominator_publishable(n - events, limit) else "–"
     return (
         "Intended use: ranking patients by risk of the outcome at the index time, for "
         f"cohorts whose modality mix resembles this one. At the threshold {_num(thr)} "
         f"(chosen on validation by {result.config.threshold.method}) it flags "
-        f"{_num(allr['sensitivity'], 2)} of events (sensitivity) and clears "
-        f"{_num(allr['specificity'], 2)} of non-events (specificity) on test."
+        f"{sens} of events (sensitivity) and clears "
+        f"{spec} of non-events (specificity) on test"
+        + (
+            "."
+            if sens != "–" and spec != "–"
+            else f" (a rate over fewer than {limit} events or non-events is not shown)."
+        )
     )
+
+
+def pattern_disclosure(result: EvaluationResult) -> list[bool]:
+    """Which rows of ``result.pattern_counts`` are hidden: small, or revealing one by
+    subtraction from the test set's size, or from the size of the pooled ``other``
+    pattern subgroup (the patterns under ``min_pattern_size``) that the subgroup table
+    prints."""
+    cfg = result.config
+    n = result.pattern_counts["n"].to_numpy(dtype=float)
+    pooled = n < cfg.min_pattern_size
+    hidden = np.asarray(partition_suppression(n, result.cohort["n_test"], limit=cfg.suppress_below))
+    # Each partition can add to the other's hidden cells: repeat until neither does.
+    while pooled.sum() > 1:
+        before = hidden.copy()
+        hidden[pooled] = partition_suppression(
+            n[pooled], n[pooled].sum(), hidden[pooled], limit=cfg.suppress_below
+        )
+        hidden = np.asarray(
+            partition_suppression(n, result.cohort["n_test"], hidden, limit=cfg.suppress_below)
+        )
+        if (hidden == before).all():
+            break
+    return hidden.tolist()
 
 
 def _card_data(result: EvaluationResult) -> str:
     pc = result.pattern_counts
+    hidden = pattern_disclosure(result)
+    total = max(1, int(pc["n"].sum()))
+    limit = result.config.suppress_below
+
+    def shown(n: float, hide: bool) -> str:
+        if not hide:
+            return f"{n / total:.0%}"
+        return f"({count_text(n, True, limit)} patients)" if is_small(n, limit) else "(suppressed)"
+
     top = ", ".join(
-        f"{p} {n / max(1, pc['n'].sum()):.0%}" for p, n in pc.head(3)[["pattern", "n"]].values
+        f"{p} {shown(n, hide)}"
+        for (p, n), hide in zip(pc[["pattern", "n"]].values[:3], hidden[:3], strict=True)
     )
-    return (
-        f"Data: {result.cohort['n_test']} test patients, {result.cohort['events']} events "
-        f"(prevalence {result.cohort['prevalence']:.1%}); most common availability patterns: {top}."
-    )
+    return f"Data: {_cohort_counts(result)}; most common availability patterns: {top}."
 
 
 def _card_subgroup_bullets(sub: pd.DataFrame, reference: str) -> list[str]:
@@ -489,8 +565,9 @@ def _methods(result: EvaluationResult) -> list[str]:
 def _cohort_section(result: EvaluationResult) -> _Section:
     c, cfg = result.cohort, result.config
     intro = _Section("Cohort").p(
-        f"{c['n_test']} test patients ({c['events']} events, prevalence {c['prevalence']:.1%}); "
-        f"{c['n_validation']} validation patients used for thresholds and for choosing the best "
+        f"{_cohort_counts(result)}; "
+        f"{count_text(c['n_validation'], limit=cfg.suppress_below)} validation patients used "
+        "for thresholds and for choosing the best "
         f"single modality ({result.subgroups.best_single or 'none'}). {cfg.n_boot} paired "
         f"bootstrap resamples, {cfg.ci_level:.0%} percentile intervals."
     )
@@ -599,13 +676,19 @@ def _verdict_section(result: EvaluationResult) -> _Section:
         f"comparison in {round(1 / (1 - cfg.ci_level))} looks clear by chance alone, so "
         f"{n_clear} clear result(s) should be read against that."
     )
-    vs.table(_winners_display(v.winners))
+    vs.table(_winners_display(v.winners, subgroup_disclosure(result.table, cfg.suppress_below)))
     vs.p("Seed claims on this cohort:")
     return vs.bullets([f"“{cl.claim}”: {cl.status}. {cl.evidence}" for cl in v.claims])
 
 
-def _winners_display(winners: pd.DataFrame) -> pd.DataFrame:
+def _winners_display(winners: pd.DataFrame, disclosure: pd.DataFrame) -> pd.DataFrame:
     win = winners[["subgroup_type", "subgroup", "n", "recommended", "winner"]].copy()
+    win["n"] = [
+        disclosure.loc[key, "n_text"] if key in disclosure.index else count_text(n)
+        for key, n in zip(
+            winners[SUBGROUP_KEYS].itertuples(index=False, name=None), winners["n"], strict=True
+        )
+    ]
     win["compared with"] = winners["compared_with"].fillna("–")
     win["Δ winner − compared [CI]"] = [
         _ci(d, lo, hi, signed=True)
@@ -649,11 +732,14 @@ def _subgroup_sections(
     ``strategies``' rows when given (the body shows the fused strategies and the best
     single modality, the appendix every row, as ``eval.subgroup_metrics`` holds them)."""
     t = result.table
+    disclosure = subgroup_disclosure(t, result.config.suppress_below)
     if strategies is not None:
         t = t[t["strategy"].isin(strategies)]
     return [
         _Section(f"{prefix} {label}").table(
-            _subgroup_display(t[t["subgroup_type"] == kind], result.config.suppressed_status)
+            _subgroup_display(
+                t[t["subgroup_type"] == kind], result.config.suppressed_status, disclosure
+            )
         )
         for kind, label in SUBGROUP_LABELS.items()
         if (t["subgroup_type"] == kind).any()
@@ -669,7 +755,10 @@ def _degradation_section(result: EvaluationResult, plot: Path | None) -> _Sectio
     cc, cfg = result.complete_case, result.config
     if len(cc):
         n_cc = int(cc["n"].max())
-        deg.p(f"Complete-case subset (n={n_cc}): AUROC with one modality left out / only one kept.")
+        deg.p(
+            f"Complete-case subset (n={count_text(n_cc, limit=cfg.suppress_below)}): AUROC with "
+            "one modality left out / only one kept."
+        )
         if n_cc < cfg.suppress_below:
             deg.note(
                 f"Complete-case subset under {cfg.suppress_below} patients: {cfg.suppressed_status}."
@@ -735,7 +824,16 @@ def _leakage_section(result: EvaluationResult) -> _Section:
         f"{len(result.leaks)} strategy × subgroup row(s) exceed the oracle AUROC: suspect leakage.",
         "bad",
     )
-    return leak.table(result.leaks.round(3))
+    shown = result.leaks.round(3)
+    disclosure = subgroup_disclosure(result.table, result.config.suppress_below)
+    keys = list(shown[SUBGROUP_KEYS].itertuples(index=False, name=None))
+    for column, text in (("n", "n_text"), ("events", "events_text")):
+        if column in shown.columns:
+            shown[column] = [
+                disclosure.loc[k, text] if k in disclosure.index else count_text(v)
+                for k, v in zip(keys, shown[column], strict=True)
+            ]
+    return leak.table(shown)
 
 
 # ---------------------------------------------------------------- documents
@@ -784,7 +882,10 @@ def _report_plots(
             result.reliability, shown, plot_dir / "calibration.png"
         ),
         "patterns": plots.pattern_counts_plot(
-            result.pattern_counts, plot_dir / "patterns.png", cfg.suppress_below
+            result.pattern_counts,
+            plot_dir / "patterns.png",
+            cfg.suppress_below,
+            hidden=pattern_disclosure(result),
         ),
     }
     if len(result.curves):

@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from fusion_assets.disclosure import subgroup_disclosure
 from fusion_assets.metrics.bootstrap import percentile_ci
 from fusion_assets.metrics.calibration import judge_calibration
 from fusion_assets.metrics.config import EvaluationConfig
@@ -105,6 +106,7 @@ def subgroup_winners(
 ) -> pd.DataFrame:
     """Measured winner per subgroup beside the recommended strategy (``WINNER_COLUMNS``)."""
     t = res.table
+    n_shown = subgroup_disclosure(t, config.suppress_below)["n_text"]  # small-cell rule
     t = t[~t["suppressed"] & ~t["strategy"].map(config.is_single) & t["auroc"].notna()]
     rows = []
     for key, g in t.groupby(["subgroup_type", "subgroup"], sort=False):
@@ -112,7 +114,7 @@ def subgroup_winners(
         win = g.iloc[0]
         rec = g[g["strategy"] == recommended]
         rec_auc = float(rec["auroc"].iloc[0]) if len(rec) else float("nan")
-        where = f"On {key[0]}={key[1]} (n={int(win['n'])})"
+        where = f"On {key[0]}={key[1]} (n={n_shown.loc[key]})"
         if recommended is None or not len(rec):
             nan = float("nan")
             sentence = f"{where} the measured winner is {win['strategy']}."
@@ -218,7 +220,7 @@ def check_early_on_complete(
     if g.empty or early not in set(g["strategy"]):
         return ClaimCheck(claim, "not testable", f"No {early} AUROC on pattern {complete}.")
     g = g.sort_values("auroc", ascending=False)
-    n = int(g["n"].iloc[0])
+    n = subgroup_disclosure(t, config.suppress_below).loc[key, "n_text"]  # small-cell rule
     if g["strategy"].iloc[0] == early:
         other = g["strategy"].iloc[1]
         lo, hi = _delta(res, key, early, other, config.ci_level)
