@@ -995,6 +995,10 @@ def _utility_section(result: EvaluationResult, plot: Path | None) -> _Section:
     )
     section.table(_net_benefit_display(overall, fusion))
     patterns = utility.table[utility.table["subgroup_type"] == "pattern"]
+    # only patterns whose size the subgroup tables publish (secondary suppression included)
+    disclosure = subgroup_disclosure(result.table, result.config.suppress_below).reset_index()
+    published = disclosure[(disclosure["subgroup_type"] == "pattern") & ~disclosure["n_hidden"]]
+    patterns = patterns[patterns["subgroup"].isin(set(published["subgroup"]))]
     if len(patterns):
         best = patterns[patterns["strategy"].isin(fusion)]
         pivot = best.pivot_table(
@@ -1062,23 +1066,45 @@ def _deployment_section(result: EvaluationResult) -> _Section | None:
             f"Under this deployment mix the best AUROC is {winner}'s; the recommended strategy "
             f"({recommended}, chosen from the training cohort's availability) {agrees} it."
         )
-    shares = rew.table[rew.table["deployment_share"] > 0].head(12)
+    # held-out counts per pattern partition the test patients: small ones, and enough
+    # others that the small ones cannot be recovered by subtraction, are hidden; so are
+    # their shares and weights (each reveals the count)
+    every = rew.table
+    hidden = dict(
+        zip(
+            every["pattern"],
+            partition_suppression(
+                every["n"].to_numpy(dtype=float),
+                float(deployed.n_patients),
+                limit=result.config.suppress_below,
+            ),
+            strict=True,
+        )
+    )
+    shares = every[every["deployment_share"] > 0].head(12)
+    status = result.config.suppressed_status
     section.p("Availability patterns, deployment share beside held-out share:")
     section.table(
         pd.DataFrame(
             {
                 "pattern": shares["pattern"],
                 "deployment share": shares["deployment_share"].map(lambda x: f"{x:.1%}"),
-                "held-out share": shares["held_out_share"].map(lambda x: f"{x:.1%}"),
-                "held-out patients": [
-                    (
-                        str(n)
-                        if n >= result.config.suppress_below or n == 0
-                        else result.config.suppressed_status
+                "held-out share": [
+                    status if hidden[p] and n else f"{x:.1%}"
+                    for p, n, x in zip(
+                        shares["pattern"], shares["n"], shares["held_out_share"], strict=True
                     )
-                    for n in shares["n"]
                 ],
-                "weight": shares["weight"].map(lambda x: f"{x:.2f}"),
+                "held-out patients": [
+                    status if hidden[p] and n else str(n)
+                    for p, n in zip(shares["pattern"], shares["n"], strict=True)
+                ],
+                "weight": [
+                    "–" if hidden[p] and n else f"{w:.2f}"
+                    for p, n, w in zip(
+                        shares["pattern"], shares["n"], shares["weight"], strict=True
+                    )
+                ],
             }
         )
     )
