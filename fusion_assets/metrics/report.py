@@ -1064,7 +1064,7 @@ def _deployment_section(result: EvaluationResult) -> _Section | None:
         agrees = "agrees with" if recommended == winner else "differs from"
         section.p(
             f"Under this deployment mix the best AUROC is {winner}'s; the recommended strategy "
-            f"({recommended}, chosen from the training cohort's availability) {agrees} it."
+            f"({recommended}, the decision matrix's choice) {agrees} it."
         )
     # held-out counts per pattern partition the test patients: small ones, and enough
     # others that the small ones cannot be recovered by subtraction, are hidden; so are
