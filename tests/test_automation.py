@@ -34,6 +34,9 @@ RETRAINED = [
     "degradation_summary",
     "complete_case",
     "cv_repeat_metrics",
+    "net_benefit",
+    "deployment_metrics",
+    "availability_by_group",
 ]
 
 
@@ -84,6 +87,9 @@ CHAIN = [
         "degradation_summary",
         "complete_case",
         "cv_repeat_metrics",
+        "net_benefit",
+        "deployment_metrics",
+        "availability_by_group",
     },
 ]
 

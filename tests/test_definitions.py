@@ -188,6 +188,7 @@ def test_every_table_a_step_writes_is_a_declared_asset():
         "cv_repeat_metrics",
         "net_benefit",
         "deployment_metrics",
+        "availability_by_group",
     }
 
 

@@ -88,6 +88,10 @@ def test_report_tables_and_files(run: PipelineRun) -> None:
     assert "Headline" in markdown and "Verdict" in markdown
     assert "Clinical utility (decision curves)" in markdown and "decision_curves.png" in markdown
     assert "Expected performance at deployment" not in markdown  # no profile given
+    assert "## TRIPOD+AI" in markdown and "(item 20b)" in markdown
+    with run.warehouse.connect() as con:
+        by_group = con.sql("SELECT * FROM eval.availability_by_group").df()
+    assert set(by_group["modality"]) == set(MODALITIES) and "all" in set(by_group["subgroup"])
     provenance = markdown.split("## Provenance", 1)[1].split("\n## ", 1)[0]
     assert "- Dagster run: " in provenance and "- landing batches: " in provenance
     assert "late v1" in provenance  # the registered version predictions scored

@@ -33,6 +33,7 @@ from fusion_assets.evaluation import StressSettings
 from fusion_assets.location.cohort import Cohort
 from fusion_assets.metrics.config import EvaluationConfig, ReportSettings
 from fusion_assets.metrics.deployment import DEPLOYMENT_COLUMNS
+from fusion_assets.metrics.tripod import AVAILABILITY_COLUMNS
 from fusion_assets.models.strategies import STRATEGIES
 from fusion_assets.report_folders import point_latest, versioned_report_dir
 from fusion_assets.warehouse.cohort import load_cohort, load_frames
@@ -213,6 +214,9 @@ REPORT_TABLES = {
     "deployment_metrics": "eval.deployment_metrics: one row per strategy under the deployment "
     "availability profile (held-out patients reweighted by pattern): AUROC and Brier with CIs; "
     "no rows without a profile.",
+    "availability_by_group": "eval.availability_by_group: one row per demographic subgroup "
+    "(all, sex, age band, site) x modality: test patients, how many have the modality and the "
+    "share (TRIPOD+AI 20b; NaN where the small-cell rule hides it).",
 }
 _REPORT_INPUTS = (
     "predictions",
@@ -312,6 +316,11 @@ def build_report_asset(cohort: Cohort) -> dg.AssetsDefinition:
             "complete_case": result.complete_case,
             "cv_repeat_metrics": repeat_metrics,
             "net_benefit": result.utility.table,
+            "availability_by_group": (
+                result.availability
+                if len(result.availability)
+                else pd.DataFrame(columns=AVAILABILITY_COLUMNS)
+            ),
             "deployment_metrics": (
                 result.deployment.table
                 if result.deployment is not None

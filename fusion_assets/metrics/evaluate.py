@@ -36,6 +36,7 @@ from fusion_assets.metrics.subgroups import (
     subgroup_table,
     wide_probabilities,
 )
+from fusion_assets.metrics.tripod import availability_by_group
 from fusion_assets.metrics.utility import Utility, clinical_utility
 from fusion_assets.metrics.verdict import Verdict, build_verdict
 from fusion_assets.names import EARLY, LATE
@@ -60,6 +61,8 @@ class EvaluationResult:
     deployment: DeploymentResult | None = None  # under the deployment profile, when given
     # the pattern-shift stress tests toward the spec's deployment profile (SHIFT_COLUMNS)
     pattern_shift: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # modality availability per demographic subgroup (TRIPOD+AI 20b; metrics/tripod.py)
+    availability: pd.DataFrame = field(default_factory=pd.DataFrame)
     # eval.model_cost (models/cost.py): what each model cost to fit and to run; empty if unknown
     cost: pd.DataFrame = field(default_factory=pd.DataFrame)
 
@@ -208,4 +211,9 @@ def evaluate(
         utility=clinical_utility(predictions, patients, config, repeats),
         deployment=deployed,
         pattern_shift=pattern_shift_table(degradation_predictions, patients),
+        availability=(
+            availability_by_group(predictions, patients, list(modalities), config)
+            if modalities
+            else pd.DataFrame()
+        ),
     )

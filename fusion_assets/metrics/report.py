@@ -940,6 +940,7 @@ def render_report(
     closing = []
     if set(result.subgroups.strategies) - set(shown):  # the single-modality rows left out above
         closing += _subgroup_sections(result, prefix="Appendix: every strategy by")
+    closing.append(_tripod_section(result))
     if has_oracle(result):
         closing.append(_leakage_section(result))
     closing.append(_Section("Definitions").bullets(_methods(result)))
@@ -1167,4 +1168,60 @@ def _pattern_shift_section(result: EvaluationResult) -> _Section | None:
             f"Parallel fusion under the shift: {worst} {verdict} "
             f"(Δ {drops[worst]:+.3f} vs late {drops['late']:+.3f})."
         )
+    return section
+
+
+def _tripod_section(result: EvaluationResult) -> _Section:
+    """TRIPOD+AI items this report answers, where, and missing data by group (20b)."""
+    section = _Section("TRIPOD+AI")
+    deployment = (
+        f"'Expected performance at deployment: {result.deployment.profile.name}'"
+        if result.deployment is not None
+        else "not given (no deployment profile: add `deployment:` to the spec)"
+    )
+    items = [
+        (
+            "12e",
+            "clinical utility",
+            "'Clinical utility (decision curves)': net benefit "
+            "against treat all / treat none, overall and per availability pattern",
+        ),
+        (
+            "20b",
+            "missing data by group",
+            "the table below: each modality's availability "
+            "among the test patients of every demographic subgroup",
+        ),
+        (
+            "23a",
+            "performance in key subgroups, with CIs",
+            "'Subgroups by ...': AUROC, "
+            "calibration and Brier per availability pattern, sex, age band and site, paired "
+            "bootstrap CIs",
+        ),
+        (
+            "27a",
+            "how unavailable inputs are handled at implementation",
+            "every fused "
+            "strategy scores a patient from the modalities present (absent ones masked, as in "
+            "training with modality dropout); a single-modality model does not score patients "
+            f"without its modality. Expected performance under the deployment's mix: {deployment}",
+        ),
+    ]
+    section.table(pd.DataFrame(items, columns=["item", "asks for", "where / answer"]))
+    availability = result.availability
+    if availability is None or availability.empty:
+        return section
+    disclosure = subgroup_disclosure(result.table, result.config.suppress_below)
+    status = result.config.suppressed_status
+    rows = []
+    for (kind, name), g in availability.groupby(["subgroup_type", "subgroup"], sort=False):
+        key = (kind, name)
+        n_text = disclosure.loc[key, "n_text"] if key in disclosure.index else count_text(None)
+        row = {"subgroup": "all patients" if kind == "all" else f"{kind}: {name}", "n": n_text}
+        for _, r in g.iterrows():
+            row[r["modality"]] = f"{r['share']:.0%}" if pd.notna(r["share"]) else status
+        rows.append(row)
+    section.p("Share of the test patients with each modality, by subgroup (item 20b):")
+    section.table(pd.DataFrame(rows))
     return section
