@@ -14,6 +14,7 @@ from fusion_assets.cohorts.deployment_profile import DeploymentProfile
 from fusion_assets.metrics.degradation import (
     DEPLOYMENT_RATE,
     DEPLOYMENT_REPLAY,
+    MECHANISM_SHIFT,
     STRESS_RATES,
     STRESS_SEEDS,
     random_modality_masks,
@@ -95,21 +96,54 @@ def deployment_masks(
             yield f"{DEPLOYMENT_RATE}{name}", np.nan, name, seed, keep
 
 
+# The missingness-mechanism shift: at deployment a patient with the outcome keeps each
+# modality with odds this many times those of the held-out patients with it (0.5: the
+# sicker go without tests more often), the others keep theirs. Half or double the odds is
+# the synthetic generator's MNAR strength (cohorts/synthetic_params.MNAR_ODDS_RATIO = 2).
+MECHANISM_ODDS_RATIO = 0.5
+
+
+def mechanism_masks(
+    present: np.ndarray, labels: np.ndarray, n_seeds: int, odds_ratio: float = MECHANISM_ODDS_RATIO
+) -> Iterable[tuple[str, float, str, int, np.ndarray]]:
+    """``mechanism:mnar_label``: availability made informative about the label (MNAR by
+    label) whatever the training mechanism was. Only removes: among the patients with the
+    outcome, each modality is kept with the probability that turns its held-out odds of
+    presence into ``odds_ratio`` times those odds; the others keep everything."""
+    labels = np.asarray(labels).astype(bool)
+    if labels.all() or not labels.any():
+        return
+    held = present[labels].mean(axis=0)  # P(present | y = 1) per modality
+    with np.errstate(divide="ignore", invalid="ignore"):
+        odds = held / (1.0 - held)
+        target = np.where(np.isfinite(odds), odds * odds_ratio, np.inf)
+        keep_rate = np.where(held > 0, (target / (1.0 + target)) / held, 1.0)
+    keep_rate = np.clip(np.nan_to_num(keep_rate, nan=1.0), 0.0, 1.0)
+    for seed in range(n_seeds):
+        rng = np.random.default_rng([seed, 0x6D6E6172])  # "mnar"
+        drop = labels[:, None] & (rng.random(present.shape) >= keep_rate[None, :])
+        yield MECHANISM_SHIFT, np.nan, "", seed, present & ~drop
+
+
 def stress_scenarios(
     present: np.ndarray,
     modalities: Sequence[str],
     rates: Iterable[float] = STRESS_RATES,
     n_seeds: int = STRESS_SEEDS,
     deployment: DeploymentProfile | None = None,
+    labels: np.ndarray | None = None,
 ) -> Iterable[tuple[str, float, str, int, np.ndarray]]:
     """(scenario, rate, dropped, mask_seed, keep mask) for every stress test.
 
-    Masks depend only on presence, rates and seeds, so every strategy meets the
-    very same missing modalities (a paired comparison). With a ``deployment`` profile
-    the pattern-shift scenarios of ``deployment_masks`` come too.
+    Masks depend only on presence, rates and seeds (and, for the mechanism shift, the
+    labels), so every strategy meets the very same missing modalities (a paired
+    comparison). With a ``deployment`` profile the pattern-shift scenarios of
+    ``deployment_masks`` come too; with ``labels``, ``mechanism_masks``.
     """
     if deployment is not None:
         yield from deployment_masks(present, modalities, deployment, n_seeds)
+    if labels is not None:
+        yield from mechanism_masks(present, labels, n_seeds)
     rates = tuple(rates)
     for seed in range(n_seeds):
         for rate in rates:
@@ -133,6 +167,7 @@ def stress_test(
     n_seeds: int = STRESS_SEEDS,
     per_copy: bool = False,
     deployment: DeploymentProfile | None = None,
+    labels: Mapping[str, int] | pd.Series | None = None,
 ) -> pd.DataFrame:
     """Predictions with whole modalities removed (see ``metrics.degradation`` for the scenarios).
 
@@ -150,8 +185,9 @@ def stress_test(
         prepared = model.prepare(dict(frames), ids.tolist())
         present = prepared.present
         complete = present.all(axis=1)
+        y = None if labels is None else np.asarray([labels[i] for i in ids], dtype=np.int64)
         scenarios = list(
-            stress_scenarios(present, list(prepared.modality_names), rates, n_seeds, deployment)
+            stress_scenarios(present, list(prepared.modality_names), rates, n_seeds, deployment, y)
         )
         if per_copy:
             probs = _per_copy(model, prepared, [keep for *_, keep in scenarios])

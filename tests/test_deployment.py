@@ -198,3 +198,24 @@ def test_the_reweighted_auroc_matches_a_cohort_resampled_to_the_mix() -> None:
         direct = auroc(y, prob.loc[resampled["patient_id"]].to_numpy())
         estimate = result.table.set_index("strategy").loc[strategy, "auroc"]
         assert estimate == pytest.approx(direct, abs=0.01), strategy
+
+
+def test_the_mechanism_shift_halves_the_odds_of_presence_for_the_outcome_only() -> None:
+    from fusion_assets.scoring import mechanism_masks
+
+    rng = np.random.default_rng(3)
+    n = 20_000
+    labels = rng.random(n) < 0.3
+    present = np.column_stack([np.ones(n, bool), rng.random(n) < 0.6])
+    (scenario, rate, _, seed, keep), *_ = list(mechanism_masks(present, labels, n_seeds=1))
+    assert scenario == "mechanism:mnar_label" and np.isnan(rate) and seed == 0
+    assert not (keep & ~present).any()
+    assert (keep[~labels] == present[~labels]).all()  # patients without the outcome keep all
+
+    def odds(p: float) -> float:
+        return p / (1 - p)
+
+    held = present[labels, 1].mean()
+    shifted = keep[labels, 1].mean()
+    assert odds(shifted) / odds(held) == pytest.approx(0.5, rel=0.05)
+    assert keep[labels, 0].all()  # present for everyone: infinite odds stay so, nothing dropped

@@ -129,7 +129,7 @@ def test_own_cohort_runs_end_to_end(tmp_path: Path) -> None:
     assert "own_cohort" in markdown and "Headline" in markdown
     assert some_id not in markdown
     assert "Expected performance at deployment: clinic" in markdown
-    assert "Pattern-shift stress tests toward the deployment profile" in markdown
+    assert "## Pattern-shift stress tests" in markdown and "MNAR by label" in markdown
     assert "genes at deployment rate" in markdown
     assert "Clinical utility" in markdown
     with resources["warehouse"].connect() as con:

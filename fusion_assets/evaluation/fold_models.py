@@ -212,6 +212,7 @@ def stress_by_fold(
     rates: Sequence[float],
     n_seeds: int,
     deployment=None,
+    labels=None,
 ) -> pd.DataFrame:
     """Stress tests of one repeat, each patient scored by the fold model that never saw it.
 
@@ -224,7 +225,9 @@ def stress_by_fold(
     for key in keys:
         ids = fold_ids(plan, *key)["test"]
         fold_models = {strategy: by_fold[key] for strategy, by_fold in models.items()}
-        part = stress_test(fold_models, frames, ids, rates, n_seeds, deployment=deployment)
+        part = stress_test(
+            fold_models, frames, ids, rates, n_seeds, deployment=deployment, labels=labels
+        )
         part["fold"] = np.int32(key[1])
         parts.append(part)
     return pd.concat(parts, ignore_index=True)

@@ -74,8 +74,15 @@ class HeldOut(EvaluationDesign):
         test_ids = scored.loc[scored["split"] == "test", "patient_id"].tolist()
         fused = {s: models[s] for s in STRATEGIES}
         started = time.perf_counter()
+        labels = scored.set_index("patient_id")["label"]
         stressed = stress_test(
-            fused, frames, test_ids, stress.rates, stress.mask_seeds, deployment=deployment
+            fused,
+            frames,
+            test_ids,
+            stress.rates,
+            stress.mask_seeds,
+            deployment=deployment,
+            labels=labels,
         )
         summary = (
             f"Scored {len(scored)} validation/test patients with {len(models)} models in "

@@ -168,7 +168,14 @@ class RepeatedKFold(EvaluationDesign):
             for s in STRATEGIES
         }
         stressed = stress_by_fold(
-            fused, frames, self.plan, 0, stress.rates, stress.mask_seeds, deployment
+            fused,
+            frames,
+            self.plan,
+            0,
+            stress.rates,
+            stress.mask_seeds,
+            deployment,
+            cohort.set_index("patient_id")["label"],
         )
         summary = (
             f"Cross-validation: {len(oof):,} out-of-fold rows from {oof['strategy'].nunique()} "

@@ -43,6 +43,8 @@ from fusion_assets.names import LATE
 # so they are not degradation curves; metrics/deployment.py reads them.
 DEPLOYMENT_REPLAY = "deployment_replay"
 DEPLOYMENT_RATE = "deployment_rate:"
+# ... and the missingness-mechanism shift (scoring.mechanism_masks), rate NaN too
+MECHANISM_SHIFT = "mechanism:mnar_label"
 # The stress-test design: rates of whole modalities removed, and random masks per rate.
 STRESS_RATES: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9)
 STRESS_SEEDS: int = 5

@@ -244,17 +244,25 @@ SHIFT_COLUMNS = ["strategy", "scenario", "modality", "auroc_mean", "auroc_sd", "
 
 
 def pattern_shift_table(stress: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:
-    """The pattern-shift stress tests (``scoring.deployment_masks``) per strategy: mean and SD
-    over mask seeds of the AUROC under the deployment replay and under each modality dropped
-    to its deployment rate, beside ``full``, the AUROC of the same patients with nothing
+    """The pattern-shift stress tests (``scoring.deployment_masks``, ``mechanism_masks``) per
+    strategy: mean and SD over mask seeds of the AUROC under the deployment replay, under
+    each modality dropped to its deployment rate and under the MNAR-by-label mechanism, beside ``full``, the AUROC of the same patients with nothing
     removed (scenario ``global`` at rate 0). Empty without deployment scenarios."""
     from fusion_assets.metrics.classification import auroc
-    from fusion_assets.metrics.degradation import DEPLOYMENT_RATE, DEPLOYMENT_REPLAY
+    from fusion_assets.metrics.degradation import (
+        DEPLOYMENT_RATE,
+        DEPLOYMENT_REPLAY,
+        MECHANISM_SHIFT,
+    )
 
     if stress is None or stress.empty:
         return pd.DataFrame(columns=SHIFT_COLUMNS)
     shifted = stress["scenario"].astype(str)
-    is_shift = (shifted == DEPLOYMENT_REPLAY) | shifted.str.startswith(DEPLOYMENT_RATE)
+    is_shift = (
+        (shifted == DEPLOYMENT_REPLAY)
+        | (shifted == MECHANISM_SHIFT)
+        | shifted.str.startswith(DEPLOYMENT_RATE)
+    )
     if not is_shift.any():
         return pd.DataFrame(columns=SHIFT_COLUMNS)
     labels = patients.set_index("patient_id")["label"]
