@@ -5,8 +5,9 @@
   and one ingest run; a batch moved to ``_quarantine/`` has its partition removed.
 - ``<cohort>_reevaluation_sensor``: every ingest (a ``raw_patients``
   materialization, from the landing sensor, the UI or the demo) starts one run
-  that refreshes the aligned tables and scores that batch with the current fused
-  models.
+  that refreshes the aligned tables, scores that batch with the current fused
+  models (``batch_evaluation``) and, once an evaluation has run its promotion step,
+  writes the champion's risk scores of the batch's patients (``risk_scores``).
 
 Retraining is declarative (automation.py), not a sensor of its own. The daemon
 imports this module on every code-server start and evaluates the ticks in that
@@ -158,6 +159,13 @@ def build_reevaluation_sensor(
     cohort: Cohort, job: dg.UnresolvedAssetJobDefinition
 ) -> dg.SensorDefinition:
     marker = cohort.key("raw_patients")  # every ingest writes it exactly once per batch
+    # Before the first evaluation's promotion step there is no champion to score with: the
+    # run leaves risk_scores out instead of failing on every batch of a fresh install.
+    promotion = cohort.key("promotion")
+    without_scores = [
+        *cohort.keys("aligned_patients", *(f"aligned_{m}" for m in cohort.spec.modality_names)),
+        cohort.key("batch_evaluation"),
+    ]
 
     @dg.sensor(
         name=cohort.sensor("reevaluation_sensor"),
@@ -167,7 +175,8 @@ def build_reevaluation_sensor(
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             f"After each ingest of a {cohort.name} landing batch (raw_patients materialization), "
-            "refresh the aligned tables and re-evaluate the current fused models on that batch."
+            "refresh the aligned tables, re-evaluate the current fused models on that batch and "
+            "write the champion's risk scores of its patients (once a promotion step has run)."
         ),
     )
     def reevaluation_sensor(
@@ -186,6 +195,12 @@ def build_reevaluation_sensor(
         for record in records:
             if record.partition_key:  # unpartitioned materializations are not landing batches
                 latest[record.partition_key] = record.storage_id
+        # One indexed event-log query; risk_scores itself reads the champion alias.
+        selection = (
+            None
+            if context.instance.get_latest_materialization_event(promotion) is not None
+            else without_scores
+        )
         return dg.SensorResult(
             run_requests=[
                 # The storage id in the key: re-ingesting a batch (a new materialization)
@@ -194,6 +209,7 @@ def build_reevaluation_sensor(
                     run_key=f"{batch}:{storage_id}",
                     partition_key=batch,
                     tags={BATCH_TAG: batch},
+                    asset_selection=selection,
                 )
                 for batch, storage_id in sorted(latest.items(), key=lambda item: item[1])
             ],
