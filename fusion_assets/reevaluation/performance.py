@@ -162,5 +162,9 @@ def strategy_rows(
     rows: ResultRows,
     model_version: int | None = None,
 ) -> None:
+    """Every performance and prediction-drift row of one strategy; none for a training batch
+    (its patients are the ones the models were fitted and tested on)."""
+    if inputs.is_training_batch:
+        return
     subgroup_performance(strategy, probs, inputs, config, rows, model_version)
     prediction_drift(strategy, probs, inputs, config, rows, model_version)
