@@ -12,7 +12,8 @@ retraining cron that ticks about a minute after start. The test then:
    automation conditions retrain profile → encoders → fused models →
    predictions + report, the partitions two at a time;
 3. lands two batches at the same moment: both are ingested once and scored
-   with the retrained models.
+   with the retrained models, and the champion's risk scores of their patients
+   are written (``eval.risk_scores``) when the promotion step left a champion.
 
 It prints the time of each step.
 """
@@ -99,3 +100,36 @@ def _assert_batches_scored(session: DaemonSession) -> None:
         [dg.AssetCheckKey(key, "batch_evaluation_within_reference")]
     )
     assert checks, "the batch_evaluation_within_reference check did not run"
+    _assert_risk_scores(session)
+
+
+def _assert_risk_scores(session: DaemonSession) -> None:
+    """The sensor path wrote the champion's risk scores of each new batch (when the
+    retraining's promotion step left a champion; otherwise the runs left them out)."""
+    promotion = session.instance.get_latest_materialization_event(
+        dg.AssetKey(["synthetic", "promotion"])
+    )
+    champion = promotion.asset_materialization.metadata["champion"].value
+    with duckdb.connect(str(session.cohort_dir / "warehouse.duckdb"), read_only=True) as con:
+        exists = con.execute(
+            "SELECT count(*) FROM duckdb_tables() "
+            "WHERE schema_name = 'eval' AND table_name = 'risk_scores'"
+        ).fetchone()[0]
+        scores = (
+            con.execute(
+                "SELECT batch_id, model_name, model_version, count(*) AS n "
+                "FROM eval.risk_scores GROUP BY ALL"
+            ).df()
+            if exists
+            else None
+        )
+    print(f"[e2e] champion after the retraining: {champion}")
+    if champion == "none":
+        assert scores is None or not set(NEW_BATCHES) & set(scores["batch_id"])
+        return
+    strategy, version = champion.rsplit(" v", 1)
+    assert scores is not None and set(NEW_BATCHES) <= set(scores["batch_id"])
+    new = scores[scores["batch_id"].isin(NEW_BATCHES)]
+    assert set(new["model_name"]) == {f"synthetic.{strategy}"}
+    assert set(new["model_version"]) == {int(version)}
+    assert (new["n"] == 150).all()
