@@ -223,6 +223,8 @@ def test_a_concurrent_re_evaluation_scores_one_complete_version(run, landed) -> 
             ).df()["patient_id"]
         snapshots.append((result.success, metrics.set_index("strategy"), scores, labelled))
     trainer.join()
+    seen = [int(m.loc[retrained, "model_version"]) for _, m, _, _ in snapshots]
+    print(f"\n[concurrency] {retrained}: versions {before} before; re-evaluations scored {seen}")
     assert trained == [True, True]
     assert store.versions(retrained)[-2:] == [before[-1] + 1, before[-1] + 2]
 
