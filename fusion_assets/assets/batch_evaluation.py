@@ -115,10 +115,11 @@ def _deps(cohort: Cohort) -> list:
         cohort.key("raw_patients"),  # same partitions: this batch's ingest
         *cohort.keys("aligned_patients", *(f"aligned_{m}" for m in cohort.spec.modality_names)),
         # The references it compares against: the training split, the fused models,
-        # their test-split predictions and reference intervals.
+        # their test-split predictions and reference intervals, and the champion.
         cohort.key("splits"),
         dg.AssetDep(cohort.key("fused_model"), partition_mapping=dg.AllPartitionMapping()),
         *cohort.keys("predictions", "subgroup_metrics"),
+        cohort.key("promotion"),  # the champion alias it scores
     ]
 
 
