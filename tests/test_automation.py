@@ -33,6 +33,7 @@ RETRAINED = [
     "degradation_summary",
     "complete_case",
     "cv_repeat_metrics",
+    "promotion",
 ]
 
 
@@ -82,6 +83,7 @@ CHAIN = [
         "degradation_summary",
         "complete_case",
         "cv_repeat_metrics",
+        "promotion",
     },
 ]
 

@@ -109,6 +109,7 @@ def _assert_risk_scores(session: DaemonSession) -> None:
     promotion = session.instance.get_latest_materialization_event(
         dg.AssetKey(["synthetic", "promotion"])
     )
+    assert promotion is not None, "the retraining did not run its promotion step"
     champion = promotion.asset_materialization.metadata["champion"].value
     with duckdb.connect(str(session.cohort_dir / "warehouse.duckdb"), read_only=True) as con:
         exists = con.execute(
