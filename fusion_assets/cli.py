@@ -126,9 +126,34 @@ def _promote(args: argparse.Namespace) -> None:
     resources = location_resources(str(_data_dir(args)), os.environ.get("MLFLOW_TRACKING_URI"))
     store = resources["model_store"].for_cohort(args.cohort)
     try:
-        print(promote_by_hand(store, args.version, args.model))
+        text = promote_by_hand(store, args.version, args.model)
     except ValueError as exc:
         _user_error(exc)
+    print(text)
+    _record_promotion(args.cohort, store.champion(), text)
+
+
+def _record_promotion(cohort: str, champion: tuple[str, int] | None, text: str) -> None:
+    """The hand promotion as a ``promotion`` materialization in the Dagster instance: the
+    asset's history shows it, and the re-evaluation sensor (which reads the champion from
+    the event log, not from MLflow) includes risk_scores from the next batch on."""
+    import dagster as dg
+
+    from fusion_assets.demo import default_instance
+
+    if not os.environ.get("DAGSTER_HOME") or champion is None:
+        return  # no instance to record it in (the registry tag records it regardless)
+    default_instance().report_runless_asset_event(
+        dg.AssetMaterialization(
+            dg.AssetKey([cohort, "promotion"]),
+            metadata={
+                "champion": dg.MetadataValue.text(f"{champion[0]} v{champion[1]}"),
+                "promoted": dg.MetadataValue.bool(True),
+                "reasons": dg.MetadataValue.text(text),
+                "set_by_hand": dg.MetadataValue.bool(True),
+            },
+        )
+    )
 
 
 def _score_cohort(args: argparse.Namespace):
