@@ -2,8 +2,8 @@
 
 A retraining refreshes, in dependency order: the availability profile, the
 recommendation and the evaluation design, the encoders (one partition per
-modality), the fused models (one per strategy), the predictions and the
-subgroup report. Nothing here lists that order:
+modality), the fused models (one per strategy), the predictions, the
+subgroup report and the promotion decision. Nothing here lists that order:
 
 - the root, ``availability_profile``, is cron-gated (the cohort's
   ``retrain_cron``, default Sundays 03:00): once per tick, when its inputs are
@@ -80,7 +80,7 @@ def retraining_sensor(cohort: Cohort) -> dg.AutomationConditionSensorDefinition:
         emit_backfills=False,
         description=(
             f"Retraining of cohort {cohort.name!r}: on each tick of {cohort.retrain_cron!r}, the "
-            "profile, encoders, fused models, predictions and report, in dependency order "
+            "profile, encoders, fused models, predictions, report and promotion, in dependency order "
             "(shipped STOPPED: a retraining replaces the models; see docs/operations.md)."
         ),
     )

@@ -1,4 +1,5 @@
-"""The ``fusion-assets`` command line: synthetic batches, the demo run, your own cohort."""
+"""The ``fusion-assets`` command line: synthetic batches, the demo run, your own cohort,
+promotion and risk scores."""
 
 from __future__ import annotations
 
@@ -125,9 +126,95 @@ def _promote(args: argparse.Namespace) -> None:
     resources = location_resources(str(_data_dir(args)), os.environ.get("MLFLOW_TRACKING_URI"))
     store = resources["model_store"].for_cohort(args.cohort)
     try:
-        print(promote_by_hand(store, args.version, args.model))
+        text = promote_by_hand(store, args.version, args.model)
     except ValueError as exc:
         _user_error(exc)
+    print(text)
+    _record_promotion(args.cohort, store.champion(), text)
+
+
+def _record_promotion(cohort: str, champion: tuple[str, int] | None, text: str) -> None:
+    """The hand promotion as a ``promotion`` materialization in the Dagster instance: the
+    asset's history shows it, and the re-evaluation sensor (which reads the champion from
+    the event log, not from MLflow) includes risk_scores from the next batch on."""
+    import dagster as dg
+
+    from fusion_assets.demo import default_instance
+
+    if not os.environ.get("DAGSTER_HOME") or champion is None:
+        return  # no instance to record it in (the registry tag records it regardless)
+    default_instance().report_runless_asset_event(
+        dg.AssetMaterialization(
+            dg.AssetKey([cohort, "promotion"]),
+            metadata={
+                "champion": dg.MetadataValue.text(f"{champion[0]} v{champion[1]}"),
+                "promoted": dg.MetadataValue.bool(True),
+                "reasons": dg.MetadataValue.text(text),
+                "set_by_hand": dg.MetadataValue.bool(True),
+            },
+        )
+    )
+
+
+def _score_cohort(args: argparse.Namespace):
+    """The cohort ``score`` works on: the spec's (``--spec``) or a declared one (``--cohort``)."""
+    from fusion_assets.location.cohort import Cohort, cohort_name
+
+    if args.spec:
+        from fusion_assets.cohorts.spec_file import read_spec_file
+
+        spec = read_spec_file(args.spec)
+        return Cohort(cohort_name(spec.name), spec)
+    from fusion_assets.location.component import declared_cohorts
+
+    cohorts = declared_cohorts()
+    if args.cohort not in cohorts:
+        raise ValueError(
+            f"No cohort {args.cohort!r} in fusion_assets/defs/ (have {sorted(cohorts)}); "
+            "for your own cohort pass --spec cohort.yaml."
+        )
+    return cohorts[args.cohort]
+
+
+def _score(args: argparse.Namespace) -> None:
+    """Materialize ``risk_scores`` for one landing batch and say where the rows went."""
+    from fusion_assets.demo import default_instance
+    from fusion_assets.identifiers import check_batch_id
+    from fusion_assets.location.build import build_location, location_resources
+
+    with _user_errors():
+        batch_id = check_batch_id(args.batch)
+        try:
+            cohort = _score_cohort(args)
+        except ValueError as exc:
+            _user_error(exc)
+    resources = location_resources(str(_data_dir(args)), os.environ.get("MLFLOW_TRACKING_URI"))
+    job = build_location([cohort], resources).resolve_job_def(cohort.job("reevaluate_batch"))
+    instance = default_instance()
+    if batch_id not in instance.get_dynamic_partitions(cohort.landing_partitions):
+        # The batch may have been ingested under another instance (a demo without DAGSTER_HOME).
+        instance.add_dynamic_partitions(cohort.landing_partitions, [batch_id])
+    key = cohort.key("risk_scores")
+    result = job.execute_in_process(
+        partition_key=batch_id,
+        instance=instance,
+        asset_selection=[key],
+        raise_on_error=False,
+        tags={"fusion_assets/source": "cli"},
+    )
+    if not result.success:
+        failure = next(e for e in result.all_events if e.is_step_failure)
+        data = failure.step_failure_data
+        user = data.user_failure_data
+        _user_error(RuntimeError(user.description if user else data.error.message))
+    metadata = result.asset_materializations_for_node(cohort.op("risk_scores"))[0].metadata
+    warehouse = resources["warehouse"].for_cohort(cohort.name).path
+    flagged = metadata["flagged"].value
+    print(
+        f"risk scores of batch {batch_id}: {metadata['dagster/row_count'].value} patients in "
+        f"{metadata['table'].value} of {warehouse}, scored by {metadata['model'].value} "
+        f"({metadata['model_uri'].value}); flagged (rare or unseen pattern): {flagged}"
+    )
 
 
 def _spec_schema(args: argparse.Namespace) -> None:
@@ -220,6 +307,16 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("--cohort", default=DEFAULT_COHORT)
     promote.add_argument("--model", default=None, help="strategy (default: the champion's)")
     promote.set_defaults(func=_promote)
+
+    score = commands.add_parser(
+        "score",
+        help="write the champion's risk scores of one landing batch (eval.risk_scores)",
+    )
+    score.add_argument("--batch", required=True, help="the landing batch id (its partition)")
+    which = score.add_mutually_exclusive_group()
+    which.add_argument("--cohort", default=DEFAULT_COHORT, help="a cohort of fusion_assets/defs/")
+    which.add_argument("--spec", default=None, help="or your own cohort's spec YAML")
+    score.set_defaults(func=_score)
 
     schema = commands.add_parser(
         "spec-schema", help="print the JSON Schema of cohort spec files (for editors)"

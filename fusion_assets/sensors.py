@@ -5,8 +5,9 @@
   and one ingest run; a batch moved to ``_quarantine/`` has its partition removed.
 - ``<cohort>_reevaluation_sensor``: every ingest (a ``raw_patients``
   materialization, from the landing sensor, the UI or the demo) starts one run
-  that refreshes the aligned tables and scores that batch with the current fused
-  models.
+  that refreshes the aligned tables, scores that batch with the current fused
+  models (``batch_evaluation``) and, when the last promotion step left a champion,
+  writes the champion's risk scores of the batch's patients (``risk_scores``).
 
 Retraining is declarative (automation.py), not a sensor of its own. The daemon
 imports this module on every code-server start and evaluates the ticks in that
@@ -154,10 +155,28 @@ def build_landing_sensor(
 # --- re-evaluation after each ingest -----------------------------------------------------
 
 
+def _has_champion(instance: dg.DagsterInstance, promotion: dg.AssetKey) -> bool:
+    """Whether the latest promotion step left a champion (its metadata; one indexed
+    event-log query, no MLflow in a tick). risk_scores itself reads the alias."""
+    event = instance.get_latest_materialization_event(promotion)
+    if event is None or event.asset_materialization is None:
+        return False
+    champion = event.asset_materialization.metadata.get("champion")
+    return champion is not None and champion.value not in ("", "none")
+
+
 def build_reevaluation_sensor(
     cohort: Cohort, job: dg.UnresolvedAssetJobDefinition
 ) -> dg.SensorDefinition:
     marker = cohort.key("raw_patients")  # every ingest writes it exactly once per batch
+    # Without a champion there is nothing to score with: the run leaves risk_scores out
+    # instead of failing on every batch of a fresh install (or of a cohort whose candidates
+    # have not cleared the promotion rules yet).
+    promotion = cohort.key("promotion")
+    without_scores = [
+        *cohort.keys("aligned_patients", *(f"aligned_{m}" for m in cohort.spec.modality_names)),
+        cohort.key("batch_evaluation"),
+    ]
 
     @dg.sensor(
         name=cohort.sensor("reevaluation_sensor"),
@@ -167,7 +186,8 @@ def build_reevaluation_sensor(
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             f"After each ingest of a {cohort.name} landing batch (raw_patients materialization), "
-            "refresh the aligned tables and re-evaluate the current fused models on that batch."
+            "refresh the aligned tables, re-evaluate the current fused models on that batch and "
+            "write the champion's risk scores of its patients (when there is a champion)."
         ),
     )
     def reevaluation_sensor(
@@ -186,6 +206,7 @@ def build_reevaluation_sensor(
         for record in records:
             if record.partition_key:  # unpartitioned materializations are not landing batches
                 latest[record.partition_key] = record.storage_id
+        selection = None if _has_champion(context.instance, promotion) else without_scores
         return dg.SensorResult(
             run_requests=[
                 # The storage id in the key: re-ingesting a batch (a new materialization)
@@ -194,6 +215,7 @@ def build_reevaluation_sensor(
                     run_key=f"{batch}:{storage_id}",
                     partition_key=batch,
                     tags={BATCH_TAG: batch},
+                    asset_selection=selection,
                 )
                 for batch, storage_id in sorted(latest.items(), key=lambda item: item[1])
             ],

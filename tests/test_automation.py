@@ -37,6 +37,7 @@ RETRAINED = [
     "net_benefit",
     "deployment_metrics",
     "availability_by_group",
+    "promotion",
 ]
 
 
@@ -90,6 +91,7 @@ CHAIN = [
         "net_benefit",
         "deployment_metrics",
         "availability_by_group",
+        "promotion",
     },
 ]
 

@@ -12,13 +12,17 @@ retraining cron that ticks about a minute after start. The test then:
    automation conditions retrain profile → encoders → fused models →
    predictions + report, the partitions two at a time;
 3. lands two batches at the same moment: both are ingested once and scored
-   with the retrained models.
+   with the retrained models, and the champion's risk scores of their patients
+   are written (``eval.risk_scores``) when the promotion step left a champion.
 
 It prints the time of each step.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import dagster as dg
@@ -26,6 +30,7 @@ import duckdb
 import pytest
 
 from fusion_assets.models.strategies import STRATEGIES
+from resources import ModelStoreResource
 from tests.fixtures.dagster_dev import (
     DaemonSession,
     land,
@@ -57,6 +62,7 @@ def test_landing_retraining_and_reevaluation_need_no_click(session: DaemonSessio
     retraining = [r for r in instance.get_runs() if r.tags.get("fusion_assets/retrain")]
     print(f"[e2e] retraining: {len(retraining)} runs, done {time.time() - t0:.0f} s after landing")
     session.assert_retrained_by_the_daemon()
+    _promote_if_no_champion(session)
 
     # Two batches at the same moment: each ingested once, each scored by the new models.
     landed_at = time.time()
@@ -99,3 +105,57 @@ def _assert_batches_scored(session: DaemonSession) -> None:
         [dg.AssetCheckKey(key, "batch_evaluation_within_reference")]
     )
     assert checks, "the batch_evaluation_within_reference check did not run"
+    _assert_risk_scores(session)
+
+
+def _promote_if_no_champion(session: DaemonSession) -> None:
+    """Tiny models may fail the calibration rule: then an operator names the champion by
+    hand (``fusion-assets promote``), which the instance records for the sensors."""
+    promotion = session.instance.get_latest_materialization_event(
+        dg.AssetKey(["synthetic", "promotion"])
+    )
+    if promotion.asset_materialization.metadata["champion"].value != "none":
+        return
+    store = ModelStoreResource(data_dir=str(session.data)).for_cohort("synthetic")
+    version = store.newest_version("late")
+    env = {**os.environ, **session.env, "DAGSTER_HOME": str(session.home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    command = [sys.executable, "-m", "fusion_assets.cli", "--data-dir", str(session.data)]
+    done = subprocess.run(
+        [*command, "promote", "--version", str(version), "--model", "late"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    print(f"[e2e] no champion after the retraining; {done.stdout.strip()}")
+
+
+def _assert_risk_scores(session: DaemonSession) -> None:
+    """The sensor path wrote the champion's risk scores of each new batch."""
+    promotion = session.instance.get_latest_materialization_event(
+        dg.AssetKey(["synthetic", "promotion"])
+    )
+    assert promotion is not None, "the retraining did not run its promotion step"
+    champion = promotion.asset_materialization.metadata["champion"].value
+    with duckdb.connect(str(session.cohort_dir / "warehouse.duckdb"), read_only=True) as con:
+        exists = con.execute(
+            "SELECT count(*) FROM duckdb_tables() "
+            "WHERE schema_name = 'eval' AND table_name = 'risk_scores'"
+        ).fetchone()[0]
+        scores = (
+            con.execute(
+                "SELECT batch_id, model_name, model_version, count(*) AS n "
+                "FROM eval.risk_scores GROUP BY ALL"
+            ).df()
+            if exists
+            else None
+        )
+    print(f"[e2e] champion that scored the new batches: {champion}")
+    strategy, version = champion.rsplit(" v", 1)
+    assert scores is not None and set(NEW_BATCHES) <= set(scores["batch_id"])
+    new = scores[scores["batch_id"].isin(NEW_BATCHES)]
+    assert set(new["model_name"]) == {f"synthetic.{strategy}"}
+    assert set(new["model_version"]) == {int(version)}
+    assert (new["n"] == 150).all()

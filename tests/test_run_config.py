@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from fusion_assets.assets.batch_evaluation import BatchEvaluationConfig
 from fusion_assets.assets.evaluation import ReportConfig, StressTestConfig
 from fusion_assets.assets.profile import RecommendationConfig, SplitConfig
+from fusion_assets.assets.risk_scores import RiskScoresConfig
 from fusion_assets.assets.training_run import TrainingConfig
 from fusion_assets.evaluation import SplitSettings, StressSettings
 from fusion_assets.reevaluation.settings import BatchEvaluationSettings
@@ -19,6 +20,7 @@ CONFIGS = [
     BatchEvaluationConfig,
     RecommendationConfig,
     ReportConfig,
+    RiskScoresConfig,
     SplitConfig,
     StressTestConfig,
     TrainingConfig,

@@ -242,6 +242,10 @@ def test_reevaluation_follows_ingests_once(dagster_instance):
     assert [r.partition_key for r in result.run_requests] == ["b-2", "b-1"]
     keys = [r.run_key for r in result.run_requests]
     assert len(set(keys)) == 2 and all(":" in k for k in keys)
+    # No promotion step has run: no champion to score with, so risk_scores is left out.
+    selected = set(result.run_requests[0].asset_selection)
+    assert SYNTHETIC.key("batch_evaluation") in selected
+    assert SYNTHETIC.key("risk_scores") not in selected
 
     # A restart from the stored cursor sees nothing new.
     again = reevaluation_sensor(
@@ -255,3 +259,17 @@ def test_reevaluation_follows_ingests_once(dagster_instance):
     )
     assert [r.partition_key for r in later.run_requests] == ["b-1"]
     assert later.run_requests[0].run_key not in keys
+
+    # Once a promotion step has left a champion, the whole job runs, risk_scores included.
+    cursor = later.cursor
+    for champion, scored in (("none", False), ("late v1", True)):
+        dagster_instance.report_runless_asset_event(
+            dg.AssetMaterialization(SYNTHETIC.key("promotion"), metadata={"champion": champion})
+        )
+        _report_ingest(dagster_instance, "b-3")
+        tick = reevaluation_sensor(
+            dg.build_sensor_context(instance=dagster_instance, cursor=cursor)
+        )
+        (request,) = tick.run_requests
+        assert (request.asset_selection is None) == scored
+        cursor = tick.cursor

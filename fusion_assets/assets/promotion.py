@@ -20,6 +20,7 @@ import dagster as dg
 import pandas as pd
 
 from fusion_assets.assets.metadata import frame_table, rounded
+from fusion_assets.automation import retraining_condition
 from fusion_assets.evaluation.settings import CV
 from fusion_assets.location.cohort import Cohort
 from fusion_assets.models.strategies import STRATEGIES
@@ -195,6 +196,9 @@ def build_promotion_asset(cohort: Cohort) -> dg.AssetsDefinition:
             )
         ],
         kinds={"mlflow"},
+        # Part of the retraining: a retrained report is followed by its promotion decision,
+        # so the sensors' re-evaluation and risk scores use the new champion.
+        automation_condition=retraining_condition(cohort),
         description="One promotion decision per evaluation: moves MLflow alias 'champion' to the "
         "candidate version only if it clears the promotion rules against the current champion "
         "on the same held-out patients.",

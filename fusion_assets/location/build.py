@@ -16,6 +16,7 @@ from fusion_assets.assets.fusion import build_fusion_asset
 from fusion_assets.assets.ingest import build_ingest_assets
 from fusion_assets.assets.profile import build_profile_assets
 from fusion_assets.assets.promotion import build_promotion_asset
+from fusion_assets.assets.risk_scores import build_risk_scores
 from fusion_assets.automation import retraining_sensor
 from fusion_assets.checks import build_checks
 from fusion_assets.jobs import build_jobs
@@ -44,6 +45,7 @@ def cohort_assets(cohort: Cohort) -> list[dg.AssetsDefinition]:
         *build_evaluation_assets(cohort),
         build_promotion_asset(cohort),
         build_batch_evaluation(cohort, landing),
+        build_risk_scores(cohort, landing),
     ]
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 DATA_STRATEGY = "data"  # drift rows: a property of the batch, not of a model
+# The batch's patients that are already in the training cohort (profile.splits).
+TRAINING_OVERLAP = ("provenance", "patients_in_training")
 COLUMNS = [
     "batch_id",
     "strategy",
@@ -15,11 +17,14 @@ COLUMNS = [
     "metric",
     "subgroup",
     "value",
+    "ci_low",
+    "ci_high",
     "suppressed",
     "reference",
     "reference_low",
     "reference_high",
     "flagged",
+    "model_version",
 ]
 
 
@@ -42,11 +47,14 @@ class ResultRows:
             "metric": metric,
             "subgroup": subgroup,
             "value": None if value is None or is_nan(value) else float(value),
+            "ci_low": None,
+            "ci_high": None,
             "suppressed": False,
             "reference": None,
             "reference_low": None,
             "reference_high": None,
             "flagged": False,
+            "model_version": None,
         }
         row.update(extra)
         self.rows.append(row)
@@ -57,10 +65,14 @@ class ResultRows:
         return table.astype(
             {
                 "value": "float64",
+                "ci_low": "float64",
+                "ci_high": "float64",
                 "reference": "float64",
                 "reference_low": "float64",
                 "reference_high": "float64",
                 "suppressed": "bool",
                 "flagged": "bool",
+                # The registered version of the strategy's model (empty for data rows).
+                "model_version": "Int64",
             }
         )

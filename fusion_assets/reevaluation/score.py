@@ -1,4 +1,11 @@
-"""The batch scored with the current fused models (those that exist in the model store)."""
+"""The batch scored with the champion and the other strategies' registered versions.
+
+The asset pins the champion's strategy at the champion's version (alias ``champion``)
+before scoring; every other strategy is read at its newest registered version, each
+resolved once per re-evaluation and loaded by version URI (``models:/<name>/<version>``):
+a training that registers a new version meanwhile changes nothing in this re-evaluation,
+and the versions it records are the ones whose predictions it measured.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +26,10 @@ def missing_models(store: ModelStore, strategies: Sequence[str]) -> list[str]:
 def score_batch(
     store: ModelStore, strategies: Sequence[str], inputs: BatchInputs
 ) -> dict[str, np.ndarray]:
-    """P(label) per strategy for the batch's patients, for the models that exist."""
+    """P(label) per strategy for the batch's patients, for the models that exist.
+
+    ``store.versions_used`` says afterwards which version each strategy was read at.
+    """
     available = [s for s in strategies if store.exists(FUSION_STORE, s)]
     if not available or inputs.batch.empty:
         return {}

@@ -30,6 +30,15 @@ class BatchEvaluationSettings(BaseModel):
         description="Cells under this many patients are suppressed (disclosure control)",
     )
     psi_bins: int = Field(default=10, ge=2, description="Quantile bins of the PSI")
+    n_boot: int = Field(
+        default=500,
+        ge=10,
+        description="Label-stratified bootstrap resamples of the batch's own AUROC interval",
+    )
+    ci_level: float = Field(
+        default=0.95, gt=0.0, lt=1.0, description="Level of the batch's AUROC interval"
+    )
+    seed: int = Field(default=0, description="Seed of the batch's bootstrap")
     strategies: list[str] = Field(
         default=list(STRATEGIES),
         description=f"Fused models scored on the batch (any of {', '.join(STRATEGIES)})",

@@ -4,16 +4,40 @@ from __future__ import annotations
 
 import pandas as pd
 
+from fusion_assets.disclosure import suppressed_count
+from fusion_assets.reevaluation.inputs import BatchInputs
 from fusion_assets.reevaluation.rows import DATA_STRATEGY, is_nan
+
+TRAINING_BATCH = "training batch, not a re-evaluation"
+
+
+def evaluation_status(inputs: BatchInputs) -> str:
+    """What the performance rows of this batch are: a re-evaluation, or why not."""
+    n, in_training = len(inputs.batch), inputs.n_in_training
+    if inputs.is_training_batch:
+        return (
+            f"{TRAINING_BATCH}: all {n} patients are in profile.splits "
+            "(the cohort the current models were fitted and tested on); no performance rows"
+        )
+    if in_training:
+        shown = suppressed_count(in_training)
+        return (
+            f"re-evaluation on the {n - in_training} new patients; "
+            f"{shown if shown is not None else 'fewer than 11'} patients already in "
+            "profile.splits left out"
+        )
+    return f"re-evaluation on {n} new patients"
 
 
 def check_problems(table: pd.DataFrame) -> list[str]:
-    """AUROCs below their reference interval and drift measures over their thresholds."""
+    """AUROC intervals entirely below their reference interval and drift measures over their
+    thresholds."""
     flagged = table.loc[table["flagged"]]
     below = flagged[flagged["metric"] == "auroc"]
     drift = flagged[flagged["kind"] == "drift"]
     return [
-        f"{r.strategy}: AUROC {r.value:.3f} < reference low {r.reference_low:.3f}"
+        f"{r.strategy}: batch AUROC {r.value:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] lies below "
+        f"the reference interval [{r.reference_low:.3f}, {r.reference_high:.3f}]"
         for r in below.itertuples()
     ] + [
         f"{r.strategy if r.strategy != DATA_STRATEGY else 'data'} {r.metric} {r.subgroup} = {r.value:.3f}"
@@ -36,6 +60,9 @@ def performance_frame(table: pd.DataFrame) -> pd.DataFrame:
         "strategy",
         "subgroup",
         "value",
+        "ci_low",
+        "ci_high",
+        "model_version",
         "reference_low",
         "reference_high",
         "suppressed",

@@ -19,6 +19,8 @@ from fusion_assets.warehouse.sql import table_exists
 
 BATCH_IDS_SQL = "SELECT patient_id FROM raw.patients WHERE batch_id = ?"
 TRAIN_IDS_SQL = "SELECT patient_id FROM profile.splits WHERE split = 'train'"
+# Every patient the current models were fitted, validated or tested on.
+COHORT_IDS_SQL = "SELECT patient_id FROM profile.splits"
 
 
 def presence(
@@ -41,6 +43,12 @@ def presence(
         "+".join(m for m in names if row[m]) or "none" for row in df[names].to_dict("records")
     ]
     return df
+
+
+def in_training_cohort(con: duckdb.DuckDBPyConnection, patient_ids: pd.Series) -> pd.Series:
+    """Per patient id: is it in ``profile.splits`` (the models' training cohort)?"""
+    known = {row[0] for row in con.execute(COHORT_IDS_SQL).fetchall()}
+    return patient_ids.isin(known).astype(bool)
 
 
 def _modality_rows(
@@ -104,6 +112,7 @@ def read_batch_inputs(
     """Everything one re-evaluation of ``batch_id`` needs, in one connection."""
     batch = presence(con, spec, BATCH_IDS_SQL, [batch_id])
     has_splits = table_exists(con, "profile", "splits")
+    batch["in_training"] = in_training_cohort(con, batch["patient_id"]) if has_splits else False
     reference = presence(con, spec, TRAIN_IDS_SQL, []) if has_splits else None
     frames: dict[str, pd.DataFrame] = {}
     summaries: dict[str, tuple[pd.DataFrame, pd.DataFrame | None]] = {}

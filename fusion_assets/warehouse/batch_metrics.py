@@ -12,8 +12,13 @@ CREATE SCHEMA IF NOT EXISTS eval;
 CREATE TABLE IF NOT EXISTS {RESULT_TABLE} (
     batch_id VARCHAR, strategy VARCHAR, kind VARCHAR, metric VARCHAR, subgroup VARCHAR,
     value DOUBLE, suppressed BOOLEAN, reference DOUBLE, reference_low DOUBLE,
-    reference_high DOUBLE, flagged BOOLEAN, evaluated_at TIMESTAMP, dagster_run_id VARCHAR
-)"""
+    reference_high DOUBLE, flagged BOOLEAN, evaluated_at TIMESTAMP, dagster_run_id VARCHAR,
+    ci_low DOUBLE, ci_high DOUBLE, model_version INTEGER
+);
+-- Tables written before the batch's own interval and the model version were recorded.
+ALTER TABLE {RESULT_TABLE} ADD COLUMN IF NOT EXISTS ci_low DOUBLE;
+ALTER TABLE {RESULT_TABLE} ADD COLUMN IF NOT EXISTS ci_high DOUBLE;
+ALTER TABLE {RESULT_TABLE} ADD COLUMN IF NOT EXISTS model_version INTEGER"""
 
 
 def write_batch_metrics(

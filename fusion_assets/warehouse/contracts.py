@@ -75,6 +75,25 @@ COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "peak_rss_increase_mib": "Peak process RSS during the fit above its start, MiB",
         "peak_rss_mib": "Peak process RSS during the fit, MiB",
     },
+    "eval.risk_scores": {
+        "batch_id": _PATIENT["batch_id"],
+        "patient_id": _PATIENT["patient_id"],
+        "index_time": _PATIENT["index_time"],
+        "prob": "The champion's predicted probability of label 1",
+        "model_name": "Registered model that scored (<cohort>.<strategy>)",
+        "strategy": "Fusion strategy of that model",
+        "model_version": "Registered version that scored (the champion when scored)",
+        "pattern": "The patient's availability pattern (present modalities joined by '+')",
+        "n_training_pattern": "Training-split patients with the same pattern",
+        "pattern_support": "seen, rare (fewer than rare_pattern_below) or unseen in training",
+        "flagged": "The pattern was rare or unseen in training",
+        "pattern_auroc": "The strategy's held-out AUROC on this pattern (eval.subgroup_metrics)",
+        "pattern_auroc_ci_low": "Lower bound of that AUROC's 95 % interval",
+        "pattern_auroc_ci_high": "Upper bound of that AUROC's 95 % interval",
+        "auroc_subgroup": "The report's subgroup the AUROC is from (the pattern, or 'other')",
+        "scored_at": "When the batch was scored (UTC)",
+        "dagster_run_id": "The Dagster run that scored it",
+    },
 }
 
 
