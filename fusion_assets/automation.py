@@ -64,6 +64,9 @@ def retraining_condition(cohort: Cohort) -> dg.AutomationCondition:
         # A partitioned input (encoders, fused models) is refitted partition by partition:
         # wait until none is running, so the step sees them all.
         & ~dg.AutomationCondition.any_deps_in_progress().ignore(aligned)
+        # A fit whose blocking fit checks failed was not registered: nothing downstream
+        # refreshes on it (the checks are in fusion_assets/fit_checks.py)
+        & dg.AutomationCondition.all_deps_blocking_checks_passed()
         & ~dg.AutomationCondition.in_progress()
     ).with_label(f"after its inputs, once per {cohort.retrain_cron!r} tick")
 

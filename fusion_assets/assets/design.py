@@ -131,6 +131,20 @@ class DeployedFit:
 
         return fit
 
+    def evidence(self, result: Any, labels: pd.Series) -> Any:
+        """What the fit checks read (``fit_checks.FitEvidence``): the validation AUROC, or
+        in cross-validation the fold models' out-of-fold AUROC (the deployed refit has no
+        patient held out)."""
+        from fusion_assets.fit_checks import FitEvidence
+
+        if self.run is None:
+            auroc = float(result.val_auroc)
+            source = f"validation AUROC ({result.n_val} patients)"
+        else:
+            auroc = self.run.oof_auroc(labels)
+            source = f"out-of-fold AUROC of the {len(self.run.summary)} fold models"
+        return FitEvidence(auroc, source, result.iterative, len(result.history), result.fitted_by)
+
     def describe(
         self, context: dg.AssetExecutionContext, directory: Path
     ) -> dict[str, dg.MetadataValue]:
@@ -163,4 +177,8 @@ def with_fold_models(
     if version is not None and "cv_plan_id" in extra:
         # Fold models (and so the evaluation) change with the plan even if the final model does not.
         version = dg.DataVersion(f"{version.value}-cv{extra['cv_plan_id'].value}")
-    return dg.MaterializeResult(metadata={**(result.metadata or {}), **extra}, data_version=version)
+    return dg.MaterializeResult(
+        metadata={**(result.metadata or {}), **extra},
+        data_version=version,
+        check_results=result.check_results,
+    )

@@ -8,12 +8,13 @@ variants train in seconds and exist for tests.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Literal, get_args
 
 from fusion_assets.models.recalibration import MIN_EVENTS_PER_CLASS
 
 # where torch models train (models/device.py resolves them)
-DEVICES = ("auto", "cpu", "cuda")
+DeviceName = Literal["auto", "cpu", "cuda"]
+DEVICES: tuple[str, ...] = get_args(DeviceName)
 
 
 @dataclass

@@ -1,0 +1,145 @@
+"""What a fit must show before it becomes a registered model version (pure code: no dagster).
+
+Three rules, run on every fit of ``modality_encoder`` and ``fused_model`` by the fit
+itself (``assets/training_run.py``), as blocking Dagster asset checks:
+
+- ``validation_auroc_is_finite``: the held-out AUROC (the validation patients', or in
+  cross-validation mode the fold models' out-of-fold AUROC) is a number: a validation
+  split of one class, or a model that outputs NaN, gives none.
+- ``trained_at_least_one_epoch``: a torch module was trained for at least one epoch
+  (models solved or boosted in one call — late fusion's stacking, the references — pass
+  and say how they were fitted).
+- ``not_worse_than_best_single_modality`` (fused models only): the held-out AUROC is at
+  most ``max_below`` under the best single modality's on the same patients (a unimodal
+  model scores every patient, its prior where the modality is absent, as the report
+  scores single modalities).
+
+A fit that fails one is logged to MLflow (its run tagged ``fusion.fit_checks = failed``,
+status FAILED) but never registered, so nothing downstream (predictions, promotion,
+re-evaluation, scoring) can load it; the step fails and the run's downstream steps are
+skipped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+FINITE_AUROC = "validation_auroc_is_finite"
+AT_LEAST_ONE_EPOCH = "trained_at_least_one_epoch"
+NOT_WORSE_THAN_SINGLE = "not_worse_than_best_single_modality"
+ENCODER_CHECKS = (FINITE_AUROC, AT_LEAST_ONE_EPOCH)
+FUSION_CHECKS = (FINITE_AUROC, AT_LEAST_ONE_EPOCH, NOT_WORSE_THAN_SINGLE)
+
+DESCRIPTIONS = {
+    FINITE_AUROC: "The fit's held-out AUROC (validation patients, or the fold models' "
+    "out-of-fold predictions in cross-validation mode) is finite.",
+    AT_LEAST_ONE_EPOCH: "A torch model trained for at least one epoch (models fitted in one "
+    "call, such as late fusion's stacking or the references, say how they were fitted).",
+    NOT_WORSE_THAN_SINGLE: "The fused model's held-out AUROC is not below the best single "
+    "modality's on the same patients by more than the run config's "
+    "max_auroc_below_best_single.",
+}
+
+
+@dataclass(frozen=True)
+class FitCheck:
+    """One rule's outcome on one fit."""
+
+    name: str
+    passed: bool
+    description: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FitEvidence:
+    """What the rules read from a fit."""
+
+    auroc: float  # the held-out AUROC
+    auroc_source: str  # where it comes from, in words
+    iterative: bool  # a torch module trained over epochs
+    epochs: int  # epochs trained (0 for a fit in one call)
+    fitted_by: str  # how it was fitted, in words
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def check_fit(
+    evidence: FitEvidence,
+    single_aurocs: Mapping[str, float] | None = None,
+    max_below: float | None = None,
+) -> list[FitCheck]:
+    """The rules on one fit; the single-modality rule only with ``single_aurocs``."""
+    checks = [
+        FitCheck(
+            FINITE_AUROC,
+            _finite(evidence.auroc),
+            f"{evidence.auroc_source}: {evidence.auroc:.3f}"
+            if _finite(evidence.auroc)
+            else f"{evidence.auroc_source} is not a number: one class only among the held-out "
+            "patients, or the model outputs NaN; the fit is not registered",
+            {"auroc": float(evidence.auroc), "source": evidence.auroc_source},
+        ),
+        FitCheck(
+            AT_LEAST_ONE_EPOCH,
+            evidence.epochs >= 1 or not evidence.iterative,
+            (
+                f"{evidence.fitted_by}"
+                if evidence.epochs >= 1 or not evidence.iterative
+                else f"no epoch was trained ({evidence.fitted_by}); the fit is not registered"
+            ),
+            {"epochs": int(evidence.epochs), "iterative": evidence.iterative},
+        ),
+    ]
+    if single_aurocs is not None:
+        checks.append(_versus_single(evidence, single_aurocs, max_below or 0.0))
+    return checks
+
+
+def _versus_single(
+    evidence: FitEvidence, single_aurocs: Mapping[str, float], max_below: float
+) -> FitCheck:
+    finite = {m: float(a) for m, a in single_aurocs.items() if _finite(a)}
+    metadata: dict[str, Any] = {
+        "single_modality_auroc": {m: round(a, 4) for m, a in single_aurocs.items()},
+        "max_auroc_below_best_single": max_below,
+    }
+    if not finite:
+        return FitCheck(
+            NOT_WORSE_THAN_SINGLE,
+            True,
+            "no single modality has a finite held-out AUROC: nothing to compare with",
+            metadata,
+        )
+    best = max(finite, key=finite.__getitem__)
+    floor = finite[best] - max_below
+    passed = _finite(evidence.auroc) and evidence.auroc >= floor
+    metadata.update(best_single=best, best_single_auroc=finite[best], floor=floor)
+    verdict = "at or above" if passed else "below"
+    return FitCheck(
+        NOT_WORSE_THAN_SINGLE,
+        bool(passed),
+        f"held-out AUROC {evidence.auroc:.3f} is {verdict} {floor:.3f} (the best single "
+        f"modality, {best}, {finite[best]:.3f}, minus {max_below:g})"
+        + ("" if passed else "; the fit is not registered"),
+        metadata,
+    )
+
+
+def single_modality_aurocs(
+    encoders: Mapping[str, Any], frames: Mapping[str, Any], labels: Any, patient_ids: list[str]
+) -> dict[str, float]:
+    """Each fitted unimodal model's AUROC on ``patient_ids`` (its prior where absent)."""
+    from fusion_assets.metrics.classification import auroc
+    from fusion_assets.models.training import label_vector
+
+    y = label_vector(labels, patient_ids)
+    return {
+        m: float(auroc(y, model.predict_proba(model.prepare(dict(frames), patient_ids))))
+        for m, model in encoders.items()
+    }
