@@ -181,7 +181,7 @@ def build_fusion_asset(cohort: Cohort, encoder_asset: dg.AssetsDefinition) -> dg
             ),
             describe_fit=lambda directory: deployed.describe(context, directory),
             check_fit=lambda result: check_fit(
-                deployed.evidence(result, data.labels),
+                deployed.evidence(result, data.labels, data.val_ids),
                 best_single_evidence(deployed, store, spec, encoders, data),
                 config.max_auroc_below_best_single,
             ),
