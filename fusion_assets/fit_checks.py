@@ -16,7 +16,9 @@ itself (``assets/training_run.py``), as blocking Dagster asset checks:
   patients are few: the allowance is ``max(max_below, NOISE_Z × SE)`` (one-sided 99 %), SE of the
   difference of two AUROCs on those patients (Hanley & McNeil, taken as independent,
   which overstates it a little). A weak strategy on 180 patients is a finding for the
-  report, not a broken fit; on 5,000 patients the margin decides.
+  report, not a broken fit; on 5,000 patients the margin decides. A negative
+  ``max_below`` (the fused model must beat the best single modality by that much) is
+  applied as given.
 
 A fit that fails one is logged to MLflow (its run tagged ``fusion.fit_checks = failed``,
 status FAILED) but never registered, so nothing downstream (predictions, promotion,
@@ -148,7 +150,8 @@ def _versus_single(
         )
         noise = NOISE_Z * se
         metadata.update(n_events=evidence.n_events, n_non_events=evidence.n_non_events)
-    allowance = max(max_below, noise)
+    # a negative margin demands a gain: the user's rule, not relaxed by the noise
+    allowance = max_below if max_below < 0 else max(max_below, noise)
     floor = finite[best] - allowance
     passed = _finite(evidence.auroc) and evidence.auroc >= floor
     metadata.update(

@@ -63,6 +63,9 @@ def test_the_rules_of_a_fit() -> None:
         c for c in check_fit(many, {"notes": 0.66}, 0.05) if c.name == NOT_WORSE_THAN_SINGLE
     ]
     assert not large.passed and large.metadata["floor"] == pytest.approx(0.61)
+    # A negative margin demands a gain, whatever the noise.
+    (gain,) = [c for c in check_fit(few, {"notes": 0.5}, -0.1) if c.name == NOT_WORSE_THAN_SINGLE]
+    assert not gain.passed and gain.metadata["floor"] == pytest.approx(0.6)
     # Nothing finite to compare with: the margin rule has nothing to say.
     assert check_fit(_evidence(), {"ehr": float("nan")}, 0.05)[-1].passed
 
