@@ -9,6 +9,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import dagster as dg
 from pydantic import Field
@@ -84,6 +85,8 @@ def relocate_store(mlflow_dir: Path) -> int:
             con.execute("BEGIN IMMEDIATE")
             for old in sorted(old_roots, key=len, reverse=True):
                 changed += _rewrite(con, old, str(root))
+                if quote(old) != old:  # file:// URIs keep the path percent-encoded
+                    changed += _rewrite(con, quote(old), quote(str(root)))
             con.commit()
     _LOCATED.add(str(db))
     return changed
@@ -91,7 +94,7 @@ def relocate_store(mlflow_dir: Path) -> int:
 
 def _local_path(location: str) -> str | None:
     if location.startswith("file://"):
-        return location.removeprefix("file://")
+        return unquote(location.removeprefix("file://"))
     return location if location.startswith("/") else None
 
 
