@@ -4,6 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)
 export FUSION_DATA_DIR ?= $(CURDIR)/data
+# The MLflow UI's port; run links in Dagster metadata follow FUSION_MLFLOW_URL
+MLFLOW_PORT ?= 5000
+export FUSION_MLFLOW_URL ?= http://127.0.0.1:$(MLFLOW_PORT)
 
 .PHONY: demo demo-fast example test install dev-install browser postgres lint ui dg-dev mlflow-ui bench clean
 
@@ -64,7 +67,7 @@ dg-dev: dev-install
 	$(BIN)/dg dev
 
 mlflow-ui: install
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(FUSION_DATA_DIR)/mlflow/mlflow.db
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(FUSION_DATA_DIR)/mlflow/mlflow.db --port $(MLFLOW_PORT)
 
 bench: install
 	$(BIN)/python benchmarks/synth.py

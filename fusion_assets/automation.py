@@ -59,11 +59,21 @@ def retraining_root_condition(cohort: Cohort) -> dg.AutomationCondition:
 def retraining_condition(cohort: Cohort) -> dg.AutomationCondition:
     """Once per tick, after every input but the aligned tables was updated since the tick."""
     aligned = dg.AssetSelection.groups(cohort.group("align"))
+    fits = dg.AssetSelection.assets(cohort.key("modality_encoder"), cohort.key("fused_model"))
     return (
         dg.AutomationCondition.on_cron(cohort.retrain_cron).ignore(aligned)
         # A partitioned input (encoders, fused models) is refitted partition by partition:
         # wait until none is running, so the step sees them all.
         & ~dg.AutomationCondition.any_deps_in_progress().ignore(aligned)
+        # A fit whose blocking fit checks failed was not registered: nothing downstream
+        # refreshes on it (fusion_assets/fit_checks.py) until it is refitted and passes
+        & ~dg.AutomationCondition.any_deps_match(
+            dg.AutomationCondition.any_checks_match(
+                dg.AutomationCondition.check_failed(), blocking_only=True
+            )
+        )
+        .allow(fits)
+        .with_label("no input's fit check failed")
         & ~dg.AutomationCondition.in_progress()
     ).with_label(f"after its inputs, once per {cohort.retrain_cron!r} tick")
 

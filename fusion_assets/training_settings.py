@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from fusion_assets.models.config import EncoderConfig, FusionConfig, TrainConfig
+from fusion_assets.models.config import DeviceName, EncoderConfig, FusionConfig, TrainConfig
 from fusion_assets.models.presets import PresetName, encoder_preset, fusion_preset
 from fusion_assets.models.recalibration import MIN_EVENTS_PER_CLASS
 
@@ -66,6 +66,15 @@ class TrainingSettings(BaseModel):
         ge=1,
         description="No recalibration where the held-out patients have fewer of either class",
     )
+    device: DeviceName = Field(
+        default="auto",
+        description="Where torch models train: 'auto' (CUDA when torch sees a GPU, else the "
+        "CPU), 'cpu', or 'cuda' (an error without a GPU); the choice is in the run metadata",
+    )
+    mixed_precision: bool = Field(
+        default=False,
+        description="CUDA only: bfloat16 autocast while training (ignored on the CPU)",
+    )
 
     def _train(self, base: TrainConfig) -> TrainConfig:
         overrides = {
@@ -79,6 +88,8 @@ class TrainingSettings(BaseModel):
             seed=self.seed,
             recalibration=self.recalibration,
             recalibration_min_events=self.recalibration_min_events,
+            device=self.device,
+            mixed_precision=self.mixed_precision,
             **{k: v for k, v in overrides.items() if v is not None},
         )
 
@@ -98,3 +109,24 @@ class TrainingSettings(BaseModel):
         if self.modality_dropout is not None:
             base = replace(base, modality_dropout=self.modality_dropout)
         return replace(base, availability_indicators=self.availability_indicators)
+
+
+# A fused model may fall this far below the best single modality's held-out AUROC before
+# its fit check fails: bagging and seed noise move tiny fits by a few hundredths, a fusion
+# that loses more than that to one of its own inputs is broken, not unlucky
+MAX_AUROC_BELOW_BEST_SINGLE = 0.05
+
+
+class FusionTrainingSettings(TrainingSettings):
+    """The fused models' knobs: training, plus the margin of their fit check."""
+
+    max_auroc_below_best_single: float = Field(
+        default=MAX_AUROC_BELOW_BEST_SINGLE,
+        ge=-1.0,
+        le=1.0,
+        description=(
+            "Fit check: the fused model's held-out AUROC may be at most this far below the "
+            "best single modality's on the same patients, or the fit is not registered "
+            "(negative: it must beat the best single modality by that much)"
+        ),
+    )

@@ -110,15 +110,16 @@ class ModelStore:
         target = Path(self.path) / self.name(name) / f"v{version}"
         if target.exists():
             return target
-        import mlflow.artifacts
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
         staging = target.with_name(f".{target.name}-{uuid.uuid4().hex[:8]}")
         staging.mkdir(parents=True)
         try:
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=self.uri(name, version),
-                dst_path=str(staging),
-                tracking_uri=self.tracking_uri,
+            # Resolved by this store's client: mlflow resolves a models:/ URI in the
+            # process's global registry, which may be another data folder's
+            source = self._client().get_model_version_download_uri(self.name(name), str(version))
+            get_artifact_repository(source, tracking_uri=self.tracking_uri).download_artifacts(
+                "", dst_path=str(staging)
             )
             os.rename(staging, target)  # atomic; a concurrent reader may have won the race
         except OSError:
@@ -187,9 +188,11 @@ class ModelStoreResource(dg.ConfigurableResource):
     def for_cohort(self, cohort: str) -> ModelStore:
         # The tracking resource's URI rule, so runs and registered models share one store.
         tracking = TrackingResource(data_dir=self.data_dir, tracking_uri=self.tracking_uri)
+        located = tracking.for_cohort(cohort)
+        located.locate()  # a copied data folder reads and writes its own artifacts
         return ModelStore(
             path=str(cohort_dir(self.data_dir, cohort) / "models"),
-            tracking_uri=tracking.for_cohort(cohort).tracking_uri,
+            tracking_uri=located.tracking_uri,
             cohort=cohort,
         )
 

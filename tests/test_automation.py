@@ -146,3 +146,31 @@ def test_the_report_and_the_batch_evaluation_have_freshness_policies(defs):
     for name in ("subgroup_report", "batch_evaluation"):
         assert isinstance(specs[name].freshness_policy, dg.FreshnessPolicy), name
     assert specs["predictions"].freshness_policy is None
+
+
+def test_a_failed_fit_check_holds_the_retraining_back(defs):
+    """A fused model whose blocking fit check failed was not registered: the evaluation
+    stage is not requested on it (fusion_assets/fit_checks.py)."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        _materialized(instance, defs)
+        result = dg.evaluate_automation_conditions(defs, instance, evaluation_time=SATURDAY)
+        when = SUNDAY_AFTER_TICK
+        for stage in CHAIN[:-1]:
+            result = dg.evaluate_automation_conditions(
+                defs, instance, evaluation_time=when, cursor=result.cursor
+            )
+            _materialized(instance, defs, stage)
+            when = when.replace(minute=when.minute + 5)
+        instance.report_runless_asset_event(
+            dg.AssetCheckEvaluation(
+                asset_key=SYNTHETIC.key("fused_model"),
+                check_name="not_worse_than_best_single_modality",
+                passed=False,
+                partition="early",
+                blocking=True,
+            )
+        )
+        held = dg.evaluate_automation_conditions(
+            defs, instance, evaluation_time=when, cursor=result.cursor
+        )
+        assert held.total_requested == 0, _requested(held)

@@ -46,6 +46,10 @@ def test_asset_checks_pass(run: PipelineRun) -> None:
         "label_prevalence_not_degenerate",
         "no_rows_after_index_time",
         "no_strategy_beats_oracle",
+        # every fit's own blocking checks (fusion_assets/fit_checks.py)
+        "validation_auroc_is_finite",
+        "trained_at_least_one_epoch",
+        "not_worse_than_best_single_modality",
     } <= names
     failed = [(e.check_name, e.description) for e in evaluations if not e.passed]
     assert not failed
@@ -146,7 +150,8 @@ def test_every_fit_is_an_mlflow_run_with_a_loadable_model(run: PipelineRun) -> N
     assert set(fits) == expected
     for fit in fits.values():
         assert "mlflow.parentRunId" in fit.data.tags
-        assert "final_val_auroc" in fit.data.metrics
+        assert {"val_auroc", "best_val_auroc"} <= set(fit.data.metrics)
+        assert fit.data.tags["fusion.fit_checks"] == "passed"
     late = fits["late"]
     assert "test_auroc" in late.data.metrics  # the report attached its numbers
     # The logged model scores the input example it was logged with.

@@ -131,6 +131,33 @@ class DeployedFit:
 
         return fit
 
+    def evidence(
+        self, result: Any, labels: pd.Series, held_out_ids: list[str] | None = None
+    ) -> Any:
+        """What the fit checks read (``fit_checks.FitEvidence``): the validation AUROC, or
+        in cross-validation the fold models' out-of-fold AUROC (the deployed refit has no
+        patient held out); with ``held_out_ids`` (the validation patients) or in
+        cross-validation, the class sizes of the held-out patients too."""
+        from fusion_assets.fit_checks import FitEvidence
+
+        if self.run is None:
+            auroc = float(result.val_auroc)
+            source = f"validation AUROC ({result.n_val} patients)"
+            ids = held_out_ids
+        else:
+            auroc = self.run.oof_auroc(labels)
+            source = f"out-of-fold AUROC of the {len(self.run.summary)} fold models"
+            test = self.run.oof[self.run.oof["role"] == "test"]
+            ids = test["patient_id"].drop_duplicates().tolist()
+        counts: dict[str, int] = {}
+        if ids is not None:
+            by_id = pd.Series(labels.to_numpy(), index=labels.index.astype(str))
+            y = by_id.reindex([str(p) for p in ids]).dropna()
+            counts = {"n_events": int(y.sum()), "n_non_events": int(len(y) - y.sum())}
+        return FitEvidence(
+            auroc, source, result.iterative, len(result.history), result.fitted_by, **counts
+        )
+
     def describe(
         self, context: dg.AssetExecutionContext, directory: Path
     ) -> dict[str, dg.MetadataValue]:
@@ -163,4 +190,8 @@ def with_fold_models(
     if version is not None and "cv_plan_id" in extra:
         # Fold models (and so the evaluation) change with the plan even if the final model does not.
         version = dg.DataVersion(f"{version.value}-cv{extra['cv_plan_id'].value}")
-    return dg.MaterializeResult(metadata={**(result.metadata or {}), **extra}, data_version=version)
+    return dg.MaterializeResult(
+        metadata={**(result.metadata or {}), **extra},
+        data_version=version,
+        check_results=result.check_results,
+    )

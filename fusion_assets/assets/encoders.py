@@ -8,12 +8,14 @@ from fusion_assets.assets.design import DESIGN_ASSETS, DeployedFit, read_design
 from fusion_assets.assets.training_run import (
     TRAINING_RETRY,
     TrainingConfig,
+    fit_check_specs,
     fit_save_track,
     profile_preset,
 )
 from fusion_assets.automation import retraining_condition
 from fusion_assets.cohorts import CohortSpec
 from fusion_assets.evaluation.refit import refit_train_config
+from fusion_assets.fit_checks import ENCODER_CHECKS, check_fit
 from fusion_assets.location.cohort import Cohort
 from fusion_assets.names import ENCODER_STORE, unimodal_name
 from fusion_assets.pyfunc_io import input_example
@@ -46,7 +48,8 @@ _DESCRIPTION = (
     "shared embedding size and a unimodal head, trained on the patients that have the "
     "modality. The head is the single-modality baseline and late fusion's component. "
     "Small cohorts (cross-validation mode): also one model per repeat x fold, trained "
-    "without that fold, with its out-of-fold predictions."
+    "without that fold, with its out-of-fold predictions. Blocking fit checks (finite "
+    "held-out AUROC, at least one epoch): a fit that fails one is not registered."
 )
 
 
@@ -61,6 +64,7 @@ def build_encoder_asset(cohort: Cohort) -> dg.AssetsDefinition:
         deps=cohort.keys(*DESIGN_ASSETS, *(f"aligned_{m}" for m in spec.modality_names)),
         kinds={"pytorch", "mlflow"},
         retry_policy=TRAINING_RETRY,
+        check_specs=fit_check_specs(cohort.key("modality_encoder"), ENCODER_CHECKS),
         automation_condition=retraining_condition(cohort),
         description=_DESCRIPTION,
         **cohort.asset_attributes("encoders"),
@@ -118,6 +122,7 @@ def build_encoder_asset(cohort: Cohort) -> dg.AssetsDefinition:
                 data.labels,
             ),
             describe_fit=lambda directory: deployed.describe(context, directory),
+            check_fit=lambda result: check_fit(deployed.evidence(result, data.labels)),
         )
 
     return modality_encoder

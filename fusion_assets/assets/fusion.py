@@ -12,7 +12,8 @@ from fusion_assets.assets.design import (
 )
 from fusion_assets.assets.training_run import (
     TRAINING_RETRY,
-    TrainingConfig,
+    FusionTrainingConfig,
+    fit_check_specs,
     fit_save_track,
     profile_preset,
 )
@@ -20,11 +21,12 @@ from fusion_assets.automation import retraining_condition
 from fusion_assets.cohorts import CohortSpec
 from fusion_assets.evaluation import EvaluationDesign, fold_root
 from fusion_assets.evaluation.refit import refit_train_config
+from fusion_assets.fit_checks import FUSION_CHECKS, check_fit, single_modality_aurocs
 from fusion_assets.location.cohort import Cohort
 from fusion_assets.models.strategies import STRATEGIES
 from fusion_assets.names import ENCODER_STORE, FUSION_STORE, unimodal_name
 from fusion_assets.pyfunc_io import input_example
-from fusion_assets.warehouse.cohort import load_training_data
+from fusion_assets.warehouse.cohort import TrainingData, load_training_data
 from resources import ModelStore, ModelStoreResource, TrackingResource, WarehouseResource
 
 
@@ -57,19 +59,47 @@ def load_fold_encoders(model_store: ModelStore, spec: CohortSpec, design: Evalua
     return {key: {m: models[key] for m, models in by_modality.items()} for key in design.fold_keys}
 
 
+def best_single_evidence(
+    deployed: DeployedFit,
+    model_store: ModelStore,
+    spec: CohortSpec,
+    encoders: dict,
+    data: TrainingData,
+) -> dict[str, float]:
+    """Each single modality's held-out AUROC on the fused model's held-out patients: the
+    validation patients, or in cross-validation the encoders' out-of-fold predictions."""
+    if deployed.run is None:
+        return single_modality_aurocs(encoders, data.frames, data.labels, data.val_ids)
+    import pandas as pd
+
+    from fusion_assets.evaluation.fold_models import FoldRun, load_oof
+
+    plan = deployed.design.plan_id
+    out = {}
+    for m in spec.modality_names:
+        name = unimodal_name(m)
+        with models_ready(" (modality_encoder partition)"):
+            oof = load_oof(fold_root(model_store, ENCODER_STORE, name), plan, name)
+        out[m] = FoldRun(oof, pd.DataFrame(), 0.0).oof_auroc(data.labels)
+    return out
+
+
 _DESCRIPTION = (
     "One fitted model per strategy (partition): early (zero-filled concatenation), intermediate (merged "
     "encoder embeddings with learned missing-embeddings), late (stacked unimodal heads "
     "over the modalities a patient has), attention (modality and time-step tokens with "
     "key-padding masks) and reference (gradient boosting with native missing values). "
     "Small cohorts (cross-validation mode): also one model per repeat x fold, built on "
-    "that fold's encoders, with its out-of-fold predictions."
+    "that fold's encoders, with its out-of-fold predictions. Blocking fit checks (finite "
+    "held-out AUROC, at least one epoch for torch models, not more than "
+    "max_auroc_below_best_single under the best single modality): a fit that fails one is "
+    "not registered."
 )
 
 
 def build_fusion_asset(cohort: Cohort, encoder_asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
     spec = cohort.spec
-    config_type = cohort.config_class("fused_model", TrainingConfig)
+    config_type = cohort.config_class("fused_model", FusionTrainingConfig)
 
     @dg.asset(
         key=cohort.key("fused_model"),
@@ -80,6 +110,7 @@ def build_fusion_asset(cohort: Cohort, encoder_asset: dg.AssetsDefinition) -> dg
         ],
         kinds={"pytorch", "mlflow"},
         retry_policy=TRAINING_RETRY,
+        check_specs=fit_check_specs(cohort.key("fused_model"), FUSION_CHECKS),
         automation_condition=retraining_condition(cohort),
         description=_DESCRIPTION,
         **cohort.asset_attributes("fusion"),
@@ -149,6 +180,11 @@ def build_fusion_asset(cohort: Cohort, encoder_asset: dg.AssetsDefinition) -> dg
                 data.labels,
             ),
             describe_fit=lambda directory: deployed.describe(context, directory),
+            check_fit=lambda result: check_fit(
+                deployed.evidence(result, data.labels, data.val_ids),
+                best_single_evidence(deployed, store, spec, encoders, data),
+                config.max_auroc_below_best_single,
+            ),
         )
 
     return fused_model

@@ -14,8 +14,9 @@ import pandas as pd
 from fusion_assets.assets.design import with_fold_models
 from fusion_assets.assets.metadata import frame_table, rounded
 from fusion_assets.cohorts import CohortSpec
+from fusion_assets.fit_checks import DESCRIPTIONS, FitCheck
 from fusion_assets.models.config import config_to_dict
-from fusion_assets.training_settings import TrainingSettings
+from fusion_assets.training_settings import FusionTrainingSettings, TrainingSettings
 from resources import ModelStore, Tracking, Warehouse
 from resources.model_store import FOLDS_ARTIFACT, MODEL_ARTIFACT
 
@@ -23,6 +24,9 @@ from resources.model_store import FOLDS_ARTIFACT, MODEL_ARTIFACT
 Fit = Callable[[Callable[..., None]], tuple[Any, Any]]
 # (folder) -> the fold models' Dagster metadata ({} when the design has none); written there.
 FitFolds = Callable[[Path], Mapping[str, dg.MetadataValue]]
+# (TrainResult) -> the fit checks' outcomes (fusion_assets/fit_checks.py)
+CheckFit = Callable[[Any], list[FitCheck]]
+FIT_CHECK_TAG = "fusion.fit_checks"
 
 
 # Transient failures of a fit (the MLflow store busy, a lock held past its timeout, a worker
@@ -32,6 +36,19 @@ TRAINING_RETRY = dg.RetryPolicy(max_retries=2, delay=60, backoff=dg.Backoff.EXPO
 
 class TrainingConfig(dg.Config, TrainingSettings):
     """Training knobs exposed in the Dagster launchpad (defaults: the laptop demo)."""
+
+
+class FusionTrainingConfig(dg.Config, FusionTrainingSettings):
+    """The fused models' launchpad knobs: training, and the margin of their fit check."""
+
+
+def fit_check_specs(key: dg.AssetKey, names: tuple[str, ...]) -> list[dg.AssetCheckSpec]:
+    """The blocking checks a fit reports on itself (a failed one: no registered version,
+    the step fails and its downstream steps are skipped)."""
+    return [
+        dg.AssetCheckSpec(name, asset=key, blocking=True, description=DESCRIPTIONS[name])
+        for name in names
+    ]
 
 
 def profile_preset(
@@ -66,6 +83,7 @@ def fit_save_track(
     example: pd.DataFrame | None = None,
     fit_folds: FitFolds | None = None,
     describe_fit: Callable[[Path], Mapping[str, dg.MetadataValue]] | None = None,
+    check_fit: CheckFit | None = None,
 ) -> dg.MaterializeResult:
     """Run the design's fold models and ``fit`` inside an MLflow run; register the version.
 
@@ -74,18 +92,20 @@ def fit_save_track(
 
     The model and its fold models are written to a temporary folder and logged as one
     pyfunc model, registered as the next version of ``<cohort>.<name>``: readers load
-    registered versions only, so a half-written model is never read.
+    registered versions only, so a half-written model is never read. ``check_fit``'s
+    rules (fusion_assets/fit_checks.py) come first: a fit that fails one is not
+    registered (its MLflow run is kept, tagged ``fusion.fit_checks = failed`` and marked
+    FAILED), and the blocking checks fail the step, so nothing downstream runs on it.
     """
     import mlflow
+    from mlflow.tracking import MlflowClient
 
     from fusion_assets.models.api import save_model
     from fusion_assets.models.cost import fit_cost, measure_fit
 
     started = time.perf_counter()
     with (
-        tracking.run(
-            name, dagster_run_id=context.run.run_id, tags={"fusion.kind": store_kind}
-        ) as run,
+        tracking.run(name, context=context, tags={"fusion.kind": store_kind}) as run,
         tempfile.TemporaryDirectory(prefix="fit-") as staging,
     ):
         # Fold models first: the cross-validated deployed refit is trained like them.
@@ -97,42 +117,103 @@ def fit_save_track(
         directory = save_model(fitted, Path(staging) / MODEL_ARTIFACT)
         if describe_fit is not None:  # files beside the model go into the registered version
             folds.update(describe_fit(directory))
-        mlflow.log_params(_flatten({**params, **config_to_dict(fitted.config)}))
-        final = {
-            "final_val_auroc": result.val_auroc,
-            "final_val_loss": result.val_loss,
-            "best_epoch": result.best_epoch,
-            "n_parameters": result.n_parameters,
-            "train_seconds": result.train_seconds,
-            **{f"fit_{k}": v for k, v in fitted.cost.items() if isinstance(v, int | float)},
-        }
-        mlflow.log_metrics({k: float(v) for k, v in final.items() if v == v})
-        version = _register(context, model_store, store_kind, name, Path(staging), example)
+        checks = check_fit(result) if check_fit is not None else []
+        failed = [c.name for c in checks if not c.passed]
+        mlflow.log_params(
+            _flatten({**params, "device": result.device, **config_to_dict(fitted.config)})
+        )
+        mlflow.log_metrics(
+            {
+                **_final_metrics(result),
+                # the report's cost table, also on the fit's run (models/cost.py)
+                **{
+                    f"fit_{k}": float(v)
+                    for k, v in fitted.cost.items()
+                    if isinstance(v, int | float) and v == v
+                },
+            }
+        )
+        mlflow.set_tags(
+            {
+                "fusion.fitted_by": result.fitted_by[:5000],
+                FIT_CHECK_TAG: "failed" if failed else "passed",
+                **({f"{FIT_CHECK_TAG}.failed": ",".join(failed)} if failed else {}),
+            }
+        )
+        version = None
+        if not failed:
+            version = _register(
+                context, tracking, model_store, store_kind, name, Path(staging), example
+            )
         data_version = _directory_version(directory)
         url, run_id = tracking.run_url(run), run.info.run_id
+    if failed:  # kept for inspection, never a model
+        MlflowClient(tracking.tracking_uri).set_terminated(run_id, "FAILED")
 
     scored = (
         f"validation AUROC {result.val_auroc:.3f}"
         if result.n_val
         else "no validation patients (refitted on every patient)"
     )
-    context.log.info(
-        f"{name}: {scored} after {result.best_epoch} epochs, "
-        f"{result.n_parameters:,} parameters, {result.train_seconds:.1f} s; MLflow run {run_id}, "
+    where = (
         f"registered as {model_store.uri(name, version)}"
+        if version is not None
+        else f"NOT registered: fit checks failed ({', '.join(failed)})"
+    )
+    context.log.info(
+        f"{name}: {scored}; {result.fitted_by}; {result.n_parameters:,} parameters, "
+        f"{result.train_seconds:.1f} s on {result.device}; MLflow run {run_id}, {where}"
     )
     metadata = _fit_metadata(result, run_id, url)
     metadata["fit_cost"] = dg.MetadataValue.json(fitted.cost)
-    metadata["model_uri"] = dg.MetadataValue.text(model_store.uri(name, version))
-    metadata["model_version"] = dg.MetadataValue.int(version)
+    if version is not None:
+        metadata["model_uri"] = dg.MetadataValue.text(model_store.uri(name, version))
+        metadata["model_version"] = dg.MetadataValue.int(version)
+    else:
+        metadata["model_uri"] = dg.MetadataValue.text(where)
     metadata["wall_seconds"] = rounded(time.perf_counter() - started, 1)
     return with_fold_models(
-        dg.MaterializeResult(data_version=data_version, metadata=metadata), folds
+        dg.MaterializeResult(
+            data_version=data_version,
+            metadata=metadata,
+            check_results=[_check_result(c) for c in checks],
+        ),
+        folds,
     )
+
+
+def _check_result(check: FitCheck) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=check.name,
+        passed=check.passed,
+        description=check.description,
+        metadata={
+            k: dg.MetadataValue.json(v) if isinstance(v, dict | list) else v
+            for k, v in check.metadata.items()
+        },
+    )
+
+
+def _final_metrics(result: Any) -> dict[str, float]:
+    """The run's summary: ``val_auroc`` is the registered model's (the best epoch's state,
+    restored), ``best_val_auroc`` the best epoch's own (bagged models: of the first seed);
+    the per-epoch series are ``epoch_*``."""
+    best = result.best_epoch_val_auroc
+    final = {
+        "val_auroc": result.val_auroc,
+        "best_val_auroc": best if best == best else result.val_auroc,
+        "val_loss": result.val_loss,
+        "best_epoch": result.best_epoch,
+        "epochs": len(result.history),
+        "n_parameters": result.n_parameters,
+        "train_seconds": result.train_seconds,
+    }
+    return {k: float(v) for k, v in final.items() if v == v}
 
 
 def _register(
     context: dg.AssetExecutionContext,
+    tracking: Tracking,
     store: ModelStore,
     kind: str,
     name: str,
@@ -149,7 +230,7 @@ def _register(
         for key in (MODEL_ARTIFACT, FOLDS_ARTIFACT)
         if (staging / key).exists()
     }
-    tags = _version_tags(context, store, kind)  # before the pin: the models this fit read
+    tags = _version_tags(context, tracking, store, kind)  # before the pin: the models it read
     info = mlflow.pyfunc.log_model(
         name=store.name(name).replace(".", "-"),  # logged-model names refuse dots
         python_model=mlflow_pyfunc.__file__,
@@ -166,7 +247,7 @@ def _register(
 
 
 def _version_tags(
-    context: dg.AssetExecutionContext, store: ModelStore, kind: str
+    context: dg.AssetExecutionContext, tracking: Tracking, store: ModelStore, kind: str
 ) -> dict[str, str]:
     """Where a version came from: the Dagster run, asset and partition, the data versions
     of the asset's inputs (newest materialization of each), the models it was built on
@@ -180,9 +261,7 @@ def _version_tags(
             version = record.asset_materialization.tags.get("dagster/data_version")
             inputs[key.to_user_string()] = version
     return {
-        "dagster.run_id": context.run.run_id,
-        "dagster.asset_key": context.asset_key.to_user_string(),
-        "dagster.partition": context.partition_key if context.has_partition_key else "",
+        **tracking.tags_of(context),  # dagster.run_id, .run_url, .asset_key, .partition
         "fusion.kind": kind,
         "fusion.code_version": code_version(),
         "fusion.input_data_versions": json.dumps(inputs, sort_keys=True)[:5000],
@@ -191,7 +270,8 @@ def _version_tags(
 
 
 def _epoch_logger(context: dg.AssetExecutionContext, name: str) -> Callable[..., None]:
-    """The per-epoch callback: the Dagster log and the active MLflow run."""
+    """The per-epoch callback: the Dagster log and the active MLflow run (series
+    ``epoch_*``: the run's ``val_auroc`` is the kept epoch's, not the last one's)."""
     import mlflow
 
     def on_epoch(epoch: int, train_loss: float, val_loss: float, val_auroc: float) -> None:
@@ -200,7 +280,11 @@ def _epoch_logger(context: dg.AssetExecutionContext, name: str) -> Callable[...,
             f"validation loss {val_loss:.4f}, validation AUROC {val_auroc:.3f}"
         )
         mlflow.log_metrics(
-            {"train_loss": train_loss, "val_loss": val_loss, "val_auroc": val_auroc},
+            {
+                "epoch_train_loss": train_loss,
+                "epoch_val_loss": val_loss,
+                "epoch_val_auroc": val_auroc,
+            },
             step=epoch,
         )
 
@@ -216,6 +300,8 @@ def _fit_metadata(result: Any, run_id: str, url: str) -> dict[str, Any]:
         "train_seconds": rounded(result.train_seconds, 1),
         "n_train": dg.MetadataValue.int(int(result.n_train)),
         "n_validation": dg.MetadataValue.int(int(result.n_val)),
+        "device": dg.MetadataValue.text(result.device),
+        "fitted_by": dg.MetadataValue.text(result.fitted_by),
         "mlflow_run_id": dg.MetadataValue.text(run_id),
         "mlflow_run_url": dg.MetadataValue.url(url),
         "history": _history(result),
@@ -244,5 +330,5 @@ def _flatten(params: dict, prefix: str = "") -> dict[str, str]:
 
 def _history(result: Any) -> dg.MetadataValue:
     if not result.history:
-        return dg.MetadataValue.text("No epochs (fitted in closed form).")
+        return dg.MetadataValue.text(f"No epochs: {result.fitted_by}.")
     return frame_table(pd.DataFrame(result.history), digits=4)

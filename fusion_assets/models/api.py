@@ -34,6 +34,7 @@ from fusion_assets.models.config import (
     config_from_dict,
     config_to_dict,
 )
+from fusion_assets.models.device import resolve_device
 from fusion_assets.models.fusion import Bagged
 from fusion_assets.models.inputs import PreparedInputs, State, prepare
 from fusion_assets.models.masked import changed_pairs, pair_probabilities
@@ -80,6 +81,7 @@ class FittedModel:
         keep: np.ndarray | None = None,
         num_threads: int = 1,
         recalibrated: bool = True,
+        device: str = "cpu",
     ) -> np.ndarray:
         """P(label = 1) per patient, float64 [n], after the model's recalibration
         (``recalibrated=False``: as the predictor gives them, what a recalibration is fitted on).
@@ -87,7 +89,8 @@ class FittedModel:
         ``keep`` (bool [n, n_modalities], spec order) is AND-ed with actual presence:
         a removed modality is treated exactly like an absent one. A patient with no
         usable modality gets the model's prior. ``num_threads`` bounds torch / OpenMP
-        threads while scoring.
+        threads while scoring. ``device`` (``cpu``, ``cuda``, ``auto``) is where a torch
+        model scores, batch by batch; it is back on the CPU afterwards.
         """
         present = effective_presence(prepared, keep)
         missing = [m for m in self.modalities if m not in prepared.arrays]
@@ -102,7 +105,7 @@ class FittedModel:
             if isinstance(self.predictor, NonNeuralModel):
                 prob = self.predictor.predict_proba(prepared, present)
             else:
-                prob = 1.0 / (1.0 + np.exp(-predict_logits(self.predictor, prepared, present)))
+                prob = 1.0 / (1.0 + np.exp(-self._logits_on(device, prepared, present)))
         return self.recalibration.apply(prob) if recalibrated else prob
 
     def predict_proba_masks(
@@ -122,6 +125,16 @@ class FittedModel:
         out[changed] = self.recalibration.apply(raw)[inverse]
         return out
 
+    def _logits_on(self, device: str, prepared: PreparedInputs, present: np.ndarray) -> np.ndarray:
+        target = resolve_device(device)
+        if target.type == "cpu":
+            return predict_logits(self.predictor, prepared, present)
+        self.predictor.to(target)
+        try:
+            return predict_logits(self.predictor, prepared, present)
+        finally:
+            self.predictor.to("cpu")
+
 
 def effective_presence(prepared: PreparedInputs, keep: np.ndarray | None) -> np.ndarray:
     """Actual presence AND ``keep`` (validated), bool [n, n_modalities]."""
@@ -140,13 +153,16 @@ def effective_presence(prepared: PreparedInputs, keep: np.ndarray | None) -> np.
 def predict_logits(
     model: PatientModel, prepared: PreparedInputs, present: np.ndarray, batch_size: int = 1024
 ) -> np.ndarray:
-    """Calibrated logits [n] of a torch model, in eval mode, batch by batch."""
+    """Calibrated logits [n] of a torch model, in eval mode, batch by batch, on the device
+    the model is on (each batch moved there)."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters(), torch.empty(0)).device
     out = []
     for start in range(0, len(prepared), batch_size):
         idx = np.arange(start, min(start + batch_size, len(prepared)))
-        out.append(model(make_batch(prepared, idx, present)).double().numpy())
+        batch = make_batch(prepared, idx, present).to(device)
+        out.append(model(batch).double().cpu().numpy())
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros(0)
 
@@ -286,7 +302,9 @@ def load_model(directory: Path) -> FittedModel:
             predictor: PatientModel | NonNeuralModel = pickle.load(f)
     else:
         predictor = build_predictor(strategy, spec, preprocessing, config)
-        predictor.load_state_dict(torch.load(directory / "weights.pt", weights_only=True))
+        # map_location: a model saved from a GPU loads where there is none
+        weights = torch.load(directory / "weights.pt", weights_only=True, map_location="cpu")
+        predictor.load_state_dict(weights)
         predictor.eval()
     # a model saved before recalibration existed predicts as it always did
     recalibration = Recalibration.from_dict(meta.get("recalibration"))

@@ -33,6 +33,18 @@ class Batch:
     def with_present(self, present: torch.Tensor) -> Batch:
         return Batch(present, self.inputs)
 
+    def to(self, device: torch.device) -> Batch:
+        """The batch on ``device`` (itself on the CPU): data move to a GPU one batch at a time."""
+        if device.type == "cpu":
+            return self
+        return Batch(
+            self.present.to(device, non_blocking=True),
+            {
+                name: {k: v.to(device, non_blocking=True) for k, v in arrays.items()}
+                for name, arrays in self.inputs.items()
+            },
+        )
+
 
 def is_sparse(inputs: dict[str, torch.Tensor] | dict[str, np.ndarray]) -> bool:
     """Whether a modality's arrays are flat EmbeddingBag bags (sparse omics)."""

@@ -8,9 +8,13 @@ variants train in seconds and exist for tests.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Literal, get_args
 
 from fusion_assets.models.recalibration import MIN_EVENTS_PER_CLASS
+
+# where torch models train (models/device.py resolves them)
+DeviceName = Literal["auto", "cpu", "cuda"]
+DEVICES: tuple[str, ...] = get_args(DeviceName)
 
 
 @dataclass
@@ -34,6 +38,21 @@ class TrainConfig:
     recalibration: str = "platt"
     # below this many validation patients of either class, no recalibration is fitted
     recalibration_min_events: int = MIN_EVENTS_PER_CLASS
+    # auto | cpu | cuda (models/device.py): auto trains on CUDA when torch sees a GPU
+    device: str = "auto"
+    # CUDA only: bfloat16 autocast in training and validation passes
+    mixed_precision: bool = False
+
+    def __post_init__(self) -> None:
+        # the launchpad refuses these already (training_settings.py); code that builds a
+        # TrainConfig directly must not get an untrained model either
+        for name in ("max_epochs", "batch_size", "patience"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}."
+                )
+        if self.device not in DEVICES:
+            raise ValueError(f"TrainConfig.device must be one of {DEVICES}, got {self.device!r}.")
 
     @classmethod
     def tiny(cls) -> TrainConfig:

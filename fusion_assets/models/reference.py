@@ -66,6 +66,16 @@ def fit_hgb(
     return model.fit(x, labels)
 
 
+def describe_hgb(estimator: HistGradientBoostingClassifier | None, what: str) -> str:
+    """``what``, its boosting iterations and learning rate (early stopping may stop early)."""
+    if estimator is None:
+        return f"{what}, not fitted"
+    return (
+        f"{what}, {estimator.n_iter_} iterations of at most {estimator.max_iter} at "
+        f"learning rate {estimator.learning_rate:g}"
+    )
+
+
 def tree_nodes(estimator: HistGradientBoostingClassifier) -> int:
     """Number of tree nodes (a size measure comparable in spirit to a parameter count)."""
     predictors = getattr(estimator, "_predictors", [])
@@ -124,3 +134,6 @@ class ReferenceModel(NonNeuralModel):
     @property
     def n_parameters(self) -> int:
         return tree_nodes(self.estimator) if self.estimator is not None else 0
+
+    def describe(self) -> str:
+        return describe_hgb(self.estimator, "gradient boosting (histogram trees)")

@@ -58,6 +58,10 @@ class NonNeuralModel:
     def n_parameters(self) -> int:
         raise NotImplementedError
 
+    def describe(self) -> str:
+        """How the fitted model was fitted, in words (Dagster metadata, MLflow)."""
+        return type(self).__name__
+
 
 class ModalityBlocks:
     """Per-modality reference features, their screens and kept columns fitted on train."""

@@ -182,6 +182,16 @@ class StackedReference(NonNeuralModel):
 
         return score
 
+    def describe(self) -> str:
+        iterations = ", ".join(f"{m} {model[-1].n_iter_}" for m, model in self.models.items())
+        per_modality = f"gradient boosting per modality (iterations: {iterations})"
+        if self.stacker is None:
+            return f"{per_modality}; {self.direct} scores alone (no positive stacking weight)"
+        return (
+            f"{per_modality}, stacked with availability flags by L2 logistic regression "
+            f"(lbfgs) on out-of-fold logits of {', '.join(self.stacked)}"
+        )
+
     @property
     def n_parameters(self) -> int:
         trees = sum(tree_nodes(model[-1]) for model in self.models.values())

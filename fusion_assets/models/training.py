@@ -28,6 +28,7 @@ from fusion_assets.models.base import PatientModel
 from fusion_assets.models.batch import TensorInputs, make_batch, to_tensors
 from fusion_assets.models.config import EncoderConfig, FusionConfig, TrainConfig
 from fusion_assets.models.crossfit import CROSSFIT_FOLDS, crossfit, crossfit_applies
+from fusion_assets.models.device import autocast, resolve_device
 from fusion_assets.models.fusion import Bagged, LateFusion
 from fusion_assets.models.inputs import (
     PreparedInputs,
@@ -46,6 +47,7 @@ from fusion_assets.models.unimodal import UnimodalModel
 from fusion_assets.names import unimodal_name
 
 EpochCallback = Callable[[int, float, float, float], None]
+CPU = torch.device("cpu")
 
 
 @dataclass
@@ -69,6 +71,19 @@ class TrainResult:
     # cross-validated cohort is compared with its fold models (evaluation/refit.py)
     train_auroc: float = float("nan")
     details: dict[str, object] = field(default_factory=dict)  # e.g. late fusion's stacking
+    # how the model was fitted, in words (shown in Dagster and MLflow), and whether the fit
+    # iterates over epochs (a torch module) rather than being solved or boosted in one call
+    fitted_by: str = ""
+    iterative: bool = False
+    device: str = "cpu"  # where it was trained
+
+    @property
+    def best_epoch_val_auroc(self) -> float:
+        """The validation AUROC of the epoch whose state was kept (NaN without epochs)."""
+        for row in self.history:
+            if row["epoch"] == self.best_epoch:
+                return float(row["val_auroc"])
+        return float("nan")
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -141,6 +156,8 @@ class _Minibatches:
     modality_dropout: float
     generator: torch.Generator  # modality-dropout draws
     rng: np.random.Generator  # minibatch order
+    device: torch.device = CPU
+    mixed_precision: bool = False
 
 
 @dataclass
@@ -189,25 +206,38 @@ def fit_module(
     ``train_rows`` / ``val_rows`` restrict the patients used (e.g. those with the
     modality, for a unimodal model). Inputs are converted to tensors once (pass
     ``TensorInputs`` to share them between fits, as bagged members do).
+
+    On CUDA (``config.device``) the model lives on the GPU while it trains and each
+    minibatch is moved there; the random draws (order, modality dropout) stay on the
+    CPU, so a seed gives the same batches on either device. The model is handed back on
+    the CPU.
     """
     start = time.perf_counter()
+    device = resolve_device(config.device)
     train, val = _tensors(train), _tensors(val)
     train_rows = np.arange(len(train)) if train_rows is None else train_rows
     val_rows = np.arange(len(val)) if val_rows is None else val_rows
     generator = _seed(config.seed)
     rng = np.random.default_rng(config.seed)
     loss_fn = _class_weighted_loss(model, y_train, train_rows, config.balance_classes)
+    model.to(device)
+    loss_fn.to(device)
     # the fused kernel updates every parameter in one call: a quarter of the CPU time of
     # the per-tensor loop on these many small tensors (same update, other rounding)
     optimizer = torch.optim.AdamW(
         model.param_groups(config.learning_rate), weight_decay=config.weight_decay, fused=True
     )
     step = _Minibatches(
-        model, loss_fn, optimizer, config.batch_size, modality_dropout, generator, rng
-    )
-    validation = _Validation(val, val_rows, y_val[val_rows])
+        model, loss_fn, optimizer, config.batch_size, modality_dropout, generator, rng,
+        device, config.mixed_precision,
+    )  # fmt: skip
+    validation = _Validation(val, val_rows, y_val[val_rows], device, config.mixed_precision)
     result = TrainResult(
-        n_parameters=count_parameters(model), n_train=len(train_rows), n_val=len(val_rows)
+        n_parameters=count_parameters(model),
+        n_train=len(train_rows),
+        n_val=len(val_rows),
+        iterative=True,
+        device=device.type,
     )
     stopping = _EarlyStopping(config.patience)
     targets = torch.from_numpy(np.asarray(y_train, dtype=np.float32))
@@ -231,8 +261,18 @@ def fit_module(
                 break
     if config.early_stopping:
         stopping.restore_best(model)
+    model.to("cpu")
     model.eval()
     result.train_seconds = time.perf_counter() - start
+    kept = (
+        f"the state of epoch {result.best_epoch} (lowest validation loss) kept"
+        if config.early_stopping
+        else "the last state kept"
+    )
+    result.fitted_by = (
+        f"minibatch AdamW on {device.type}, {len(result.history)} epoch(s) of at most "
+        f"{config.max_epochs}; {kept}"
+    )
     return result
 
 
@@ -248,8 +288,16 @@ VALIDATION_CHUNK = 512
 class _Validation:
     """The early-stopping score of a model on fixed validation rows (eval mode, no grad)."""
 
-    def __init__(self, val: TensorInputs, rows: np.ndarray, labels: np.ndarray) -> None:
+    def __init__(
+        self,
+        val: TensorInputs,
+        rows: np.ndarray,
+        labels: np.ndarray,
+        device: torch.device = CPU,
+        mixed_precision: bool = False,
+    ) -> None:
         self.val, self.labels = val, labels
+        self.device, self.mixed_precision = device, mixed_precision
         index = torch.from_numpy(np.asarray(rows, dtype=np.int64))
         self.chunks = index.split(VALIDATION_CHUNK)
 
@@ -257,8 +305,10 @@ class _Validation:
         """Calibrated logits [len(rows)], float64."""
         was_training = model.training
         model.eval()
-        with torch.no_grad():
-            out = [model(self.val.batch(rows)).double() for rows in self.chunks]
+        with torch.no_grad(), autocast(self.device, self.mixed_precision):
+            out = [
+                model(self.val.batch(rows).to(self.device)).double().cpu() for rows in self.chunks
+            ]
         model.train(was_training)
         return torch.cat(out).numpy() if out else np.zeros(0)
 
@@ -290,12 +340,14 @@ def _train_epoch(
     losses = []
     for idx in order.split(step.batch_size):
         batch = train.batch(idx)
-        if model.uses_modality_dropout:
+        if model.uses_modality_dropout:  # drawn on the CPU: the same masks on any device
             batch = batch.with_present(
                 modality_dropout_mask(batch.present, step.modality_dropout, step.generator)
             )
-        # the loss sees uncalibrated logits; the offset only shifts predictions
-        loss = step.loss_fn(model(batch) - model.logit_offset, targets[idx])
+        batch, target = batch.to(step.device), targets[idx].to(step.device)
+        with autocast(step.device, step.mixed_precision):
+            # the loss sees uncalibrated logits; the offset only shifts predictions
+            loss = step.loss_fn(model(batch) - model.logit_offset, target)
         step.optimizer.zero_grad()
         (loss + model.penalty()).backward()
         step.optimizer.step()
@@ -547,6 +599,7 @@ def _train_reference(
         n_train=len(data.train) + (len(data.val) if held_out is not None else 0),
         n_val=len(data.val),
         details={"fitted_on": fitted_on},
+        fitted_by=f"{reference.describe()}; fitted on the {fitted_on}",
     )
     return reference, result, held_out
 
@@ -574,6 +627,7 @@ def _train_neural(
     result = _train_members(members, new_predictor, modules, config, data, on_epoch)
     if isinstance(model, Bagged):
         _assemble_bag(model, members, data, result)
+        result.fitted_by += f"; {len(members)} seeds trained alike and averaged"
     return model, result
 
 
@@ -596,6 +650,11 @@ def _stack_late(
         n_train=len(data.train),
         n_val=len(data.val),
         details={"stacked_toward": toward, "stacking_l2": stack.l2},
+        fitted_by=(
+            "stacking weights over the fitted unimodal heads, fitted on the validation "
+            f"patients by penalised likelihood (LBFGS, l2 {stack.l2:g}, shrunk toward the best "
+            "single modality); no epochs"
+        ),
     )
 
 
