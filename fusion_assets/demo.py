@@ -108,6 +108,46 @@ def print_report_location(reports: Path, prefix: str) -> Path:
     return report
 
 
+# New patients landing after the models are trained: the demo's re-evaluation batch.
+ARRIVALS_PATIENTS = 500
+
+
+def score_arrivals(
+    defs: dg.Definitions,
+    cohort: Cohort,
+    instance: dg.DagsterInstance,
+    batch_id: str,
+    has_champion: bool,
+    log: Callable[[str], None] = print,
+) -> list[dg.ExecuteInProcessResult]:
+    """What the landing and re-evaluation sensors do for a new batch, run in process:
+    ingest it, then re-align, re-evaluate (``batch_evaluation``) and, with a champion,
+    risk-score it (``risk_scores``), as the re-evaluation job for that partition."""
+    instance.add_dynamic_partitions(cohort.landing_partitions, [batch_id])
+    results = []
+    for stage in ("ingest", "reevaluate_batch"):
+        job = defs.resolve_job_def(cohort.job(stage))
+        selection = None
+        if stage == "reevaluate_batch" and not has_champion:  # as the sensor does
+            selection = [
+                k for k in job.asset_layer.executable_asset_keys if k != cohort.key("risk_scores")
+            ]
+        log(f"[pipeline] {job.name} [{batch_id}] ...")
+        started = time.perf_counter()
+        result = job.execute_in_process(
+            partition_key=batch_id,
+            instance=instance,
+            asset_selection=selection,
+            tags={"fusion_assets/source": "pipeline"},
+        )
+        log(
+            f"[pipeline] {job.name} [{batch_id}] done in {time.perf_counter() - started:.1f} s "
+            f"(run {result.run_id})"
+        )
+        results.append(result)
+    return results
+
+
 def run_demo(data_dir: Path, cohort_name: str = "synthetic", fast: bool = False) -> Path:
     """Land the cohort's synthetic data (if its landing zone is empty) and materialize it all."""
     from fusion_assets.cohorts.synthetic import synthesize_batch
@@ -133,9 +173,31 @@ def run_demo(data_dir: Path, cohort_name: str = "synthetic", fast: bool = False)
             batch_id=f"{cohort.name}-default",
         )
     defs = build_location([cohort], resources)
-    materialize_cohort(
-        defs, cohort, default_instance(), zone.ready_batches(), FAST_RUN_CONFIG if fast else None
-    )
+    instance = default_instance()
+    arrivals = f"{cohort.name}-arrivals"
+    training = [b for b in zone.ready_batches() if b != arrivals]
+    materialize_cohort(defs, cohort, instance, training, FAST_RUN_CONFIG if fast else None)
+    # Then new patients arrive: the re-evaluation and the champion's risk scores for them.
+    if arrivals not in zone.ready_batches():
+        source = cohort.synthetic
+        synthesize_batch(
+            zone.root,
+            n_patients=ARRIVALS_PATIENTS,
+            seed=source.seed + 1,
+            regime=source.regime,
+            missingness=source.missingness,
+            genomics_format=source.genomics_format,
+            batch_id=arrivals,
+        )
+    champion = resources["model_store"].for_cohort(cohort.name).champion()
+    score_arrivals(defs, cohort, instance, arrivals, champion is not None)
+    if champion is not None:
+        print(
+            f"[demo] {ARRIVALS_PATIENTS} new patients ({arrivals}) re-evaluated and risk-scored "
+            f"with the champion {champion[0]} v{champion[1]}: eval.batch_metrics, eval.risk_scores"
+        )
+    else:
+        print(f"[demo] {arrivals} re-evaluated (no champion: no risk scores)")
     print(f"[demo] cohort {cohort.name!r} done in {time.perf_counter() - started:.0f} s")
     report = print_report_location(resources["reports"].for_cohort(cohort.name), "demo")
     print("[demo] browse it all: make ui (Dagster) and make mlflow-ui (MLflow)")

@@ -55,9 +55,10 @@ def _empty_variants(cohort: SignalCohort) -> dict[str, pd.DataFrame]:
 
 
 def _empty_bin(cohort: SignalCohort) -> dict[str, pd.DataFrame]:
-    """Bin 0 (the oldest day of the window) unobserved for every training patient."""
+    """Bin 0 (the oldest day of the window) unobserved for every training and validation
+    patient (a small cohort's references are fitted on both: ``models/crossfit.py``)."""
     watch = cohort.frames["watch"].copy()
-    train = _train_rows(watch, cohort)
+    train = watch["patient_id"].isin([*cohort.train_ids, *cohort.val_ids])
     width = len(WATCH_CHANNELS)
 
     def blank(v: object) -> np.ndarray:

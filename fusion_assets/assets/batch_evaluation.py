@@ -65,16 +65,15 @@ def _check_result(
     )
 
 
-def _log_mlflow(tracking: Tracking, run_id: str, table: pd.DataFrame, params: dict) -> str:
+def _log_mlflow(
+    tracking: Tracking, context: dg.AssetExecutionContext, table: pd.DataFrame, params: dict
+) -> str:
     import mlflow
 
     batch_id = params["batch_id"]
-    tags = {
-        "batch_id": batch_id,
-        "dagster_run_id": run_id,
-        "fusion_assets/stage": "batch_evaluation",
-    }
-    with tracking.run(name=f"batch_evaluation {batch_id}", tags=tags) as run:
+    tags = {"batch_id": batch_id, "fusion_assets/stage": "batch_evaluation"}
+    # the context: the run id, its URL, the asset key and the partition, as on every fit run
+    with tracking.run(name=f"batch_evaluation {batch_id}", tags=tags, context=context) as run:
         mlflow.log_params(params)
         mlflow.log_metrics(summary.mlflow_metrics(table))
         # Aggregates only (suppressed cells are empty): no patient identifier leaves the warehouse.
@@ -216,9 +215,7 @@ def build_batch_evaluation(
             "evaluation": status,
             "psi_threshold": config.psi_threshold,
         }
-        mlflow_url = _log_mlflow(
-            tracking.for_cohort(cohort.name), context.run.run_id, table, params
-        )
+        mlflow_url = _log_mlflow(tracking.for_cohort(cohort.name), context, table, params)
         return dg.MaterializeResult(
             metadata=_metadata(table, params, mlflow_url),
             check_results=[_check_result(table, list(scores), batch_id, status)],

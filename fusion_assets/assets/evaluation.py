@@ -407,7 +407,7 @@ def _log_report(context, tracking: Tracking, model_store, files, result) -> str:
     from mlflow.tracking import MlflowClient
 
     headline = files.headline.set_index("strategy")
-    with tracking.run("subgroup_report", dagster_run_id=context.run.run_id) as run:
+    with tracking.run("subgroup_report", context=context) as run:
         mlflow.log_artifacts(str(files.markdown_path.parent), artifact_path="report")
         for strategy, row in headline.iterrows():
             key = strategy.replace(":", "_")
