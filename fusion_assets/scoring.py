@@ -185,7 +185,10 @@ def stress_test(
         prepared = model.prepare(dict(frames), ids.tolist())
         present = prepared.present
         complete = present.all(axis=1)
-        y = None if labels is None else np.asarray([labels[i] for i in ids], dtype=np.int64)
+        y = None
+        if labels is not None:  # every patient labelled, or no mechanism shift
+            known = np.asarray([labels.get(i, np.nan) for i in ids], dtype=np.float64)
+            y = known.astype(np.int64) if np.isfinite(known).all() else None
         scenarios = list(
             stress_scenarios(present, list(prepared.modality_names), rates, n_seeds, deployment, y)
         )

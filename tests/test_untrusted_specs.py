@@ -449,12 +449,17 @@ def test_import_is_interruptible(corpus_warehouse: Warehouse) -> None:
         BAD,
     ]
     proc = _cli(*args, start_new_session=True)
-    # Long enough for the CLI's imports on a loaded machine: the signal must reach the query.
-    time.sleep(10)
-    assert proc.poll() is None  # still running the query
-    started = time.perf_counter()
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    try:
+        # Long enough for the CLI's imports on a loaded machine: the signal must reach the query.
+        time.sleep(10)
+        assert proc.poll() is None  # still running the query
+        started = time.perf_counter()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:  # never leave an endless query running after a failed assertion
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     assert time.perf_counter() - started < 15, "the interrupt took too long"
     assert proc.returncode == 130, out + err
     assert corpus_warehouse.landing_files() == files_before

@@ -175,7 +175,7 @@ class RepeatedKFold(EvaluationDesign):
             stress.rates,
             stress.mask_seeds,
             deployment,
-            cohort.set_index("patient_id")["label"],
+            cohort.set_index("patient_id")["label"] if "label" in cohort.columns else None,
         )
         summary = (
             f"Cross-validation: {len(oof):,} out-of-fold rows from {oof['strategy'].nunique()} "
