@@ -20,7 +20,7 @@ import pandas as pd
 
 from fusion_assets.assets.metadata import frame_table, rounded
 from fusion_assets.automation import batch_evaluation_freshness
-from fusion_assets.disclosure import suppressed_count
+from fusion_assets.disclosure import count_text, rate_publishable, suppressed_count
 from fusion_assets.location.cohort import Cohort
 from fusion_assets.reevaluation import summary
 from fusion_assets.reevaluation.drift import data_drift
@@ -83,8 +83,16 @@ def _log_mlflow(
 
 def _metadata(table: pd.DataFrame, params: dict, mlflow_url: str) -> dict:
     metadata = {
-        "n_patients": dg.MetadataValue.int(params["n_patients"]),
-        "n_labelled": dg.MetadataValue.int(params["n_labelled"]),
+        # small-cell rule: a small batch size, or a labelled count (or its complement, the
+        # unlabelled) under the limit, is published as "<11"
+        "n_patients": dg.MetadataValue.text(count_text(params["n_patients"])),
+        "n_labelled": dg.MetadataValue.text(
+            count_text(
+                params["n_labelled"],
+                hidden=params["n_labelled"] not in (0, params["n_patients"])
+                and not rate_publishable(params["n_labelled"], params["n_patients"]),
+            )
+        ),
         "strategies_scored": dg.MetadataValue.text(params["strategies_scored"]),
         "model_versions": dg.MetadataValue.text(params["model_versions"]),
         "champion": dg.MetadataValue.text(params["champion"]),

@@ -14,6 +14,7 @@ from fusion_assets.assets.training_run import (
 )
 from fusion_assets.automation import retraining_condition
 from fusion_assets.cohorts import CohortSpec
+from fusion_assets.disclosure import count_text
 from fusion_assets.evaluation.refit import refit_train_config
 from fusion_assets.fit_checks import ENCODER_CHECKS, check_fit
 from fusion_assets.location.cohort import Cohort
@@ -35,7 +36,8 @@ def _describe_fit(
         )
     context.log.info(
         f"Fitting the {spec.modality(modality).kind} encoder for {modality!r}: "
-        f"{len(data.frames[modality])} patients have it; splits {len(data.train_ids)} train / "
+        f"{count_text(len(data.frames[modality]))} patients have it; splits "
+        f"{len(data.train_ids)} train / "
         f"{len(data.val_ids)} validation"
     )
     has_it = set(data.frames[modality]["patient_id"])
