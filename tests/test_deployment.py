@@ -168,12 +168,19 @@ def test_pattern_shift_table_reads_the_deployment_scenarios() -> None:
             ("deployment_replay", np.nan, "", 0, 1.0),
             ("deployment_replay", np.nan, "", 1, 1.0),
             ("deployment_rate:genomics", np.nan, "genomics", 0, 0.5),
+            ("mechanism:mnar_label", np.nan, "", 0, 0.8),
         ]
     ]
     table = pattern_shift_table(pd.concat(rows), patients).set_index(["scenario", "modality"])
     replay = table.loc[("deployment_replay", "")]
     assert replay["n_seeds"] == 2 and replay["auroc_mean"] < replay["full"]
     assert table.loc[("deployment_rate", "genomics"), "n_seeds"] == 1
+    assert table.loc[("mechanism:mnar_label", ""), "auroc_mean"] < replay["full"]
+    assert set(table.index.get_level_values("scenario")) == {
+        "deployment_replay",
+        "deployment_rate",
+        "mechanism:mnar_label",
+    }
     assert pattern_shift_table(pd.concat(rows[:1]), patients).empty
 
 

@@ -283,9 +283,11 @@ def pattern_shift_table(stress: pd.DataFrame, patients: pd.DataFrame) -> pd.Data
         rows.append(
             {
                 "strategy": strategy,
-                "scenario": DEPLOYMENT_REPLAY
-                if scenario == DEPLOYMENT_REPLAY
-                else "deployment_rate",
+                "scenario": (
+                    scenario
+                    if scenario in (DEPLOYMENT_REPLAY, MECHANISM_SHIFT)
+                    else "deployment_rate"
+                ),
                 "modality": seedless or "",
                 "auroc_mean": float(np.nanmean(per_seed)),
                 "auroc_sd": float(np.nanstd(per_seed, ddof=1)) if len(per_seed) > 1 else np.nan,
