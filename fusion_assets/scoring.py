@@ -27,15 +27,17 @@ def score(
     models: Mapping[str, FittedModel],
     frames: Mapping[str, pd.DataFrame],
     patients: pd.DataFrame,
+    device: str = "cpu",
 ) -> pd.DataFrame:
     """``strategy, patient_id, split, prob`` for every model and every row of ``patients``.
 
     ``patients`` needs ``patient_id`` and ``split``; absent modalities are simply missing.
+    ``device`` is where torch models score (``models/device.py``).
     """
     ids = patients["patient_id"].tolist()
     parts = []
     for strategy, model in models.items():
-        prob = model.predict_proba(model.prepare(dict(frames), ids))
+        prob = model.predict_proba(model.prepare(dict(frames), ids), device=device)
         parts.append(
             pd.DataFrame(
                 {

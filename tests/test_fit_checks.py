@@ -329,3 +329,14 @@ def test_a_copied_data_folder_keeps_to_itself(bad_margin: Pipeline, tmp_path, mo
     finally:
         away.rename(bad_margin.root)
     assert _snapshot(bad_margin.root) == before
+
+
+def test_the_predictions_step_scores_on_the_configured_device() -> None:
+    from pydantic import ValidationError
+
+    from fusion_assets.evaluation.settings import StressSettings
+
+    assert StressSettings().device == "auto"
+    assert StressSettings(device="cpu").device == "cpu"
+    with pytest.raises(ValidationError):
+        StressSettings(device="tpu")

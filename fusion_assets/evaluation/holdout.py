@@ -64,12 +64,13 @@ class HeldOut(EvaluationDesign):
         stress: StressSettings,
         deployment: DeploymentProfile | None = None,
     ) -> PredictionTables:
-        from fusion_assets.scoring import score, stress_test  # torch: only when scoring
+        from fusion_assets.models.device import resolve_device  # torch: only when scoring
+        from fusion_assets.scoring import score, stress_test
 
         started = time.perf_counter()
         models = load_deployed_models(store, modalities)
         scored = cohort[cohort["split"].isin(["validation", "test"])]
-        predictions = score(models, frames, scored)
+        predictions = score(models, frames, scored, device=stress.device)
         scoring_s = time.perf_counter() - started
         test_ids = scored.loc[scored["split"] == "test", "patient_id"].tolist()
         fused = {s: models[s] for s in STRATEGIES}
@@ -86,7 +87,8 @@ class HeldOut(EvaluationDesign):
             labels=labels,
         )
         summary = (
-            f"Scored {len(scored)} validation/test patients with {len(models)} models in "
+            f"Scored {len(scored)} validation/test patients with {len(models)} models "
+            f"(torch on {resolve_device(stress.device).type}) in "
             f"{scoring_s:.1f} s; stress tests: {len(stressed):,} predictions in "
             f"{time.perf_counter() - started:.1f} s"
         )

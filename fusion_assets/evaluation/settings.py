@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from fusion_assets.metrics.degradation import STRESS_RATES, STRESS_SEEDS
+from fusion_assets.models.config import DeviceName
 
 # The modes recorded in profile.evaluation_mode.
 HOLDOUT = "holdout"
@@ -87,3 +88,8 @@ class StressSettings(BaseModel):
         description="Fractions of present modalities removed at random (each in [0, 1])",
     )
     mask_seeds: int = Field(default=STRESS_SEEDS, ge=1, description="Random masks per rate")
+    device: DeviceName = Field(
+        default="auto",
+        description="Where the deployed torch models score the validation and test patients "
+        "(auto: CUDA when present); the stress tests' masked scoring stays on the CPU",
+    )
