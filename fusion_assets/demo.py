@@ -25,7 +25,10 @@ from fusion_assets.report_folders import LATEST, latest_report
 # Settings for a smoke run in about a minute: tiny networks, fewer resamples and masks.
 FAST_RUN_CONFIG: dict[str, Any] = {
     "modality_encoder": {"config": {"preset": "tiny"}},
-    "fused_model": {"config": {"preset": "tiny"}},
+    # A smoke run checks the plumbing, not model quality: tiny networks on a few hundred
+    # patients land far below a single modality by chance, so the fit check's margin is open
+    # (the other two fit checks still apply).
+    "fused_model": {"config": {"preset": "tiny", "max_auroc_below_best_single": 1.0}},
     "predictions": {"config": {"mask_seeds": 2}},
     "subgroup_report": {"config": {"n_boot": 200}},
 }

@@ -216,7 +216,7 @@ def subgroup_losses(
 def markdown(decisions: list[Decision], champion_after: tuple[str, int] | None) -> str:
     """The report's promotion section: every candidate tried, in order."""
     holder = f"{champion_after[0]} v{champion_after[1]}" if champion_after else "none"
-    lines = ["## Promotion", "", f"Champion now: **{holder}**.", ""]
+    lines = ["## Promotion", "", f"After this step, champion now: **{holder}**.", ""]
     for decision in decisions:
         lines += [
             f"Candidate: **{decision.candidate}** ({decision.why_candidate}). "

@@ -190,9 +190,13 @@ def test_a_concurrent_re_evaluation_scores_one_complete_version(run, landed) -> 
     trained: list[bool] = []
 
     def train_twice() -> None:
+        # Its own (ephemeral) instance: an in-memory sqlite run storage shared by two threads
+        # fails with "database table is locked" when both create a run at once; the models,
+        # registry and warehouse the two runs share are the ones under test.
+        trainer_instance = dg.DagsterInstance.ephemeral()
         for _ in range(2):
             result = fusion.execute_in_process(
-                partition_key=retrained, instance=run.instance, run_config=config
+                partition_key=retrained, instance=trainer_instance, run_config=config
             )
             trained.append(result.success)
 

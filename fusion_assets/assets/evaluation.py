@@ -25,6 +25,7 @@ from fusion_assets.assets.metadata import (
     frame_table,
     png_markdown,
     rounded,
+    scored_versions,
     table_metadata,
     table_version,
 )
@@ -350,11 +351,7 @@ def _provenance(context: dg.AssetExecutionContext, cohort: Cohort, warehouse) ->
     """What the report is about: when, which run, which model versions, which batches."""
     from datetime import UTC, datetime
 
-    event = context.instance.get_latest_materialization_event(cohort.key("predictions"))
-    versions = {}
-    if event is not None and event.asset_materialization is not None:
-        value = event.asset_materialization.metadata.get("model_versions")
-        versions = dict(value.value) if value is not None else {}
+    versions = scored_versions(context, cohort.key("predictions"))
     with warehouse.connect() as con:
         batches = [r[0] for r in con.sql("SELECT batch_id FROM raw.batches ORDER BY 1").fetchall()]
     return {

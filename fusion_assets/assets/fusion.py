@@ -74,12 +74,14 @@ def best_single_evidence(
 
     from fusion_assets.evaluation.fold_models import FoldRun, load_oof
 
-    plan = deployed.design.plan_id
+    design = deployed.design
     out = {}
     for m in spec.modality_names:
         name = unimodal_name(m)
         with models_ready(" (modality_encoder partition)"):
-            oof = load_oof(fold_root(model_store, ENCODER_STORE, name), plan, name)
+            oof = load_oof(
+                fold_root(model_store, ENCODER_STORE, name), design.plan, design.plan_id, name
+            )
         out[m] = FoldRun(oof, pd.DataFrame(), 0.0).oof_auroc(data.labels)
     return out
 

@@ -172,3 +172,13 @@ def png_markdown(png: bytes, alt: str) -> dg.MetadataValue:
     """A PNG shown inline in the Dagster UI's metadata panel (a chart has no native type)."""
     encoded = base64.b64encode(png).decode("ascii")
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{encoded})")
+
+
+def scored_versions(context: dg.AssetExecutionContext, predictions: dg.AssetKey) -> dict[str, int]:
+    """Strategy -> the registered version the latest ``predictions`` materialization scored
+    (its ``model_versions`` metadata): what promotion weighs and the report names."""
+    event = context.instance.get_latest_materialization_event(predictions)
+    if event is None or event.asset_materialization is None:
+        return {}
+    value = event.asset_materialization.metadata.get("model_versions")
+    return {k: int(v) for k, v in (value.value if value is not None else {}).items()}

@@ -19,7 +19,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from fusion_assets.assets.metadata import frame_table, rounded
+from fusion_assets.assets.metadata import frame_table, rounded, scored_versions
 from fusion_assets.automation import retraining_condition
 from fusion_assets.evaluation.settings import CV
 from fusion_assets.location.cohort import Cohort
@@ -84,15 +84,6 @@ def promote_by_hand(store: ModelStore, version: int, model: str | None = None) -
     )
     store.set_champion(model, version)
     return f"champion of {store.cohort}: {store.name(model)} v{version} (was {held})"
-
-
-def _scored_versions(context: dg.AssetExecutionContext, cohort: Cohort) -> dict[str, int]:
-    """The versions ``predictions`` scored (its metadata), so the evidence is theirs."""
-    event = context.instance.get_latest_materialization_event(cohort.key("predictions"))
-    if event is None or event.asset_materialization is None:
-        return {}
-    value = event.asset_materialization.metadata.get("model_versions")
-    return {k: int(v) for k, v in (value.value if value is not None else {}).items()}
 
 
 def _champion_predictions(
@@ -223,7 +214,7 @@ def build_promotion_asset(cohort: Cohort) -> dg.AssetsDefinition:
             (metrics["subgroup_type"] == "all") & metrics["strategy"].isin(list(STRATEGIES))
         ]
         rules = PromotionRules(**config.model_dump(include=set(PromotionRules.model_fields)))
-        scored = _scored_versions(context, cohort)
+        scored = scored_versions(context, cohort.key("predictions"))
         champion = store.champion()
         decisions: list[Decision] = []
         versions: list[int] = []

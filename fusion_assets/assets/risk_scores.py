@@ -11,7 +11,7 @@ small-cell rule); patient rows never leave the warehouse.
 import dagster as dg
 
 from fusion_assets.assets.metadata import table_metadata
-from fusion_assets.disclosure import suppressed_count
+from fusion_assets.disclosure import count_text, suppressed_count
 from fusion_assets.location.cohort import Cohort
 from fusion_assets.risk_scores import (
     RiskScoreSettings,
@@ -54,7 +54,11 @@ def scoring_model(store: ModelStore) -> ScoringModel:
 def _published(count: int) -> dg.MetadataValue:
     """A patient count as it may leave the warehouse (small cells suppressed)."""
     shown = suppressed_count(count)
-    return dg.MetadataValue.int(shown) if shown is not None else dg.MetadataValue.text("<11")
+    return (
+        dg.MetadataValue.int(shown)
+        if shown is not None
+        else dg.MetadataValue.text(count_text(count))
+    )
 
 
 def build_risk_scores(

@@ -37,6 +37,8 @@ from fusion_assets.metrics.bootstrap import (
     weighted_auroc,
     weighted_brier,
 )
+from fusion_assets.metrics.classification import auroc
+from fusion_assets.metrics.degradation import DEPLOYMENT_RATE, DEPLOYMENT_REPLAY, MECHANISM_SHIFT
 from fusion_assets.metrics.net_benefit import weighted_net_benefit, weighted_treat_all
 from fusion_assets.metrics.subgroups import repeat_mean, repeat_probabilities, wide_probabilities
 
@@ -248,13 +250,6 @@ def pattern_shift_table(stress: pd.DataFrame, patients: pd.DataFrame) -> pd.Data
     strategy: mean and SD over mask seeds of the AUROC under the deployment replay, under
     each modality dropped to its deployment rate and under the MNAR-by-label mechanism, beside ``full``, the AUROC of the same patients with nothing
     removed (scenario ``global`` at rate 0). Empty without deployment scenarios."""
-    from fusion_assets.metrics.classification import auroc
-    from fusion_assets.metrics.degradation import (
-        DEPLOYMENT_RATE,
-        DEPLOYMENT_REPLAY,
-        MECHANISM_SHIFT,
-    )
-
     if stress is None or stress.empty:
         return pd.DataFrame(columns=SHIFT_COLUMNS)
     shifted = stress["scenario"].astype(str)

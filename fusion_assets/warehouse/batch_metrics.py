@@ -5,6 +5,8 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+from fusion_assets.warehouse.eval_tables import replace_batch_rows
+
 RESULT_TABLE = "eval.batch_metrics"
 
 _RESULT_DDL = f"""
@@ -28,14 +30,4 @@ def write_batch_metrics(
     out = table.assign(
         evaluated_at=pd.Timestamp.now("UTC").tz_localize(None), dagster_run_id=run_id
     )
-    con.execute(_RESULT_DDL)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(f"DELETE FROM {RESULT_TABLE} WHERE batch_id = ?", [batch_id])
-        con.register("batch_metrics_new", out)
-        con.execute(f"INSERT INTO {RESULT_TABLE} BY NAME SELECT * FROM batch_metrics_new")
-        con.unregister("batch_metrics_new")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+    replace_batch_rows(con, RESULT_TABLE, _RESULT_DDL, out, batch_id)

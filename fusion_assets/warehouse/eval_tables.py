@@ -55,3 +55,24 @@ def has_eval_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
         [SCHEMA, name],
     ).fetchone()
     return bool(found and found[0])
+
+
+def replace_batch_rows(
+    con: duckdb.DuckDBPyConnection, table: str, ddl: str, frame: pd.DataFrame, batch_id: str
+) -> None:
+    """Replace ``table``'s rows of ``batch_id`` with ``frame`` (columns by name) in one
+    transaction, creating the table first with ``ddl``: re-running a batch is idempotent
+    and a reader never sees it half-written."""
+    con.execute(ddl)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM {table} WHERE batch_id = ?", [batch_id])
+        con.register("_batch_rows", frame)
+        try:
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _batch_rows")
+        finally:
+            con.unregister("_batch_rows")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise

@@ -13,6 +13,7 @@ import pandas as pd
 
 from fusion_assets.cohorts import CohortSpec
 from fusion_assets.warehouse.batch_inputs import BATCH_IDS_SQL, TRAIN_IDS_SQL, presence
+from fusion_assets.warehouse.eval_tables import replace_batch_rows
 from fusion_assets.warehouse.sql import table_exists
 
 RISK_TABLE = "eval.risk_scores"
@@ -70,14 +71,4 @@ def write_risk_scores(
 ) -> None:
     """Replace the batch's rows in one transaction."""
     out = table.assign(scored_at=pd.Timestamp.now("UTC").tz_localize(None), dagster_run_id=run_id)
-    con.execute(_DDL)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(f"DELETE FROM {RISK_TABLE} WHERE batch_id = ?", [batch_id])
-        con.register("risk_scores_new", out)
-        con.execute(f"INSERT INTO {RISK_TABLE} BY NAME SELECT * FROM risk_scores_new")
-        con.unregister("risk_scores_new")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+    replace_batch_rows(con, RISK_TABLE, _DDL, out, batch_id)
