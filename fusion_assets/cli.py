@@ -44,15 +44,20 @@ def _land(args: argparse.Namespace) -> None:
     from datetime import UTC, datetime
 
     from fusion_assets.cohorts.synthetic import synthesize_batch
+    from fusion_assets.location.component import declared_cohorts
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     seed = args.seed if args.seed is not None else int(stamp[-6:])
+    declared = declared_cohorts().get(args.cohort)
+    # The cohort's own generator settings (panel size, availability …), so the batch fits its spec.
+    settings = declared.synthetic.generator_settings() if declared and declared.synthetic else {}
     with _user_errors():
         batch_dir = synthesize_batch(
             _landing(args, args.cohort),
             n_patients=args.patients,
             seed=seed,
             batch_id=f"batch-{stamp}",
+            **settings,
         )
     print(f"Landed {batch_dir} ({args.patients} patients); the landing sensor picks it up.")
 
@@ -61,6 +66,33 @@ def _demo(args: argparse.Namespace) -> None:
     from fusion_assets.demo import run_demo
 
     run_demo(_data_dir(args), cohort_name=args.cohort, fast=args.fast)
+
+
+def _study(args: argparse.Namespace) -> None:
+    from fusion_assets.demo import FAST_RUN_CONFIG
+    from fusion_assets.study.analysis import write_answer
+    from fusion_assets.study.grid import GRIDS
+    from fusion_assets.study.runner import read_study, run_study
+
+    out = Path(args.out) if args.out else _data_dir(args) / "study"
+    cells = GRIDS[args.grid]()
+    if args.only:
+        cells = [c for c in cells if any(c.cell_id.startswith(p) for p in args.only)]
+    ran = run_study(
+        cells,
+        out,
+        workers=args.workers,
+        run_config=FAST_RUN_CONFIG if args.fast else None,
+        keep_cells=args.keep_cells,
+    )
+    header = [
+        f"`fusion-assets study --grid {args.grid}`: {len(cells)} cells; this run finished "
+        f"{ran['finished']} ({ran['failed']} failed) in {ran['wall_seconds']:.0f} s.",
+    ]
+    md = write_answer(out, read_study(out), header)
+    print(f"[study] answer: {md} (and study.png beside it; tables in {out / 'results.duckdb'})")
+    if ran["failed"]:
+        sys.exit(1)
 
 
 def _user_error(exc: Exception) -> None:
@@ -285,6 +317,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_fast(demo)
     demo.set_defaults(func=_demo)
+
+    study = commands.add_parser(
+        "study",
+        help="test the decision matrix: train every strategy on a grid of synthetic "
+        "deployment realities (resumable)",
+    )
+    study.add_argument(
+        "--grid", choices=["designed", "tiny"], default="designed", help="the cells to run"
+    )
+    study.add_argument("--out", default=None, help="study folder (default <data-dir>/study)")
+    study.add_argument(
+        "--workers",
+        type=int,
+        default=max(1, (os.cpu_count() or 1) // 2),
+        help="cells run at once, each in its own process (default: half the cores)",
+    )
+    study.add_argument(
+        "--only", nargs="*", default=None, help="run only cells whose id starts with one of these"
+    )
+    study.add_argument(
+        "--keep-cells", action="store_true", help="keep each cell's warehouse and MLflow store"
+    )
+    _add_fast(study)
+    study.set_defaults(func=_study)
 
     imp = commands.add_parser(
         "import", help="import your own cohort (a spec file) as a landing batch"

@@ -170,10 +170,8 @@ def run_demo(data_dir: Path, cohort_name: str = "synthetic", fast: bool = False)
             zone.root,
             n_patients=source.patients,
             seed=source.seed,
-            regime=source.regime,
-            missingness=source.missingness,
-            genomics_format=source.genomics_format,
             batch_id=f"{cohort.name}-default",
+            **source.generator_settings(),
         )
     defs = build_location([cohort], resources)
     instance = default_instance()
@@ -187,10 +185,8 @@ def run_demo(data_dir: Path, cohort_name: str = "synthetic", fast: bool = False)
             zone.root,
             n_patients=ARRIVALS_PATIENTS,
             seed=source.seed + 1,
-            regime=source.regime,
-            missingness=source.missingness,
-            genomics_format=source.genomics_format,
             batch_id=arrivals,
+            **source.generator_settings(),
         )
     champion = resources["model_store"].for_cohort(cohort.name).champion()
     score_arrivals(defs, cohort, instance, arrivals, champion is not None)

@@ -296,3 +296,66 @@ def test_tiny_cohort_with_absent_modalities(tmp_path: Path, fmt: str) -> None:
         schema = pq.read_schema(folder / f"{name}.parquet")
         assert {f.name: f.type for f in schema} == expected_schema(name, fmt)
     assert np.isfinite(cohort.oracle["oracle_prob"]).all()
+
+
+# ----------------------------------------------------------------------------- study knobs
+
+
+def _wearable_summaries(cohort: SyntheticCohort) -> pd.DataFrame:
+    """Per patient with wearables: each channel's mean and least-squares slope over time."""
+    w = cohort.modalities["wearables"]
+    index = cohort.patients.set_index("patient_id")["index_time"]
+    w = w[w["event_time"] <= w["patient_id"].map(index)]  # the bait comes after index time
+    t = (w["event_time"] - w["patient_id"].map(index)).dt.total_seconds() / 86_400.0
+    rows = {}
+    for channel in SYNTH_WEARABLE_CHANNELS:
+        v = w[channel]
+        g = pd.DataFrame({"p": w["patient_id"], "t": t, "v": v}).groupby("p")
+        mean = g["v"].mean()
+        tc = t - w["patient_id"].map(g["t"].mean())
+        vc = v - w["patient_id"].map(mean)
+        slope = (tc * vc).groupby(w["patient_id"]).sum() / (tc**2).groupby(w["patient_id"]).sum()
+        rows[f"{channel}_mean"], rows[f"{channel}_slope"] = mean, slope
+    return pd.DataFrame(rows).join(cohort.patients.set_index("patient_id")["label"])
+
+
+def test_temporal_setting_moves_the_wearables_signal_between_level_and_trend() -> None:
+    def signal(temporal: str, stat: str) -> float:
+        cohort = generate_cohort(
+            SynthConfig(n_patients=4_000, missingness="complete", temporal=temporal, seed=5)
+        )
+        frame = _wearable_summaries(cohort)
+        cols = [c for c in frame if c.endswith(stat)]
+        return max(
+            max(auroc(frame["label"], frame[c]), 1 - auroc(frame["label"], frame[c])) for c in cols
+        )
+
+    assert signal("none", "_mean") > 0.6 and signal("none", "_slope") < 0.56
+    assert signal("strong", "_slope") > 0.58 and signal("strong", "_mean") < 0.56
+    with pytest.raises(ValueError, match="temporal"):
+        SynthConfig(temporal="sometimes").validate()
+
+
+def test_genomics_panel_size_changes_only_the_noise_genes() -> None:
+    small = generate_cohort(SynthConfig(n_patients=3_000, genomics_features=100, seed=2))
+    large = generate_cohort(SynthConfig(n_patients=3_000, genomics_features=10_000, seed=2))
+    for cohort, width in ((small, 100), (large, 10_000)):
+        lengths = cohort.modalities["genomics"]["expression"].map(len)
+        assert (lengths == width).all()
+    # the same signal genes and loadings: the genomics-alone oracle is the same law
+    a = difficulty_report(small)["oracle_auroc_single"]["genomics"]
+    b = difficulty_report(large)["oracle_auroc_single"]["genomics"]
+    assert abs(a - b) < 0.03
+    # and the default panel is the generator's own layout (the default cohort is unchanged)
+    params = P.model_params("correlated", 0.3)
+    ids, offsets = P.genomics_layout(params, 2_000)
+    assert ids is params.gene_ids and offsets is params.gene_offset
+    with pytest.raises(ValueError, match="genomics_features"):
+        SynthConfig(genomics_features=10).validate()
+
+
+def test_sites_setting_recruits_from_the_first_sites_only() -> None:
+    cohort = generate_cohort(SynthConfig(n_patients=2_000, sites=2, seed=1))
+    assert set(cohort.patients["site"]) == set(P.SITES[:2])
+    with pytest.raises(ValueError, match="sites"):
+        SynthConfig(sites=0).validate()

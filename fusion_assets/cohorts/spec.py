@@ -135,13 +135,12 @@ SYNTH_GENOMICS_DENSE_FEATURES = 2_000
 SYNTH_GENOMICS_SPARSE_FEATURES = 1_000_000
 
 
-def synthetic_spec(genomics_format: str = "dense") -> CohortSpec:
-    """The spec of the embedded synthetic cohort (see fusion_assets.cohorts.synthetic)."""
-    n_genes = (
-        SYNTH_GENOMICS_DENSE_FEATURES
-        if genomics_format == "dense"
-        else SYNTH_GENOMICS_SPARSE_FEATURES
-    )
+def synthetic_spec(
+    genomics_format: str = "dense", genomics_features: int = SYNTH_GENOMICS_DENSE_FEATURES
+) -> CohortSpec:
+    """The spec of the embedded synthetic cohort (see fusion_assets.cohorts.synthetic);
+    ``genomics_features`` is the dense panel's size (the sparse one has 10^6 variants)."""
+    n_genes = genomics_features if genomics_format == "dense" else SYNTH_GENOMICS_SPARSE_FEATURES
     return CohortSpec(
         name="synthetic",
         modalities=(

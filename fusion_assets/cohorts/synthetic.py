@@ -17,15 +17,17 @@ Generative model (parameters in ``synthetic_params``; the oracle maths in
   ``lab = mean + sd * (lab_load @ g_ehr + noise)``, and ``smoking`` /
   ``diabetes`` drawn from P(level | y). Earlier encounters are partial and
   drawn independently of y and g, so "last value per feature" keeps everything.
-* genomics (dense): 2,000 genes, 50 of which load on ``g_genomics``; all genes
-  get unit Gaussian noise. (sparse): long format over 10^6 variants; 300
+* genomics (dense): 2,000 genes (``genomics_features`` sets another panel size:
+  the same 50 signal genes among more or fewer noise genes), 50 of which load on
+  ``g_genomics``; all genes get unit Gaussian noise. (sparse): long format over 10^6 variants; 300
   causal variants have carrier frequency P(carrier | y), everything else is
   y-free background.
 * imaging: one 32x32 image, three Gaussian blobs at fixed places whose
   intensities are ``g_imaging``, plus pixel noise.
 * wearables: irregular samples over the 28 days before index time (count and
   times independent of y); each channel is baseline + a level and a trend over
-  the window, both linear in ``g_wearables``, plus noise.
+  the window, both linear in ``g_wearables``, plus noise (``temporal``: ``none``
+  keeps the level only, ``strong`` the trend only).
 * notes: 1-4 notes of 30-60 words; one topic c per patient with P(c | y);
   words iid from P(word | c). Notes (like smoking/diabetes and the sparse
   causal variants) are conditionally independent of g given y in every
@@ -107,6 +109,9 @@ class SynthConfig:
     missingness: str = "mar"
     seed: int = 0
     genomics_format: str = "dense"
+    genomics_features: int = SYNTH_GENOMICS_DENSE_FEATURES  # dense panel size
+    temporal: str = "mixed"  # where the wearables' signal lives: P.TEMPORAL_SIGNALS
+    sites: int = len(P.SITES)  # recruit from the first this many sites (a controlled cohort: few)
     # Missing keys take DEFAULT_AVAILABILITY's rate; ignored when missingness="complete".
     availability: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_AVAILABILITY))
     id_prefix: str = ""  # ids are P<prefix or s<seed>>-<counter>; distinct prefixes never collide
@@ -123,6 +128,15 @@ class SynthConfig:
         if self.genomics_format not in ("dense", "sparse"):
             raise ValueError(
                 f"genomics_format must be dense or sparse, got {self.genomics_format!r}"
+            )
+        if self.temporal not in P.TEMPORAL_SIGNALS:
+            raise ValueError(f"temporal must be one of {P.TEMPORAL_SIGNALS}, got {self.temporal!r}")
+        if not 1 <= self.sites <= len(P.SITES):
+            raise ValueError(f"sites must lie in 1..{len(P.SITES)}, got {self.sites}")
+        if self.genomics_features < P.N_SIGNAL_GENES:
+            raise ValueError(
+                f"genomics_features must be at least {P.N_SIGNAL_GENES}, "
+                f"got {self.genomics_features}"
             )
         if not set(self.availability) <= set(MODALITIES):
             raise ValueError(f"availability keys must be among {MODALITIES}")
@@ -205,6 +219,13 @@ def _list_column(array: pa.Array | pa.ChunkedArray) -> pd.Series:
 # --------------------------------------------------------------------------- sampling
 
 
+def _site_probs(n_sites: int) -> np.ndarray:
+    """Recruitment shares of the first ``n_sites`` sites (renormalised; zero for the rest)."""
+    probs = P.SITE_PROBS.copy()
+    probs[n_sites:] = 0.0
+    return probs / probs.sum()
+
+
 def _sample_patients(rng: np.random.Generator, cfg: SynthConfig) -> tuple[pd.DataFrame, np.ndarray]:
     n = cfg.n_patients
     y = (rng.random(n) < cfg.prevalence).astype(np.int64)
@@ -221,7 +242,7 @@ def _sample_patients(rng: np.random.Generator, cfg: SynthConfig) -> tuple[pd.Dat
             "sex": np.where(rng.random(n) < 0.5, "F", "M").astype(object),
             "age": np.clip(np.round(rng.normal(55, 15, n)), 18, 90).astype(np.int64),
             "site": np.array(P.SITES, dtype=object)[
-                _categorical(rng, np.tile(P.SITE_PROBS, (n, 1)))
+                _categorical(rng, np.tile(_site_probs(cfg.sites), (n, 1)))
             ],
         }
     )
@@ -343,16 +364,17 @@ def _ehr(rng, params, ids, index_s, y, g, bait, has):
     return df, ghat, cat_llr
 
 
-def _genomics_dense(rng, params, ids, g, has):
+def _genomics_dense(rng, params, ids, g, has, n_genes):
     n = g.shape[0]
     g_gen = g[:, P.BLOCKS["genomics"]]
+    gene_ids, gene_offset = P.genomics_layout(params, n_genes)
     idx = np.flatnonzero(has)
-    x = rng.standard_normal((idx.size, SYNTH_GENOMICS_DENSE_FEATURES), dtype=np.float32)
+    x = rng.standard_normal((idx.size, n_genes), dtype=np.float32)
     x *= np.float32(P.GENE_NOISE)
-    x += params.gene_offset.astype(np.float32)
-    x[:, params.gene_ids] += (g_gen[idx] @ params.gene_load.T).astype(np.float32)
+    x += gene_offset.astype(np.float32)
+    x[:, gene_ids] += (g_gen[idx] @ params.gene_load.T).astype(np.float32)
     ghat = g_gen + _chol_noise(rng, n, params.noise_cov["genomics"])  # exact law, for absent
-    signal = x[:, params.gene_ids].astype(np.float64) - params.gene_offset[params.gene_ids]
+    signal = x[:, gene_ids].astype(np.float64) - gene_offset[gene_ids]
     ghat[idx] = signal @ params.proj["genomics"].T  # from the written values, for present
     df = pd.DataFrame({"patient_id": _take(ids, idx)})
     df["expression"] = _list_column(_list_array(x))
@@ -424,7 +446,7 @@ def _imaging(rng, params, ids, index_s, y, g, bait, has):
     return df, ghat
 
 
-def _wearables(rng, params, ids, index_s, y, g, bait, has):
+def _wearables(rng, params, ids, index_s, y, g, bait, has, temporal):
     """Irregular samples; per-patient GLS estimate of g_wearables and its covariance."""
     n = len(y)
     g_w = g[:, P.BLOCKS["wearables"]]
@@ -434,7 +456,7 @@ def _wearables(rng, params, ids, index_s, y, g, bait, has):
     tau = 0.5 - before / WINDOW  # centred position in the window
     # Per patient, channel c contributes design rows (L_c + tau T_c) to M, so
     # M'M needs only the sums of 1, tau and tau^2 (and M'w those of w, tau*w).
-    lvl, trd = P.WEARABLE_LEVEL, P.WEARABLE_TREND
+    lvl, trd = P.wearable_loadings(temporal)
     s1 = np.bincount(pid, tau, n)
     s2 = np.bincount(pid, tau**2, n)
     gram = (
@@ -555,7 +577,7 @@ def generate_cohort(config: SynthConfig) -> SyntheticCohort:
     sparse_llr = None
     if config.genomics_format == "dense":
         frames["genomics"], ghat[:, P.BLOCKS["genomics"]] = _genomics_dense(
-            rng["genomics"], params, ids, g, has["genomics"]
+            rng["genomics"], params, ids, g, has["genomics"], config.genomics_features
         )
     else:
         frames["genomics"], sparse_llr = _genomics_sparse(
@@ -566,7 +588,7 @@ def generate_cohort(config: SynthConfig) -> SyntheticCohort:
         rng["imaging"], params, ids, index_s, y, g, bait, has["imaging"]
     )
     frames["wearables"], ghat[:, P.BLOCKS["wearables"]], wear_cov = _wearables(
-        rng["wearables"], params, ids, index_s, y, g, bait, has["wearables"]
+        rng["wearables"], params, ids, index_s, y, g, bait, has["wearables"], config.temporal
     )
     frames["notes"], note_llr = _notes(rng["notes"], params, ids, index_s, y, bait, has["notes"])
 
@@ -635,8 +657,13 @@ def synthesize_batch(
     seed: int = 0,
     batch_id: str | None = None,
     genomics_format: str = "dense",
+    **settings: object,
 ) -> Path:
-    """Generate a cohort and write it as one landing batch; returns the batch folder."""
+    """Generate a cohort and write it as one landing batch; returns the batch folder.
+
+    ``settings`` are further :class:`SynthConfig` fields (``availability``,
+    ``genomics_features``, ``temporal`` …).
+    """
     if batch_id is None:
         batch_id = f"synth-{regime}-{missingness}-s{seed}-n{n_patients}"
         if genomics_format != "dense":
@@ -648,6 +675,7 @@ def synthesize_batch(
         seed=seed,
         genomics_format=genomics_format,
         id_prefix=batch_id_prefix(f"{batch_id}/{seed}"),
+        **settings,
     )
     return write_batch(generate_cohort(config), Path(landing_dir), batch_id)
 
@@ -682,6 +710,8 @@ def difficulty_report(cohort: SyntheticCohort) -> dict:
         "regime": cohort.config.regime,
         "missingness": cohort.config.missingness,
         "genomics_format": cohort.config.genomics_format,
+        "genomics_features": cohort.config.genomics_features,
+        "temporal": cohort.config.temporal,
         "prevalence_observed": float(y.mean()),
         "oracle_auroc_actual": auroc(y, cohort.oracle["oracle_prob"].to_numpy()),
         "oracle_auroc_late_fusion_actual": auroc(y, late_actual),

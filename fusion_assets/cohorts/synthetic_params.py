@@ -88,6 +88,25 @@ WEARABLE_SCALE = np.array([6.0, 12.0, 0.6])
 WEARABLE_LEVEL = np.array([[1.0, 0.0], [0.6, 0.8], [-0.5, 0.4]])
 WEARABLE_TREND = np.array([[0.0, 1.0], [0.8, 0.0], [0.0, -0.7]])
 WEARABLE_NOISE = 2.0  # per sample, in channel-scale units
+# Where the wearables' signal lives over the 28-day window (the study's temporal axis):
+# "mixed" (the default) puts g_wearables in each channel's level and trend; "none" in the
+# level only (a per-patient mean keeps everything: no temporal dynamics to learn);
+# "strong" in the trend only (the window mean carries almost nothing, the slope all).
+TEMPORAL_SIGNALS: tuple[str, ...] = ("mixed", "none", "strong")
+
+
+def wearable_loadings(temporal: str) -> tuple[np.ndarray, np.ndarray]:
+    """(level, trend) loadings of g_wearables on the channels for a temporal setting."""
+    if temporal not in TEMPORAL_SIGNALS:
+        raise ValueError(f"temporal must be one of {TEMPORAL_SIGNALS}, got {temporal!r}")
+    zero = np.zeros_like(WEARABLE_LEVEL)
+    if temporal == "none":
+        return WEARABLE_LEVEL, zero
+    if temporal == "strong":
+        # Both columns of WEARABLE_TREND are non-zero, so the slope alone identifies g.
+        return zero, WEARABLE_TREND
+    return WEARABLE_LEVEL, WEARABLE_TREND
+
 
 LAB_NOISE = 1.0
 GENE_NOISE = 1.0
@@ -247,6 +266,23 @@ def model_params(regime: str, prevalence: float) -> ModelParams:
         proj=proj,
         noise_cov=noise_cov,
     )
+
+
+def genomics_layout(params: ModelParams, n_genes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(signal gene ids, per-gene offsets) of a dense panel of ``n_genes`` genes.
+
+    The default panel (SYNTH_GENOMICS_DENSE_FEATURES genes) is ``params``' own. Another
+    size places the same N_SIGNAL_GENES signal genes, with the same loadings, among
+    ``n_genes`` (a fixed draw per size), so only the number of pure-noise genes changes:
+    the oracle, which reads the signal genes only, is the same at every size.
+    """
+    if n_genes < N_SIGNAL_GENES:
+        raise ValueError(f"a dense panel needs at least {N_SIGNAL_GENES} genes, got {n_genes}")
+    if n_genes == SYNTH_GENOMICS_DENSE_FEATURES:
+        return params.gene_ids, params.gene_offset
+    rng = np.random.default_rng([PARAM_SEED, n_genes])
+    gene_ids = np.sort(rng.choice(n_genes, N_SIGNAL_GENES, replace=False))
+    return gene_ids, rng.normal(6.0, 1.5, n_genes)
 
 
 # Missingness. MAR: logit P(present) = intercept + site effect + age effect,

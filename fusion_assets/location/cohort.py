@@ -73,6 +73,25 @@ class SyntheticSource:
     regime: str = "correlated"
     missingness: str = "mar"
     genomics_format: str = "dense"
+    genomics_features: int = 2_000
+    temporal: str = "mixed"
+    sites: int = 4
+    # Availability rate per modality (the generator's default for a modality not named).
+    availability: Mapping[str, float] | None = None
+
+    def generator_settings(self) -> dict[str, Any]:
+        """Keyword arguments of ``synthesize_batch`` beyond the size and the seed."""
+        settings: dict[str, Any] = {
+            "regime": self.regime,
+            "missingness": self.missingness,
+            "genomics_format": self.genomics_format,
+            "genomics_features": self.genomics_features,
+            "temporal": self.temporal,
+            "sites": self.sites,
+        }
+        if self.availability is not None:
+            settings["availability"] = dict(self.availability)
+        return settings
 
 
 @dataclass(frozen=True)

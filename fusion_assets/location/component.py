@@ -40,6 +40,10 @@ class SyntheticSettings(dg.Model):
     regime: str = "correlated"
     missingness: str = "mar"
     genomics_format: str = "dense"
+    genomics_features: int = 2_000
+    temporal: str = "mixed"
+    sites: int = 4
+    availability: dict[str, float] | None = None
 
 
 @dataclass
@@ -96,7 +100,7 @@ def cohort_from_source(
         spec_, source = read_spec_file(spec), None
     else:
         source = SyntheticSource(**synthetic.model_dump())
-        spec_ = synthetic_spec(source.genomics_format)
+        spec_ = synthetic_spec(source.genomics_format, source.genomics_features)
     if deployment is not None:
         from fusion_assets.cohorts.deployment_profile import DeploymentProfile
         from fusion_assets.cohorts.spec import CohortSpec
