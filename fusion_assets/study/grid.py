@@ -99,11 +99,12 @@ SEEDS: tuple[int, ...] = (0, 1, 2)
 
 
 def _seeded(cells: list[dict[str, Any]], seeds: tuple[int, ...]) -> list[StudyCell]:
-    return [StudyCell(**cell, seed=seed) for cell in cells for seed in seeds]
+    # Seed-major: an interrupted study has every design cell for the first seeds.
+    return [StudyCell(**cell, seed=seed) for seed in seeds for cell in cells]
 
 
 def designed_grid(seeds: tuple[int, ...] = SEEDS) -> list[StudyCell]:
-    """The full designed grid (module docstring), cheapest blocks first."""
+    """The full designed grid (module docstring): every cell for seed 0, then seed 1, …"""
     cells: list[dict[str, Any]] = []
     for regime in ("independent", "correlated", "synergy"):
         cells.append(
