@@ -44,7 +44,8 @@ def test_the_tiny_study_runs_every_cell_through_the_pipeline(study) -> None:
         assert summary["winner"] in FUSION_STRATEGIES
         assert 0.5 < summary["oracle_auroc"] <= 1.0
         assert summary["delta_ci_low"] <= summary["delta_winner_minus_recommended"]
-        assert summary["n_test"] == pytest.approx(0.2 * 400, abs=5)  # held out, never k-fold
+        # held out, never k-fold: about a fifth (the split is stratified by label x pattern)
+        assert 0.15 * 400 <= summary["n_test"] <= 0.25 * 400
     # every strategy, reference and single-modality baseline, with intervals around the point
     metrics = tables["metrics"]
     assert {*FUSION_STRATEGIES, "reference", "oracle"} <= set(metrics["strategy"])

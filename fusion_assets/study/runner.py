@@ -88,6 +88,7 @@ def run_cell(
     from fusion_assets.location.build import build_location, location_resources
     from fusion_assets.location.component import SyntheticSettings, cohort_from_source
     from fusion_assets.study.measure import measure_cell
+    from fusion_assets.warehouse.profile import summarize_profile
 
     torch.set_num_threads(threads)
     started = time.perf_counter()
@@ -124,6 +125,9 @@ def run_cell(
         raise RuntimeError(f"cell {cell.cell_id}: pipeline run {failed[0].run_id} failed: {steps}")
     with resources["warehouse"].for_cohort(COHORT).connect(read_only=True) as con:
         measured = measure_cell(con, cell.cell_id)
+        # The profile the decision matrix read: kept so the analysis can ask what other
+        # thresholds would have recommended for the same cells (no retraining needed).
+        measured.summary["profile"] = summarize_profile(con, cohort.spec)
     latest = latest_report(resources["reports"].for_cohort(COHORT)) / "report.md"
     if latest.exists():
         shutil.copy(latest, cell_dir / "report.md")
