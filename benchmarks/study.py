@@ -12,6 +12,7 @@ its load. The study's own tables stay in ``<out>/results.duckdb``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -35,7 +36,8 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true", help="do not write benchmarks/results")
     args = parser.parse_args()
 
-    from fusion_assets.study.analysis import write_answer
+    from fusion_assets.study.analysis import analyze, evidence, write_answer
+    from fusion_assets.study.evidence import EVIDENCE_FILE
     from fusion_assets.study.grid import designed_grid
     from fusion_assets.study.runner import read_study, run_study
 
@@ -77,7 +79,10 @@ def main() -> None:
         shutil.copy(md, RESULTS / "study.md")
         if (out / "study.png").exists():
             shutil.copy(out / "study.png", RESULTS / "study.png")
-        print(f"recorded {RESULTS / 'study.md'} and study.png")
+        if not args.only:  # the report cites only a whole grid's evidence
+            record = evidence(analyze(tables), commit)
+            EVIDENCE_FILE.write_text(json.dumps(record, indent=1) + "\n")
+        print(f"recorded {RESULTS / 'study.md'}, study.png and {EVIDENCE_FILE}")
     sys.exit(1 if ran["failed"] else 0)
 
 

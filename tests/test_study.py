@@ -151,3 +151,27 @@ def test_the_designed_grid_answers_each_rule_and_claim_with_three_seeds() -> Non
     # the dimensionality axis spans 10^2 to 10^6 features
     dims = {(c.genomics_format, c.genomics_features) for c in grid if c.block == "dimgap"}
     assert {("dense", 100), ("dense", 10_000), ("sparse", 2_000)} <= dims
+
+
+def test_the_report_cites_the_recorded_study_for_the_recommended_rule(tmp_path) -> None:
+    import json
+
+    from fusion_assets.study.evidence import load_evidence, study_sentences
+
+    assert load_evidence(tmp_path / "none.json") is None
+    assert study_sentences("late", None) == []
+    path = tmp_path / "evidence.json"
+    path.write_text(
+        json.dumps(
+            {
+                "commit": "abc1234",
+                "rules": {"late": {"cells": 12, "agrees": 9, "agreement_rate": 0.75}},
+                "claims": [{"claim": "c", "verdict": "inconclusive", "evidence": "e"}],
+            }
+        )
+    )
+    evidence = load_evidence(path)
+    late = study_sentences("late", evidence)
+    assert "recommended late in 12 cell(s)" in late[0] and "in 9 (75%)" in late[0]
+    assert "abc1234" in late[0] and late[1].endswith("“c”: inconclusive (e).")
+    assert "never recommended early" in study_sentences("early", evidence)[0]

@@ -242,3 +242,40 @@ def decision_curve_plot(
     fig.suptitle("Decision curves (net benefit; above treat all and treat none = useful)")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def winner_map(cells: pd.DataFrame, path: Path) -> Path:
+    """The study's cells (design cell x seed) coloured by the measured winner; the text is
+    the recommendation, bold and boxed where it disagrees with the measurement
+    (``cells``: ``study/analysis.py``'s frame: block, name, seed, winner, recommended, agrees)."""
+    from matplotlib.patches import Patch, Rectangle
+
+    plt = _pyplot()
+    strategies = ["early", "intermediate", "late", "attention"]
+    colours = _colours(strategies)
+    design = list(dict.fromkeys(cells["block"] + "/" + cells["name"]))
+    seeds = sorted(cells["seed"].unique())
+    fig, ax = plt.subplots(figsize=(4.5 + 0.9 * len(seeds), 1.2 + 0.42 * len(design)))
+    for _, row in cells.iterrows():
+        y = design.index(f"{row['block']}/{row['name']}")
+        x = seeds.index(row["seed"])
+        ax.add_patch(Rectangle((x, y), 1, 1, color=colours.get(row["winner"], "grey"), alpha=0.8))
+        ax.text(
+            x + 0.5,
+            y + 0.5,
+            row["recommended"][:5],
+            ha="center",
+            va="center",
+            fontsize=8,
+            fontweight="normal" if row["agrees"] else "bold",
+            bbox=None if row["agrees"] else {"facecolor": "white", "edgecolor": "black", "pad": 1},
+        )
+    ax.set_xlim(0, len(seeds))
+    ax.set_ylim(0, len(design))
+    ax.invert_yaxis()
+    ax.set_xticks([i + 0.5 for i in range(len(seeds))], [f"seed {s}" for s in seeds])
+    ax.set_yticks([i + 0.5 for i in range(len(design))], design, fontsize=8)
+    ax.set_title("Measured winner (colour), recommendation (text; boxed: disagrees)", fontsize=9)
+    handles = [Patch(color=colours[s], label=s) for s in strategies]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    return _save(fig, path)

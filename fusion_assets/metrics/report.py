@@ -678,7 +678,11 @@ def _verdict_section(result: EvaluationResult) -> _Section:
     )
     vs.table(_winners_display(v.winners, subgroup_disclosure(result.table, cfg.suppress_below)))
     vs.p("Seed claims on this cohort:")
-    return vs.bullets([f"“{cl.claim}”: {cl.status}. {cl.evidence}" for cl in v.claims])
+    vs.bullets([f"“{cl.claim}”: {cl.status}. {cl.evidence}" for cl in v.claims])
+    if v.study:
+        vs.p("What the study of synthetic deployment realities says (not this cohort):")
+        vs.bullets(v.study)
+    return vs
 
 
 def _winners_display(winners: pd.DataFrame, disclosure: pd.DataFrame) -> pd.DataFrame:

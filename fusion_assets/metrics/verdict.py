@@ -34,6 +34,7 @@ from fusion_assets.metrics.calibration import judge_calibration
 from fusion_assets.metrics.config import EvaluationConfig
 from fusion_assets.metrics.subgroups import SubgroupResult
 from fusion_assets.names import EARLY, LATE
+from fusion_assets.study.evidence import load_evidence, study_sentences
 
 WINNER_COLUMNS = [
     "subgroup_type",
@@ -68,6 +69,9 @@ class Verdict:
     stress_sentence: str
     claims: list[ClaimCheck] = field(default_factory=list)
     calibration: list[str] = field(default_factory=list)  # one sentence per strategy judged
+    study: list[str] = field(
+        default_factory=list
+    )  # what the recorded study says (study/evidence.py)
 
     @property
     def disagreements(self) -> list[str]:
@@ -319,7 +323,8 @@ def build_verdict(
         check_late_degrades_least(summary, config, late),
     ]
     calibration = calibration_sentences(res, recommended, winners)
-    return Verdict(recommended, winners, sw, stress_sentence, claims, calibration)
+    study = study_sentences(recommended, load_evidence())
+    return Verdict(recommended, winners, sw, stress_sentence, claims, calibration, study)
 
 
 def calibration_sentences(

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from fusion_assets.metrics.bootstrap import percentile_ci
+from fusion_assets.metrics.plots import winner_map
 from fusion_assets.study.measure import EARLY_VS_LATE, EXTRA_DROP, FUSION_STRATEGIES
 
 # Seed claim 1: early fusion is 2-5 AUROC points ahead (of late fusion) on complete data.
@@ -173,61 +174,6 @@ def analyze(tables: dict[str, pd.DataFrame]) -> StudyAnswer:
     )
 
 
-# --------------------------------------------------------------------------- the picture
-
-STRATEGY_COLOURS = {
-    "early": "#1b9e77",
-    "intermediate": "#7570b3",
-    "late": "#d95f02",
-    "attention": "#e7298a",
-}
-
-
-def plot_winner_map(answer: StudyAnswer, path: Path) -> Path:
-    """Cells (design cell x seed) coloured by the measured winner; the letter is the
-    recommendation, bold and boxed where the recommendation disagrees with the measurement."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-
-    frame = answer.cells
-    design = list(dict.fromkeys(frame["block"] + "/" + frame["name"]))
-    seeds = sorted(frame["seed"].unique())
-    fig, ax = plt.subplots(figsize=(4.5 + 0.9 * len(seeds), 1.2 + 0.42 * len(design)))
-    for _, row in frame.iterrows():
-        y = design.index(f"{row['block']}/{row['name']}")
-        x = seeds.index(row["seed"])
-        ax.add_patch(
-            plt.Rectangle(
-                (x, y), 1, 1, color=STRATEGY_COLOURS.get(row["winner"], "grey"), alpha=0.85
-            )
-        )
-        ax.text(
-            x + 0.5,
-            y + 0.5,
-            row["recommended"][:3],
-            ha="center",
-            va="center",
-            fontsize=8,
-            fontweight="normal" if row["agrees"] else "bold",
-            bbox=None if row["agrees"] else {"facecolor": "white", "edgecolor": "black", "pad": 1},
-        )
-    ax.set_xlim(0, len(seeds))
-    ax.set_ylim(0, len(design))
-    ax.invert_yaxis()
-    ax.set_xticks([i + 0.5 for i in range(len(seeds))], [f"seed {s}" for s in seeds])
-    ax.set_yticks([i + 0.5 for i in range(len(design))], design, fontsize=8)
-    ax.set_title("Measured winner (colour) and recommendation (text; boxed: disagrees)", fontsize=9)
-    handles = [Patch(color=c, label=s) for s, c in STRATEGY_COLOURS.items()]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
 # --------------------------------------------------------------------------- the report
 
 
@@ -338,7 +284,7 @@ def study_markdown(answer: StudyAnswer, header: list[str], picture: str | None) 
 def write_answer(out_dir: Path, tables: dict[str, pd.DataFrame], header: list[str]) -> Path:
     """``<out_dir>/study.md`` and ``study.png`` from the study's tables; returns the md path."""
     answer = analyze(tables)
-    picture = plot_winner_map(answer, Path(out_dir) / "study.png") if len(answer.cells) else None
+    picture = winner_map(answer.cells, Path(out_dir) / "study.png") if len(answer.cells) else None
     failures = tables["failures"]
     if len(failures):
         header = [
@@ -349,3 +295,43 @@ def write_answer(out_dir: Path, tables: dict[str, pd.DataFrame], header: list[st
     md = Path(out_dir) / "study.md"
     md.write_text(study_markdown(answer, header, picture.name if picture else None))
     return md
+
+
+def evidence(answer: StudyAnswer, commit: str) -> dict:
+    """What the report's verdict cites (``study/evidence.py``): agreement per rule, the claims."""
+    rules = {
+        row["rule"]: {
+            "cells": int(row["cells"]),
+            "agrees": int(row["agrees"]),
+            "agreement_rate": float(row["agreement_rate"]),
+        }
+        for _, row in answer.agreement_by_rule.iterrows()
+    }
+    claims = []
+    if answer.early_claim is not None:
+        e = answer.early_claim
+        claims.append(
+            {
+                "claim": "early fusion is 2-5 AUROC points ahead of late fusion on complete data",
+                "verdict": answer.early_verdict,
+                "evidence": f"early minus late {_ci(e)} on {e.n_patients:,} complete-case test "
+                f"patients of {e.n_cells} complete cohorts",
+            }
+        )
+    if answer.late_claim:
+        parts = ", ".join(f"{s} {_ci(p)}" for s, p in answer.late_claim.items())
+        n = max(p.n_patients for p in answer.late_claim.values())
+        claims.append(
+            {
+                "claim": "late fusion degrades least as modalities go missing",
+                "verdict": answer.late_verdict,
+                "evidence": f"extra AUROC lost beyond late fusion's: {parts}; {n:,} test patients",
+            }
+        )
+    return {
+        "commit": commit,
+        "cells": len(answer.cells),
+        "agreement_rate": answer.agreement_rate,
+        "rules": rules,
+        "claims": claims,
+    }
