@@ -1,10 +1,13 @@
 """The deployment availability profile: which modalities the deployment will have.
 
-Optional in the cohort spec (``deployment:``) and in the subgroup report's run
-config. Either per-modality availability rates (modalities independent) or an
-explicit mix of availability patterns (modalities joined by ``+`` in spec order, as
-in ``profile.availability``, or ``none``). ``metrics/deployment.py`` reweights the
-held-out patients to it.
+Optional in the cohort spec (``deployment:``) and in the evaluation's run config
+(``DeploymentSettings``). Either per-modality availability rates (modalities
+independent), an explicit mix of availability patterns (modalities joined by ``+``
+in spec order, as in ``profile.availability``, or ``none``), or a landed batch whose
+patients' pattern mix is the profile: that mix is measured in the warehouse
+(``warehouse/deployment.py``, the one place a profile is resolved), which turns the
+profile into a pattern mix that remembers its batch. ``metrics/deployment.py``
+reweights the held-out patients to it.
 
 Pure pydantic / numpy; no dagster.
 """
@@ -17,18 +20,23 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from fusion_assets.identifiers import check_batch_id
+
 # Rates turn into 2^M patterns; beyond this many modalities give patterns instead.
 MAX_RATE_MODALITIES = 16
 NO_MODALITY = "none"  # the pattern of a patient with no modality (profile.availability)
 
 
 class DeploymentProfile(BaseModel):
-    """Expected modality availability at deployment: ``rates`` or ``patterns``, not both.
+    """Expected modality availability at deployment: one of ``rates``, ``patterns``, ``batch``.
 
     ``rates``: modality -> probability it is available for a patient (independent);
     every modality of the cohort must be named. ``patterns``: availability pattern
     (modalities joined by ``+`` as in ``profile.availability``, or ``none``) ->
-    relative share (normalised to sum to 1).
+    relative share (normalised to sum to 1). ``batch``: a landed batch id; the mix is
+    that batch's patients' patterns, measured by ``warehouse.deployment`` into
+    ``patterns`` with ``batch_patients`` set (a measured profile: batch and patterns
+    together, only with ``batch_patients``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -40,11 +48,30 @@ class DeploymentProfile(BaseModel):
     patterns: dict[str, float] | None = Field(
         default=None, description="Availability pattern -> share (normalised)"
     )
+    batch: str | None = Field(
+        default=None,
+        description="A landed batch whose patients' availability-pattern mix is the profile",
+    )
+    batch_patients: int | None = Field(
+        default=None,
+        ge=1,
+        description="Set when the batch's mix is measured (warehouse.deployment): its patients",
+    )
 
     @model_validator(mode="after")
     def _one_of(self) -> DeploymentProfile:
-        if (self.rates is None) == (self.patterns is None):
-            raise ValueError("a deployment profile gives exactly one of 'rates' or 'patterns'")
+        given = [k for k in SOURCES if getattr(self, k) is not None]
+        if self.batch_patients is not None:  # measured on a batch: its mix and its id
+            if given != ["patterns", "batch"]:
+                raise ValueError(
+                    "'batch_patients' is set when a batch's mix is measured, with 'batch' and "
+                    f"its 'patterns' (got {given})"
+                )
+        elif len(given) != 1:
+            raise ValueError(
+                "a deployment profile gives exactly one of 'rates', 'patterns' or 'batch' "
+                f"(got {given or 'none'})"
+            )
         if self.rates is not None:
             bad = {m: r for m, r in self.rates.items() if not 0.0 <= r <= 1.0}
             if bad:
@@ -56,13 +83,85 @@ class DeploymentProfile(BaseModel):
                     f"deployment pattern shares must be non-negative with a positive sum; "
                     f"got {self.patterns}"
                 )
+        if self.batch is not None:
+            check_batch_id(self.batch)  # a landing folder's name, or refused with the fix
         return self
+
+    @property
+    def needs_measuring(self) -> bool:
+        """A landed batch named, its mix not measured yet (``warehouse.deployment``)."""
+        return self.batch is not None and self.patterns is None
+
+    def check(self, modalities: list[str]) -> None:
+        """Raise ValueError unless the profile fits the cohort's modalities (a batch's mix is
+        checked where it is measured)."""
+        if not self.needs_measuring:
+            self.target_mix(modalities)
 
     def target_mix(self, modalities: list[str]) -> pd.Series:
         """Pattern -> share (sums to 1, zero shares dropped), patterns in ``modalities`` order."""
         if self.rates is not None:
             return _mix_from_rates(self.rates, modalities)
+        if self.needs_measuring:
+            raise ValueError(
+                f"deployment profile {self.name!r} names landed batch {self.batch!r}: its "
+                "pattern mix is measured in the warehouse first "
+                "(fusion_assets.warehouse.deployment.resolve_deployment)"
+            )
         return _mix_from_patterns(self.patterns or {}, modalities)
+
+    def source(self) -> str:
+        """Where the mix comes from, for the report."""
+        if self.rates is not None:
+            return "per-modality availability rates"
+        if self.batch is None:
+            return "an explicit availability-pattern mix"
+        if self.batch_patients is None:
+            return f"landed batch {self.batch!r} (not measured yet)"
+        return (
+            f"the availability-pattern mix of landed batch {self.batch!r} "
+            f"({self.batch_patients} patients)"
+        )
+
+
+SOURCES = ("rates", "patterns", "batch")  # a profile gives one (a measured batch: two)
+
+
+class DeploymentSettings(BaseModel):
+    """A run's deployment profile, replacing the spec's: one of rates, patterns or batch.
+
+    The evaluation's steps (predictions with its stress tests, the subgroup report)
+    share these fields; ``warehouse.deployment.resolve_deployment`` turns them, or the
+    spec's profile when none is given, into the one profile of the run.
+    """
+
+    deployment_name: str = Field(
+        default="deployment", description="How the report names the deployment profile"
+    )
+    deployment_rates: dict[str, float] | None = Field(
+        default=None,
+        description="Expected availability per modality at deployment (overrides the spec's)",
+    )
+    deployment_patterns: dict[str, float] | None = Field(
+        default=None,
+        description="Expected availability-pattern mix at deployment (overrides the spec's)",
+    )
+    deployment_batch: str | None = Field(
+        default=None,
+        description="A landed batch whose availability-pattern mix is the deployment's "
+        "(overrides the spec's)",
+    )
+
+    def deployment_override(self) -> DeploymentProfile | None:
+        """The profile these fields give, or None when they give none (the spec's holds)."""
+        fields = {
+            "rates": self.deployment_rates,
+            "patterns": self.deployment_patterns,
+            "batch": self.deployment_batch,
+        }
+        if all(v is None for v in fields.values()):
+            return None
+        return DeploymentProfile(name=self.deployment_name, **fields)
 
 
 def pattern_name(present: tuple[bool, ...] | list[bool], modalities: list[str]) -> str:
@@ -131,3 +230,39 @@ def at_deployment(summary: dict, profile: DeploymentProfile, modalities: list[st
         "complete_case_fraction": float(mix.get(complete, 0.0)),
         "deployment": profile.name,
     }
+
+
+def same_profile(a: DeploymentProfile, b: DeploymentProfile, modalities: list[str]) -> bool:
+    """The same name, batch and pattern mix (shares equal to 1e-9)."""
+    if (a.name, a.batch) != (b.name, b.batch):
+        return False
+    mix_a, mix_b = a.target_mix(modalities), b.target_mix(modalities)
+    if set(mix_a.index) != set(mix_b.index):
+        return False
+    return bool(np.allclose(mix_a.sort_index(), mix_b.sort_index(), rtol=0.0, atol=1e-9))
+
+
+def evaluation_profile(
+    stressed: DeploymentProfile | None,
+    override: DeploymentProfile | None,
+    modalities: list[str],
+) -> DeploymentProfile | None:
+    """The one profile of the evaluation, for the report: the one the stress tests ran toward
+    (``stressed``, resolved by the predictions step). A report override (resolved) must be that
+    same profile: otherwise the reweighted metrics and the pattern-shift stress tests would
+    speak of two deployments, so it is refused with the fix."""
+    if override is None:
+        return stressed
+    if stressed is not None and same_profile(override, stressed, modalities):
+        return override
+    ran = (
+        f"{stressed.name!r} ({stressed.source()})"
+        if stressed is not None
+        else "no deployment profile"
+    )
+    raise ValueError(
+        f"The subgroup report's deployment profile {override.name!r} ({override.source()}) is "
+        f"not the one the predictions step's stress tests ran toward: {ran}. Give the same "
+        "deployment_* fields to the predictions step (the report follows it without them) and "
+        "materialize predictions and the report again."
+    )

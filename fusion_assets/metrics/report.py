@@ -1023,6 +1023,7 @@ def _deployment_section(result: EvaluationResult) -> _Section | None:
         return None
     rew = deployed.reweighting
     section = _Section(f"Expected performance at deployment: {deployed.profile.name}")
+    section.p(f"The deployment profile is {deployed.profile.source()}.")
     section.p(
         f"The {deployed.n_patients} held-out patients are reweighted so that their "
         "availability patterns follow the deployment profile (importance weight per pattern = "
@@ -1140,7 +1141,9 @@ def _pattern_shift_section(result: EvaluationResult) -> _Section | None:
     ]
     if len(replay):
         lines.append(
-            "Toward the spec's deployment profile: 'replay' gives each patient a pattern drawn "
+            "Toward the deployment profile"
+            + (f" {result.deployment.profile.name!r}" if result.deployment is not None else "")
+            + ": 'replay' gives each patient a pattern drawn "
             "from the deployment mix and keeps the modalities it has that the pattern has; 'at "
             "deployment rate' drops one modality at random until its availability is the "
             "deployment's."

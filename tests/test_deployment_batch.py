@@ -1,0 +1,149 @@
+"""A deployment profile "as in a named landed batch" (issue 15 item 1): real landing batches
+in a real DuckDB file, the recommendation really materialized."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from fusion_assets.cohorts import CohortSpec, synthetic_spec
+from fusion_assets.cohorts.deployment_profile import DeploymentProfile, DeploymentSettings
+from fusion_assets.cohorts.synthetic import synthesize_batch
+from fusion_assets.location import Cohort
+from fusion_assets.warehouse.align import align_all
+from fusion_assets.warehouse.deployment import DeploymentBatchError, resolve_deployment
+from fusion_assets.warehouse.ingest import ingest_batch
+from fusion_assets.warehouse.profile import build_availability
+from tests.fixtures.pipeline import cohort_stores, temp_resources
+
+BATCHES = ("research-2026-01", "ed-pilot-2026-11")
+
+
+def _cohort(deployment: DeploymentProfile | None) -> Cohort:
+    spec = synthetic_spec()
+    return Cohort("synthetic", CohortSpec(**{**dict(spec), "deployment": deployment}))
+
+
+def _land(root: Path, cohort: Cohort) -> None:
+    """Two synthetic batches (different missingness, so different mixes) landed and aligned."""
+    stores = cohort_stores(root, cohort)
+    with stores["warehouse"].connect() as con:
+        for seed, (batch, missingness) in enumerate(zip(BATCHES, ("mar", "mcar"), strict=True)):
+            path = synthesize_batch(
+                stores["landing"].root,
+                n_patients=60,
+                missingness=missingness,
+                seed=seed,
+                batch_id=batch,
+            )
+            ingest_batch(con, path, cohort.spec)
+        align_all(con, cohort.spec.modalities)
+        build_availability(con, cohort.spec)
+
+
+@pytest.fixture(scope="module")
+def landed(tmp_path_factory) -> tuple[Path, Cohort]:
+    """The ED-pilot cohort: its spec names the second landed batch."""
+    root = tmp_path_factory.mktemp("landed")
+    cohort = _cohort(DeploymentProfile(name="ED pilot", batch=BATCHES[1]))
+    _land(root, cohort)
+    return root, cohort
+
+
+def _measured_mix(root: Path, cohort: Cohort, batch: str) -> pd.Series:
+    """The batch's patients' patterns straight from profile.availability."""
+    with cohort_stores(root, cohort)["warehouse"].connect(read_only=True) as con:
+        patterns = con.execute(
+            "SELECT a.pattern FROM profile.availability a JOIN raw.patients p USING (patient_id) "
+            "WHERE p.batch_id = ?",
+            [batch],
+        ).df()["pattern"]
+    return patterns.value_counts(normalize=True)
+
+
+def test_a_spec_naming_a_batch_gets_that_batchs_measured_mix(landed) -> None:
+    root, cohort = landed
+    with cohort_stores(root, cohort)["warehouse"].connect(read_only=True) as con:
+        profile = resolve_deployment(con, cohort.spec)
+    assert profile is not None and profile.name == "ED pilot"
+    assert profile.batch == BATCHES[1] and profile.batch_patients == 60
+    expected = _measured_mix(root, cohort, BATCHES[1])
+    mix = profile.target_mix(cohort.spec.modality_names)
+    pd.testing.assert_series_equal(
+        mix.sort_index(), expected.sort_index(), check_names=False, check_index_type=False
+    )
+    assert "ed-pilot-2026-11" in profile.source() and "(60 patients)" in profile.source()
+    # the measured profile survives the trip through the predictions step's metadata
+    assert DeploymentProfile(**profile.model_dump(exclude_none=True)) == profile
+
+
+def test_the_runs_override_names_another_batch(landed) -> None:
+    root, cohort = landed
+    settings = DeploymentSettings(deployment_name="research", deployment_batch=BATCHES[0])
+    with cohort_stores(root, cohort)["warehouse"].connect(read_only=True) as con:
+        profile = resolve_deployment(con, cohort.spec, settings)
+        spec_profile = resolve_deployment(con, cohort.spec, DeploymentSettings())
+    assert profile is not None and spec_profile is not None
+    assert (profile.name, profile.batch) == ("research", BATCHES[0])
+    assert spec_profile.batch == BATCHES[1]  # no override: the spec's
+    expected = _measured_mix(root, cohort, BATCHES[0])
+    mix = profile.target_mix(cohort.spec.modality_names)
+    assert mix.sort_index().to_dict() == pytest.approx(expected.sort_index().to_dict())
+
+
+def test_a_batch_that_is_not_landed_is_named_with_the_landed_ones(landed) -> None:
+    root, cohort = landed
+    settings = DeploymentSettings(deployment_batch="ed-pilot-2027-01")
+    warehouse = cohort_stores(root, cohort)["warehouse"]
+    with warehouse.connect(read_only=True) as con, pytest.raises(DeploymentBatchError) as caught:
+        resolve_deployment(con, cohort.spec, settings)
+    message = str(caught.value)
+    assert "'ed-pilot-2027-01'" in message and "not landed" in message
+    assert "research-2026-01, ed-pilot-2026-11" in message
+
+
+def test_a_batch_without_patients_is_refused(tmp_path: Path) -> None:
+    """A ledger row whose patients never reached the warehouse (e.g. a load cut short)."""
+    cohort = _cohort(DeploymentProfile(name="ED pilot", batch="empty-batch"))
+    _land(tmp_path, cohort)
+    with cohort_stores(tmp_path, cohort)["warehouse"].connect() as con:
+        con.execute(
+            "INSERT INTO raw.batches (batch_id, seq) "
+            "SELECT 'empty-batch', max(seq) + 1 FROM raw.batches"
+        )
+        with pytest.raises(DeploymentBatchError, match="'empty-batch', which has no aligned"):
+            resolve_deployment(con, cohort.spec)
+
+
+def test_the_recommendation_judges_the_named_batchs_availability(landed) -> None:
+    """fusion_recommendation materialized for a spec that names a batch; and refused with the
+    landed batches named when the spec names one that is not landed."""
+    from fusion_assets.location.build import cohort_assets
+
+    root, cohort = landed
+
+    def materialize(c: Cohort) -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            cohort_assets(c),
+            selection=dg.AssetSelection.assets(c.key("fusion_recommendation")),
+            resources=temp_resources(root),
+            instance=dg.DagsterInstance.ephemeral(),
+            raise_on_error=False,
+        )
+
+    result = materialize(cohort)
+    assert result.success
+    [event] = result.get_asset_materialization_events()
+    judged = event.materialization.metadata["availability_judged"].value
+    assert "'ED pilot'" in judged and "ed-pilot-2026-11" in judged and "60 patients" in judged
+
+    missing = materialize(_cohort(DeploymentProfile(name="ED", batch="ed-pilot-2099")))
+    assert not missing.success
+    failure = next(
+        e for e in missing.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE
+    )
+    message = str(failure.step_failure_data.error)
+    assert "'ed-pilot-2099'" in message and "research-2026-01, ed-pilot-2026-11" in message
