@@ -1,5 +1,6 @@
-"""A deployment profile "as in a named landed batch" (issue 15 item 1): real landing batches
-in a real DuckDB file, the recommendation really materialized."""
+"""A deployment profile "as in a named landed batch", and one profile for the whole evaluation
+(issue 15 item 1): real landing batches in a real DuckDB file, the recommendation really
+materialized, the report's profile read from a real instance's predictions metadata."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from fusion_assets.assets.evaluation import report_deployment
+from fusion_assets.assets.metadata import STRESS_PROFILE, stress_profile_metadata
 from fusion_assets.cohorts import CohortSpec, synthetic_spec
 from fusion_assets.cohorts.deployment_profile import DeploymentProfile, DeploymentSettings
 from fusion_assets.cohorts.synthetic import synthesize_batch
 from fusion_assets.location import Cohort
+from fusion_assets.metrics.config import ReportSettings
 from fusion_assets.warehouse.align import align_all
 from fusion_assets.warehouse.deployment import DeploymentBatchError, resolve_deployment
 from fusion_assets.warehouse.ingest import ingest_batch
@@ -147,3 +151,47 @@ def test_the_recommendation_judges_the_named_batchs_availability(landed) -> None
     )
     message = str(failure.step_failure_data.error)
     assert "'ed-pilot-2099'" in message and "research-2026-01, ed-pilot-2026-11" in message
+
+
+def _report_profile(
+    root: Path, cohort: Cohort, recorded: DeploymentProfile | None, settings: ReportSettings
+) -> DeploymentProfile | None:
+    """The report's profile after a predictions materialization that recorded ``recorded``."""
+    instance = dg.DagsterInstance.ephemeral()
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            cohort.key("predictions"), metadata={STRESS_PROFILE: stress_profile_metadata(recorded)}
+        )
+    )
+    context = dg.build_asset_context(instance=instance)
+    warehouse = cohort_stores(root, cohort)["warehouse"]
+    return report_deployment(context, cohort, warehouse, settings)
+
+
+def test_the_report_takes_the_profile_its_stress_tests_ran_toward(landed) -> None:
+    root, cohort = landed
+    with cohort_stores(root, cohort)["warehouse"].connect(read_only=True) as con:
+        research = resolve_deployment(
+            con, cohort.spec, DeploymentSettings(deployment_batch=BATCHES[0])
+        )
+    # the predictions step ran with an override: the report follows it without one of its own
+    assert _report_profile(root, cohort, research, ReportSettings()) == research
+    # the same override given to the report too: the same profile
+    same = ReportSettings(deployment_batch=BATCHES[0])
+    assert _report_profile(root, cohort, research, same) == research
+    # another override in the report alone would make two deployments: refused with the fix
+    rates = {m: 1.0 for m in cohort.spec.modality_names}
+    with pytest.raises(ValueError, match="predictions step") as caught:
+        _report_profile(root, cohort, research, ReportSettings(deployment_rates=rates))
+    assert "ed-pilot" not in str(caught.value) and BATCHES[0] in str(caught.value)
+    # stress tests run without a profile, none in the report: none
+    assert _report_profile(root, cohort, None, ReportSettings()) is None
+
+
+def test_without_a_recorded_profile_the_report_resolves_the_spec_s(landed) -> None:
+    """Predictions from before the profile was recorded: the report resolves it itself."""
+    root, cohort = landed
+    context = dg.build_asset_context(instance=dg.DagsterInstance.ephemeral())
+    warehouse = cohort_stores(root, cohort)["warehouse"]
+    profile = report_deployment(context, cohort, warehouse, ReportSettings())
+    assert profile is not None and profile.batch == BATCHES[1] and profile.batch_patients == 60

@@ -15,6 +15,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from fusion_assets.cohorts.deployment_profile import DeploymentProfile
 from fusion_assets.disclosure import (
     PREVIEW_PSEUDONYMOUS,
     count_text,
@@ -174,11 +175,40 @@ def png_markdown(png: bytes, alt: str) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{encoded})")
 
 
+def _latest_metadata(context: dg.AssetExecutionContext, key: dg.AssetKey, name: str):
+    """The value of ``name`` in the latest materialization of ``key`` (None: no such entry)."""
+    event = context.instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata.get(name)
+    return value.value if value is not None else None
+
+
 def scored_versions(context: dg.AssetExecutionContext, predictions: dg.AssetKey) -> dict[str, int]:
     """Strategy -> the registered version the latest ``predictions`` materialization scored
     (its ``model_versions`` metadata): what promotion weighs and the report names."""
-    event = context.instance.get_latest_materialization_event(predictions)
-    if event is None or event.asset_materialization is None:
-        return {}
-    value = event.asset_materialization.metadata.get("model_versions")
-    return {k: int(v) for k, v in (value.value if value is not None else {}).items()}
+    value = _latest_metadata(context, predictions, "model_versions")
+    return {k: int(v) for k, v in (value or {}).items()}
+
+
+# The predictions step records the deployment profile its stress tests ran toward.
+STRESS_PROFILE = "deployment_profile"
+
+
+def stress_profile_metadata(profile: DeploymentProfile | None) -> dg.MetadataValue:
+    """The resolved profile as metadata of the predictions step (``{"profile": null}``: none)."""
+    return dg.MetadataValue.json(
+        {"profile": profile.model_dump(exclude_none=True) if profile is not None else None}
+    )
+
+
+def stress_profile(
+    context: dg.AssetExecutionContext, predictions: dg.AssetKey
+) -> tuple[bool, DeploymentProfile | None]:
+    """(recorded, profile): the profile the latest ``predictions`` materialization's stress
+    tests ran toward; recorded is False for a materialization from before it was recorded."""
+    value = _latest_metadata(context, predictions, STRESS_PROFILE)
+    if value is None:
+        return False, None
+    dumped = value.get("profile")
+    return True, DeploymentProfile(**dumped) if dumped is not None else None
