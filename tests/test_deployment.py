@@ -76,17 +76,37 @@ def test_run_settings_give_one_profile_or_leave_the_specs() -> None:
 
 
 def test_the_report_keeps_the_stress_tests_profile() -> None:
-    from fusion_assets.cohorts.deployment_profile import evaluation_profile
+    from fusion_assets.cohorts.deployment_profile import evaluation_profile, mix_fingerprint
 
     stressed = DeploymentProfile(name="ED", patterns={"ehr": 3, "ehr+imaging": 1})
-    assert evaluation_profile(stressed, None, MODALITIES) is stressed
+    ran = mix_fingerprint(stressed, MODALITIES)
+    assert evaluation_profile(stressed, ran, None, MODALITIES) is stressed
     same = DeploymentProfile(name="ED", patterns={"ehr": 0.75, "imaging+ehr": 0.25})
-    assert evaluation_profile(stressed, same, MODALITIES) is same
+    assert mix_fingerprint(same, MODALITIES) == ran
+    assert evaluation_profile(stressed, ran, same, MODALITIES) is same
     other = DeploymentProfile(name="ED", rates={"ehr": 1, "genomics": 0, "imaging": 0.5})
     with pytest.raises(ValueError, match="not the one the predictions step"):
-        evaluation_profile(stressed, other, MODALITIES)
+        evaluation_profile(stressed, ran, other, MODALITIES)
     with pytest.raises(ValueError, match="ran toward: no deployment profile"):
-        evaluation_profile(None, other, MODALITIES)
+        evaluation_profile(None, None, other, MODALITIES)
+    assert evaluation_profile(None, None, None, MODALITIES) is None
+    # the profile resolved again is no longer the mix the stress tests ran toward
+    with pytest.raises(ValueError, match="no longer the mix"):
+        evaluation_profile(other, ran, None, MODALITIES)
+
+
+def test_a_batchs_small_pattern_shares_are_not_published() -> None:
+    measured = DeploymentProfile(
+        batch="b",
+        patterns={"ehr": 0.87, "ehr+imaging": 0.07, "ehr+genomics": 0.06},
+        batch_patients=100,
+    )
+    # 7 and 6 patients: both hidden (one alone would be recovered from the other shares)
+    assert measured.hidden_patterns() == {"ehr+imaging", "ehr+genomics"}
+    alone = measured.model_copy(update={"patterns": {"ehr": 0.6, "imaging": 0.35, "none": 0.05}})
+    assert alone.hidden_patterns() == {"none", "imaging"}  # the next smallest hides it
+    written = DeploymentProfile(patterns={"ehr": 0.9, "ehr+imaging": 0.05, "ehr+genomics": 0.05})
+    assert written.hidden_patterns() == set()  # shares someone wrote count no patient
 
 
 def test_unknown_or_missing_modalities_are_named() -> None:

@@ -122,6 +122,19 @@ def test_a_batch_without_patients_is_refused(tmp_path: Path) -> None:
             resolve_deployment(con, cohort.spec)
 
 
+def test_a_batch_under_the_small_cell_limit_is_refused(tmp_path: Path) -> None:
+    cohort = _cohort(DeploymentProfile(name="ED pilot", batch=BATCHES[1]))
+    _land(tmp_path, cohort)
+    with cohort_stores(tmp_path, cohort)["warehouse"].connect() as con:
+        con.execute(
+            "DELETE FROM raw.patients WHERE batch_id = ? AND patient_id NOT IN "
+            "(SELECT patient_id FROM raw.patients WHERE batch_id = ? ORDER BY 1 LIMIT 10)",
+            [BATCHES[1], BATCHES[1]],
+        )
+        with pytest.raises(DeploymentBatchError, match="under 11 patients"):
+            resolve_deployment(con, cohort.spec)
+
+
 def test_the_recommendation_judges_the_named_batchs_availability(landed) -> None:
     """fusion_recommendation materialized for a spec that names a batch; and refused with the
     landed batches named when the spec names one that is not landed."""
@@ -158,10 +171,11 @@ def _report_profile(
 ) -> DeploymentProfile | None:
     """The report's profile after a predictions materialization that recorded ``recorded``."""
     instance = dg.DagsterInstance.ephemeral()
+    metadata = stress_profile_metadata(recorded, cohort.spec.modality_names)
+    if recorded is not None and recorded.batch is not None:
+        assert "patterns" not in metadata.value["profile"]  # the batch's mix stays inside
     instance.report_runless_asset_event(
-        dg.AssetMaterialization(
-            cohort.key("predictions"), metadata={STRESS_PROFILE: stress_profile_metadata(recorded)}
-        )
+        dg.AssetMaterialization(cohort.key("predictions"), metadata={STRESS_PROFILE: metadata})
     )
     context = dg.build_asset_context(instance=instance)
     warehouse = cohort_stores(root, cohort)["warehouse"]
@@ -195,3 +209,21 @@ def test_without_a_recorded_profile_the_report_resolves_the_spec_s(landed) -> No
     warehouse = cohort_stores(root, cohort)["warehouse"]
     profile = report_deployment(context, cohort, warehouse, ReportSettings())
     assert profile is not None and profile.batch == BATCHES[1] and profile.batch_patients == 60
+
+
+def test_a_batch_landed_again_since_the_stress_tests_is_refused(tmp_path: Path) -> None:
+    """The report measures the recorded batch again: another mix than the stress tests'."""
+    cohort = _cohort(DeploymentProfile(name="ED pilot", batch=BATCHES[1]))
+    _land(tmp_path, cohort)
+    warehouse = cohort_stores(tmp_path, cohort)["warehouse"]
+    with warehouse.connect(read_only=True) as con:
+        stressed = resolve_deployment(con, cohort.spec)
+    assert _report_profile(tmp_path, cohort, stressed, ReportSettings()) == stressed
+    with warehouse.connect() as con:  # the batch's imaging rows replaced by none
+        con.execute(
+            "DELETE FROM aligned.imaging WHERE patient_id IN "
+            "(SELECT patient_id FROM raw.patients WHERE batch_id = ?)",
+            [BATCHES[1]],
+        )
+    with pytest.raises(ValueError, match="no longer the mix"):
+        _report_profile(tmp_path, cohort, stressed, ReportSettings())

@@ -42,7 +42,7 @@ from fusion_assets.metrics.tripod import AVAILABILITY_COLUMNS
 from fusion_assets.models.strategies import STRATEGIES
 from fusion_assets.report_folders import point_latest, versioned_report_dir
 from fusion_assets.warehouse.cohort import load_cohort, load_frames
-from fusion_assets.warehouse.deployment import resolve_deployment
+from fusion_assets.warehouse.deployment import measured, resolve_deployment
 from fusion_assets.warehouse.eval_tables import (
     has_eval_table,
     qualified,
@@ -71,16 +71,20 @@ def report_deployment(
     context: dg.AssetExecutionContext, cohort: Cohort, warehouse, config: ReportSettings
 ) -> DeploymentProfile | None:
     """The report's deployment profile: the one the predictions step's stress tests ran toward
-    (its metadata); the report's own deployment_* fields, when given, must give that one
-    (``evaluation_profile``). Predictions from before the profile was recorded: resolved here."""
-    recorded, stressed = stress_profile(context, cohort.key("predictions"))
-    if recorded and config.deployment_override() is None:
-        return stressed
+    (recorded in its metadata, resolved again here); the report's own deployment_* fields,
+    when given, must give that one (``evaluation_profile``). Predictions from before the
+    profile was recorded: the report's fields or the spec's, resolved."""
+    recorded = stress_profile(context, cohort.key("predictions"))
     with warehouse.connect() as con:
-        profile = resolve_deployment(con, cohort.spec, config)
-    return (
-        evaluation_profile(stressed, profile, cohort.spec.modality_names) if recorded else profile
-    )
+        if recorded is None:
+            return resolve_deployment(con, cohort.spec, config)
+        stressed = measured(con, cohort.spec, recorded.given)
+        own = (
+            resolve_deployment(con, cohort.spec, config)
+            if config.deployment_override() is not None
+            else None
+        )
+    return evaluation_profile(stressed, recorded.fingerprint, own, cohort.spec.modality_names)
 
 
 def _model_deps(cohort: Cohort) -> list:
@@ -193,7 +197,7 @@ def build_predictions_asset(cohort: Cohort) -> dg.AssetsDefinition:
             "strategies": dg.MetadataValue.text(", ".join(tables.predictions["strategy"].unique())),
             # The registered version of each model scored (promotion compares these).
             "model_versions": dg.MetadataValue.json(store.versions_used),
-            STRESS_PROFILE: stress_profile_metadata(deployment),
+            STRESS_PROFILE: stress_profile_metadata(deployment, spec.modality_names),
         }
         with db.connect() as con:
             write_eval_tables(con, written)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 import duckdb
 import pandas as pd
 
-from fusion_assets.cohorts.deployment_profile import DeploymentProfile
+from fusion_assets.cohorts.deployment_profile import DeploymentProfile, mix_fingerprint
 from fusion_assets.disclosure import (
     PREVIEW_PSEUDONYMOUS,
     count_text,
@@ -195,20 +196,39 @@ def scored_versions(context: dg.AssetExecutionContext, predictions: dg.AssetKey)
 STRESS_PROFILE = "deployment_profile"
 
 
-def stress_profile_metadata(profile: DeploymentProfile | None) -> dg.MetadataValue:
-    """The resolved profile as metadata of the predictions step (``{"profile": null}``: none)."""
+def stress_profile_metadata(
+    profile: DeploymentProfile | None, modalities: list[str]
+) -> dg.MetadataValue:
+    """The profile as given (a batch named, its measured mix left in the warehouse) and the
+    resolved mix's fingerprint; ``{"profile": null}`` without a profile."""
+    if profile is None:
+        return dg.MetadataValue.json({"profile": None, "fingerprint": None})
     return dg.MetadataValue.json(
-        {"profile": profile.model_dump(exclude_none=True) if profile is not None else None}
+        {
+            "profile": profile.as_given().model_dump(exclude_none=True),
+            "source": profile.source(),
+            "fingerprint": mix_fingerprint(profile, modalities),
+        }
     )
+
+
+@dataclass(frozen=True)
+class StressProfile:
+    """What the latest predictions materialization recorded of its deployment profile."""
+
+    given: DeploymentProfile | None  # as given: a batch still to be measured
+    fingerprint: str | None
 
 
 def stress_profile(
     context: dg.AssetExecutionContext, predictions: dg.AssetKey
-) -> tuple[bool, DeploymentProfile | None]:
-    """(recorded, profile): the profile the latest ``predictions`` materialization's stress
-    tests ran toward; recorded is False for a materialization from before it was recorded."""
+) -> StressProfile | None:
+    """The profile the latest ``predictions`` materialization's stress tests ran toward; None
+    for a materialization from before it was recorded."""
     value = _latest_metadata(context, predictions, STRESS_PROFILE)
     if value is None:
-        return False, None
-    dumped = value.get("profile")
-    return True, DeploymentProfile(**dumped) if dumped is not None else None
+        return None
+    given = value.get("profile")
+    return StressProfile(
+        DeploymentProfile(**given) if given is not None else None, value.get("fingerprint")
+    )

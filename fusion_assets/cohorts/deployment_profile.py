@@ -14,12 +14,15 @@ Pure pydantic / numpy; no dagster.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from fusion_assets.disclosure import SMALL_CELL_LIMIT, partition_suppression
 from fusion_assets.identifiers import check_batch_id
 
 # Rates turn into 2^M patterns; beyond this many modalities give patterns instead.
@@ -109,6 +112,24 @@ class DeploymentProfile(BaseModel):
                 "(fusion_assets.warehouse.deployment.resolve_deployment)"
             )
         return _mix_from_patterns(self.patterns or {}, modalities)
+
+    def hidden_patterns(self, limit: int = SMALL_CELL_LIMIT) -> set[str]:
+        """Patterns whose share may not be published: a measured batch's patterns with few
+        patients, and enough others that those cannot be recovered (``partition_suppression``);
+        none for a profile someone wrote (its shares describe no patient)."""
+        if self.batch_patients is None or self.patterns is None:
+            return set()
+        names = list(self.patterns)
+        total = sum(self.patterns.values())
+        counts = [round(self.patterns[p] / total * self.batch_patients) for p in names]
+        hidden = partition_suppression(counts, float(self.batch_patients), limit=limit)
+        return {p for p, h in zip(names, hidden, strict=True) if h}
+
+    def as_given(self) -> DeploymentProfile:
+        """The profile as a spec or a run gives it: a measured batch's mix left out."""
+        if self.batch is None:
+            return self
+        return DeploymentProfile(name=self.name, batch=self.batch)
 
     def source(self) -> str:
         """Where the mix comes from, for the report."""
@@ -232,29 +253,42 @@ def at_deployment(summary: dict, profile: DeploymentProfile, modalities: list[st
     }
 
 
-def same_profile(a: DeploymentProfile, b: DeploymentProfile, modalities: list[str]) -> bool:
-    """The same name, batch and pattern mix (shares equal to 1e-9)."""
-    if (a.name, a.batch) != (b.name, b.batch):
-        return False
-    mix_a, mix_b = a.target_mix(modalities), b.target_mix(modalities)
-    if set(mix_a.index) != set(mix_b.index):
-        return False
-    return bool(np.allclose(mix_a.sort_index(), mix_b.sort_index(), rtol=0.0, atol=1e-9))
+def mix_fingerprint(profile: DeploymentProfile, modalities: list[str]) -> str:
+    """Name, batch and pattern mix (shares to 12 digits) in 16 hex digits: two profiles with
+    the same fingerprint are one deployment. What the predictions step publishes instead of
+    a batch's measured mix (patient-derived shares stay in the warehouse)."""
+    mix = profile.target_mix(modalities).sort_index()
+    text = json.dumps(
+        [profile.name, profile.batch, [[p, round(float(s), 12)] for p, s in mix.items()]]
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def evaluation_profile(
     stressed: DeploymentProfile | None,
+    fingerprint: str | None,
     override: DeploymentProfile | None,
     modalities: list[str],
 ) -> DeploymentProfile | None:
-    """The one profile of the evaluation, for the report: the one the stress tests ran toward
-    (``stressed``, resolved by the predictions step). A report override (resolved) must be that
-    same profile: otherwise the reweighted metrics and the pattern-shift stress tests would
-    speak of two deployments, so it is refused with the fix."""
-    if override is None:
-        return stressed
-    if stressed is not None and same_profile(override, stressed, modalities):
-        return override
+    """The one profile of the evaluation, for the report: the one the stress tests ran toward.
+
+    ``stressed``: the profile the predictions step recorded, resolved again (a batch measured
+    again), and ``fingerprint`` the one it recorded; they must still agree (a batch landed
+    again since has another mix). A report ``override`` (resolved) must be that same profile:
+    otherwise the reweighted metrics and the pattern-shift stress tests would speak of two
+    deployments. Either is refused with the fix.
+    """
+    fix = "materialize predictions and the report again"
+    if stressed is not None and mix_fingerprint(stressed, modalities) != fingerprint:
+        raise ValueError(
+            f"The deployment profile {stressed.name!r} ({stressed.source()}) is no longer the "
+            "mix the predictions step's stress tests ran toward (its batch was landed again "
+            f"since?): {fix}."
+        )
+    if override is None or (
+        stressed is not None and mix_fingerprint(override, modalities) == fingerprint
+    ):
+        return stressed if override is None else override
     ran = (
         f"{stressed.name!r} ({stressed.source()})"
         if stressed is not None
@@ -263,6 +297,6 @@ def evaluation_profile(
     raise ValueError(
         f"The subgroup report's deployment profile {override.name!r} ({override.source()}) is "
         f"not the one the predictions step's stress tests ran toward: {ran}. Give the same "
-        "deployment_* fields to the predictions step (the report follows it without them) and "
-        "materialize predictions and the report again."
+        f"deployment_* fields to the predictions step (the report follows it without them) and "
+        f"{fix}."
     )

@@ -1085,12 +1085,17 @@ def _deployment_section(result: EvaluationResult) -> _Section | None:
     )
     shares = every[every["deployment_share"] > 0].head(12)
     status = result.config.suppressed_status
+    # a profile measured on a landed batch: its shares count that batch's patients
+    hidden_deployed = deployed.profile.hidden_patterns(result.config.suppress_below)
     section.p("Availability patterns, deployment share beside held-out share:")
     section.table(
         pd.DataFrame(
             {
                 "pattern": shares["pattern"],
-                "deployment share": shares["deployment_share"].map(lambda x: f"{x:.1%}"),
+                "deployment share": [
+                    status if p in hidden_deployed else f"{x:.1%}"
+                    for p, x in zip(shares["pattern"], shares["deployment_share"], strict=True)
+                ],
                 "held-out share": [
                     status if hidden[p] and n else f"{x:.1%}"
                     for p, n, x in zip(

@@ -19,13 +19,15 @@ import duckdb
 
 from fusion_assets.cohorts import CohortSpec
 from fusion_assets.cohorts.deployment_profile import DeploymentProfile, DeploymentSettings
+from fusion_assets.disclosure import SMALL_CELL_LIMIT
 from fusion_assets.warehouse.batch_inputs import BATCH_IDS_SQL, presence
 from fusion_assets.warehouse.ingest import LEDGER
 from fusion_assets.warehouse.sql import table_exists
 
 
 class DeploymentBatchError(ValueError):
-    """A deployment profile names a batch that is not landed, or that has no patients."""
+    """A deployment profile names a batch that is not landed, or that has (too few) no
+    patients."""
 
 
 def landed_batches(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -49,11 +51,13 @@ def measure_batch(
         )
     has_tables = table_exists(con, "raw", "patients") and table_exists(con, "aligned", "patients")
     patterns = presence(con, spec, BATCH_IDS_SQL, [batch])["pattern"] if has_tables else []
-    if len(patterns) == 0:
+    if len(patterns) < SMALL_CELL_LIMIT:
+        has = "no aligned patients" if len(patterns) == 0 else f"under {SMALL_CELL_LIMIT} patients"
         raise DeploymentBatchError(
-            f"Deployment profile {profile.name!r} names batch {batch!r}, which has no aligned "
-            f"patients to measure availability on (landed batches: {', '.join(landed)}). Name "
-            "a batch with patients, or run alignment after landing it."
+            f"Deployment profile {profile.name!r} names batch {batch!r}, which has {has} to "
+            f"measure availability on (landed batches: {', '.join(landed)}). Name a batch with "
+            f"at least {SMALL_CELL_LIMIT} aligned patients (fewer cannot be published), or run "
+            "alignment after landing it."
         )
     shares = patterns.value_counts(normalize=True)
     return DeploymentProfile(
@@ -71,9 +75,14 @@ def resolve_deployment(
 ) -> DeploymentProfile | None:
     """The run's deployment profile: ``settings``' override if it gives one, else the spec's;
     a named batch measured (``measure_batch``); None when neither gives a profile."""
-    profile = (settings.deployment_override() if settings is not None else None) or (
-        spec.deployment
-    )
+    override = settings.deployment_override() if settings is not None else None
+    return measured(con, spec, override or spec.deployment)
+
+
+def measured(
+    con: duckdb.DuckDBPyConnection, spec: CohortSpec, profile: DeploymentProfile | None
+) -> DeploymentProfile | None:
+    """``profile`` ready to use: a named batch measured, checked against the modalities."""
     if profile is None:
         return None
     if profile.needs_measuring:
