@@ -26,8 +26,8 @@ from fusion_assets.warehouse.sql import table_exists
 
 
 class DeploymentBatchError(ValueError):
-    """A deployment profile names a batch that is not landed, or that has (too few) no
-    patients."""
+    """A deployment profile names a batch that is not landed, or that has no patients (or
+    fewer than the small-cell limit: its mix could not be published)."""
 
 
 def landed_batches(con: duckdb.DuckDBPyConnection) -> list[str]:
