@@ -227,3 +227,28 @@ def test_a_batch_landed_again_since_the_stress_tests_is_refused(tmp_path: Path) 
         )
     with pytest.raises(ValueError, match="no longer the mix"):
         _report_profile(tmp_path, cohort, stressed, ReportSettings())
+
+
+def test_a_cohort_component_and_a_spec_file_may_name_a_batch(tmp_path: Path) -> None:
+    """``deployment: {name, batch}`` in defs.yaml or in a spec file: accepted as it is (its mix
+    is measured when a step needs it); a batch id that is no landing folder name is refused."""
+    from fusion_assets.cohorts.spec_file import SpecError, read_spec_file
+    from fusion_assets.location.component import SyntheticSettings, cohort_from_source
+    from tests.fixtures.user_files import user_spec, write_user_files
+
+    cohort = cohort_from_source(
+        "synthetic",
+        synthetic=SyntheticSettings(patients=100),
+        deployment={"name": "ED pilot", "batch": "ed-pilot-2026-11"},
+    )
+    assert cohort.spec.deployment == DeploymentProfile(name="ED pilot", batch="ed-pilot-2026-11")
+    document = user_spec()
+    document["deployment"] = {"name": "clinic", "batch": "clinic-2026-11"}
+    spec = read_spec_file(write_user_files(tmp_path / "ok", n=20, spec=document))
+    assert spec.deployment is not None and spec.deployment.needs_measuring
+    document["deployment"] = {"batch": "clinic-2026-11", "rates": {"labs": 1.0}}
+    with pytest.raises(SpecError, match="deployment"):
+        read_spec_file(write_user_files(tmp_path / "both", n=20, spec=document))
+    document["deployment"] = {"batch": "../clinic"}
+    with pytest.raises(SpecError, match="deployment"):
+        read_spec_file(write_user_files(tmp_path / "path", n=20, spec=document))
