@@ -33,11 +33,80 @@ def test_rates_become_a_pattern_mix_in_spec_order() -> None:
         {"rates": {"ehr": 1.0}, "patterns": {"ehr": 1.0}},
         {"rates": {"ehr": 1.5, "genomics": 0, "imaging": 0}},
         {"patterns": {"ehr": -1.0}},
+        {"rates": {"ehr": 1.0}, "batch": "ed-pilot"},
+        {"patterns": {"ehr": 1.0}, "batch": "ed-pilot"},  # a measured mix has its patients
+        {"batch": "ed-pilot", "batch_patients": 10},  # ... and its patterns
+        {"batch": "../elsewhere"},  # a landing folder's name
     ],
 )
 def test_bad_profiles_are_refused(fields: dict) -> None:
     with pytest.raises(ValidationError):
         DeploymentProfile(**fields)
+
+
+def test_a_batch_profile_is_measured_before_it_has_a_mix() -> None:
+    named = DeploymentProfile(name="ED pilot", batch="ed-pilot-2026-11")
+    assert named.needs_measuring
+    named.check(MODALITIES)  # nothing to check until the warehouse measures it
+    with pytest.raises(ValueError, match="'ed-pilot-2026-11'.*resolve_deployment"):
+        named.target_mix(MODALITIES)
+    measured = DeploymentProfile(
+        name="ED pilot",
+        batch="ed-pilot-2026-11",
+        patterns={"ehr": 0.75, "ehr+imaging": 0.25},
+        batch_patients=40,
+    )
+    assert not measured.needs_measuring
+    assert measured.target_mix(MODALITIES).to_dict() == {"ehr": 0.75, "ehr+imaging": 0.25}
+    assert measured.source() == (
+        "the availability-pattern mix of landed batch 'ed-pilot-2026-11' (40 patients)"
+    )
+
+
+def test_run_settings_give_one_profile_or_leave_the_specs() -> None:
+    from fusion_assets.cohorts.deployment_profile import DeploymentSettings
+
+    assert DeploymentSettings().deployment_override() is None
+    override = DeploymentSettings(deployment_name="ED", deployment_batch="b2").deployment_override()
+    assert override == DeploymentProfile(name="ED", batch="b2")
+    with pytest.raises(ValidationError, match="exactly one"):
+        DeploymentSettings(
+            deployment_batch="b2", deployment_patterns={"ehr": 1}
+        ).deployment_override()
+
+
+def test_the_report_keeps_the_stress_tests_profile() -> None:
+    from fusion_assets.cohorts.deployment_profile import evaluation_profile, mix_fingerprint
+
+    stressed = DeploymentProfile(name="ED", patterns={"ehr": 3, "ehr+imaging": 1})
+    ran = mix_fingerprint(stressed, MODALITIES)
+    assert evaluation_profile(stressed, ran, None, MODALITIES) is stressed
+    same = DeploymentProfile(name="ED", patterns={"ehr": 0.75, "imaging+ehr": 0.25})
+    assert mix_fingerprint(same, MODALITIES) == ran
+    assert evaluation_profile(stressed, ran, same, MODALITIES) is same
+    other = DeploymentProfile(name="ED", rates={"ehr": 1, "genomics": 0, "imaging": 0.5})
+    with pytest.raises(ValueError, match="not the one the predictions step"):
+        evaluation_profile(stressed, ran, other, MODALITIES)
+    with pytest.raises(ValueError, match="ran toward: no deployment profile"):
+        evaluation_profile(None, None, other, MODALITIES)
+    assert evaluation_profile(None, None, None, MODALITIES) is None
+    # the profile resolved again is no longer the mix the stress tests ran toward
+    with pytest.raises(ValueError, match="no longer the mix"):
+        evaluation_profile(other, ran, None, MODALITIES)
+
+
+def test_a_batchs_small_pattern_shares_are_not_published() -> None:
+    measured = DeploymentProfile(
+        batch="b",
+        patterns={"ehr": 0.87, "ehr+imaging": 0.07, "ehr+genomics": 0.06},
+        batch_patients=100,
+    )
+    # 7 and 6 patients: both hidden (one alone would be recovered from the other shares)
+    assert measured.hidden_patterns() == {"ehr+imaging", "ehr+genomics"}
+    alone = measured.model_copy(update={"patterns": {"ehr": 0.6, "imaging": 0.35, "none": 0.05}})
+    assert alone.hidden_patterns() == {"none", "imaging"}  # the next smallest hides it
+    written = DeploymentProfile(patterns={"ehr": 0.9, "ehr+imaging": 0.05, "ehr+genomics": 0.05})
+    assert written.hidden_patterns() == set()  # shares someone wrote count no patient
 
 
 def test_unknown_or_missing_modalities_are_named() -> None:

@@ -403,3 +403,30 @@ def test_few_events_in_the_whole_test_set_are_never_printed(result, tmp_path) ->
     assert "1200 test patients, <11 events" in md
     assert "Small cohort (1200 patients, <11 events)" in md
     assert not re.search(r"\b8 events|0\.7%", md)
+
+
+def test_a_profile_measured_on_a_batch_is_named_in_the_report(inputs, tmp_path) -> None:
+    from fusion_assets.cohorts.deployment_profile import DeploymentProfile
+
+    shares = inputs.patients["pattern"].value_counts(normalize=True)
+    profile = DeploymentProfile(
+        name="ED pilot",
+        batch="ed-pilot-2026-11",
+        patterns={str(p): float(s) for p, s in shares.items()},
+        batch_patients=412,
+    )
+    result = evaluate(
+        inputs.predictions,
+        inputs.patients,
+        inputs.degradation_predictions,
+        inputs.recommendation,
+        EvaluationConfig(n_boot=50, seed=1, min_pattern_size=25),
+        modalities=list(inputs.modalities),
+        deployment=profile,
+    )
+    markdown = render_report(result, tmp_path).markdown_path.read_text(encoding="utf-8")
+    assert "## Expected performance at deployment: ED pilot" in markdown
+    assert (
+        "The deployment profile is the availability-pattern mix of landed batch "
+        "'ed-pilot-2026-11' (412 patients)." in markdown
+    )

@@ -129,6 +129,15 @@ def test_own_cohort_runs_end_to_end(tmp_path: Path) -> None:
     assert "own_cohort" in markdown and "Headline" in markdown
     assert some_id not in markdown
     assert "Expected performance at deployment: clinic" in markdown
+    assert "The deployment profile is per-modality availability rates." in markdown
+    # the predictions step recorded the profile its stress tests ran toward; the report used it
+    *_, recorded = [
+        e.materialization.metadata["deployment_profile"].value
+        for r in results
+        for e in r.get_asset_materialization_events()
+        if e.asset_key == cohort.key("predictions")
+    ]
+    assert recorded["profile"]["name"] == "clinic" and recorded["fingerprint"]
     assert "## Pattern-shift stress tests" in markdown and "MNAR by label" in markdown
     assert "genes at deployment rate" in markdown
     assert "Clinical utility" in markdown

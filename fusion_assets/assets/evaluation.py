@@ -22,14 +22,18 @@ import pandas as pd
 
 from fusion_assets.assets.design import DESIGN_ASSETS, models_ready, read_design
 from fusion_assets.assets.metadata import (
+    STRESS_PROFILE,
     frame_table,
     png_markdown,
     rounded,
     scored_versions,
+    stress_profile,
+    stress_profile_metadata,
     table_metadata,
     table_version,
 )
 from fusion_assets.automation import report_freshness, retraining_condition
+from fusion_assets.cohorts.deployment_profile import DeploymentProfile, evaluation_profile
 from fusion_assets.evaluation import StressSettings
 from fusion_assets.location.cohort import Cohort
 from fusion_assets.metrics.config import EvaluationConfig, ReportSettings
@@ -38,6 +42,7 @@ from fusion_assets.metrics.tripod import AVAILABILITY_COLUMNS
 from fusion_assets.models.strategies import STRATEGIES
 from fusion_assets.report_folders import point_latest, versioned_report_dir
 from fusion_assets.warehouse.cohort import load_cohort, load_frames
+from fusion_assets.warehouse.deployment import measured, resolve_deployment
 from fusion_assets.warehouse.eval_tables import (
     has_eval_table,
     qualified,
@@ -62,17 +67,24 @@ class ReportConfig(dg.Config, ReportSettings):
     """The subgroup report's knobs (its folders: the reports resource)."""
 
 
-def deployment_profile(config: ReportSettings, spec_profile):
-    """The run config's deployment profile (rates or patterns) if given, else the spec's."""
-    from fusion_assets.cohorts.deployment_profile import DeploymentProfile
-
-    if config.deployment_rates is None and config.deployment_patterns is None:
-        return spec_profile
-    return DeploymentProfile(
-        name=config.deployment_name,
-        rates=config.deployment_rates,
-        patterns=config.deployment_patterns,
-    )
+def report_deployment(
+    context: dg.AssetExecutionContext, cohort: Cohort, warehouse, config: ReportSettings
+) -> DeploymentProfile | None:
+    """The report's deployment profile: the one the predictions step's stress tests ran toward
+    (recorded in its metadata, resolved again here); the report's own deployment_* fields,
+    when given, must give that one (``evaluation_profile``). Predictions from before the
+    profile was recorded: the report's fields or the spec's, resolved."""
+    recorded = stress_profile(context, cohort.key("predictions"))
+    with warehouse.connect() as con:
+        if recorded is None:
+            return resolve_deployment(con, cohort.spec, config)
+        stressed = measured(con, cohort.spec, recorded.given)
+        own = (
+            resolve_deployment(con, cohort.spec, config)
+            if config.deployment_override() is not None
+            else None
+        )
+    return evaluation_profile(stressed, recorded.fingerprint, own, cohort.spec.modality_names)
 
 
 def _model_deps(cohort: Cohort) -> list:
@@ -159,9 +171,15 @@ def build_predictions_asset(cohort: Cohort) -> dg.AssetsDefinition:
         design = read_design(db)
         with db.connect() as con:
             frames, patients = load_frames(con, spec), load_cohort(con)
+            # the run's override or the spec's; the report follows it (report_deployment)
+            deployment = resolve_deployment(con, spec, config)
+        if deployment is not None:
+            context.log.info(
+                f"Pattern-shift stress tests toward {deployment.name!r}: {deployment.source()}"
+            )
         with models_ready():
             tables = design.predictions(
-                store, spec.modality_names, frames, patients, config, spec.deployment
+                store, spec.modality_names, frames, patients, config, deployment
             )
             cost = _model_cost(store, spec.modality_names, frames, patients)
         context.log.info(tables.summary)
@@ -179,6 +197,7 @@ def build_predictions_asset(cohort: Cohort) -> dg.AssetsDefinition:
             "strategies": dg.MetadataValue.text(", ".join(tables.predictions["strategy"].unique())),
             # The registered version of each model scored (promotion compares these).
             "model_versions": dg.MetadataValue.json(store.versions_used),
+            STRESS_PROFILE: stress_profile_metadata(deployment, spec.modality_names),
         }
         with db.connect() as con:
             write_eval_tables(con, written)
@@ -296,7 +315,7 @@ def build_report_asset(cohort: Cohort) -> dg.AssetsDefinition:
             EvaluationConfig(**config.model_dump(include=set(ReportSettings.model_fields))),
             spec.modality_names,
             repeats=design.repeats(inputs["oof"]),
-            deployment=deployment_profile(config, spec.deployment),
+            deployment=report_deployment(context, cohort, db, config),
         )
         repeat_metrics = design.repeat_metrics(inputs["oof"], inputs["patients"])
         result.cohort["design"] = design.notes(repeat_metrics)
@@ -380,6 +399,7 @@ def _report_metadata(files, result, seconds: float, run_id: str, latest: Path) -
     if result.deployment is not None:
         best = result.deployment.table.iloc[0]
         metadata["deployment_profile"] = dg.MetadataValue.text(result.deployment.profile.name)
+        metadata["deployment_source"] = dg.MetadataValue.text(result.deployment.profile.source())
         metadata["deployment_best"] = dg.MetadataValue.text(
             f"{best['strategy']}: AUROC {best['auroc']:.3f} "
             f"[{best['auroc_ci_low']:.3f}, {best['auroc_ci_high']:.3f}]"

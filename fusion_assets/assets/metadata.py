@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 import duckdb
 import pandas as pd
 
+from fusion_assets.cohorts.deployment_profile import DeploymentProfile, mix_fingerprint
 from fusion_assets.disclosure import (
     PREVIEW_PSEUDONYMOUS,
     count_text,
@@ -174,11 +176,59 @@ def png_markdown(png: bytes, alt: str) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{encoded})")
 
 
+def _latest_metadata(context: dg.AssetExecutionContext, key: dg.AssetKey, name: str):
+    """The value of ``name`` in the latest materialization of ``key`` (None: no such entry)."""
+    event = context.instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata.get(name)
+    return value.value if value is not None else None
+
+
 def scored_versions(context: dg.AssetExecutionContext, predictions: dg.AssetKey) -> dict[str, int]:
     """Strategy -> the registered version the latest ``predictions`` materialization scored
     (its ``model_versions`` metadata): what promotion weighs and the report names."""
-    event = context.instance.get_latest_materialization_event(predictions)
-    if event is None or event.asset_materialization is None:
-        return {}
-    value = event.asset_materialization.metadata.get("model_versions")
-    return {k: int(v) for k, v in (value.value if value is not None else {}).items()}
+    value = _latest_metadata(context, predictions, "model_versions")
+    return {k: int(v) for k, v in (value or {}).items()}
+
+
+# The predictions step records the deployment profile its stress tests ran toward.
+STRESS_PROFILE = "deployment_profile"
+
+
+def stress_profile_metadata(
+    profile: DeploymentProfile | None, modalities: list[str]
+) -> dg.MetadataValue:
+    """The profile as given (a batch named, its measured mix left in the warehouse) and the
+    resolved mix's fingerprint; ``{"profile": null}`` without a profile."""
+    if profile is None:
+        return dg.MetadataValue.json({"profile": None, "fingerprint": None})
+    return dg.MetadataValue.json(
+        {
+            "profile": profile.as_given().model_dump(exclude_none=True),
+            "source": profile.source(),
+            "fingerprint": mix_fingerprint(profile, modalities),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class StressProfile:
+    """What the latest predictions materialization recorded of its deployment profile."""
+
+    given: DeploymentProfile | None  # as given: a batch still to be measured
+    fingerprint: str | None
+
+
+def stress_profile(
+    context: dg.AssetExecutionContext, predictions: dg.AssetKey
+) -> StressProfile | None:
+    """The profile the latest ``predictions`` materialization's stress tests ran toward; None
+    for a materialization from before it was recorded."""
+    value = _latest_metadata(context, predictions, STRESS_PROFILE)
+    if value is None:
+        return None
+    given = value.get("profile")
+    return StressProfile(
+        DeploymentProfile(**given) if given is not None else None, value.get("fingerprint")
+    )

@@ -25,6 +25,7 @@ from fusion_assets.evaluation import EvaluationDesign, SplitSettings
 from fusion_assets.location.cohort import Cohort
 from fusion_assets.metrics.plots import pattern_chart_png
 from fusion_assets.models.presets import choose_preset
+from fusion_assets.warehouse.deployment import resolve_deployment
 from fusion_assets.warehouse.folds import read_evaluation_design, write_evaluation_plan
 from fusion_assets.warehouse.profile import build_availability, summarize_profile
 from fusion_assets.warehouse.recommend import write_recommendation
@@ -149,11 +150,12 @@ def build_recommendation_asset(cohort: Cohort) -> dg.AssetsDefinition:
         thresholds = RecommendationThresholds(**config.model_dump())
         with warehouse.for_cohort(cohort.name).connect() as con:
             summary = summarize_profile(con, spec)
-            if spec.deployment is not None:  # the matrix judges the deployment's availability
-                summary = at_deployment(summary, spec.deployment, spec.modality_names)
+            deployment = resolve_deployment(con, spec)  # the spec's (a batch: measured)
+            if deployment is not None:  # the matrix judges the deployment's availability
+                summary = at_deployment(summary, deployment, spec.modality_names)
                 context.log.info(
-                    f"Recommending for the deployment profile {spec.deployment.name!r}: "
-                    f"availability {summary['availability']}"
+                    f"Recommending for the deployment profile {deployment.name!r} "
+                    f"({deployment.source()}): availability {summary['availability']}"
                 )
             ranked = recommend_strategies(summary, thresholds)
             write_recommendation(con, ranked, thresholds)
@@ -163,8 +165,8 @@ def build_recommendation_asset(cohort: Cohort) -> dg.AssetsDefinition:
             {
                 "recommended": dg.MetadataValue.text(ranked[0]["strategy"]),
                 "availability_judged": dg.MetadataValue.text(
-                    f"deployment profile {spec.deployment.name!r}"
-                    if spec.deployment is not None
+                    f"deployment profile {deployment.name!r} ({deployment.source()})"
+                    if deployment is not None
                     else "the training cohort's"
                 ),
                 "ranking": _ranking(ranked),

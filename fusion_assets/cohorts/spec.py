@@ -110,7 +110,7 @@ class CohortSpec(BaseModel):
         if dupes:
             raise ValueError(f"modality names must be unique (ignoring case); repeated: {dupes}")
         if self.deployment is not None:  # names every modality it needs, and no other
-            self.deployment.target_mix(self.modality_names)
+            self.deployment.check(self.modality_names)
         return self
 
     @property

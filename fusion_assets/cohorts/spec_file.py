@@ -508,7 +508,7 @@ def parse_spec(raw: Any, path: Path) -> CohortSpec:
         raise SpecError(path, problems)
     if doc.deployment is not None:
         try:
-            doc.deployment.target_mix(list(doc.modalities))
+            doc.deployment.check(list(doc.modalities))
         except ValueError as exc:
             raise SpecError(
                 path, [f"key `deployment`: {exc} -> name the modalities of this spec"]

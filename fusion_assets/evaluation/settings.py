@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fusion_assets.cohorts.deployment_profile import DeploymentSettings
 from fusion_assets.metrics.degradation import STRESS_RATES, STRESS_SEEDS
 from fusion_assets.models.config import DeviceName
 
@@ -80,8 +81,9 @@ class SplitSettings(CrossValSettings):
         return CrossValSettings(**self.to_dict())
 
 
-class StressSettings(BaseModel):
-    """The stress tests: whole modalities removed at random."""
+class StressSettings(DeploymentSettings):
+    """The stress tests: whole modalities removed at random, and toward the deployment profile
+    (the spec's, or the one these fields give: ``DeploymentSettings``)."""
 
     rates: list[Share] = Field(
         default=list(STRESS_RATES),

@@ -57,7 +57,7 @@ class CohortComponent(dg.Component, dg.Resolvable):
     owners: list[str] = field(default_factory=lambda: ["team:ml-platform"])
     # Run-config defaults by asset, e.g. {fused_model: {preset: tiny}} for a smoke cohort.
     config_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # The expected availability at deployment: {name, rates} or {name, patterns}
+    # The expected availability at deployment: {name, rates}, {name, patterns} or {name, batch}
     deployment: dict[str, Any] | None = None
 
     def cohort(self, folder: Path) -> Cohort:

@@ -8,15 +8,17 @@ choices of the maths. Nothing here reads globals or the environment.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
+from fusion_assets.cohorts.deployment_profile import DeploymentSettings
 from fusion_assets.disclosure import SMALL_CELL_LIMIT
 from fusion_assets.metrics.classification import ThresholdRule
 from fusion_assets.names import REFERENCE, UNIMODAL_PREFIX
 
 
-class ReportSettings(BaseModel):
-    """The subgroup report's run knobs (shown in the Dagster launchpad)."""
+class ReportSettings(DeploymentSettings):
+    """The subgroup report's run knobs (shown in the Dagster launchpad); the deployment
+    profile's fields are the evaluation's, shared with the stress tests (``DeploymentSettings``)."""
 
     n_boot: int = Field(default=1000, ge=1, description="Paired stratified bootstrap resamples")
     min_pattern_size: int = Field(
@@ -36,17 +38,6 @@ class ReportSettings(BaseModel):
     )
     decision_curve_max: float = Field(
         default=0.5, gt=0.01, lt=1.0, description="Decision curves run from 0.01 to this"
-    )
-    deployment_name: str = Field(
-        default="deployment", description="How the report names the deployment profile"
-    )
-    deployment_rates: dict[str, float] | None = Field(
-        default=None,
-        description="Expected availability per modality at deployment (overrides the spec's)",
-    )
-    deployment_patterns: dict[str, float] | None = Field(
-        default=None,
-        description="Expected availability-pattern mix at deployment (overrides the spec's)",
     )
 
     @field_validator("net_benefit_thresholds")

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from fusion_assets.cohorts.deployment_profile import DeploymentProfile
+from fusion_assets.disclosure import published_share
 from fusion_assets.metrics.bootstrap import (
     percentile_ci,
     stratified_bootstrap_counts,
@@ -189,7 +190,7 @@ def deployment_estimates(
         table.sort_values("auroc", ascending=False, ignore_index=True),
         pd.DataFrame(nb_rows),
         n_patients=len(y),
-        warnings=_warnings(rew),
+        warnings=_warnings(rew, profile),
     )
 
 
@@ -225,14 +226,22 @@ def _weighted_metrics(
     return {k: (float(v) if np.ndim(v) == 0 else v) for k, v in points.items()}, boots
 
 
-def _warnings(rew: Reweighting) -> list[str]:
+def _warnings(rew: Reweighting, profile: DeploymentProfile) -> list[str]:
     out = []
     if len(rew.unseen):
-        named = ", ".join(f"{p} ({s:.0%})" for p, s in rew.unseen.head(5).items())
+        # a batch's measured shares stand for patients: small ones are not printed
+        hidden = profile.hidden_patterns()
+        named = ", ".join(
+            p if p in hidden else f"{p} ({s:.0%})" for p, s in rew.unseen.head(5).items()
+        )
+        n = profile.batch_patients
+        shown = n is None or published_share(1 - rew.covered, n) is not None
+        part = f"{1 - rew.covered:.0%} of the deployment mix" if shown else "Part of the mix"
+        rest = f"the other {rew.covered:.0%}" if shown else "the rest"
         out.append(
-            f"{1 - rew.covered:.0%} of the deployment mix has patterns no held-out patient has "
-            f"({named}{', ...' if len(rew.unseen) > 5 else ''}): the estimate speaks for the "
-            f"other {rew.covered:.0%} only"
+            f"{part} has patterns no held-out patient has "
+            f"({named}{', ...' if len(rew.unseen) > 5 else ''}): the estimate speaks for "
+            f"{rest} only"
         )
     if rew.ess < ESS_WARNING:
         out.append(

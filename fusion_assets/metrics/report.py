@@ -1027,6 +1027,7 @@ def _deployment_section(result: EvaluationResult) -> _Section | None:
         return None
     rew = deployed.reweighting
     section = _Section(f"Expected performance at deployment: {deployed.profile.name}")
+    section.p(f"The deployment profile is {deployed.profile.source()}.")
     section.p(
         f"The {deployed.n_patients} held-out patients are reweighted so that their "
         "availability patterns follow the deployment profile (importance weight per pattern = "
@@ -1088,12 +1089,17 @@ def _deployment_section(result: EvaluationResult) -> _Section | None:
     )
     shares = every[every["deployment_share"] > 0].head(12)
     status = result.config.suppressed_status
+    # a profile measured on a landed batch: its shares count that batch's patients
+    hidden_deployed = deployed.profile.hidden_patterns(result.config.suppress_below)
     section.p("Availability patterns, deployment share beside held-out share:")
     section.table(
         pd.DataFrame(
             {
                 "pattern": shares["pattern"],
-                "deployment share": shares["deployment_share"].map(lambda x: f"{x:.1%}"),
+                "deployment share": [
+                    status if p in hidden_deployed else f"{x:.1%}"
+                    for p, x in zip(shares["pattern"], shares["deployment_share"], strict=True)
+                ],
                 "held-out share": [
                     status if hidden[p] and n else f"{x:.1%}"
                     for p, n, x in zip(
@@ -1144,7 +1150,9 @@ def _pattern_shift_section(result: EvaluationResult) -> _Section | None:
     ]
     if len(replay):
         lines.append(
-            "Toward the spec's deployment profile: 'replay' gives each patient a pattern drawn "
+            "Toward the deployment profile"
+            + (f" {result.deployment.profile.name!r}" if result.deployment is not None else "")
+            + ": 'replay' gives each patient a pattern drawn "
             "from the deployment mix and keeps the modalities it has that the pattern has; 'at "
             "deployment rate' drops one modality at random until its availability is the "
             "deployment's."
