@@ -42,6 +42,7 @@ MIN_COMPLETE_CASES = 50
 MIN_EVENTS = 10
 EARLY_VS_LATE = "early_vs_late_complete"
 EXTRA_DROP = "extra_drop_vs_late:"
+AUROC = "auroc:"
 
 
 @dataclass
@@ -129,7 +130,11 @@ def measure_cell(
     d_low, d_high = percentile_ci(delta)
     agrees = recommended == winner or d_low <= 0.0
 
-    replicates: dict[str, tuple[float, np.ndarray, int]] = {}
+    # Each fusion strategy's AUROC replicates: any paired difference can be formed later
+    # (``analysis.what_if`` judges other thresholds' recommendations on the same cells).
+    replicates: dict[str, tuple[float, np.ndarray, int]] = {
+        f"{AUROC}{s}": (float(point[s]), boots[s], int(y.size)) for s in fused
+    }
     complete_events = int(y[complete].sum())
     n_complete = int(complete.sum())
     if (
