@@ -175,3 +175,20 @@ def test_the_report_cites_the_recorded_study_for_the_recommended_rule(tmp_path) 
     assert "recommended late in 12 cell(s)" in late[0] and "in 9 (75%)" in late[0]
     assert "abc1234" in late[0] and late[1].endswith("“c”: inconclusive (e).")
     assert "never recommended early" in study_sentences("early", evidence)[0]
+
+
+def test_what_if_with_the_default_thresholds_reproduces_the_recorded_recommendations(study) -> None:
+    from fusion_assets.study.analysis import what_if
+
+    out, _, _ = study
+    tables = read_study(out)
+    same = what_if(tables)
+    assert same.cells == 2 and same.changed == []
+    assert same.agrees == int(tables["cells"]["summary"].map(lambda s: s["agrees"]).sum())
+    # the small, complete, controlled cell is recommended early fusion; thresholds under which
+    # no cohort is small change that cell's recommendation and no other
+    complete = next(c.cell_id for c in tiny_grid() if c.availability == "complete")
+    recorded = tables["cells"].set_index("cell_id")["summary"]
+    assert recorded[complete]["recommended"] == "early"
+    never_small = what_if(tables, small_cohort=0)
+    assert never_small.changed == [complete] and never_small.cells == 2

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fusion_assets.decision_matrix import RecommendationThresholds, recommend_strategies
 from fusion_assets.metrics.bootstrap import percentile_ci
 from fusion_assets.metrics.plots import winner_map
-from fusion_assets.study.measure import EARLY_VS_LATE, EXTRA_DROP, FUSION_STRATEGIES
+from fusion_assets.study.measure import AUROC, EARLY_VS_LATE, EXTRA_DROP, FUSION_STRATEGIES
 
 # Seed claim 1: early fusion is 2-5 AUROC points ahead (of late fusion) on complete data.
 CLAIMED_EARLY_LEAD = (0.02, 0.05)
@@ -295,6 +296,46 @@ def write_answer(out_dir: Path, tables: dict[str, pd.DataFrame], header: list[st
     md = Path(out_dir) / "study.md"
     md.write_text(study_markdown(answer, header, picture.name if picture else None))
     return md
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """Another set of thresholds judged on the same cells (no retraining: the winners stay)."""
+
+    thresholds: dict
+    cells: int  # cells with a recorded profile and every strategy's replicates
+    agrees: int
+    changed: list[str]  # cells whose recommendation these thresholds change
+
+    @property
+    def agreement_rate(self) -> float:
+        return self.agrees / self.cells if self.cells else float("nan")
+
+
+def what_if(tables: dict[str, pd.DataFrame], **thresholds: float) -> WhatIf:
+    """The decision matrix with ``thresholds`` (``RecommendationThresholds`` fields) applied
+    to each cell's recorded profile, and its agreement with the cell's measured winner by
+    the same rule as the study's (winner, or the paired interval of Δ holds 0)."""
+    t = RecommendationThresholds(**thresholds)
+    reps = tables["replicates"]
+    by_cell = {
+        cid: dict(zip(g["quantity"], g["values"], strict=True))
+        for cid, g in reps.groupby("cell_id")
+    }
+    cells = agrees = 0
+    changed = []
+    for cid, summary in zip(tables["cells"]["cell_id"], tables["cells"]["summary"], strict=True):
+        boots = by_cell.get(cid, {})
+        if "profile" not in summary or not all(f"{AUROC}{s}" in boots for s in FUSION_STRATEGIES):
+            continue
+        recommended = recommend_strategies(summary["profile"], t)[0]["strategy"]
+        winner = summary["winner"]
+        low, _ = percentile_ci(boots[f"{AUROC}{winner}"] - boots[f"{AUROC}{recommended}"])
+        cells += 1
+        agrees += int(recommended == winner or low <= 0.0)
+        if recommended != summary["recommended"]:
+            changed.append(cid)
+    return WhatIf(t.model_dump(), cells, agrees, changed)
 
 
 def evidence(answer: StudyAnswer, commit: str) -> dict:
