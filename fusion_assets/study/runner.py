@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS study.failures (
 
 
 def open_study(out_dir: Path) -> duckdb.DuckDBPyConnection:
-    """The study's DuckDB (created with its tables when new)."""
+    """The study's DuckDB (created with its tables when new). The runner opens it only to
+    write a finished cell, so ``read_study`` can follow a running study from elsewhere."""
     out_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(out_dir / STUDY_DB))
     con.execute(_SCHEMA)
@@ -237,8 +238,8 @@ def run_study(
     ids = [c.cell_id for c in cells]
     if len(set(ids)) != len(ids):
         raise ValueError("the study's cells must have distinct cell ids")
-    con = open_study(out_dir)
-    done = finished_cells(con)
+    with open_study(out_dir) as con:
+        done = finished_cells(con)
     pending = [c for c in cells if c.cell_id not in done]
     config = {**BASE_RUN_CONFIG, **(run_config or {})}
     cores = os.cpu_count() or 1
@@ -268,17 +269,18 @@ def run_study(
                 record = job.result()
                 if "error" in record:
                     failures += 1
-                    _record_failure(con, cell.cell_id, record["error"])
+                    with open_study(out_dir) as con:
+                        _record_failure(con, cell.cell_id, record["error"])
                     last = record["error"].strip().splitlines()[-1]
                     log(f"[study] {cell.cell_id} FAILED: {last} (study.failures has the traceback)")
                     continue
-                _record(con, record)
+                with open_study(out_dir) as con:
+                    _record(con, record)
                 finished += 1
                 log(
                     f"[study] {cell.cell_id} done in {record['wall_seconds']:.0f} s "
                     f"({finished + failures}/{len(pending)}): {_describe(record)}"
                 )
-    con.close()
     wall = time.perf_counter() - started
     log(f"[study] {finished} cells finished, {failures} failed, in {wall:.0f} s")
     return {"finished": finished, "failed": failures, "wall_seconds": wall, "pending": len(pending)}
