@@ -157,6 +157,24 @@ def test_the_recommendation_judges_the_named_batchs_availability(landed) -> None
     judged = event.materialization.metadata["availability_judged"].value
     assert "'ED pilot'" in judged and "ed-pilot-2026-11" in judged and "60 patients" in judged
 
+    # the run's override reaches the matrix too (the same deployment_* fields as predictions)
+    override = dg.materialize(
+        cohort_assets(cohort),
+        selection=dg.AssetSelection.assets(cohort.key("fusion_recommendation")),
+        resources=temp_resources(root),
+        instance=dg.DagsterInstance.ephemeral(),
+        run_config={
+            "ops": {
+                cohort.op("fusion_recommendation"): {
+                    "config": {"deployment_name": "research", "deployment_batch": BATCHES[0]}
+                }
+            }
+        },
+    )
+    [event] = override.get_asset_materialization_events()
+    judged = event.materialization.metadata["availability_judged"].value
+    assert "'research'" in judged and BATCHES[0] in judged
+
     missing = materialize(_cohort(DeploymentProfile(name="ED", batch="ed-pilot-2099")))
     assert not missing.success
     failure = next(

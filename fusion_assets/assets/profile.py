@@ -18,7 +18,7 @@ from fusion_assets.assets.metadata import (
     table_version,
 )
 from fusion_assets.automation import retraining_condition, retraining_root_condition
-from fusion_assets.cohorts.deployment_profile import at_deployment
+from fusion_assets.cohorts.deployment_profile import DeploymentSettings, at_deployment
 from fusion_assets.decision_matrix import RecommendationThresholds, recommend_strategies
 from fusion_assets.disclosure import published_share
 from fusion_assets.evaluation import EvaluationDesign, SplitSettings
@@ -33,8 +33,10 @@ from fusion_assets.warehouse.splits import read_stratification_cohort, split_pre
 from resources import WarehouseResource
 
 
-class RecommendationConfig(dg.Config, RecommendationThresholds):
-    """The decision matrix's thresholds (fusion_assets/decision_matrix.py)."""
+class RecommendationConfig(dg.Config, RecommendationThresholds, DeploymentSettings):
+    """The decision matrix's thresholds (fusion_assets/decision_matrix.py), and the run's
+    deployment profile (the same deployment_* fields as the predictions step's) when the
+    matrix should judge another deployment than the spec's."""
 
 
 class SplitConfig(dg.Config, SplitSettings):
@@ -147,10 +149,13 @@ def build_recommendation_asset(cohort: Cohort) -> dg.AssetsDefinition:
         config: config_type,
         warehouse: WarehouseResource,
     ) -> dg.MaterializeResult:
-        thresholds = RecommendationThresholds(**config.model_dump())
+        thresholds = RecommendationThresholds(
+            **config.model_dump(include=set(RecommendationThresholds.model_fields))
+        )
         with warehouse.for_cohort(cohort.name).connect() as con:
             summary = summarize_profile(con, spec)
-            deployment = resolve_deployment(con, spec)  # the spec's (a batch: measured)
+            # the run's override, else the spec's (a batch: measured)
+            deployment = resolve_deployment(con, spec, config)
             if deployment is not None:  # the matrix judges the deployment's availability
                 summary = at_deployment(summary, deployment, spec.modality_names)
                 context.log.info(
