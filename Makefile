@@ -8,7 +8,7 @@ export FUSION_DATA_DIR ?= $(CURDIR)/data
 MLFLOW_PORT ?= 5000
 export FUSION_MLFLOW_URL ?= http://127.0.0.1:$(MLFLOW_PORT)
 
-.PHONY: demo demo-fast example test install dev-install browser postgres lint ui dg-dev mlflow-ui bench clean
+.PHONY: demo demo-fast example test install dev-install browser postgres lint ui dg-dev mlflow-ui bench study clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,10 @@ bench: install
 	$(BIN)/python benchmarks/warehouse.py
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/evaluation.py
+
+# The decision-matrix study (about 1.5 h on 2 cores; resumable: run it again after a stop).
+study: install
+	$(BIN)/python benchmarks/study.py
 
 clean:
 	rm -rf data

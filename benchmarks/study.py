@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true", help="do not write benchmarks/results")
     args = parser.parse_args()
 
-    from fusion_assets.study.analysis import analyze, evidence, write_answer
+    from fusion_assets.study.analysis import analyze, evidence, what_if, write_answer
     from fusion_assets.study.evidence import EVIDENCE_FILE
     from fusion_assets.study.grid import designed_grid
     from fusion_assets.study.runner import read_study, run_study
@@ -80,7 +80,7 @@ def main() -> None:
         if (out / "study.png").exists():
             shutil.copy(out / "study.png", RESULTS / "study.png")
         if not args.only:  # the report cites only a whole grid's evidence
-            record = evidence(analyze(tables), commit)
+            record = evidence(analyze(tables), what_if(tables), commit)
             EVIDENCE_FILE.write_text(json.dumps(record, indent=1) + "\n")
         print(f"recorded {RESULTS / 'study.md'}, study.png and {EVIDENCE_FILE}")
     sys.exit(1 if ran["failed"] else 0)

@@ -182,13 +182,24 @@ def test_what_if_with_the_default_thresholds_reproduces_the_recorded_recommendat
 
     out, _, _ = study
     tables = read_study(out)
-    same = what_if(tables)
-    assert same.cells == 2 and same.changed == []
-    assert same.agrees == int(tables["cells"]["summary"].map(lambda s: s["agrees"]).sum())
+    same = what_if(tables)  # the current defaults: the thresholds these cells ran with
+    assert len(same.cells) == 2 and same.changed == []
+    recorded_agrees = tables["cells"]["summary"].map(lambda s: s["agrees"])
+    assert same.judged["agrees"].sum() == recorded_agrees.sum()
     # the small, complete, controlled cell is recommended early fusion; thresholds under which
     # no cohort is small change that cell's recommendation and no other
     complete = next(c.cell_id for c in tiny_grid() if c.availability == "complete")
     recorded = tables["cells"].set_index("cell_id")["summary"]
     assert recorded[complete]["recommended"] == "early"
     never_small = what_if(tables, small_cohort=0)
-    assert never_small.changed == [complete] and never_small.cells == 2
+    assert never_small.changed == [complete] and len(never_small.cells) == 2
+    assert never_small.cells.set_index("cell_id")["agrees"].notna().all()  # replicates pair them
+    assert never_small.by_rule()["cells"].sum() == 2
+    # the evidence the report cites: rules under the given thresholds, the two claims
+    from fusion_assets.study.analysis import evidence
+
+    record = evidence(analyze(tables), same, "abc1234")
+    assert record["commit"] == "abc1234" and sum(r["cells"] for r in record["rules"].values()) == 2
+    assert [c["claim"][:5] for c in record["claims"]] == ["early", "late "]
+    md = write_answer(out, tables, []).read_text()
+    assert "## The thresholds now" not in md  # nothing changed: no what-if section

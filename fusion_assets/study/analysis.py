@@ -198,8 +198,14 @@ def _table(frame: pd.DataFrame, floats: str = "{:.3f}") -> list[str]:
     return lines
 
 
-def study_markdown(answer: StudyAnswer, header: list[str], picture: str | None) -> str:
-    """The study's Markdown answer (``benchmarks/results/study.md``)."""
+def study_markdown(
+    answer: StudyAnswer,
+    header: list[str],
+    picture: str | None,
+    current: WhatIf | None = None,
+) -> str:
+    """The study's Markdown answer (``benchmarks/results/study.md``); ``current``: the
+    decision matrix's current thresholds judged on the same cells (``what_if``)."""
     frame = answer.cells
     lines = [
         "# Study: the decision matrix against the synthetic deployment realities",
@@ -249,6 +255,22 @@ def study_markdown(answer: StudyAnswer, header: list[str], picture: str | None) 
     lines += _table(answer.agreement_by_block, "{:.2f}")
     if picture:
         lines += ["", f"![winner map]({picture})"]
+    if current is not None and current.changed:
+        lines += [
+            "",
+            "## The thresholds now (a change backed by these cells)",
+            "",
+            "The cells were recommended with the thresholds they ran with; the decision "
+            "matrix's current defaults (`decision_matrix.RecommendationThresholds`: "
+            + ", ".join(f"{k} {v}" for k, v in current.thresholds.items())
+            + f") recommend differently in {len(current.changed)} cell(s): "
+            f"{', '.join(current.changed)}. Judged on the same measured winners and paired "
+            f"intervals, the agreement is **{current.agreement_rate:.0%}** of "
+            f"{len(current.judged)} judged cells (as run: {answer.agreement_rate:.0%} of "
+            f"{len(frame)}).",
+            "",
+        ]
+        lines += _table(current.by_rule(), "{:.2f}")
     lines += ["", "## Every cell", ""]
     cols = [
         "block",
@@ -294,59 +316,98 @@ def write_answer(out_dir: Path, tables: dict[str, pd.DataFrame], header: list[st
             f"Failed cells (retried on the next run): {', '.join(failures['cell_id'])}.",
         ]
     md = Path(out_dir) / "study.md"
-    md.write_text(study_markdown(answer, header, picture.name if picture else None))
+    current = what_if(tables)
+    md.write_text(study_markdown(answer, header, picture.name if picture else None, current))
     return md
 
 
 @dataclass(frozen=True)
 class WhatIf:
-    """Another set of thresholds judged on the same cells (no retraining: the winners stay)."""
+    """Thresholds judged on the recorded cells (no retraining: the winners stay).
+
+    ``cells`` has one row per cell with a recorded profile: the recommendation under these
+    thresholds, the measured winner and ``agrees`` (True / False; None when the new
+    recommendation is neither the recorded one nor the winner and the cell has no kept
+    replicates to pair them: a cell recorded before they were kept)."""
 
     thresholds: dict
-    cells: int  # cells with a recorded profile and every strategy's replicates
-    agrees: int
-    changed: list[str]  # cells whose recommendation these thresholds change
+    cells: pd.DataFrame
+
+    @property
+    def judged(self) -> pd.DataFrame:
+        return self.cells[self.cells["agrees"].notna()]
 
     @property
     def agreement_rate(self) -> float:
-        return self.agrees / self.cells if self.cells else float("nan")
+        judged = self.judged
+        return float(judged["agrees"].astype(bool).mean()) if len(judged) else float("nan")
+
+    @property
+    def changed(self) -> list[str]:
+        return self.cells.loc[self.cells["changed"], "cell_id"].tolist()
+
+    def by_rule(self) -> pd.DataFrame:
+        """Per recommended strategy: cells, judged cells, agreeing cells, rate."""
+        judged = self.cells.assign(agrees_=self.cells["agrees"].map(lambda a: a is True))
+        out = judged.groupby("recommended").agg(
+            cells=("cell_id", "size"),
+            judged=("agrees", lambda a: int(a.notna().sum())),
+            agrees=("agrees_", "sum"),
+        )
+        out["agreement_rate"] = out["agrees"] / out["judged"].where(out["judged"] > 0)
+        return out.reset_index().rename(columns={"recommended": "rule"})
 
 
 def what_if(tables: dict[str, pd.DataFrame], **thresholds: float) -> WhatIf:
-    """The decision matrix with ``thresholds`` (``RecommendationThresholds`` fields) applied
-    to each cell's recorded profile, and its agreement with the cell's measured winner by
-    the same rule as the study's (winner, or the paired interval of Δ holds 0)."""
+    """The decision matrix with ``thresholds`` (``RecommendationThresholds`` fields; the
+    defaults when none) applied to each cell's recorded profile, judged against the cell's
+    measured winner by the study's rule (the winner, or the paired interval of Δ holds 0)."""
     t = RecommendationThresholds(**thresholds)
     reps = tables["replicates"]
     by_cell = {
         cid: dict(zip(g["quantity"], g["values"], strict=True))
         for cid, g in reps.groupby("cell_id")
     }
-    cells = agrees = 0
-    changed = []
+    rows = []
     for cid, summary in zip(tables["cells"]["cell_id"], tables["cells"]["summary"], strict=True):
-        boots = by_cell.get(cid, {})
-        if "profile" not in summary or not all(f"{AUROC}{s}" in boots for s in FUSION_STRATEGIES):
+        if "profile" not in summary:
             continue
         recommended = recommend_strategies(summary["profile"], t)[0]["strategy"]
-        winner = summary["winner"]
-        low, _ = percentile_ci(boots[f"{AUROC}{winner}"] - boots[f"{AUROC}{recommended}"])
-        cells += 1
-        agrees += int(recommended == winner or low <= 0.0)
-        if recommended != summary["recommended"]:
-            changed.append(cid)
-    return WhatIf(t.model_dump(), cells, agrees, changed)
+        winner, boots = summary["winner"], by_cell.get(cid, {})
+        if recommended == summary["recommended"]:
+            agrees = bool(summary["agrees"])
+        elif recommended == winner:
+            agrees = True
+        elif f"{AUROC}{winner}" in boots and f"{AUROC}{recommended}" in boots:
+            low, _ = percentile_ci(boots[f"{AUROC}{winner}"] - boots[f"{AUROC}{recommended}"])
+            agrees = bool(low <= 0.0)
+        else:
+            agrees = None
+        rows.append(
+            {
+                "cell_id": cid,
+                "recommended": recommended,
+                "recorded_recommendation": summary["recommended"],
+                "winner": winner,
+                "agrees": agrees,
+                "changed": recommended != summary["recommended"],
+            }
+        )
+    columns = ["cell_id", "recommended", "recorded_recommendation", "winner", "agrees", "changed"]
+    return WhatIf(t.model_dump(), pd.DataFrame(rows, columns=columns))
 
 
-def evidence(answer: StudyAnswer, commit: str) -> dict:
-    """What the report's verdict cites (``study/evidence.py``): agreement per rule, the claims."""
+def evidence(answer: StudyAnswer, current: WhatIf, commit: str) -> dict:
+    """What the report's verdict cites (``study/evidence.py``): agreement per rule under the
+    current thresholds (``current``, judged cells only), and the claims."""
     rules = {
         row["rule"]: {
-            "cells": int(row["cells"]),
+            "cells": int(row["judged"]),
             "agrees": int(row["agrees"]),
             "agreement_rate": float(row["agreement_rate"]),
         }
-        for _, row in answer.agreement_by_rule.iterrows()
+        for _, row in current.by_rule().iterrows()
+        if row["judged"] > 0
     }
     claims = []
     if answer.early_claim is not None:
@@ -372,7 +433,8 @@ def evidence(answer: StudyAnswer, commit: str) -> dict:
     return {
         "commit": commit,
         "cells": len(answer.cells),
-        "agreement_rate": answer.agreement_rate,
+        "agreement_rate": current.agreement_rate,
+        "agreement_rate_as_run": answer.agreement_rate,
         "rules": rules,
         "claims": claims,
     }
