@@ -34,6 +34,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1) // 2))
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--no-record", action="store_true", help="do not write benchmarks/results")
+    parser.add_argument(
+        "--record-only",
+        action="store_true",
+        help="run no cell: record the answer of the cells finished so far (a stopped study)",
+    )
     args = parser.parse_args()
 
     from fusion_assets.study.analysis import analyze, evidence, what_if, write_answer
@@ -47,7 +52,10 @@ def main() -> None:
         cells = [c for c in cells if any(c.cell_id.startswith(p) for p in args.only)]
     load_start = load_average()
     started = time.perf_counter()
-    ran = run_study(cells, out, workers=args.workers)
+    if args.record_only:
+        ran = {"finished": 0, "failed": 0, "wall_seconds": 0.0, "pending": 0}
+    else:
+        ran = run_study(cells, out, workers=args.workers)
     wall = time.perf_counter() - started
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
@@ -61,7 +69,13 @@ def main() -> None:
         f"time; load average at the start {load_start} and at the end {load_average()} (a "
         "shared machine: read the seconds as pessimistic).",
         "",
-        f"{len(tables['cells'])} of {len(cells)} cells finished; this invocation ran "
+        f"{len(tables['cells'])} of {len(cells)} cells finished"
+        + (
+            " (the study was stopped: rerun the command to finish it)"
+            if len(tables["cells"]) < len(cells)
+            else ""
+        )
+        + "; this invocation ran "
         f"{ran['finished']} ({ran['failed']} failed) in {wall:.0f} s wall. The cells' own wall "
         f"times sum to {cell_seconds:.0f} s ({cell_seconds / 60:.1f} min of one worker), "
         f"peak RSS per cell up to {tables['cells']['peak_rss_mib'].max():,.0f} MiB.",
@@ -79,7 +93,7 @@ def main() -> None:
         shutil.copy(md, RESULTS / "study.md")
         if (out / "study.png").exists():
             shutil.copy(out / "study.png", RESULTS / "study.png")
-        if not args.only:  # the report cites only a whole grid's evidence
+        if not args.only:  # the report cites the designed grid's evidence (all cells so far)
             record = evidence(analyze(tables), what_if(tables), commit)
             EVIDENCE_FILE.write_text(json.dumps(record, indent=1) + "\n")
         print(f"recorded {RESULTS / 'study.md'}, study.png and {EVIDENCE_FILE}")
