@@ -44,7 +44,7 @@ def main() -> None:
     from fusion_assets.study.analysis import analyze, evidence, what_if, write_answer
     from fusion_assets.study.evidence import EVIDENCE_FILE
     from fusion_assets.study.grid import designed_grid
-    from fusion_assets.study.runner import read_study, run_study
+    from fusion_assets.study_runner import read_study, run_study
 
     out = Path(args.out)
     cells = designed_grid()

@@ -72,7 +72,7 @@ def _study(args: argparse.Namespace) -> None:
     from fusion_assets.demo import FAST_RUN_CONFIG
     from fusion_assets.study.analysis import write_answer
     from fusion_assets.study.grid import GRIDS
-    from fusion_assets.study.runner import read_study, run_study
+    from fusion_assets.study_runner import read_study, run_study
 
     out = Path(args.out) if args.out else _data_dir(args) / "study"
     cells = GRIDS[args.grid]()

@@ -47,6 +47,7 @@ PACKAGE = REPO / "fusion_assets"
 # The Dagster layer: assets, automation, checks, the code location and its runners.
 DAGSTER_LAYER = {"assets", "checks.py", "cli.py", "definitions.py", "demo.py", "jobs.py"}
 DAGSTER_LAYER |= {"automation.py", "defs", "deploy.py", "location", "run_launcher.py", "sensors.py"}
+DAGSTER_LAYER |= {"study_runner.py"}  # runs the study's cells through the jobs, as demo.py does
 
 
 def test_pure_layers_never_import_dagster():

@@ -22,7 +22,7 @@ from fusion_assets.study.analysis import (
 )
 from fusion_assets.study.grid import designed_grid, tiny_grid
 from fusion_assets.study.measure import EARLY_VS_LATE, EXTRA_DROP, FUSION_STRATEGIES
-from fusion_assets.study.runner import read_study, run_study
+from fusion_assets.study_runner import read_study, run_study
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """The study's answer: the decision matrix's agreement with the measured winners, and the
 two seed claims pooled over cells with a bootstrap interval.
 
-Pure code (pandas, numpy, matplotlib; no dagster). Input: ``runner.read_study``'s frames.
+Pure code (pandas, numpy, matplotlib; no dagster). Input: ``study_runner.read_study``'s frames.
 
 Pooling. Each cell has its own label-stratified patient bootstrap (``measure.py``); the
 cells are independent cohorts, so drawing replicate b of every cell and averaging them,
@@ -150,7 +150,7 @@ def _agreement(frame: pd.DataFrame, by: str) -> pd.DataFrame:
 
 
 def analyze(tables: dict[str, pd.DataFrame]) -> StudyAnswer:
-    """The study's answer from its tables (``runner.read_study``)."""
+    """The study's answer from its tables (``study_runner.read_study``)."""
     cells, replicates = tables["cells"], tables["replicates"]
     frame = _cell_frame(cells, tables["metrics"])
     complete_cells = set(frame.loc[frame["availability"] == COMPLETE, "cell_id"])

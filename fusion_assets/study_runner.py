@@ -1,10 +1,10 @@
 """Run the study: each cell's whole pipeline in a fresh process, one DuckDB row per finished cell.
 
 ``fusion-assets study`` and ``benchmarks/study.py`` call :func:`run_study`. Each cell is a
-synthetic cohort of its own (``grid.py``) under ``<out>/cells/<cell_id>/``: its landing
+synthetic cohort of its own (``study/grid.py``) under ``<out>/cells/<cell_id>/``: its landing
 zone, warehouse, MLflow store and report, materialized with the same code location and
 jobs as ``fusion-assets demo`` (``demo.materialize_cohort``), held out (never k-fold) so
-every cell's test split is the same 20 %. ``measure.py`` reads the cell's tables; the
+every cell's test split is the same 20 %. ``study/measure.py`` reads the cell's tables; the
 parent process alone writes ``<out>/results.duckdb`` (DuckDB allows one writer), so the
 study resumes where it stopped: a cell with a row in ``study.cells`` is not run again,
 and a failed cell (``study.failures``) is retried on the next run.
