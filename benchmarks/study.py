@@ -43,13 +43,11 @@ def main() -> None:
 
     from fusion_assets.study.analysis import analyze, evidence, what_if, write_answer
     from fusion_assets.study.evidence import EVIDENCE_FILE
-    from fusion_assets.study.grid import designed_grid
+    from fusion_assets.study.grid import select_cells
     from fusion_assets.study_runner import read_study, run_study
 
     out = Path(args.out)
-    cells = designed_grid()
-    if args.only:
-        cells = [c for c in cells if any(c.cell_id.startswith(p) for p in args.only)]
+    cells = select_cells("designed", args.only)
     load_start = load_average()
     started = time.perf_counter()
     if args.record_only:

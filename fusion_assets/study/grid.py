@@ -175,3 +175,10 @@ def tiny_grid() -> list[StudyCell]:
 
 
 GRIDS = {"designed": designed_grid, "tiny": tiny_grid}
+
+
+def select_cells(grid: str, only: list[str] | None = None) -> list[StudyCell]:
+    """The cells of grid ``grid`` (a key of GRIDS), only those whose id starts with one of
+    ``only`` when given (the CLI's and the benchmark's ``--only``)."""
+    cells = GRIDS[grid]()
+    return [c for c in cells if not only or any(c.cell_id.startswith(p) for p in only)]
