@@ -6,7 +6,10 @@ Runs ``fusion-assets study`` (``fusion_assets/study``: the designed grid, defaul
 settings, every strategy and reference, 3 seeds per cell; resumable: a finished cell is
 not run again) and records its answer: ``benchmarks/results/study.md`` (claims, agreement,
 every cell) and ``study.png`` (the winner map), stamped with the commit, the machine and
-its load. The study's own tables stay in ``<out>/results.duckdb``.
+its load. The study's own tables live in ``<out>/results.duckdb``; recording also copies
+them to ``benchmarks/results/study.duckdb`` (per-cell rows and bootstrap replicates, a few
+hundred KiB), and a run whose ``<out>`` has no tables yet starts from that copy, so a study
+stopped on one machine resumes on another from a clean clone (``--fresh`` starts over).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 from measure import load_average
 
 RESULTS = Path(__file__).parent / "results"
+RECORDED_DB = RESULTS / "study.duckdb"
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -39,15 +43,25 @@ def main() -> None:
         action="store_true",
         help="run no cell: record the answer of the cells finished so far (a stopped study)",
     )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help=f"do not resume from the recorded tables ({RECORDED_DB.relative_to(ROOT)})",
+    )
     args = parser.parse_args()
 
     from fusion_assets.study.analysis import analyze, evidence, what_if, write_answer
     from fusion_assets.study.evidence import EVIDENCE_FILE
     from fusion_assets.study.grid import select_cells
-    from fusion_assets.study_runner import read_study, run_study
+    from fusion_assets.study_runner import STUDY_DB, read_study, run_study
 
     out = Path(args.out)
     cells = select_cells("designed", args.only)
+    study_db = out / STUDY_DB
+    if not study_db.exists() and RECORDED_DB.exists() and not args.fresh:
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy(RECORDED_DB, study_db)
+        print(f"[study] resuming from the recorded tables {RECORDED_DB} (--fresh starts over)")
     load_start = load_average()
     started = time.perf_counter()
     if args.record_only:
@@ -89,12 +103,14 @@ def main() -> None:
     if not args.no_record:
         RESULTS.mkdir(exist_ok=True)
         shutil.copy(md, RESULTS / "study.md")
+        if not args.only:  # the designed grid's tables, for a later run to resume from
+            shutil.copy(study_db, RECORDED_DB)
         if (out / "study.png").exists():
             shutil.copy(out / "study.png", RESULTS / "study.png")
         if not args.only:  # the report cites the designed grid's evidence (all cells so far)
             record = evidence(analyze(tables), what_if(tables), commit)
             EVIDENCE_FILE.write_text(json.dumps(record, indent=1) + "\n")
-        print(f"recorded {RESULTS / 'study.md'}, study.png and {EVIDENCE_FILE}")
+        print(f"recorded {RESULTS / 'study.md'}, study.png, {RECORDED_DB.name} and {EVIDENCE_FILE}")
     sys.exit(1 if ran["failed"] else 0)
 
 
